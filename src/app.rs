@@ -1,0 +1,188 @@
+//! The commands, and the one place that prints errors and picks exit codes.
+
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+use clap::Parser;
+use miette::{GraphicalReportHandler, GraphicalTheme};
+
+use crate::cli::{Cli, Command, RunArgs, SourceArgs};
+use crate::engine::{self, RunOptions};
+use crate::error::{Error, Result, exit};
+use crate::pipeline::{Pipeline, PipelineSpec, available_help};
+use crate::report::{self, Manifest, ReportData, StageTiming, StagedOutput, Templates};
+
+/// Parse arguments, run the command, print any error, and return the exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    std::panic::set_hook(Box::new(|info| {
+        eprintln!("error: internal error (this is a bug in segflow, please report it): {info}");
+    }));
+    let outcome = std::panic::catch_unwind(|| run(cli));
+    match outcome {
+        Ok(Ok(())) => ExitCode::from(exit::OK),
+        Ok(Err(error)) => {
+            report_error(&error);
+            ExitCode::from(error.exit_code())
+        }
+        Err(_) => ExitCode::from(exit::INTERNAL),
+    }
+}
+
+fn report_error(error: &Error) {
+    let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
+        GraphicalTheme::unicode()
+    } else {
+        GraphicalTheme::unicode_nocolor()
+    };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    let mut text = String::new();
+    match handler.render_report(&mut text, error) {
+        Ok(()) => eprint!("{text}"),
+        Err(_) => eprintln!("error: {error}"),
+    }
+}
+
+/// Run one command.
+pub fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Run(args) => run_pipeline(args),
+        Command::Validate(args) => validate(&args.input),
+        Command::Schema => {
+            println!("{}", schema_json());
+            Ok(())
+        }
+    }
+}
+
+/// The JSON Schema of the pipeline file, as `segflow schema` prints it.
+pub fn schema_json() -> String {
+    let schema = schemars::schema_for!(PipelineSpec);
+    serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+fn runtime() -> Result<tokio::runtime::Runtime> {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// Load the pipeline and turn source options into run options.
+fn prepare(input: &SourceArgs) -> Result<(Pipeline, RunOptions)> {
+    let pipeline = Pipeline::load(&input.pipeline)?;
+    let mut source_overrides = BTreeMap::new();
+    for (name, path) in &input.sources {
+        if !pipeline.spec.sources.contains_key(name) {
+            return Err(Error::Usage {
+                message: format!("--source names unknown source `{name}`"),
+                help: Some(available_help(
+                    name,
+                    "source",
+                    pipeline.spec.sources.keys().map(String::as_str),
+                )),
+            });
+        }
+        source_overrides.insert(name.clone(), path.clone());
+    }
+    let options = RunOptions {
+        as_of: pipeline.as_of(input.as_of),
+        source_overrides,
+    };
+    Ok((pipeline, options))
+}
+
+fn validate(input: &SourceArgs) -> Result<()> {
+    let (pipeline, options) = prepare(input)?;
+    let sources = runtime()?.block_on(engine::validate(&pipeline, &options))?;
+    println!(
+        "{}: ok ({} sources, {} features, {} segments)",
+        input.pipeline.display(),
+        sources.len(),
+        pipeline.spec.features.len(),
+        pipeline.spec.segments.len()
+    );
+    Ok(())
+}
+
+fn run_pipeline(args: RunArgs) -> Result<()> {
+    let started_at = chrono::Utc::now();
+    let (pipeline, options) = prepare(&args.input)?;
+    let destination = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-{}", pipeline.spec.name, options.as_of))
+    });
+    let templates = Templates::new(
+        pipeline
+            .spec
+            .templates
+            .as_ref()
+            .map(|dir| pipeline.base_dir.join(dir)),
+    )?;
+    let staged = StagedOutput::begin(&destination, args.replace)?;
+    let results = runtime()?.block_on(engine::run(&pipeline, &options, staged.path()))?;
+
+    let render_start = std::time::Instant::now();
+    report::write_reports(
+        staged.path(),
+        &ReportData::new(&pipeline, &results),
+        &templates,
+    )?;
+    let mut timings: Vec<StageTiming> = results
+        .timings
+        .iter()
+        .map(|(stage, seconds)| StageTiming {
+            stage: stage.clone(),
+            seconds: *seconds,
+        })
+        .collect();
+    timings.push(StageTiming {
+        stage: "reports".into(),
+        seconds: render_start.elapsed().as_secs_f64(),
+    });
+    let mut outputs = vec!["assignments.parquet".to_string()];
+    outputs.extend(report::REPORT_FILES.iter().map(|f| f.to_string()));
+    outputs.push("manifest.json".into());
+    let manifest = Manifest {
+        segflow_version: env!("CARGO_PKG_VERSION").into(),
+        pipeline_file: args.input.pipeline.display().to_string(),
+        pipeline_sha256: pipeline.sha256.clone(),
+        pipeline_name: pipeline.spec.name.clone(),
+        as_of: options.as_of.to_string(),
+        sources: results.sources.clone(),
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        timings,
+        outputs,
+    };
+    report::write_manifest(staged.path(), &manifest)?;
+    let destination = staged.commit()?;
+    print_summary(&destination, &results);
+    Ok(())
+}
+
+fn print_summary(destination: &Path, results: &engine::RunResults) {
+    println!(
+        "segmented {} customers as of {} into {} segments",
+        results.customers,
+        results.as_of,
+        results.segments.len()
+    );
+    for segment in &results.segments {
+        println!(
+            "  {:<24} {:>9} {:>6.1}%",
+            segment.id,
+            segment.customers,
+            segment.share * 100.0
+        );
+    }
+    if results.unassigned > 0 {
+        println!(
+            "  {:<24} {:>9} {:>6.1}%",
+            "(unassigned)",
+            results.unassigned,
+            results.unassigned_share * 100.0
+        );
+    }
+    println!("report: {}", destination.join("report.html").display());
+}

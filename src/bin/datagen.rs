@@ -1,0 +1,403 @@
+//! `segflow-datagen`: deterministic synthetic customer data for the example pipelines and for
+//! benchmarks. The same seed and options always give the same files.
+//!
+//! Customers follow hidden behaviour archetypes (power, regular, occasional, struggling,
+//! dormant) so that the example's segments are meaningful; events are heavy-tailed across
+//! customers (about 20 per customer on average), and a few rows fall after the as-of date so that
+//! pipelines are seen to ignore them.
+
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use chrono::{Days, NaiveDate, NaiveDateTime};
+use clap::{Parser, ValueEnum};
+use datafusion::arrow::array::{
+    ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
+    RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
+};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// Generate the saas example's tables (customers, events, invoices, tickets).
+#[derive(Debug, Parser)]
+#[command(name = "segflow-datagen", version)]
+struct Args {
+    /// Number of customers.
+    #[arg(long, default_value_t = 3000)]
+    customers: u64,
+    /// Random seed; the same seed gives the same files.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// The as-of date the data is generated around.
+    #[arg(long, default_value = "2026-10-01")]
+    as_of: NaiveDate,
+    /// Folder to write into (created if missing).
+    #[arg(long)]
+    out: PathBuf,
+    /// `example`: customers.csv, events.parquet, invoices.csv, tickets.ndjson (every format
+    /// segflow reads); `parquet`: every table as Parquet, for benchmarks.
+    #[arg(long, value_enum, default_value = "example")]
+    format: Layout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Layout {
+    Example,
+    Parquet,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Archetype {
+    Power,
+    Regular,
+    Occasional,
+    Struggling,
+    Dormant,
+}
+
+const INDUSTRIES: &[&str] = &[
+    "software",
+    "retail",
+    "finance",
+    "healthcare",
+    "education",
+    "manufacturing",
+    "media",
+    "agency",
+];
+const COUNTRIES: &[&str] = &["US", "GB", "DE", "FR", "NL", "CA", "AU", "IN", "BR", "JP"];
+const FEATURES: &[&str] = &[
+    "dashboard",
+    "reports",
+    "export",
+    "import",
+    "alerts",
+    "api",
+    "sso",
+    "integrations",
+    "segments",
+    "funnels",
+    "retention",
+    "cohorts",
+    "notebooks",
+    "sharing",
+    "comments",
+    "templates",
+    "billing",
+    "audit_log",
+    "webhooks",
+    "mobile",
+];
+const SEVERITIES: &[&str] = &["low", "medium", "high"];
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let args = Args::parse();
+    std::fs::create_dir_all(&args.out)?;
+    let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    let tables = generate(&args, &mut rng);
+    let (customers, events, invoices, tickets) = match args.format {
+        Layout::Example => (
+            "customers.csv",
+            "events.parquet",
+            "invoices.csv",
+            "tickets.ndjson",
+        ),
+        Layout::Parquet => (
+            "customers.parquet",
+            "events.parquet",
+            "invoices.parquet",
+            "tickets.parquet",
+        ),
+    };
+    write(&args.out.join(customers), &tables.customers)?;
+    write(&args.out.join(events), &tables.events)?;
+    write(&args.out.join(invoices), &tables.invoices)?;
+    write(&args.out.join(tickets), &tables.tickets)?;
+    println!(
+        "wrote {} customers, {} events, {} invoices, {} tickets to {}",
+        tables.customers.num_rows(),
+        tables.events.num_rows(),
+        tables.invoices.num_rows(),
+        tables.tickets.num_rows(),
+        args.out.display()
+    );
+    Ok(())
+}
+
+struct Tables {
+    customers: RecordBatch,
+    events: RecordBatch,
+    invoices: RecordBatch,
+    tickets: RecordBatch,
+}
+
+fn days_since_epoch(date: NaiveDate) -> i32 {
+    let epoch = NaiveDate::from_ymd_opt(1970, 1, 1).unwrap_or_default();
+    (date - epoch).num_days() as i32
+}
+
+fn micros(date: NaiveDate, second_of_day: u32) -> i64 {
+    let time = NaiveDateTime::from(date) + chrono::Duration::seconds(i64::from(second_of_day));
+    time.and_utc().timestamp_micros()
+}
+
+fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
+    items[rng.random_range(0..items.len())]
+}
+
+fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
+    let as_of = args.as_of;
+    let day = |offset: i64| {
+        if offset >= 0 {
+            as_of
+                .checked_add_days(Days::new(offset as u64))
+                .unwrap_or(as_of)
+        } else {
+            as_of
+                .checked_sub_days(Days::new(offset.unsigned_abs()))
+                .unwrap_or(as_of)
+        }
+    };
+    let mut c_id = Int64Builder::new();
+    let mut c_size = Int32Builder::new();
+    let mut c_industry = StringBuilder::new();
+    let mut c_country = StringBuilder::new();
+    let mut c_plan = StringBuilder::new();
+    let mut c_signup = Date32Builder::new();
+    let mut c_opt_in = BooleanBuilder::new();
+    let mut c_email = StringBuilder::new();
+    let mut e_id = Int64Builder::new();
+    let mut e_ts = TimestampMicrosecondBuilder::new();
+    let mut e_feature = StringBuilder::new();
+    let mut e_duration = Float64Builder::new();
+    let mut i_id = Int64Builder::new();
+    let mut i_date = Date32Builder::new();
+    let mut i_amount = Float64Builder::new();
+    let mut t_id = Int64Builder::new();
+    let mut t_created = TimestampMicrosecondBuilder::new();
+    let mut t_severity = StringBuilder::new();
+
+    for id in 1..=args.customers as i64 {
+        let archetype = match rng.random_range(0..100) {
+            0..10 => Archetype::Power,
+            10..47 => Archetype::Regular,
+            47..75 => Archetype::Occasional,
+            75..83 => Archetype::Struggling,
+            _ => Archetype::Dormant,
+        };
+        let tenure: i64 = match archetype {
+            Archetype::Struggling => rng.random_range(10..=120),
+            _ => rng.random_range(30..=1100),
+        };
+        let signup = day(-tenure);
+        // Heavy-tailed company sizes: most small, a few very large.
+        let size = (2.0_f64.powf(rng.random_range(0.0..12.5))).round() as i32;
+        let plan = match (archetype, size, rng.random_range(0..100)) {
+            (_, s, r) if s > 1000 && r < 70 => "enterprise",
+            (Archetype::Power, _, r) if r < 60 => "pro",
+            (Archetype::Dormant | Archetype::Struggling, _, r) if r < 60 => "free",
+            (_, _, r) if r < 35 => "free",
+            (_, _, r) if r < 70 => "starter",
+            (_, _, r) if r < 92 => "pro",
+            _ => "enterprise",
+        };
+        c_id.append_value(id);
+        c_size.append_value(size.max(1));
+        c_industry.append_value(pick(rng, INDUSTRIES));
+        c_country.append_value(pick(rng, COUNTRIES));
+        c_plan.append_value(plan);
+        c_signup.append_value(days_since_epoch(signup));
+        c_opt_in.append_value(rng.random_bool(0.6));
+        if rng.random_bool(0.9) {
+            c_email.append_value(format!("user{id}@example.com"));
+        } else {
+            c_email.append_null();
+        }
+
+        // Activity: active days in the last 90 days, features used, older activity.
+        let (active_recent, feature_count, older_active) = match archetype {
+            Archetype::Power => (
+                rng.random_range(40..=80),
+                rng.random_range(10..=20),
+                rng.random_range(10..=40),
+            ),
+            Archetype::Regular => (
+                rng.random_range(10..=39),
+                rng.random_range(3..=12),
+                rng.random_range(3..=10),
+            ),
+            Archetype::Occasional => (
+                rng.random_range(1..=9),
+                rng.random_range(1..=5),
+                rng.random_range(0..=8),
+            ),
+            Archetype::Struggling => (rng.random_range(0..=3), rng.random_range(1..=3), 0),
+            Archetype::Dormant => (0, rng.random_range(1..=4), rng.random_range(0..=10)),
+        };
+        let first_feature = rng.random_range(0..FEATURES.len());
+        let mut events = Vec::new();
+        let window_start = (-90_i64).max(-tenure);
+        for _ in 0..active_recent {
+            let offset = rng.random_range(window_start..0);
+            events.push(offset);
+        }
+        if tenure > 90 {
+            for _ in 0..older_active {
+                events.push(rng.random_range(-tenure..-90));
+            }
+        }
+        // A few events after the as-of date, which pipelines must ignore.
+        if rng.random_bool(0.1) {
+            events.push(rng.random_range(0..20));
+        }
+        for offset in events {
+            let feature = (first_feature + rng.random_range(0..feature_count)) % FEATURES.len();
+            let duration = (rng.random_range(1.0..600.0_f64) * 10.0).round() / 10.0;
+            e_id.append_value(id);
+            e_ts.append_value(micros(day(offset), rng.random_range(0..86_400)));
+            e_feature.append_value(FEATURES[feature]);
+            e_duration.append_value(duration);
+        }
+        // Power users touch every feature they use in the window.
+        if archetype == Archetype::Power {
+            for f in 0..feature_count {
+                let offset = rng.random_range(window_start..0);
+                e_id.append_value(id);
+                e_ts.append_value(micros(day(offset), rng.random_range(0..86_400)));
+                e_feature.append_value(FEATURES[(first_feature + f) % FEATURES.len()]);
+                e_duration.append_value(30.0);
+            }
+        }
+
+        // Monthly invoices for paid plans over the last 15 months of tenure.
+        let monthly = match plan {
+            "starter" => 49.0,
+            "pro" => 199.0,
+            "enterprise" => 499.0 + f64::from(size.min(20_000)) * 0.5,
+            _ => 0.0,
+        };
+        if monthly > 0.0 {
+            let mut offset = -tenure.min(450) + rng.random_range(0..30);
+            while offset < 0 {
+                i_id.append_value(id);
+                i_date.append_value(days_since_epoch(day(offset)));
+                i_amount.append_value(
+                    (monthly * rng.random_range(0.9..1.1_f64) * 100.0).round() / 100.0,
+                );
+                offset += 30;
+            }
+        }
+
+        // Support tickets: struggling customers ask for help.
+        let tickets = match archetype {
+            Archetype::Struggling => rng.random_range(1..=3),
+            Archetype::Power => rng.random_range(0..=2),
+            _ => u32::from(rng.random_bool(0.15)),
+        };
+        for _ in 0..tickets {
+            t_id.append_value(id);
+            let offset = rng.random_range((-89_i64).max(-tenure)..0);
+            t_created.append_value(micros(day(offset), rng.random_range(0..86_400)));
+            t_severity.append_value(pick(rng, SEVERITIES));
+        }
+    }
+
+    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
+    let batch = |fields: Vec<Field>, columns: Vec<ArrayRef>| {
+        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
+            .unwrap_or_else(|e| panic!("generator built inconsistent columns: {e}"))
+    };
+    Tables {
+        customers: batch(
+            vec![
+                Field::new("customer_id", DataType::Int64, false),
+                Field::new("company_size", DataType::Int32, false),
+                Field::new("industry", DataType::Utf8, false),
+                Field::new("country", DataType::Utf8, false),
+                Field::new("plan", DataType::Utf8, false),
+                Field::new("signup_date", DataType::Date32, false),
+                Field::new("email_opt_in", DataType::Boolean, false),
+                Field::new("email", DataType::Utf8, true),
+            ],
+            vec![
+                Arc::new(c_id.finish()),
+                Arc::new(c_size.finish()),
+                Arc::new(c_industry.finish()),
+                Arc::new(c_country.finish()),
+                Arc::new(c_plan.finish()),
+                Arc::new(c_signup.finish()),
+                Arc::new(c_opt_in.finish()),
+                Arc::new(c_email.finish()),
+            ],
+        ),
+        events: batch(
+            vec![
+                Field::new("customer_id", DataType::Int64, false),
+                Field::new("ts", timestamp.clone(), false),
+                Field::new("feature", DataType::Utf8, false),
+                Field::new("duration_s", DataType::Float64, false),
+            ],
+            vec![
+                Arc::new(e_id.finish()),
+                Arc::new(e_ts.finish()),
+                Arc::new(e_feature.finish()),
+                Arc::new(e_duration.finish()),
+            ],
+        ),
+        invoices: batch(
+            vec![
+                Field::new("customer_id", DataType::Int64, false),
+                Field::new("invoice_date", DataType::Date32, false),
+                Field::new("amount", DataType::Float64, false),
+            ],
+            vec![
+                Arc::new(i_id.finish()),
+                Arc::new(i_date.finish()),
+                Arc::new(i_amount.finish()),
+            ],
+        ),
+        tickets: batch(
+            vec![
+                Field::new("customer_id", DataType::Int64, false),
+                Field::new("created_at", timestamp, false),
+                Field::new("severity", DataType::Utf8, false),
+            ],
+            vec![
+                Arc::new(t_id.finish()),
+                Arc::new(t_created.finish()),
+                Arc::new(t_severity.finish()),
+            ],
+        ),
+    }
+}
+
+fn write(path: &Path, batch: &RecordBatch) -> Result<(), Box<dyn std::error::Error>> {
+    let file = File::create(path)?;
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("parquet") => {
+            let properties = WriterProperties::builder()
+                .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                .set_max_row_group_row_count(Some(1 << 20))
+                .build();
+            let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties))?;
+            writer.write(batch)?;
+            writer.close()?;
+        }
+        Some("csv") => {
+            let mut writer = datafusion::arrow::csv::Writer::new(file);
+            writer.write(batch)?;
+        }
+        Some("ndjson") => {
+            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(file);
+            writer.write(batch)?;
+            writer.finish()?;
+        }
+        other => return Err(format!("unsupported extension {other:?}").into()),
+    }
+    Ok(())
+}

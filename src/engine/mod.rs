@@ -1,0 +1,408 @@
+//! DataFusion: registering sources, planning features and segments, executing, and collecting
+//! the numbers later stages render. Nothing here formats output for people.
+
+mod functions;
+mod plan;
+mod sources;
+pub mod stats;
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use chrono::NaiveDate;
+use datafusion::parquet::arrow::ArrowWriter;
+use datafusion::parquet::basic::{Compression, ZstdLevel};
+use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use futures::StreamExt;
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+
+pub use sources::ResolvedSource;
+pub use stats::FeatureStats;
+
+use crate::error::{Error, Result};
+use crate::pipeline::model::{FeatureKind, SourceFormat};
+use crate::pipeline::sql::ident;
+use crate::pipeline::{Pipeline, hex};
+
+/// What a run needs besides the pipeline.
+#[derive(Debug, Clone)]
+pub struct RunOptions {
+    /// The as-of date in force.
+    pub as_of: NaiveDate,
+    /// Source paths replacing declared ones, relative to the working directory.
+    pub source_overrides: BTreeMap<String, PathBuf>,
+}
+
+/// Everything a run measured.
+#[derive(Debug, Clone, Serialize)]
+pub struct RunResults {
+    /// The as-of date in force.
+    pub as_of: NaiveDate,
+    /// Customers in the entity source.
+    pub customers: u64,
+    /// Customers no segment rule matched (only possible without a catch-all).
+    pub unassigned: u64,
+    /// Share of customers that are unassigned.
+    pub unassigned_share: f64,
+    /// Every declared segment, in rule order, including empty ones.
+    pub segments: Vec<SegmentResult>,
+    /// Feature statistics over all customers.
+    pub overall: Vec<FeatureStats>,
+    /// The features, in declaration order, with their computed types.
+    pub features: Vec<FeatureInfo>,
+    /// The sources as read.
+    pub sources: Vec<SourceSummary>,
+    /// Seconds spent per stage, in order.
+    pub timings: Vec<(String, f64)>,
+}
+
+/// One segment's size and profile.
+#[derive(Debug, Clone, Serialize)]
+pub struct SegmentResult {
+    /// Segment id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Description, if declared.
+    pub description: Option<String>,
+    /// Owner, if declared.
+    pub owner: Option<String>,
+    /// The rule, `None` for the catch-all.
+    pub when: Option<String>,
+    /// Customers assigned.
+    pub customers: u64,
+    /// Share of all customers.
+    pub share: f64,
+    /// Per-feature statistics within the segment.
+    pub features: Vec<FeatureStats>,
+}
+
+/// A feature as computed.
+#[derive(Debug, Clone, Serialize)]
+pub struct FeatureInfo {
+    /// Name.
+    pub name: String,
+    /// Segmentation kind.
+    pub kind: FeatureKind,
+    /// Description.
+    pub description: String,
+    /// Arrow type of the column in `assignments.parquet`.
+    pub data_type: String,
+}
+
+/// A source as read by the run.
+#[derive(Debug, Clone, Serialize)]
+pub struct SourceSummary {
+    /// Name in the pipeline.
+    pub name: String,
+    /// Path as declared or overridden.
+    pub location: String,
+    /// File format.
+    pub format: SourceFormat,
+    /// Number of files.
+    pub files: usize,
+    /// Rows in the table.
+    pub rows: u64,
+    /// SHA-256 over the files' bytes, in path order.
+    pub sha256: String,
+}
+
+fn session(as_of: NaiveDate) -> SessionContext {
+    let ctx = SessionContext::new();
+    ctx.register_udf(functions::as_of(as_of));
+    ctx
+}
+
+/// Check everything that needs the sources' schemas but no scan: columns, SQL, types.
+pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<ResolvedSource>> {
+    let ctx = session(options.as_of);
+    let resolved = sources::resolve(pipeline, &options.source_overrides)?;
+    sources::register(&ctx, pipeline, &resolved).await?;
+    plan::build(&ctx, pipeline, options.as_of).await?;
+    Ok(resolved)
+}
+
+/// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
+pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
+    let mut timings = Timings::new();
+    let ctx = session(options.as_of);
+    let resolved = sources::resolve(pipeline, &options.source_overrides)?;
+    let hashing = tokio::task::spawn_blocking({
+        let resolved = resolved.clone();
+        move || {
+            resolved
+                .iter()
+                .map(|s| hash_files(&s.files))
+                .collect::<Result<Vec<_>>>()
+        }
+    });
+    sources::register(&ctx, pipeline, &resolved).await?;
+    let plan = plan::build(&ctx, pipeline, options.as_of).await?;
+    timings.lap("plan");
+
+    let customers = check_entity_key(&ctx, pipeline).await?;
+    timings.lap("check entity");
+
+    let assignments_path = out_dir.join("assignments.parquet");
+    let schema = write_parquet(plan.assignments, &assignments_path).await?;
+    timings.lap("features and segments");
+
+    ctx.register_parquet(
+        "__segflow_assignments",
+        assignments_path.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let feature_names: Vec<String> = pipeline
+        .spec
+        .features
+        .iter()
+        .map(|f| f.name.clone())
+        .collect();
+    let grouped =
+        stats::compute(&ctx, "__segflow_assignments", &schema, &feature_names, true).await?;
+    let overall = stats::compute(
+        &ctx,
+        "__segflow_assignments",
+        &schema,
+        &feature_names,
+        false,
+    )
+    .await?
+    .pop()
+    .map(|g| g.features)
+    .unwrap_or_default();
+    timings.lap("statistics");
+
+    let share = |n: u64| {
+        if customers == 0 {
+            0.0
+        } else {
+            n as f64 / customers as f64
+        }
+    };
+    let segments = pipeline
+        .spec
+        .segments
+        .iter()
+        .map(|segment| {
+            let group = grouped
+                .iter()
+                .find(|g| g.segment.as_deref() == Some(segment.id.as_str()));
+            let count = group.map_or(0, |g| g.customers);
+            SegmentResult {
+                id: segment.id.clone(),
+                name: segment.name.clone(),
+                description: segment.description.clone(),
+                owner: segment.owner.clone(),
+                when: segment.when.clone(),
+                customers: count,
+                share: share(count),
+                features: group.map_or_else(|| empty_stats(&feature_names), |g| g.features.clone()),
+            }
+        })
+        .collect();
+    let unassigned = grouped
+        .iter()
+        .find(|g| g.segment.is_none())
+        .map_or(0, |g| g.customers);
+
+    let hashes = hashing
+        .await
+        .map_err(|e| Error::Internal(format!("hashing sources: {e}")))??;
+    let mut summaries = Vec::with_capacity(resolved.len());
+    for (source, sha256) in resolved.iter().zip(hashes) {
+        let rows = count_rows(&ctx, &source.name).await?;
+        summaries.push(SourceSummary {
+            name: source.name.clone(),
+            location: source.location.clone(),
+            format: source.format,
+            files: source.files.len(),
+            rows,
+            sha256,
+        });
+    }
+    timings.lap("source summaries");
+
+    let features = pipeline
+        .spec
+        .features
+        .iter()
+        .map(|f| FeatureInfo {
+            name: f.name.clone(),
+            kind: f.kind,
+            description: f.description.clone(),
+            data_type: schema
+                .field_with_name(&f.name)
+                .map(|field| field.data_type().to_string())
+                .unwrap_or_default(),
+        })
+        .collect();
+    Ok(RunResults {
+        as_of: options.as_of,
+        customers,
+        unassigned,
+        unassigned_share: share(unassigned),
+        segments,
+        overall,
+        features,
+        sources: summaries,
+        timings: timings.into_inner(),
+    })
+}
+
+/// Statistics of an empty group: no values for any feature.
+fn empty_stats(features: &[String]) -> Vec<FeatureStats> {
+    features
+        .iter()
+        .map(|feature| FeatureStats {
+            feature: feature.clone(),
+            non_null: 0,
+            mean: None,
+            median: None,
+            min: None,
+            max: None,
+        })
+        .collect()
+}
+
+/// The entity key must be unique and never null, so every customer appears exactly once.
+async fn check_entity_key(ctx: &SessionContext, pipeline: &Pipeline) -> Result<u64> {
+    let entity = &pipeline.spec.entity;
+    let key = ident(&entity.key);
+    let table = ident(&entity.source);
+    let sql = format!("SELECT count(*), count({key}), count(DISTINCT {key}) FROM {table}");
+    let batches = ctx.sql(&sql).await?.collect().await?;
+    let batch = batches
+        .first()
+        .ok_or_else(|| Error::Internal("count returned no batch".into()))?;
+    let value = |i: usize| -> Result<u64> {
+        stats::scalar(batch.column(i).as_ref(), 0)?
+            .as_u64()
+            .ok_or_else(|| Error::Internal("count is not a number".into()))
+    };
+    let (rows, non_null, distinct) = (value(0)?, value(1)?, value(2)?);
+    let source_error = |message: String, help: &str| Error::Source {
+        source_name: entity.source.clone(),
+        message,
+        help: Some(help.to_string()),
+    };
+    if rows == 0 {
+        return Err(source_error(
+            "the entity source has no rows, so there are no customers to segment".into(),
+            "check that the export is complete, or point `--source` at the right file",
+        ));
+    }
+    if non_null < rows {
+        return Err(source_error(
+            format!(
+                "{} customers have no `{}` (null key)",
+                rows - non_null,
+                entity.key
+            ),
+            "every customer needs a key; fix the export or filter those rows out upstream",
+        ));
+    }
+    if distinct < non_null {
+        let sql = format!(
+            "SELECT CAST({key} AS VARCHAR) FROM {table} GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 5"
+        );
+        let examples: Vec<String> = ctx
+            .sql(&sql)
+            .await?
+            .collect()
+            .await?
+            .iter()
+            .flat_map(|b| (0..b.num_rows()).map(move |r| stats::scalar(b.column(0).as_ref(), r)))
+            .map(|v| v.map(|v| v.as_str().unwrap_or_default().to_string()))
+            .collect::<Result<_>>()?;
+        return Err(source_error(
+            format!(
+                "{} rows repeat a `{}` already seen (e.g. {})",
+                non_null - distinct,
+                entity.key,
+                examples.join(", ")
+            ),
+            "the entity source must list each customer once; deduplicate the export",
+        ));
+    }
+    Ok(rows)
+}
+
+async fn count_rows(ctx: &SessionContext, table: &str) -> Result<u64> {
+    let batches = ctx
+        .sql(&format!("SELECT count(*) FROM {}", ident(table)))
+        .await?
+        .collect()
+        .await?;
+    batches
+        .first()
+        .and_then(|b| stats::scalar(b.column(0).as_ref(), 0).ok())
+        .and_then(|v| v.as_u64())
+        .ok_or_else(|| Error::Internal(format!("no row count for {table}")))
+}
+
+/// Stream the plan's batches into a Parquet file, returning its schema.
+async fn write_parquet(
+    frame: datafusion::prelude::DataFrame,
+    path: &Path,
+) -> Result<datafusion::arrow::datatypes::SchemaRef> {
+    let mut stream = frame.execute_stream().await?;
+    let schema = stream.schema();
+    let file = File::create(path).map_err(|e| Error::output(path, e))?;
+    let properties = WriterProperties::builder()
+        .set_compression(Compression::ZSTD(ZstdLevel::default()))
+        .build();
+    let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
+        .map_err(|e| Error::output(path, e))?;
+    while let Some(batch) = stream.next().await {
+        writer.write(&batch?).map_err(|e| Error::output(path, e))?;
+    }
+    writer.close().map_err(|e| Error::output(path, e))?;
+    Ok(schema)
+}
+
+/// SHA-256 over the bytes of `files` in order.
+fn hash_files(files: &[PathBuf]) -> Result<String> {
+    let mut hasher = Sha256::new();
+    for path in files {
+        let mut file = File::open(path).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+        std::io::copy(&mut file, &mut hasher).map_err(|source| Error::ReadFile {
+            path: path.clone(),
+            source,
+        })?;
+    }
+    Ok(hex(&hasher.finalize()))
+}
+
+struct Timings {
+    last: Instant,
+    laps: Vec<(String, f64)>,
+}
+
+impl Timings {
+    fn new() -> Self {
+        Timings {
+            last: Instant::now(),
+            laps: Vec::new(),
+        }
+    }
+
+    fn lap(&mut self, stage: &str) {
+        let now = Instant::now();
+        self.laps
+            .push((stage.to_string(), (now - self.last).as_secs_f64()));
+        self.last = now;
+    }
+
+    fn into_inner(self) -> Vec<(String, f64)> {
+        self.laps
+    }
+}

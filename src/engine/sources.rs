@@ -1,0 +1,223 @@
+//! Finding each source's files and registering them as DataFusion tables, with declared column
+//! types applied, so that the rest of the engine sees typed tables by name.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::prelude::{
+    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext, cast, col,
+};
+
+use crate::error::{Error, Result, first_line_of_datafusion};
+use crate::pipeline::model::{ColumnType, SourceFormat, SourceSpec};
+use crate::pipeline::{Pipeline, available_help, format_from_path};
+
+/// A source as this run reads it.
+#[derive(Debug, Clone)]
+pub struct ResolvedSource {
+    /// Its name in the pipeline.
+    pub name: String,
+    /// The location as declared or given with `--source`, for reports and the manifest.
+    pub location: String,
+    /// The files that make up the table, sorted.
+    pub files: Vec<PathBuf>,
+    /// How the files are read.
+    pub format: SourceFormat,
+}
+
+/// The Arrow type of a declared column type.
+pub fn arrow_type(column_type: ColumnType) -> DataType {
+    match column_type {
+        ColumnType::Int32 => DataType::Int32,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+    }
+}
+
+/// Find the files of every source, `overrides` (from `--source NAME=PATH`, relative to the
+/// working directory) replacing declared paths (relative to the pipeline file).
+pub fn resolve(
+    pipeline: &Pipeline,
+    overrides: &BTreeMap<String, PathBuf>,
+) -> Result<Vec<ResolvedSource>> {
+    pipeline
+        .spec
+        .sources
+        .iter()
+        .map(|(name, spec)| {
+            let (location, pattern) = match overrides.get(name) {
+                Some(path) => (path.display().to_string(), path.clone()),
+                None => (spec.path.clone(), pipeline.base_dir.join(&spec.path)),
+            };
+            let format = spec
+                .format
+                .or_else(|| format_from_path(&location))
+                .ok_or_else(|| Error::Source {
+                    source_name: name.clone(),
+                    message: format!("cannot tell the format of `{location}`"),
+                    help: Some("name files .csv, .parquet or .ndjson, or declare `format`".into()),
+                })?;
+            let files = find_files(name, &pattern)?;
+            Ok(ResolvedSource {
+                name: name.clone(),
+                location,
+                files,
+                format,
+            })
+        })
+        .collect()
+}
+
+fn find_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>> {
+    let text = pattern.to_string_lossy();
+    let not_found = |message: String| Error::Source {
+        source_name: name.to_string(),
+        message,
+        help: Some(format!(
+            "check the source's `path` in the pipeline, or pass `--source {name}=PATH`"
+        )),
+    };
+    if !text.contains(['*', '?', '[']) {
+        return match std::fs::metadata(pattern) {
+            Ok(meta) if meta.is_file() => Ok(vec![pattern.to_path_buf()]),
+            Ok(_) => Err(not_found(format!("{} is not a file", pattern.display()))),
+            Err(e) => Err(not_found(format!("cannot read {}: {e}", pattern.display()))),
+        };
+    }
+    let paths = glob::glob(&text).map_err(|e| not_found(format!("bad glob `{text}`: {e}")))?;
+    let mut files: Vec<PathBuf> = paths
+        .filter_map(|entry| entry.ok())
+        .filter(|path| path.is_file())
+        .collect();
+    files.sort();
+    if files.is_empty() {
+        return Err(not_found(format!("no files match `{text}`")));
+    }
+    Ok(files)
+}
+
+/// Register every source in `ctx` under its name.
+pub async fn register(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    sources: &[ResolvedSource],
+) -> Result<()> {
+    for source in sources {
+        let spec = &pipeline.spec.sources[&source.name];
+        let frame = read(ctx, source, spec).await?;
+        ctx.register_table(source.name.as_str(), frame.into_view())
+            .map_err(|e| source_error(&source.name, &e))?;
+    }
+    Ok(())
+}
+
+fn source_error(name: &str, error: &datafusion::error::DataFusionError) -> Error {
+    Error::Source {
+        source_name: name.to_string(),
+        message: first_line_of_datafusion(error),
+        help: None,
+    }
+}
+
+/// Read one source with declared types: CSV and NDJSON are parsed with them, Parquet is cast.
+async fn read(
+    ctx: &SessionContext,
+    source: &ResolvedSource,
+    spec: &SourceSpec,
+) -> Result<DataFrame> {
+    let paths: Vec<String> = source
+        .files
+        .iter()
+        .map(|p| p.to_string_lossy().into_owned())
+        .collect();
+    let extension = extension_of(&source.files[0]);
+    let fail = |e: datafusion::error::DataFusionError| source_error(&source.name, &e);
+    let inferred = match source.format {
+        SourceFormat::Csv => {
+            let options = CsvReadOptions::new().file_extension(&extension);
+            ctx.read_csv(paths.clone(), options).await.map_err(fail)?
+        }
+        SourceFormat::Ndjson => {
+            let options = JsonReadOptions::default().file_extension(&extension);
+            ctx.read_json(paths.clone(), options).await.map_err(fail)?
+        }
+        SourceFormat::Parquet => {
+            let options = ParquetReadOptions::default().file_extension(&extension);
+            ctx.read_parquet(paths.clone(), options)
+                .await
+                .map_err(fail)?
+        }
+    };
+    let schema = inferred.schema().as_arrow().clone();
+    for declared in spec.columns.keys() {
+        if schema.field_with_name(declared).is_err() {
+            let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
+            return Err(Error::Source {
+                source_name: source.name.clone(),
+                message: format!("declared column `{declared}` is not in {}", source.location),
+                help: Some(available_help(declared, "column", names.iter().copied())),
+            });
+        }
+    }
+    if spec.columns.is_empty() {
+        return Ok(inferred);
+    }
+    let typed = Schema::new(
+        schema
+            .fields()
+            .iter()
+            .map(|field| match spec.columns.get(field.name()) {
+                Some(declared) => Field::new(field.name(), arrow_type(*declared), true),
+                None => field.as_ref().clone(),
+            })
+            .collect::<Vec<_>>(),
+    );
+    match source.format {
+        SourceFormat::Csv => {
+            let options = CsvReadOptions::new()
+                .file_extension(&extension)
+                .schema(&typed);
+            ctx.read_csv(paths, options).await.map_err(fail)
+        }
+        SourceFormat::Ndjson => {
+            let options = JsonReadOptions::default()
+                .file_extension(&extension)
+                .schema(&typed);
+            ctx.read_json(paths, options).await.map_err(fail)
+        }
+        SourceFormat::Parquet => {
+            let columns = typed
+                .fields()
+                .iter()
+                .map(|field| {
+                    let column = col(format!("\"{}\"", field.name()));
+                    if spec.columns.contains_key(field.name()) {
+                        cast(column, field.data_type().clone()).alias(field.name())
+                    } else {
+                        column
+                    }
+                })
+                .collect::<Vec<_>>();
+            inferred.select(columns).map_err(fail)
+        }
+    }
+}
+
+fn extension_of(path: &Path) -> String {
+    path.file_name()
+        .and_then(|n| n.to_str())
+        .and_then(|n| n.find('.').map(|i| n[i..].to_string()))
+        .unwrap_or_default()
+}
+
+/// Column names and types of a registered table.
+pub async fn table_schema(ctx: &SessionContext, table: &str) -> Result<Arc<Schema>> {
+    let frame = ctx.table(table).await?;
+    Ok(Arc::new(frame.schema().as_arrow().clone()))
+}

@@ -1,0 +1,130 @@
+//! The user's pipeline file: its typed model, loading with precise YAML errors, and the semantic
+//! checks that turn it into a [`Pipeline`] the engine can trust.
+
+mod check;
+mod locate;
+pub mod model;
+pub mod sql;
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use sha2::{Digest, Sha256};
+
+pub use check::{NAME_PATTERN, available_help, did_you_mean, format_from_path, is_valid_name};
+pub use locate::Locations;
+pub use model::PipelineSpec;
+
+use crate::error::{Error, Origin, Result};
+
+/// A pipeline file that parsed and passed every check that needs no data.
+#[derive(Debug, Clone)]
+pub struct Pipeline {
+    /// The file's content.
+    pub spec: PipelineSpec,
+    /// The file's text and node positions, for problems found later.
+    pub origin: Origin,
+    /// Folder that relative source and template paths start from.
+    pub base_dir: PathBuf,
+    /// SHA-256 of the file's bytes, hex.
+    pub sha256: String,
+    /// Feature indices, each after the features it uses.
+    pub feature_order: Vec<usize>,
+    /// Per feature, the column names its SQL refers to.
+    pub feature_references: Vec<BTreeSet<String>>,
+    /// Per segment, the feature names its condition refers to.
+    pub segment_references: Vec<BTreeSet<String>>,
+}
+
+impl Pipeline {
+    /// Read and check the pipeline file at `path`.
+    pub fn load(path: &Path) -> Result<Self> {
+        let bytes = std::fs::read(path).map_err(|source| Error::ReadFile {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let display_name = path.display().to_string();
+        let text = String::from_utf8(bytes).map_err(|e| Error::Pipeline {
+            file: display_name.clone(),
+            problems: vec![Origin::new(&display_name, String::new()).problem(
+                "invalid-yaml",
+                None,
+                format!("the file is not UTF-8 text: {e}"),
+            )],
+        })?;
+        let base_dir = path.parent().map(Path::to_path_buf).unwrap_or_default();
+        Self::from_text(&display_name, text, base_dir)
+    }
+
+    /// Parse and check pipeline `text`, shown to users as `display_name`.
+    pub fn from_text(display_name: &str, text: String, base_dir: PathBuf) -> Result<Self> {
+        let sha256 = hex(&Sha256::digest(text.as_bytes()));
+        let origin = Origin::new(display_name, text);
+        let spec: PipelineSpec = serde_yaml::from_str(origin.text()).map_err(|e| {
+            origin
+                .fail_if_any(vec![yaml_problem(&origin, &e)])
+                .unwrap_err()
+        })?;
+        let checked = check::check(&spec, &origin).map_err(|problems| Error::Pipeline {
+            file: display_name.to_string(),
+            problems,
+        })?;
+        Ok(Pipeline {
+            spec,
+            origin,
+            base_dir,
+            sha256,
+            feature_order: checked.feature_order,
+            feature_references: checked.feature_references,
+            segment_references: checked.segment_references,
+        })
+    }
+
+    /// The as-of date: the override, else the file's, else today.
+    pub fn as_of(&self, override_date: Option<NaiveDate>) -> NaiveDate {
+        override_date
+            .or(self.spec.as_of)
+            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+    }
+
+    /// The title shown in reports.
+    pub fn title(&self) -> &str {
+        self.spec.title.as_deref().unwrap_or(&self.spec.name)
+    }
+}
+
+/// Lower-case hex of `bytes`.
+pub fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn yaml_problem(origin: &Origin, error: &serde_yaml::Error) -> crate::error::Problem {
+    let full = error.to_string();
+    // serde_yaml appends " at line L column C"; the snippet shows that better.
+    let message = match full.rfind(" at line ") {
+        Some(at) => full[..at].to_string(),
+        None => full.clone(),
+    };
+    let span = error.location().map(|location| {
+        let offset = locate::byte_offset(origin.text(), location.line(), location.column() - 1);
+        let len = origin.text()[offset..]
+            .split(['\n', ':'])
+            .next()
+            .map_or(1, |s| s.trim_end().len().max(1));
+        miette::SourceSpan::new(offset.into(), len)
+    });
+    let problem = origin.problem("invalid-yaml", span, message.clone());
+    problem.maybe_help(suggestion(&message))
+}
+
+/// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the likely intended name.
+fn suggestion(message: &str) -> Option<String> {
+    let rest = message
+        .split_once("unknown field `")
+        .or_else(|| message.split_once("unknown variant `"))?
+        .1;
+    let (unknown, expected) = rest.split_once('`')?;
+    let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
+    did_you_mean(unknown, candidates.iter().copied()).map(|best| format!("did you mean `{best}`?"))
+}

@@ -1,0 +1,91 @@
+//! Reading the SQL snippets of a pipeline file (feature expressions, segment conditions) just
+//! enough to know which names they use, so references are checked before DataFusion plans them.
+
+use std::collections::BTreeSet;
+use std::ops::ControlFlow;
+
+use datafusion::sql::sqlparser::ast::{Expr, visit_expressions};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::Token;
+
+/// The column names an SQL expression refers to, as DataFusion will resolve them: unquoted names
+/// are lower-cased, quoted names kept as written. A qualified name `t.c` counts as `c`.
+pub fn referenced_names(sql: &str) -> Result<BTreeSet<String>, String> {
+    let dialect = GenericDialect {};
+    let mut parser = Parser::new(&dialect)
+        .try_with_sql(sql)
+        .map_err(|e| clean_parser_message(&e.to_string()))?;
+    let expr = parser
+        .parse_expr()
+        .map_err(|e| clean_parser_message(&e.to_string()))?;
+    let next = parser.peek_token();
+    if next.token != Token::EOF {
+        return Err(format!(
+            "unexpected `{}` after the end of the expression",
+            next.token
+        ));
+    }
+    let mut names = BTreeSet::new();
+    let _ = visit_expressions(&expr, |e: &Expr| {
+        let ident = match e {
+            Expr::Identifier(ident) => Some(ident),
+            Expr::CompoundIdentifier(parts) => parts.last(),
+            _ => None,
+        };
+        if let Some(ident) = ident {
+            names.insert(match ident.quote_style {
+                Some(_) => ident.value.clone(),
+                None => ident.value.to_lowercase(),
+            });
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(names)
+}
+
+fn clean_parser_message(message: &str) -> String {
+    message.trim_start_matches("sql parser error: ").to_string()
+}
+
+/// Quote `name` as an SQL identifier.
+pub fn ident(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
+}
+
+/// Quote `text` as an SQL string literal.
+pub fn string_literal(text: &str) -> String {
+    format!("'{}'", text.replace('\'', "''"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn finds_plain_quoted_and_qualified_names() {
+        let names =
+            referenced_names("Active_Days >= 4 AND \"Mixed\" = t.plan AND lower(x) IN ('a')")
+                .unwrap();
+        let names: Vec<_> = names.into_iter().collect();
+        assert_eq!(names, ["Mixed", "active_days", "plan", "x"]);
+    }
+
+    #[test]
+    fn function_names_are_not_columns() {
+        let names =
+            referenced_names("ntile(5) OVER (ORDER BY revenue DESC) + as_of() - d").unwrap();
+        let names: Vec<_> = names.into_iter().collect();
+        assert_eq!(names, ["d", "revenue"]);
+    }
+
+    #[test]
+    fn rejects_trailing_garbage_and_bad_syntax() {
+        assert!(
+            referenced_names("a b")
+                .unwrap_err()
+                .contains("unexpected `b`")
+        );
+        assert!(referenced_names("a >= ").is_err());
+    }
+}

@@ -1,0 +1,177 @@
+//! Writing a run's outputs: machine-readable files (JSON, CSV, manifest) and the Markdown and
+//! HTML reports rendered from templates. Numbers arrive computed; this module only presents them.
+
+mod output;
+mod templates;
+
+use std::path::Path;
+
+use serde::Serialize;
+
+pub use output::StagedOutput;
+pub use templates::{DEFAULT_TEMPLATES, Templates};
+
+use crate::engine::RunResults;
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+
+/// What a reviewer needs to reproduce a run, written as `manifest.json`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Manifest {
+    /// segflow's version.
+    pub segflow_version: String,
+    /// The pipeline file as given on the command line.
+    pub pipeline_file: String,
+    /// SHA-256 of the pipeline file.
+    pub pipeline_sha256: String,
+    /// The pipeline's name.
+    pub pipeline_name: String,
+    /// As-of date in force.
+    pub as_of: String,
+    /// Sources as read: location, rows, content hash.
+    pub sources: Vec<crate::engine::SourceSummary>,
+    /// When the run started (UTC, RFC 3339). Run metadata: differs between identical runs.
+    pub started_at: String,
+    /// Seconds per stage. Run metadata: differs between identical runs.
+    pub timings: Vec<StageTiming>,
+    /// Files written into the run folder.
+    pub outputs: Vec<String>,
+}
+
+/// Seconds one stage took.
+#[derive(Debug, Clone, Serialize)]
+pub struct StageTiming {
+    /// The stage.
+    pub stage: String,
+    /// Wall-clock seconds.
+    pub seconds: f64,
+}
+
+/// The template context and JSON document describing a run's segments.
+#[derive(Debug, Clone, Serialize)]
+pub struct ReportData<'a> {
+    /// segflow's version.
+    pub segflow_version: &'a str,
+    /// The pipeline: name, title, description.
+    pub pipeline: PipelineInfo<'a>,
+    /// Everything measured.
+    #[serde(flatten)]
+    pub results: &'a RunResults,
+}
+
+/// Pipeline facts shown in reports.
+#[derive(Debug, Clone, Serialize)]
+pub struct PipelineInfo<'a> {
+    /// Machine name.
+    pub name: &'a str,
+    /// Title.
+    pub title: &'a str,
+    /// Description.
+    pub description: Option<&'a str>,
+    /// Entity source name.
+    pub entity: &'a str,
+    /// Entity key column.
+    pub key: &'a str,
+}
+
+impl<'a> ReportData<'a> {
+    /// Gather the report context of a run.
+    pub fn new(pipeline: &'a Pipeline, results: &'a RunResults) -> Self {
+        ReportData {
+            segflow_version: env!("CARGO_PKG_VERSION"),
+            pipeline: PipelineInfo {
+                name: &pipeline.spec.name,
+                title: pipeline.title(),
+                description: pipeline.spec.description.as_deref(),
+                entity: &pipeline.spec.entity.source,
+                key: &pipeline.spec.entity.key,
+            },
+            results,
+        }
+    }
+}
+
+/// Files every run writes besides `assignments.parquet` and `manifest.json`.
+pub const REPORT_FILES: &[&str] = &["segments.json", "segments.csv", "report.md", "report.html"];
+
+/// Write segments.json, segments.csv and the reports into `dir`.
+pub fn write_reports(dir: &Path, data: &ReportData<'_>, templates: &Templates) -> Result<()> {
+    write_json(&dir.join("segments.json"), data)?;
+    write_segments_csv(&dir.join("segments.csv"), data.results)?;
+    for (template, file) in [
+        ("report.md.j2", "report.md"),
+        ("report.html.j2", "report.html"),
+    ] {
+        let text = templates.render(template, data)?;
+        write_file(&dir.join(file), text.as_bytes())?;
+    }
+    Ok(())
+}
+
+/// Write `manifest.json` into `dir`.
+pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
+    write_json(&dir.join("manifest.json"), manifest)
+}
+
+fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::output(path, e))
+}
+
+fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
+    let mut text =
+        serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
+    text.push('\n');
+    write_file(path, text.as_bytes())
+}
+
+fn write_segments_csv(path: &Path, results: &RunResults) -> Result<()> {
+    let fail = |e: csv::Error| Error::output(path, e);
+    let mut writer = csv::Writer::from_path(path).map_err(fail)?;
+    let mut header = vec![
+        "segment_id".to_string(),
+        "segment_name".to_string(),
+        "customers".to_string(),
+        "share".to_string(),
+    ];
+    for feature in &results.features {
+        for stat in ["non_null", "mean", "median", "min", "max"] {
+            header.push(format!("{}__{stat}", feature.name));
+        }
+    }
+    writer.write_record(&header).map_err(fail)?;
+    let cell = |v: &Option<serde_json::Value>| match v {
+        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(v) => v.to_string(),
+        None => String::new(),
+    };
+    let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
+    for segment in &results.segments {
+        let mut row = vec![
+            segment.id.clone(),
+            segment.name.clone(),
+            segment.customers.to_string(),
+            segment.share.to_string(),
+        ];
+        for feature in &results.features {
+            match segment.features.iter().find(|s| s.feature == feature.name) {
+                Some(s) => row.extend([
+                    s.non_null.to_string(),
+                    number(s.mean),
+                    number(s.median),
+                    cell(&s.min),
+                    cell(&s.max),
+                ]),
+                None => row.extend([
+                    "0".to_string(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                    String::new(),
+                ]),
+            }
+        }
+        writer.write_record(&row).map_err(fail)?;
+    }
+    writer.flush().map_err(|e| Error::output(path, e))?;
+    Ok(())
+}

@@ -1,0 +1,178 @@
+//! The minijinja environment: built-in templates embedded in the binary, overridable file by file
+//! from a pipeline's `templates:` folder, with filters that format numbers for people.
+
+use std::path::{Path, PathBuf};
+
+use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
+use serde::Serialize;
+
+use crate::error::{Error, Result};
+
+/// The built-in templates, by file name.
+pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
+    (
+        "report.html.j2",
+        include_str!("../../templates/report.html.j2"),
+    ),
+    ("report.md.j2", include_str!("../../templates/report.md.j2")),
+];
+
+/// Report templates ready to render.
+pub struct Templates {
+    env: Environment<'static>,
+}
+
+impl Templates {
+    /// Built-in templates, each replaced by a file of the same name in `overrides` if present.
+    pub fn new(overrides: Option<PathBuf>) -> Result<Self> {
+        if let Some(dir) = &overrides {
+            if !dir.is_dir() {
+                return Err(Error::Template {
+                    template: dir.display().to_string(),
+                    message: "the pipeline's `templates` folder does not exist".into(),
+                });
+            }
+        }
+        let mut env = Environment::new();
+        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_auto_escape_callback(|name| {
+            if name.contains(".html") {
+                AutoEscape::Html
+            } else {
+                AutoEscape::None
+            }
+        });
+        env.set_loader(move |name| load(overrides.as_deref(), name));
+        env.add_filter("thousands", thousands);
+        env.add_filter("pct", pct);
+        env.add_filter("num", num);
+        env.add_filter("cell", markdown_cell);
+        Ok(Templates { env })
+    }
+
+    /// Render template `name` with `context`.
+    pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
+        let fail = |e: minijinja::Error| Error::Template {
+            template: e.name().unwrap_or(name).to_string(),
+            message: match e.line() {
+                Some(line) => format!(
+                    "line {line}: {}",
+                    e.detail().unwrap_or(&e.kind().to_string())
+                ),
+                None => e.to_string(),
+            },
+        };
+        let template = self.env.get_template(name).map_err(fail)?;
+        template
+            .render(Value::from_serialize(context))
+            .map_err(fail)
+    }
+}
+
+fn load(
+    overrides: Option<&Path>,
+    name: &str,
+) -> std::result::Result<Option<String>, minijinja::Error> {
+    if let Some(dir) = overrides {
+        let path = dir.join(name);
+        if path.is_file() {
+            return std::fs::read_to_string(&path).map(Some).map_err(|e| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("cannot read {}: {e}", path.display()),
+                )
+            });
+        }
+    }
+    Ok(DEFAULT_TEMPLATES
+        .iter()
+        .find(|(n, _)| *n == name)
+        .map(|(_, text)| (*text).to_string()))
+}
+
+/// Text safe inside a Markdown table cell: pipes escaped, line breaks folded.
+fn markdown_cell(value: Value) -> String {
+    let text = value
+        .as_str()
+        .map_or_else(|| value.to_string(), str::to_string);
+    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+}
+
+/// `1234567` → `1,234,567`.
+fn thousands(value: Value) -> String {
+    let Some(number) = value
+        .as_i64()
+        .or_else(|| f64::try_from(value.clone()).ok().map(|f| f.round() as i64))
+    else {
+        return value.to_string();
+    };
+    group_digits(number)
+}
+
+fn group_digits(number: i64) -> String {
+    let digits = number.unsigned_abs().to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if number < 0 { format!("-{out}") } else { out }
+}
+
+/// A share `0.1234` → `12.3%`.
+fn pct(value: Value) -> String {
+    match f64::try_from(value.clone()) {
+        Ok(share) => format!("{:.1}%", share * 100.0),
+        Err(_) => value.to_string(),
+    }
+}
+
+/// A number with thousands separators and at most `digits` decimals (default 2); text as is;
+/// none as `–`.
+fn num(value: Value, digits: Option<usize>) -> String {
+    if value.is_none() || value.is_undefined() {
+        return "–".to_string();
+    }
+    if let Some(int) = value.as_i64() {
+        return group_digits(int);
+    }
+    match f64::try_from(value.clone()) {
+        Ok(float) => {
+            let digits = digits.unwrap_or(2);
+            let text = format!("{:.*}", digits, float.abs());
+            let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+            let whole: i64 = whole.parse().unwrap_or(0);
+            let sign = if float < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+                "-"
+            } else {
+                ""
+            };
+            let fraction = fraction.trim_end_matches('0');
+            if fraction.is_empty() {
+                format!("{sign}{}", group_digits(whole))
+            } else {
+                format!("{sign}{}.{fraction}", group_digits(whole))
+            }
+        }
+        Err(_) => value.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn formats_numbers_for_people() {
+        assert_eq!(thousands(Value::from(1234567)), "1,234,567");
+        assert_eq!(thousands(Value::from(-1000)), "-1,000");
+        assert_eq!(pct(Value::from(0.1234)), "12.3%");
+        assert_eq!(num(Value::from(1234.5678), None), "1,234.57");
+        assert_eq!(num(Value::from(2.0), None), "2");
+        assert_eq!(num(Value::from(-0.001), None), "0");
+        assert_eq!(num(Value::from(()), None), "–");
+        assert_eq!(num(Value::from("2026-01-01"), None), "2026-01-01");
+    }
+}
