@@ -249,6 +249,50 @@ impl Origin {
         self.problem(code, self.locations.value(path), message)
     }
 
+    /// A problem at the first whole-word use of `word` inside the value at `path` (the whole
+    /// value when the word is not found on its line).
+    pub fn at_word(
+        &self,
+        code: &'static str,
+        path: &str,
+        word: &str,
+        message: impl Into<String>,
+    ) -> Problem {
+        let span = self.locations.value(path).map(|span| {
+            let text = self.text();
+            let start = span.offset();
+            let end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            find_word(&text[start..end], word)
+                .map_or(span, |at| SourceSpan::new((start + at).into(), word.len()))
+        });
+        self.problem(code, span, message)
+    }
+
+    /// A problem at character `column` (1-based) of the first line of the value at `path`, for
+    /// positions reported inside an SQL snippet. Falls back to the whole value.
+    pub fn at_column(
+        &self,
+        code: &'static str,
+        path: &str,
+        column: usize,
+        message: impl Into<String>,
+    ) -> Problem {
+        let span = self.locations.value(path).map(|span| {
+            let text = self.text();
+            let start = span.offset();
+            let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            let line = &text[start..line_end];
+            // Quoted scalars start one character before their content.
+            let skip = usize::from(line.starts_with(['"', '\'']));
+            line.char_indices()
+                .nth(skip + column.saturating_sub(1))
+                .map_or(span, |(at, c)| {
+                    SourceSpan::new((start + at).into(), c.len_utf8())
+                })
+        });
+        self.problem(code, span, message)
+    }
+
     /// A problem at the mapping key of the node at `path`.
     pub fn at_key(&self, code: &'static str, path: &str, message: impl Into<String>) -> Problem {
         self.problem(code, self.locations.key(path), message)
@@ -282,6 +326,16 @@ impl Origin {
             })
         }
     }
+}
+
+/// Byte offset of the first occurrence of `word` in `text` not inside a longer identifier.
+fn find_word(text: &str, word: &str) -> Option<usize> {
+    let is_ident = |c: char| c.is_alphanumeric() || c == '_';
+    text.match_indices(word).map(|(i, _)| i).find(|&i| {
+        let before = text[..i].chars().next_back();
+        let after = text[i + word.len()..].chars().next();
+        !before.is_some_and(is_ident) && !after.is_some_and(is_ident)
+    })
 }
 
 /// One problem in a pipeline file, pointing at where it is.

@@ -15,7 +15,7 @@ use chrono::NaiveDate;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
@@ -112,7 +112,14 @@ pub struct SourceSummary {
 }
 
 fn session(as_of: NaiveDate) -> SessionContext {
-    let ctx = SessionContext::new();
+    // Plain Utf8 strings in outputs, readable by every Parquet consumer.
+    let config = SessionConfig::new()
+        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
+        .set_bool(
+            "datafusion.execution.parquet.schema_force_view_types",
+            false,
+        );
+    let ctx = SessionContext::new_with_config(config);
     ctx.register_udf(functions::as_of(as_of));
     ctx
 }
@@ -309,7 +316,7 @@ async fn check_entity_key(ctx: &SessionContext, pipeline: &Pipeline) -> Result<u
     }
     if distinct < non_null {
         let sql = format!(
-            "SELECT CAST({key} AS VARCHAR) FROM {table} GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 5"
+            "SELECT CAST({key} AS VARCHAR) AS duplicate FROM {table} GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 5"
         );
         let examples: Vec<String> = ctx
             .sql(&sql)

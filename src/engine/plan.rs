@@ -55,6 +55,22 @@ impl Planner<'_> {
         self.problems.push(problem);
     }
 
+    fn problem_at_word(
+        &mut self,
+        word: &str,
+        code: &'static str,
+        path: &str,
+        message: String,
+        help: Option<String>,
+    ) {
+        let problem = self
+            .pipeline
+            .origin
+            .at_word(code, path, word, message)
+            .maybe_help(help);
+        self.problems.push(problem);
+    }
+
     async fn build(&mut self) -> Result<Option<Plan>> {
         let spec = &self.pipeline.spec;
         let entity = table_schema(self.ctx, &spec.entity.source).await?;
@@ -184,7 +200,8 @@ impl Planner<'_> {
         }
         for name in &self.pipeline.feature_references[i] {
             if schema.field_with_name(name).is_err() {
-                self.problem(
+                self.problem_at_word(
+                    name,
                     "unknown-column",
                     &format!("features[{i}].aggregate.expr"),
                     format!(
@@ -365,7 +382,8 @@ impl Planner<'_> {
         let mut ok = true;
         for name in &self.pipeline.feature_references[i] {
             if columns.field_with_name(name).is_err() {
-                self.problem(
+                self.problem_at_word(
+                    name,
                     "unknown-column",
                     &format!("features[{i}].expr"),
                     format!("feature `{}` uses `{name}`, which is neither a column of `{}` nor a feature", feature.name, self.pipeline.spec.entity.source),

@@ -302,11 +302,27 @@ fn sql_names(
     problems: &mut Vec<Problem>,
 ) -> BTreeSet<String> {
     referenced_names(sql).unwrap_or_else(|message| {
-        problems.push(
-            origin
+        // sqlparser ends its messages with " at Line: L, Column: C"; on the first line of a
+        // one-line snippet that is a position in the file.
+        let position = message.rsplit_once(" at Line: ").and_then(|(text, at)| {
+            let (line, column) = at.split_once(", Column: ")?;
+            let column: usize = column.trim().parse().ok()?;
+            (line.trim() == "1" && !sql.contains('\n')).then(|| (text.to_string(), column))
+        });
+        let problem = match position {
+            Some((text, column)) => origin
+                .at_column(
+                    "sql-syntax",
+                    path,
+                    column,
+                    format!("SQL does not parse: {text}"),
+                )
+                .label("here"),
+            None => origin
                 .at("sql-syntax", path, format!("SQL does not parse: {message}"))
                 .label("in this expression"),
-        );
+        };
+        problems.push(problem);
         BTreeSet::new()
     })
 }
@@ -438,7 +454,7 @@ fn check_segments(
             if !feature_names.contains(&name.as_str()) {
                 problems.push(
                     origin
-                        .at("unknown-feature", &format!("{path}.when"), format!("segment `{}` uses `{name}`, which is not a feature", segment.id))
+                        .at_word("unknown-feature", &format!("{path}.when"), name, format!("segment `{}` uses `{name}`, which is not a feature", segment.id))
                         .label(format!("`{name}` is used here"))
                         .help(format!(
                             "segment rules use features only (declare one for an entity column with `expr: <column>`); {}",

@@ -104,10 +104,10 @@ impl Builder<'_> {
         if rest.starts_with(value) && !value.is_empty() {
             return value.len();
         }
-        if let Some(quote) = line.chars().next().filter(|c| *c == '"' || *c == '\'') {
-            if let Some(end) = line[1..].rfind(quote) {
-                return end + 2;
-            }
+        if let Some(quote) = line.chars().next().filter(|c| *c == '"' || *c == '\'')
+            && let Some(end) = line[1..].rfind(quote)
+        {
+            return end + 2;
         }
         line.trim_end().len().max(1)
     }

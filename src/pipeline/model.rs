@@ -16,9 +16,11 @@ use serde::{Deserialize, Serialize};
 #[schemars(title = "segflow pipeline (version 1)")]
 pub struct PipelineSpec {
     /// Version of the pipeline file format. Must be `1`.
+    #[schemars(range(min = 1, max = 1))]
     pub version: u32,
     /// Machine name of the pipeline: lowercase letters, digits and `_`, starting with a letter. Names
     /// the default run folder (`runs/<name>-<as_of>`).
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,62}$"))]
     pub name: String,
     /// Human title shown at the top of reports. Defaults to `name`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -144,6 +146,7 @@ pub enum FeatureKind {
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
     /// Column name of the feature: lowercase letters, digits and `_`, starting with a letter.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,62}$"))]
     pub name: String,
     /// Which kind of segmentation characteristic this feature measures.
     pub kind: FeatureKind,
@@ -203,6 +206,7 @@ pub enum Literal {
 pub struct SegmentSpec {
     /// Stable identifier used in outputs and run comparisons: lowercase letters, digits and `_`,
     /// starting with a letter, at most 63 characters.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,62}$"))]
     pub id: String,
     /// Display name shown in reports.
     pub name: String,

@@ -25,13 +25,13 @@ pub struct Templates {
 impl Templates {
     /// Built-in templates, each replaced by a file of the same name in `overrides` if present.
     pub fn new(overrides: Option<PathBuf>) -> Result<Self> {
-        if let Some(dir) = &overrides {
-            if !dir.is_dir() {
-                return Err(Error::Template {
-                    template: dir.display().to_string(),
-                    message: "the pipeline's `templates` folder does not exist".into(),
-                });
-            }
+        if let Some(dir) = &overrides
+            && !dir.is_dir()
+        {
+            return Err(Error::Template {
+                template: dir.display().to_string(),
+                message: "the pipeline's `templates` folder does not exist".into(),
+            });
         }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::Strict);
@@ -113,7 +113,7 @@ fn group_digits(number: i64) -> String {
     let digits = number.unsigned_abs().to_string();
     let mut out = String::new();
     for (i, c) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i) % 3 == 0 {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
             out.push(',');
         }
         out.push(c);

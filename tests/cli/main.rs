@@ -1,0 +1,7 @@
+//! End-to-end tests: the real `segflow` binary on real files.
+
+mod errors;
+mod example;
+mod hand_worked;
+mod schema;
+mod support;

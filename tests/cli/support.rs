@@ -1,0 +1,133 @@
+//! Helpers shared by the end-to-end tests.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+
+use assert_cmd::Command;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use serde_json::Value;
+use tempfile::TempDir;
+
+/// The `segflow` binary under test.
+pub fn segflow() -> Command {
+    let mut command = Command::cargo_bin("segflow").expect("segflow binary");
+    command.env("NO_COLOR", "1");
+    command
+}
+
+/// A path inside the repository.
+pub fn repo_path(relative: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
+}
+
+/// A scratch folder holding a copy of a fixture folder, so tests can edit the pipeline and
+/// run with paths relative to it (keeping messages free of temporary paths).
+pub struct Workspace {
+    dir: TempDir,
+}
+
+impl Workspace {
+    /// A copy of `tests/fixtures/<name>`.
+    pub fn from_fixture(name: &str) -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let fixture = repo_path(&format!("tests/fixtures/{name}"));
+        for entry in std::fs::read_dir(&fixture).expect("fixture folder") {
+            let entry = entry.expect("fixture entry");
+            std::fs::copy(entry.path(), dir.path().join(entry.file_name())).expect("copy");
+        }
+        Workspace { dir }
+    }
+
+    /// The folder.
+    pub fn path(&self) -> &Path {
+        self.dir.path()
+    }
+
+    /// Read a file of the workspace.
+    pub fn read(&self, name: &str) -> String {
+        std::fs::read_to_string(self.path().join(name)).expect("read workspace file")
+    }
+
+    /// Write a file into the workspace.
+    pub fn write(&self, name: &str, text: &str) {
+        std::fs::write(self.path().join(name), text).expect("write workspace file");
+    }
+
+    /// Rewrite `pipeline.yaml`, replacing `from` (which must occur) with `to`.
+    pub fn edit_pipeline(&self, from: &str, to: &str) {
+        let text = self.read("pipeline.yaml");
+        assert!(text.contains(from), "pipeline.yaml has no `{from}`");
+        self.write("pipeline.yaml", &text.replacen(from, to, 1));
+    }
+
+    /// Run segflow with `args` inside the workspace.
+    pub fn segflow(&self, args: &[&str]) -> Output {
+        segflow()
+            .current_dir(self.path())
+            .args(args)
+            .output()
+            .expect("run segflow")
+    }
+
+    /// Names of the entries in the workspace, sorted (hidden staging folders included).
+    pub fn entries(&self) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(self.path())
+            .expect("read workspace")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+}
+
+/// One assignments row: column name → value.
+pub type Row = BTreeMap<String, Value>;
+
+/// Read `assignments.parquet` into rows keyed by `key`, and the column types.
+pub fn read_assignments(path: &Path, key: &str) -> (BTreeMap<i64, Row>, BTreeMap<String, String>) {
+    let file = File::open(path).expect("open assignments");
+    let reader = ParquetRecordBatchReaderBuilder::try_new(file)
+        .expect("parquet")
+        .build()
+        .expect("reader");
+    let mut rows = BTreeMap::new();
+    let mut types = BTreeMap::new();
+    for batch in reader {
+        let batch = batch.expect("batch");
+        let schema = batch.schema();
+        for field in schema.fields() {
+            types.insert(field.name().clone(), field.data_type().to_string());
+        }
+        for r in 0..batch.num_rows() {
+            let mut row = Row::new();
+            for (c, field) in schema.fields().iter().enumerate() {
+                let value =
+                    segflow::engine::stats::scalar(batch.column(c).as_ref(), r).expect("cell");
+                row.insert(field.name().clone(), value);
+            }
+            let id = row[key].as_i64().expect("integer key");
+            assert!(
+                rows.insert(id, row).is_none(),
+                "customer {id} appears twice"
+            );
+        }
+    }
+    (rows, types)
+}
+
+/// Parse a JSON file.
+pub fn read_json(path: &Path) -> Value {
+    serde_json::from_str(&std::fs::read_to_string(path).expect("read json")).expect("json")
+}
+
+/// Stderr of a finished command, as text.
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// Stdout of a finished command, as text.
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
