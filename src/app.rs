@@ -8,6 +8,7 @@ use std::process::ExitCode;
 use clap::Parser;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
+use crate::analysis::{self, Analysis, Status};
 use crate::cli::{Cli, Command, RunArgs, SourceArgs};
 use crate::engine::{self, RunOptions};
 use crate::error::{Error, Result, exit};
@@ -124,11 +125,11 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     let results = runtime()?.block_on(engine::run(&pipeline, &options, staged.path()))?;
 
     let render_start = std::time::Instant::now();
-    report::write_reports(
-        staged.path(),
-        &ReportData::new(&pipeline, &results),
-        &templates,
-    )?;
+    let analysis = analysis::analyse(&pipeline, &results);
+    let data = ReportData::new(&pipeline, &results, &analysis);
+    let mut outputs = vec!["assignments.parquet".to_string()];
+    outputs.extend(report::write_reports(staged.path(), &data, &templates)?);
+    outputs.push("manifest.json".into());
     let mut timings: Vec<StageTiming> = results
         .timings
         .iter()
@@ -138,12 +139,9 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         })
         .collect();
     timings.push(StageTiming {
-        stage: "reports".into(),
+        stage: "analysis and reports".into(),
         seconds: render_start.elapsed().as_secs_f64(),
     });
-    let mut outputs = vec!["assignments.parquet".to_string()];
-    outputs.extend(report::REPORT_FILES.iter().map(|f| f.to_string()));
-    outputs.push("manifest.json".into());
     let manifest = Manifest {
         segflow_version: env!("CARGO_PKG_VERSION").into(),
         pipeline_file: args.input.pipeline.display().to_string(),
@@ -157,11 +155,43 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     };
     report::write_manifest(staged.path(), &manifest)?;
     let destination = staged.commit()?;
-    print_summary(&destination, &results);
+    print_summary(&destination, &results, &analysis);
+    if analysis.criteria.status == Status::Fail && !args.criteria_as_warnings {
+        return Err(Error::CriteriaFailed {
+            failed: failed_criteria(&analysis),
+        });
+    }
     Ok(())
 }
 
-fn print_summary(destination: &Path, results: &engine::RunResults) {
+fn failed_criteria(analysis: &Analysis) -> Vec<String> {
+    analysis
+        .criteria
+        .criteria
+        .iter()
+        .flat_map(|c| {
+            c.checks
+                .iter()
+                .filter(|check| check.status == Status::Fail)
+                .map(move |check| {
+                    format!(
+                        "{} · {} · {}: {} ({}){}",
+                        c.criterion,
+                        check.subject,
+                        check.measure,
+                        check.value.map_or("–".to_string(), |v| format!("{v:.4}")),
+                        check.threshold,
+                        check
+                            .detail
+                            .as_ref()
+                            .map_or(String::new(), |d| format!(" — {d}"))
+                    )
+                })
+        })
+        .collect()
+}
+
+fn print_summary(destination: &Path, results: &engine::RunResults, analysis: &Analysis) {
     println!(
         "segmented {} customers as of {} into {} segments",
         results.customers,
@@ -183,6 +213,15 @@ fn print_summary(destination: &Path, results: &engine::RunResults) {
             results.unassigned,
             results.unassigned_share * 100.0
         );
+    }
+    for criterion in &analysis.criteria.criteria {
+        println!(
+            "  criterion {:<16} {:?}",
+            criterion.criterion, criterion.status
+        );
+    }
+    if let Some(beachhead) = analysis.scoring.as_ref().and_then(|s| s.beachhead.as_ref()) {
+        println!("  beachhead: {beachhead}");
     }
     println!("report: {}", destination.join("report.html").display());
 }

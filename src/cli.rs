@@ -83,6 +83,9 @@ pub struct RunArgs {
     /// Replace the run folder if it exists, once the new run has fully succeeded.
     #[arg(long)]
     pub replace: bool,
+    /// Report failed validation criteria as warnings and exit 0, instead of exiting with code 6.
+    #[arg(long)]
+    pub criteria_as_warnings: bool,
 }
 
 /// Options of `segflow validate`.

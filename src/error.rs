@@ -21,6 +21,8 @@ pub mod exit {
     pub const DATA: u8 = 4;
     /// The outputs could not be written; nothing was left half-written.
     pub const OUTPUT: u8 = 5;
+    /// The run completed and wrote everything, but a validation criterion failed.
+    pub const CRITERIA: u8 = 6;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
 }
@@ -89,6 +91,12 @@ pub enum Error {
         /// What to do about it.
         help: Option<String>,
     },
+    /// The run finished, but validation criteria failed.
+    #[error("validation criteria failed:\n  {}", failed.join("\n  "))]
+    CriteriaFailed {
+        /// One line per failed check.
+        failed: Vec<String>,
+    },
     /// A bug in segflow.
     #[error("internal error (this is a bug in segflow, please report it): {0}")]
     Internal(String),
@@ -111,6 +119,7 @@ impl Error {
             Error::Source { .. } | Error::Data { .. } => exit::DATA,
             Error::Output { .. } => exit::OUTPUT,
             Error::Usage { .. } => exit::USAGE,
+            Error::CriteriaFailed { .. } => exit::CRITERIA,
             Error::Internal(_) => exit::INTERNAL,
         }
     }
@@ -145,6 +154,7 @@ impl Diagnostic for Error {
             Error::Template { .. } => "segflow::template",
             Error::Output { .. } => "segflow::output",
             Error::Usage { .. } => "segflow::usage",
+            Error::CriteriaFailed { .. } => "segflow::criteria",
             Error::Internal(_) => "segflow::internal",
         };
         Some(Box::new(code))

@@ -2,6 +2,7 @@
 //! the numbers later stages render. Nothing here formats output for people.
 
 mod functions;
+pub mod method;
 mod plan;
 mod sources;
 pub mod stats;
@@ -27,6 +28,9 @@ use crate::error::{Error, Result};
 use crate::pipeline::model::{FeatureKind, SourceFormat};
 use crate::pipeline::sql::ident;
 use crate::pipeline::{Pipeline, hex};
+
+/// Name under which the written assignments are read back for statistics.
+const ASSIGNMENTS: &str = "__segflow_assignments";
 
 /// What a run needs besides the pipeline.
 #[derive(Debug, Clone)]
@@ -56,6 +60,12 @@ pub struct RunResults {
     pub features: Vec<FeatureInfo>,
     /// The sources as read.
     pub sources: Vec<SourceSummary>,
+    /// Reachable customers of unassigned customers, when the accessible criterion is declared.
+    pub unassigned_reachable: Option<u64>,
+    /// Cut points used by quantile features.
+    pub quantiles: Vec<method::QuantileCuts>,
+    /// The 2x2 value x engagement matrix, when declared.
+    pub matrix: Option<method::Matrix>,
     /// Seconds spent per stage, in order.
     pub timings: Vec<(String, f64)>,
 }
@@ -79,6 +89,14 @@ pub struct SegmentResult {
     pub share: f64,
     /// Per-feature statistics within the segment.
     pub features: Vec<FeatureStats>,
+    /// Customers reachable through the accessible criterion's condition, when declared.
+    pub reachable: Option<u64>,
+    /// Declared actions.
+    pub actions: Vec<String>,
+    /// Deprioritised on purpose.
+    pub negative: bool,
+    /// Why, when negative.
+    pub negative_reason: Option<String>,
 }
 
 /// A feature as computed.
@@ -159,7 +177,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     timings.lap("features and segments");
 
     ctx.register_parquet(
-        "__segflow_assignments",
+        ASSIGNMENTS,
         assignments_path.to_string_lossy().as_ref(),
         ParquetReadOptions::default(),
     )
@@ -170,19 +188,33 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         .iter()
         .map(|f| f.name.clone())
         .collect();
-    let grouped =
-        stats::compute(&ctx, "__segflow_assignments", &schema, &feature_names, true).await?;
-    let overall = stats::compute(
-        &ctx,
-        "__segflow_assignments",
-        &schema,
-        &feature_names,
-        false,
-    )
-    .await?
-    .pop()
-    .map(|g| g.features)
-    .unwrap_or_default();
+    let grouped = stats::compute(&ctx, ASSIGNMENTS, &schema, &feature_names, true).await?;
+    let overall = stats::compute(&ctx, ASSIGNMENTS, &schema, &feature_names, false)
+        .await?
+        .pop()
+        .map(|g| g.features)
+        .unwrap_or_default();
+    let reachable = match pipeline
+        .spec
+        .criteria
+        .as_ref()
+        .and_then(|c| c.accessible.as_ref())
+    {
+        Some(accessible) => {
+            Some(method::reachable(&ctx, ASSIGNMENTS, &accessible.reachable).await?)
+        }
+        None => None,
+    };
+    let reachable_in = |segment: Option<&str>| {
+        reachable.as_ref().map(|counts| {
+            counts
+                .iter()
+                .find(|(s, _)| s.as_deref() == segment)
+                .map_or(0, |(_, n)| *n)
+        })
+    };
+    let quantiles = method::quantile_cuts(&ctx, ASSIGNMENTS, pipeline).await?;
+    let matrix = method::matrix(&ctx, ASSIGNMENTS, pipeline, customers).await?;
     timings.lap("statistics");
 
     let share = |n: u64| {
@@ -210,6 +242,10 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
                 customers: count,
                 share: share(count),
                 features: group.map_or_else(|| empty_stats(&feature_names), |g| g.features.clone()),
+                reachable: reachable_in(Some(&segment.id)),
+                actions: segment.actions.clone(),
+                negative: segment.negative,
+                negative_reason: segment.negative_reason.clone(),
             }
         })
         .collect();
@@ -258,6 +294,9 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         overall,
         features,
         sources: summaries,
+        unassigned_reachable: reachable_in(None),
+        quantiles,
+        matrix,
         timings: timings.into_inner(),
     })
 }
@@ -271,6 +310,8 @@ fn empty_stats(features: &[String]) -> Vec<FeatureStats> {
             non_null: 0,
             mean: None,
             median: None,
+            std_dev: None,
+            sum: None,
             min: None,
             max: None,
         })

@@ -11,7 +11,7 @@ use datafusion::prelude::{DataFrame, SessionContext, cast, col};
 
 use super::sources::{arrow_type, table_schema};
 use crate::error::{Error, Problem, Result, first_line_of_datafusion};
-use crate::pipeline::model::{AggregateSpec, Literal};
+use crate::pipeline::model::{AggregateSpec, FeatureSpec, Literal};
 use crate::pipeline::sql::{ident, string_literal};
 use crate::pipeline::{Pipeline, available_help};
 
@@ -92,14 +92,16 @@ impl Planner<'_> {
         let mut failed: HashSet<&str> = HashSet::new();
         for &i in &self.pipeline.feature_order {
             let feature = &spec.features[i];
-            let Some(expr) = &feature.expr else { continue };
+            let Some(expr) = expression_of(feature, key) else {
+                continue;
+            };
             let references = &self.pipeline.feature_references[i];
             if references.iter().any(|r| failed.contains(r.as_str())) {
                 failed.insert(&feature.name);
                 continue;
             }
             let columns = table_schema(self.ctx, &step).await?;
-            match self.plan_expression(i, expr, &columns, &step).await? {
+            match self.plan_expression(i, &expr, &columns, &step).await? {
                 Some(next) => step = next,
                 None => {
                     failed.insert(&feature.name);
@@ -498,6 +500,42 @@ struct AggregateGroup {
     source_key: String,
     from: String,
     features: Vec<(String, String, Option<Literal>)>,
+}
+
+/// The SQL of an expression or quantile feature (`None` for aggregates).
+fn expression_of(feature: &FeatureSpec, key: &str) -> Option<String> {
+    if let Some(expr) = &feature.expr {
+        return Some(expr.clone());
+    }
+    let quantile = feature.quantile.as_ref()?;
+    let of = ident(&quantile.of);
+    let bucket = match (&quantile.buckets, &quantile.cuts) {
+        (Some(buckets), _) => {
+            let order = if quantile.descending { "DESC" } else { "ASC" };
+            // Customers without a value get no bucket and do not take a share of the buckets.
+            format!(
+                "ntile({buckets}) OVER (PARTITION BY {of} IS NULL ORDER BY {of} {order}, {})",
+                ident(key)
+            )
+        }
+        (None, Some(cuts)) => {
+            let top = cuts.len() + 1;
+            let branches: Vec<String> = cuts
+                .iter()
+                .enumerate()
+                .map(|(i, cut)| {
+                    let bucket = if quantile.descending { top - i } else { i + 1 };
+                    format!("WHEN {of} < {cut:?} THEN {bucket}")
+                })
+                .collect();
+            let last = if quantile.descending { 1 } else { top };
+            format!("CASE {} ELSE {last} END", branches.join(" "))
+        }
+        (None, None) => return None,
+    };
+    Some(format!(
+        "CAST(CASE WHEN {of} IS NULL THEN NULL ELSE {bucket} END AS BIGINT)"
+    ))
 }
 
 fn from_key(pipeline: &Pipeline, source: &str, entity_key: &str) -> String {

@@ -22,6 +22,10 @@ pub struct FeatureStats {
     pub mean: Option<f64>,
     /// Median (the mean of the two middle values for an even count), for numeric features.
     pub median: Option<f64>,
+    /// Sample standard deviation, for numeric features with at least two values.
+    pub std_dev: Option<f64>,
+    /// Sum of the values, for numeric features.
+    pub sum: Option<f64>,
     /// Smallest value.
     pub min: Option<serde_json::Value>,
     /// Largest value.
@@ -38,6 +42,9 @@ pub struct GroupStats {
     /// Per feature, in declaration order.
     pub features: Vec<FeatureStats>,
 }
+
+/// Aggregates per feature in the statistics query: count, mean, median, stddev, sum, min, max.
+const COLUMNS_PER_FEATURE: usize = 7;
 
 fn is_numeric(data_type: &DataType) -> bool {
     data_type.is_numeric() || matches!(data_type, DataType::Boolean)
@@ -71,9 +78,12 @@ pub async fn compute(
         if is_numeric(&data_type) {
             select.push(format!("avg(CAST({column} AS DOUBLE))"));
             select.push(format!("median(CAST({column} AS DOUBLE))"));
+            select.push(format!("stddev(CAST({column} AS DOUBLE))"));
+            select.push(format!("sum(CAST({column} AS DOUBLE))"));
         } else {
-            select.push("CAST(NULL AS DOUBLE)".to_string());
-            select.push("CAST(NULL AS DOUBLE)".to_string());
+            for _ in 0..4 {
+                select.push("CAST(NULL AS DOUBLE)".to_string());
+            }
         }
         select.push(format!("min({column})"));
         select.push(format!("max({column})"));
@@ -108,14 +118,16 @@ fn read_group(batch: &RecordBatch, row: usize, features: &[String]) -> Result<Gr
     let customers = count(column(1), row)?;
     let mut stats = Vec::with_capacity(features.len());
     for (f, feature) in features.iter().enumerate() {
-        let base = 2 + f * 5;
+        let base = 2 + f * COLUMNS_PER_FEATURE;
         stats.push(FeatureStats {
             feature: feature.clone(),
             non_null: count(column(base), row)?,
             mean: scalar(column(base + 1), row)?.as_f64(),
             median: scalar(column(base + 2), row)?.as_f64(),
-            min: Some(scalar(column(base + 3), row)?).filter(|v| !v.is_null()),
-            max: Some(scalar(column(base + 4), row)?).filter(|v| !v.is_null()),
+            std_dev: scalar(column(base + 3), row)?.as_f64(),
+            sum: scalar(column(base + 4), row)?.as_f64(),
+            min: Some(scalar(column(base + 5), row)?).filter(|v| !v.is_null()),
+            max: Some(scalar(column(base + 6), row)?).filter(|v| !v.is_null()),
         });
     }
     Ok(GroupStats {

@@ -165,71 +165,102 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
                     )),
             );
         }
-        let references = match (&feature.expr, &feature.aggregate) {
-            (Some(expr), None) => sql_names(origin, &format!("{path}.expr"), expr, &mut problems),
-            (None, Some(aggregate)) => {
-                check_source_reference(
-                    spec,
-                    origin,
-                    &format!("{path}.aggregate.source"),
-                    &aggregate.source,
-                    &mut problems,
-                );
-                if let (Some(days), Some(source)) =
-                    (aggregate.window_days, spec.sources.get(&aggregate.source))
-                {
-                    if source.time_column.is_none() {
-                        problems.push(
-                            origin
-                                .at("window-without-time", &format!("{path}.aggregate.window_days"), format!("feature `{}` has a {days}-day window, but source `{}` has no `time_column`", feature.name, aggregate.source))
-                                .help(format!("declare `time_column` on source `{}`, or remove `window_days`", aggregate.source)),
-                        );
-                    }
-                    if days == 0 {
-                        problems.push(
-                            origin
-                                .at(
-                                    "invalid-window",
-                                    &format!("{path}.aggregate.window_days"),
-                                    "a window of 0 days holds no rows",
-                                )
-                                .help("use a positive number of days"),
-                        );
-                    }
+        let definitions = [
+            feature.expr.is_some(),
+            feature.aggregate.is_some(),
+            feature.quantile.is_some(),
+        ];
+        if definitions.iter().filter(|d| **d).count() != 1 {
+            problems.push(
+                origin
+                    .at("feature-definition", &format!("{path}.name"), format!("feature `{}` needs exactly one of `expr`, `aggregate` or `quantile`", feature.name))
+                    .help("a feature is an expression over the entity and other features (`expr`), an aggregate over another source (`aggregate`), or buckets of another feature (`quantile`)"),
+            );
+        }
+        let mut references = BTreeSet::new();
+        if let Some(expr) = &feature.expr {
+            references.extend(sql_names(
+                origin,
+                &format!("{path}.expr"),
+                expr,
+                &mut problems,
+            ));
+        }
+        if let Some(aggregate) = &feature.aggregate {
+            check_source_reference(
+                spec,
+                origin,
+                &format!("{path}.aggregate.source"),
+                &aggregate.source,
+                &mut problems,
+            );
+            if let (Some(days), Some(source)) =
+                (aggregate.window_days, spec.sources.get(&aggregate.source))
+            {
+                if source.time_column.is_none() {
+                    problems.push(
+                        origin
+                            .at("window-without-time", &format!("{path}.aggregate.window_days"), format!("feature `{}` has a {days}-day window, but source `{}` has no `time_column`", feature.name, aggregate.source))
+                            .help(format!("declare `time_column` on source `{}`, or remove `window_days`", aggregate.source)),
+                    );
                 }
-                let mut names = sql_names(
-                    origin,
-                    &format!("{path}.aggregate.expr"),
-                    &aggregate.expr,
-                    &mut problems,
-                );
-                if let Some(filter) = &aggregate.filter {
-                    names.extend(sql_names(
-                        origin,
-                        &format!("{path}.aggregate.where"),
-                        filter,
-                        &mut problems,
-                    ));
+                if days == 0 {
+                    problems.push(
+                        origin
+                            .at(
+                                "invalid-window",
+                                &format!("{path}.aggregate.window_days"),
+                                "a window of 0 days holds no rows",
+                            )
+                            .help("use a positive number of days"),
+                    );
                 }
-                names
             }
-            (Some(_), Some(_)) => {
+            references.extend(sql_names(
+                origin,
+                &format!("{path}.aggregate.expr"),
+                &aggregate.expr,
+                &mut problems,
+            ));
+            if let Some(filter) = &aggregate.filter {
+                references.extend(sql_names(
+                    origin,
+                    &format!("{path}.aggregate.where"),
+                    filter,
+                    &mut problems,
+                ));
+            }
+        }
+        if let Some(quantile) = &feature.quantile {
+            if !feature_names.contains(&quantile.of.as_str()) || quantile.of == feature.name {
                 problems.push(
                     origin
-                        .at_key("feature-definition", &format!("{path}.aggregate"), format!("feature `{}` has both `expr` and `aggregate`", feature.name))
-                        .help("a feature is either an expression over the entity (`expr`) or an aggregate over another source (`aggregate`); keep one"),
+                        .at(
+                            "unknown-feature",
+                            &format!("{path}.quantile.of"),
+                            format!(
+                                "feature `{}` buckets `{}`, which is not another feature",
+                                feature.name, quantile.of
+                            ),
+                        )
+                        .help(available_help(
+                            &quantile.of,
+                            "feature",
+                            feature_names.iter().copied().filter(|n| *n != feature.name),
+                        )),
                 );
-                BTreeSet::new()
             }
-            (None, None) => {
-                problems.push(
+            match (&quantile.buckets, &quantile.cuts) {
+                (Some(buckets), None) if *buckets >= 2 => {}
+                (None, Some(cuts)) if !cuts.is_empty() && cuts.windows(2).all(|w| w[0] < w[1]) => {}
+                _ => problems.push(
                     origin
-                        .at("feature-definition", &path, format!("feature `{}` has neither `expr` nor `aggregate`", feature.name))
-                        .help("add `expr: <SQL over entity columns and features>` or `aggregate: {source, expr}`"),
-                );
-                BTreeSet::new()
+                        .at("invalid-quantile", &format!("{path}.quantile"), format!("feature `{}` needs either `buckets` (at least 2) or strictly ascending `cuts`", feature.name))
+                        .help("e.g. `quantile: { of: revenue_12m, buckets: 5 }` or `quantile: { of: revenue_12m, cuts: [100, 1000] }`"),
+                ),
             }
-        };
+            references.insert(quantile.of.clone());
+        }
         feature_references.push(references);
     }
 
@@ -252,6 +283,7 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
     };
 
     let segment_references = check_segments(spec, origin, &feature_names, &mut problems);
+    super::method::check(spec, origin, &mut problems);
     if problems.is_empty() {
         Ok(Checked {
             feature_order,

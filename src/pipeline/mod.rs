@@ -3,6 +3,7 @@
 
 mod check;
 mod locate;
+mod method;
 pub mod model;
 pub mod sql;
 

@@ -47,6 +47,20 @@ pub struct PipelineSpec {
     /// Ordered segment rules: each customer lands in the first segment whose `when` is true. At most
     /// one segment, the last, may omit `when` and catch everyone left.
     pub segments: Vec<SegmentSpec>,
+    /// The five validation criteria (identifiable, substantial, accessible, differentiable,
+    /// actionable), each with warn and error thresholds, checked on every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub criteria: Option<CriteriaSpec>,
+    /// The weighted prioritisation matrix: factors, weights (summing to 100) and how each factor
+    /// is scored per segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub scoring: Option<ScoringSpec>,
+    /// Personas: archetypes of segments, rendered with each segment's measured profile.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub personas: Vec<PersonaSpec>,
+    /// The 2x2 value x engagement matrix: two features and where each is split into low and high.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub matrix: Option<MatrixSpec>,
 }
 
 /// A table read from files.
@@ -141,7 +155,7 @@ pub enum FeatureKind {
     Geographic,
 }
 
-/// One per-customer value. Give exactly one of `expr` or `aggregate`.
+/// One per-customer value. Give exactly one of `expr`, `aggregate` or `quantile`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
@@ -160,6 +174,11 @@ pub struct FeatureSpec {
     /// An aggregate over another source, joined to the customers on the key.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub aggregate: Option<AggregateSpec>,
+    /// A bucket number (1 = lowest) of another feature across all customers: equal-count buckets
+    /// (`buckets`, e.g. quintiles for RFM scores) or declared cut points (`cuts`). The cut points
+    /// actually used are shown in the report.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quantile: Option<QuantileSpec>,
     /// Cast the result to this type. Without it the type follows from the SQL.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub column_type: Option<ColumnType>,
@@ -220,4 +239,321 @@ pub struct SegmentSpec {
     /// Team or person accountable for this segment.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub owner: Option<String>,
+    /// What the team will do for this segment (the actionable criterion needs at least one).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub actions: Vec<String>,
+    /// Deprioritised on purpose. A negative segment must say why in `negative_reason`, and is never
+    /// recommended as the beachhead.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub negative: bool,
+    /// Why this segment is deprioritised (required when `negative: true`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub negative_reason: Option<String>,
+    /// Hand-given prioritisation scores by factor id (1 to 10, with a note), for factors not
+    /// derived from data.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub scores: BTreeMap<String, HandScore>,
+}
+
+/// A hand-given factor score.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct HandScore {
+    /// Score from 1 (worst) to 10 (best).
+    pub score: f64,
+    /// Why this score: the evidence a reviewer can check.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+/// Buckets of a feature across all customers.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct QuantileSpec {
+    /// The feature to bucket.
+    pub of: String,
+    /// Number of equal-count buckets (5 for quintiles), assigned with `ntile` in order of the
+    /// feature, ties broken by the entity key.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<u32>,
+    /// Ascending cut points instead of equal counts: a value below the first cut is bucket 1, at or
+    /// above the last is bucket `len + 1`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<Vec<f64>>,
+    /// Give the highest bucket to the lowest values (e.g. recency: fewer days since the last
+    /// purchase scores higher).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub descending: bool,
+}
+
+/// Warn and error levels for one measured value. Give `*_if_below` for minimums and
+/// `*_if_above` for maximums; the error level must be at least as strict as the warn level.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// Warn when the measured value is below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_if_below: Option<f64>,
+    /// Fail when the measured value is below this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_if_below: Option<f64>,
+    /// Warn when the measured value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub warn_if_above: Option<f64>,
+    /// Fail when the measured value is above this.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error_if_above: Option<f64>,
+}
+
+/// The five validation criteria of a segmentation.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CriteriaSpec {
+    /// Can you find them? Bounds the share of customers no rule assigns.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identifiable: Option<IdentifiableSpec>,
+    /// Big enough to matter? Minimum size of every segment.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub substantial: Option<SubstantialSpec>,
+    /// Can you reach them? Minimum share of each segment reachable through a channel.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub accessible: Option<AccessibleSpec>,
+    /// Distinct from the others? Every pair of segments must differ on some feature.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub differentiable: Option<DifferentiableSpec>,
+    /// Can you serve them differently? Every segment needs an owner and an action; negative
+    /// segments need a reason.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub actionable: Option<ActionableSpec>,
+}
+
+/// Thresholds of the identifiable criterion.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IdentifiableSpec {
+    /// Share (0 to 1) of customers that no segment rule matched, e.g. `{ error_if_above: 0.05 }`.
+    pub unassigned_share: Threshold,
+}
+
+/// Thresholds of the substantial criterion, each applied to every segment.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SubstantialSpec {
+    /// Segment's share (0 to 1) of all customers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub share: Option<Threshold>,
+    /// Segment's number of customers.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub customers: Option<Threshold>,
+    /// Segment's share (0 to 1) of the total of a value feature, e.g. revenue.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value_share: Option<ValueShareSpec>,
+}
+
+/// A segment's share of a value feature's total.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ValueShareSpec {
+    /// The numeric feature, e.g. `revenue_12m`.
+    pub feature: String,
+    /// Levels for the segment's share of its total.
+    pub threshold: Threshold,
+}
+
+/// The accessible criterion.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AccessibleSpec {
+    /// SQL condition over features that is true for reachable customers, e.g.
+    /// `email_opt_in AND has_email`.
+    pub reachable: String,
+    /// Levels for the reachable share (0 to 1) within each segment.
+    pub share: Threshold,
+}
+
+/// The differentiable criterion.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DifferentiableSpec {
+    /// Numeric features to compare segments on.
+    pub features: Vec<String>,
+    /// Levels for the largest absolute Cohen's d (pooled standard deviation) of each pair of
+    /// segments over these features; 0.2 is small, 0.5 medium, 0.8 large.
+    pub effect_size: Threshold,
+}
+
+/// The actionable criterion.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ActionableSpec {
+    /// Fail segments without an `owner`.
+    #[serde(default = "yes")]
+    pub require_owner: bool,
+    /// Fail segments without at least one of `actions` (negative segments are exempt).
+    #[serde(default = "yes")]
+    pub require_action: bool,
+}
+
+fn yes() -> bool {
+    true
+}
+
+/// The weighted prioritisation matrix.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ScoringSpec {
+    /// Factors with weights in percent that sum to 100. The seed's default: market size 25,
+    /// revenue potential 25, fit with product 20, acquisition ease 15, strategic value 15.
+    pub factors: Vec<FactorSpec>,
+    /// How robust the ranking is to the weights: random perturbations of every weight.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stability: Option<StabilitySpec>,
+}
+
+/// One prioritisation factor.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct FactorSpec {
+    /// Identifier used in segments' `scores`.
+    #[schemars(regex(pattern = r"^[a-z][a-z0-9_]{0,62}$"))]
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Weight in percent.
+    pub weight: f64,
+    /// How the factor is measured.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// Derive the score from data; without it every segment gives the score by hand in `scores`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub derived: Option<DerivedScore>,
+}
+
+/// A factor score computed from a segment metric.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedScore {
+    /// The segment metric: `customers`, `share`, or `{ mean | median | sum: <feature> }`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    #[schemars(with = "Metric")]
+    pub metric: Metric,
+    /// How the metric becomes a 1 to 10 score: `min_max` or `{ breakpoints: [...] }`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    #[schemars(with = "ScaleMethod")]
+    pub method: ScaleMethod,
+    /// Whether a larger metric scores higher.
+    #[serde(default = "yes")]
+    pub higher_is_better: bool,
+}
+
+/// A measured property of a segment.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Metric {
+    /// Number of customers.
+    Customers,
+    /// Share of all customers.
+    Share,
+    /// Mean of a feature.
+    Mean(String),
+    /// Median of a feature.
+    Median(String),
+    /// Sum of a feature.
+    Sum(String),
+}
+
+/// Mapping a metric onto 1 to 10.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ScaleMethod {
+    /// Linear between the smallest (1) and largest (10) value across segments.
+    MinMax,
+    /// Ascending breakpoints: the score is 1 plus the number of breakpoints at or below the
+    /// value (nine breakpoints use the whole 1 to 10 range).
+    Breakpoints(Vec<f64>),
+}
+
+/// Rank-stability analysis settings.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StabilitySpec {
+    /// Number of random weight draws.
+    #[serde(default = "default_draws")]
+    pub draws: u32,
+    /// Each weight moves uniformly by up to this many points, then weights are rescaled to 100.
+    #[serde(default = "default_shift")]
+    pub max_shift: f64,
+    /// Random seed, so the analysis is reproducible.
+    #[serde(default)]
+    pub seed: u64,
+}
+
+fn default_draws() -> u32 {
+    1000
+}
+
+fn default_shift() -> f64 {
+    5.0
+}
+
+/// A persona: the human face of a segment.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PersonaSpec {
+    /// Id of the segment this persona represents.
+    pub segment: String,
+    /// The persona's name, e.g. "Scaling Sarah".
+    pub name: String,
+    /// Role or job title.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub role: Option<String>,
+    /// Situation: company, stage, circumstances.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub context: Option<String>,
+    /// What they are trying to achieve (jobs to be done).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub goals: Vec<String>,
+    /// What gets in their way.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub frustrations: Vec<String>,
+    /// How they behave with the product.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub behaviours: Vec<String>,
+    /// Something they would say, in their words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quote: Option<String>,
+}
+
+/// The 2x2 value x engagement matrix.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct MatrixSpec {
+    /// The value axis, e.g. revenue.
+    pub value: AxisSpec,
+    /// The engagement axis, e.g. active days.
+    pub engagement: AxisSpec,
+}
+
+/// One axis of the 2x2 matrix: customers at or above the split are "high".
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AxisSpec {
+    /// The numeric feature. Customers without a value count as low.
+    pub feature: String,
+    /// Where low ends and high begins: `median`, `{ quantile: 0.75 }` or `{ value: 10 }`.
+    #[serde(with = "serde_yaml::with::singleton_map")]
+    #[schemars(with = "Split")]
+    pub split: Split,
+}
+
+/// Where an axis splits.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Split {
+    /// The median over all customers.
+    Median,
+    /// A quantile (0 to 1) over all customers.
+    Quantile(f64),
+    /// A fixed value.
+    Value(f64),
 }

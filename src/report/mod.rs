@@ -11,9 +11,12 @@ use serde::Serialize;
 pub use output::StagedOutput;
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 
-use crate::engine::RunResults;
+use crate::analysis::criteria::Check;
+use crate::analysis::{Analysis, SegmentProfile};
+use crate::engine::{RunResults, SegmentResult};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
+use crate::pipeline::model::PersonaSpec;
 
 /// What a reviewer needs to reproduce a run, written as `manifest.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -57,6 +60,34 @@ pub struct ReportData<'a> {
     /// Everything measured.
     #[serde(flatten)]
     pub results: &'a RunResults,
+    /// Criteria, scoring and profiles.
+    #[serde(flatten)]
+    pub analysis: &'a Analysis,
+    /// Personas with their segment's measured profile.
+    pub personas: Vec<PersonaView<'a>>,
+}
+
+/// A persona beside the data behind it.
+#[derive(Debug, Clone, Serialize)]
+pub struct PersonaView<'a> {
+    /// The persona as declared.
+    pub persona: &'a PersonaSpec,
+    /// Its segment's size and statistics.
+    pub segment: &'a SegmentResult,
+    /// What distinguishes the segment.
+    pub profile: Option<&'a SegmentProfile>,
+    /// The criteria checks about this segment.
+    pub checks: Vec<CheckView<'a>>,
+}
+
+/// A criterion check with its criterion's name.
+#[derive(Debug, Clone, Serialize)]
+pub struct CheckView<'a> {
+    /// The criterion.
+    pub criterion: &'static str,
+    /// The check.
+    #[serde(flatten)]
+    pub check: &'a Check,
 }
 
 /// Pipeline facts shown in reports.
@@ -76,8 +107,36 @@ pub struct PipelineInfo<'a> {
 
 impl<'a> ReportData<'a> {
     /// Gather the report context of a run.
-    pub fn new(pipeline: &'a Pipeline, results: &'a RunResults) -> Self {
+    pub fn new(pipeline: &'a Pipeline, results: &'a RunResults, analysis: &'a Analysis) -> Self {
+        let personas = pipeline
+            .spec
+            .personas
+            .iter()
+            .filter_map(|persona| {
+                let segment = results.segments.iter().find(|s| s.id == persona.segment)?;
+                let checks = analysis
+                    .criteria
+                    .criteria
+                    .iter()
+                    .flat_map(|c| {
+                        c.checks.iter().map(move |check| CheckView {
+                            criterion: c.criterion,
+                            check,
+                        })
+                    })
+                    .filter(|view| view.check.subject == segment.id)
+                    .collect();
+                Some(PersonaView {
+                    persona,
+                    segment,
+                    profile: analysis.profiles.iter().find(|p| p.segment == segment.id),
+                    checks,
+                })
+            })
+            .collect();
         ReportData {
+            analysis,
+            personas,
             segflow_version: env!("CARGO_PKG_VERSION"),
             pipeline: PipelineInfo {
                 name: &pipeline.spec.name,
@@ -91,21 +150,69 @@ impl<'a> ReportData<'a> {
     }
 }
 
-/// Files every run writes besides `assignments.parquet` and `manifest.json`.
-pub const REPORT_FILES: &[&str] = &["segments.json", "segments.csv", "report.md", "report.html"];
-
-/// Write segments.json, segments.csv and the reports into `dir`.
-pub fn write_reports(dir: &Path, data: &ReportData<'_>, templates: &Templates) -> Result<()> {
-    write_json(&dir.join("segments.json"), data)?;
+/// Write segments.json, segments.csv, criteria.json, scoring.json (when scoring is declared),
+/// the reports and one document per persona into `dir`; returns the files written.
+pub fn write_reports(
+    dir: &Path,
+    data: &ReportData<'_>,
+    templates: &Templates,
+) -> Result<Vec<String>> {
+    let mut written = vec!["segments.json".to_string(), "criteria.json".to_string()];
+    write_json(&dir.join("segments.json"), &SegmentsDocument::new(data))?;
+    write_json(&dir.join("criteria.json"), &data.analysis.criteria)?;
+    if let Some(scoring) = &data.analysis.scoring {
+        write_json(&dir.join("scoring.json"), scoring)?;
+        written.push("scoring.json".into());
+    }
     write_segments_csv(&dir.join("segments.csv"), data.results)?;
+    written.push("segments.csv".into());
     for (template, file) in [
         ("report.md.j2", "report.md"),
         ("report.html.j2", "report.html"),
     ] {
         let text = templates.render(template, data)?;
         write_file(&dir.join(file), text.as_bytes())?;
+        written.push(file.to_string());
     }
-    Ok(())
+    if !data.personas.is_empty() {
+        let folder = dir.join("personas");
+        std::fs::create_dir(&folder).map_err(|e| Error::output(&folder, e))?;
+        for view in &data.personas {
+            let context = minijinja::context! {
+                p => view,
+                pipeline => &data.pipeline,
+                as_of => data.results.as_of,
+            };
+            let text = templates.render("persona.md.j2", &context)?;
+            // Segment ids match NAME_PATTERN, so they are safe file names.
+            let name = format!("personas/{}.md", view.segment.id);
+            write_file(&dir.join(&name), text.as_bytes())?;
+            written.push(name);
+        }
+    }
+    Ok(written)
+}
+
+/// `segments.json`: the segments, their statistics and profiles; criteria and scoring have files
+/// of their own.
+#[derive(Serialize)]
+struct SegmentsDocument<'a> {
+    segflow_version: &'a str,
+    pipeline: &'a PipelineInfo<'a>,
+    #[serde(flatten)]
+    results: &'a RunResults,
+    profiles: &'a [SegmentProfile],
+}
+
+impl<'a> SegmentsDocument<'a> {
+    fn new(data: &'a ReportData<'a>) -> Self {
+        SegmentsDocument {
+            segflow_version: data.segflow_version,
+            pipeline: &data.pipeline,
+            results: data.results,
+            profiles: &data.analysis.profiles,
+        }
+    }
 }
 
 /// Write `manifest.json` into `dir`.

@@ -15,6 +15,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/report.html.j2"),
     ),
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
+    (
+        "persona.md.j2",
+        include_str!("../../templates/persona.md.j2"),
+    ),
 ];
 
 /// Report templates ready to render.

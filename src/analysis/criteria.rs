@@ -1,0 +1,394 @@
+//! The five validation criteria of seed 001 (identifiable, substantial, accessible,
+//! differentiable, actionable), evaluated against a run's measured results.
+
+use serde::Serialize;
+
+use super::effect::{Moments, cohens_d};
+use crate::engine::{RunResults, SegmentResult};
+use crate::pipeline::model::{CriteriaSpec, Threshold};
+
+/// Outcome of a check, ordered by severity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    /// Within all levels.
+    Pass,
+    /// Beyond the warn level.
+    Warn,
+    /// Beyond the error level.
+    Fail,
+}
+
+/// One measured value against its threshold.
+#[derive(Debug, Clone, Serialize)]
+pub struct Check {
+    /// What was checked: a segment id, a pair `a ~ b`, or `all customers`.
+    pub subject: String,
+    /// The measure, e.g. `share of customers`.
+    pub measure: String,
+    /// The measured value, when it is a number.
+    pub value: Option<f64>,
+    /// The levels, e.g. `warn below 0.05, fail below 0.02`.
+    pub threshold: String,
+    /// Pass, warn or fail.
+    pub status: Status,
+    /// More about this result.
+    pub detail: Option<String>,
+}
+
+/// One criterion's checks.
+#[derive(Debug, Clone, Serialize)]
+pub struct CriterionResult {
+    /// `identifiable`, `substantial`, `accessible`, `differentiable` or `actionable`.
+    pub criterion: &'static str,
+    /// The question the criterion answers.
+    pub question: &'static str,
+    /// The worst status of its checks.
+    pub status: Status,
+    /// Every check.
+    pub checks: Vec<Check>,
+}
+
+/// Effect sizes between two segments.
+#[derive(Debug, Clone, Serialize)]
+pub struct PairDifference {
+    /// First segment id.
+    pub a: String,
+    /// Second segment id.
+    pub b: String,
+    /// Largest absolute Cohen's d over the declared features, when defined.
+    pub largest: Option<f64>,
+    /// The feature with the largest effect.
+    pub feature: Option<String>,
+    /// Cohen's d per declared feature (a minus b), null when undefined.
+    pub by_feature: Vec<(String, Option<f64>)>,
+}
+
+/// All criteria of a run.
+#[derive(Debug, Clone, Serialize)]
+pub struct CriteriaReport {
+    /// The worst status of all checks (pass when none are declared).
+    pub status: Status,
+    /// Each declared criterion.
+    pub criteria: Vec<CriterionResult>,
+    /// The pairwise effect sizes behind the differentiable criterion.
+    pub differentiation: Vec<PairDifference>,
+}
+
+/// Evaluate a threshold on `value`.
+pub fn evaluate(threshold: &Threshold, value: f64) -> Status {
+    let below = |level: Option<f64>| level.is_some_and(|l| value < l);
+    let above = |level: Option<f64>| level.is_some_and(|l| value > l);
+    if below(threshold.error_if_below) || above(threshold.error_if_above) {
+        Status::Fail
+    } else if below(threshold.warn_if_below) || above(threshold.warn_if_above) {
+        Status::Warn
+    } else {
+        Status::Pass
+    }
+}
+
+/// The levels of a threshold in words.
+pub fn describe(threshold: &Threshold) -> String {
+    let parts: Vec<String> = [
+        ("warn below", threshold.warn_if_below),
+        ("fail below", threshold.error_if_below),
+        ("warn above", threshold.warn_if_above),
+        ("fail above", threshold.error_if_above),
+    ]
+    .iter()
+    .filter_map(|(words, level)| level.map(|l| format!("{words} {l}")))
+    .collect();
+    parts.join(", ")
+}
+
+fn check(subject: &str, measure: &str, value: f64, threshold: &Threshold) -> Check {
+    Check {
+        subject: subject.to_string(),
+        measure: measure.to_string(),
+        value: Some(value),
+        threshold: describe(threshold),
+        status: evaluate(threshold, value),
+        detail: None,
+    }
+}
+
+fn criterion(
+    criterion: &'static str,
+    question: &'static str,
+    checks: Vec<Check>,
+) -> CriterionResult {
+    CriterionResult {
+        criterion,
+        question,
+        status: checks
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Pass),
+        checks,
+    }
+}
+
+fn feature_moments(stats: &[crate::engine::FeatureStats], feature: &str) -> Option<Moments> {
+    stats
+        .iter()
+        .find(|s| s.feature == feature)
+        .and_then(Moments::of)
+}
+
+/// Evaluate the declared criteria on a run's results.
+pub fn evaluate_all(spec: Option<&CriteriaSpec>, results: &RunResults) -> CriteriaReport {
+    let Some(spec) = spec else {
+        return CriteriaReport {
+            status: Status::Pass,
+            criteria: Vec::new(),
+            differentiation: Vec::new(),
+        };
+    };
+    let mut criteria = Vec::new();
+    if let Some(identifiable) = &spec.identifiable {
+        let mut unassigned = check(
+            "all customers",
+            "share unassigned",
+            results.unassigned_share,
+            &identifiable.unassigned_share,
+        );
+        unassigned.detail = Some(format!(
+            "{} of {} customers match no rule",
+            results.unassigned, results.customers
+        ));
+        let references = Check {
+            subject: "all rules".into(),
+            measure: "rules reference only declared features".into(),
+            value: None,
+            threshold: "required".into(),
+            status: Status::Pass,
+            detail: Some("checked when the pipeline was loaded".into()),
+        };
+        criteria.push(criterion(
+            "identifiable",
+            "Can you find them?",
+            vec![unassigned, references],
+        ));
+    }
+    if let Some(substantial) = &spec.substantial {
+        let mut checks = Vec::new();
+        for segment in &results.segments {
+            if let Some(t) = &substantial.share {
+                checks.push(check(&segment.id, "share of customers", segment.share, t));
+            }
+            if let Some(t) = &substantial.customers {
+                checks.push(check(&segment.id, "customers", segment.customers as f64, t));
+            }
+            if let Some(value) = &substantial.value_share {
+                let total = results
+                    .overall
+                    .iter()
+                    .find(|s| s.feature == value.feature)
+                    .and_then(|s| s.sum);
+                let part = segment
+                    .features
+                    .iter()
+                    .find(|s| s.feature == value.feature)
+                    .and_then(|s| s.sum);
+                let measure = format!("share of total {}", value.feature);
+                checks.push(match (part, total) {
+                    (_, Some(total)) if total != 0.0 => {
+                        let mut c = check(
+                            &segment.id,
+                            &measure,
+                            part.unwrap_or(0.0) / total,
+                            &value.threshold,
+                        );
+                        c.detail = Some(format!("{:.2} of {total:.2}", part.unwrap_or(0.0)));
+                        c
+                    }
+                    _ => Check {
+                        subject: segment.id.clone(),
+                        measure,
+                        value: None,
+                        threshold: describe(&value.threshold),
+                        status: Status::Fail,
+                        detail: Some(format!("`{}` has no numeric total to share", value.feature)),
+                    },
+                });
+            }
+        }
+        criteria.push(criterion("substantial", "Big enough to matter?", checks));
+    }
+    if let Some(accessible) = &spec.accessible {
+        let checks = results
+            .segments
+            .iter()
+            .map(|segment| match (segment.reachable, segment.customers) {
+                (Some(reachable), n) if n > 0 => {
+                    let mut c = check(
+                        &segment.id,
+                        "share reachable",
+                        reachable as f64 / n as f64,
+                        &accessible.share,
+                    );
+                    c.detail = Some(format!(
+                        "{reachable} of {n} match `{}`",
+                        accessible.reachable
+                    ));
+                    c
+                }
+                _ => Check {
+                    subject: segment.id.clone(),
+                    measure: "share reachable".into(),
+                    value: None,
+                    threshold: describe(&accessible.share),
+                    status: Status::Warn,
+                    detail: Some("the segment is empty".into()),
+                },
+            })
+            .collect();
+        criteria.push(criterion("accessible", "Can you reach them?", checks));
+    }
+    let mut differentiation = Vec::new();
+    if let Some(differentiable) = &spec.differentiable {
+        let populated: Vec<&SegmentResult> = results
+            .segments
+            .iter()
+            .filter(|s| s.customers > 0)
+            .collect();
+        let mut checks = Vec::new();
+        for (i, a) in populated.iter().enumerate() {
+            for b in &populated[i + 1..] {
+                let by_feature: Vec<(String, Option<f64>)> = differentiable
+                    .features
+                    .iter()
+                    .map(|f| {
+                        let d = feature_moments(&a.features, f)
+                            .zip(feature_moments(&b.features, f))
+                            .and_then(|(x, y)| cohens_d(x, y));
+                        (f.clone(), d)
+                    })
+                    .collect();
+                let best = by_feature
+                    .iter()
+                    .filter_map(|(f, d)| d.map(|d| (f, d.abs())))
+                    .max_by(|x, y| x.1.total_cmp(&y.1));
+                let subject = format!("{} ~ {}", a.id, b.id);
+                checks.push(match best {
+                    Some((feature, d)) => {
+                        let mut c = check(
+                            &subject,
+                            "largest |Cohen's d|",
+                            d,
+                            &differentiable.effect_size,
+                        );
+                        c.detail = Some(format!("on `{feature}`"));
+                        c
+                    }
+                    None => Check {
+                        subject: subject.clone(),
+                        measure: "largest |Cohen's d|".into(),
+                        value: None,
+                        threshold: describe(&differentiable.effect_size),
+                        status: Status::Fail,
+                        detail: Some("no declared feature varies in these segments".into()),
+                    },
+                });
+                differentiation.push(PairDifference {
+                    a: a.id.clone(),
+                    b: b.id.clone(),
+                    largest: best.map(|(_, d)| d),
+                    feature: best.map(|(f, _)| f.clone()),
+                    by_feature,
+                });
+            }
+        }
+        criteria.push(criterion(
+            "differentiable",
+            "Distinct from the others?",
+            checks,
+        ));
+    }
+    if let Some(actionable) = &spec.actionable {
+        let mut checks = Vec::new();
+        for segment in &results.segments {
+            let mut missing = Vec::new();
+            if actionable.require_owner && segment.owner.is_none() {
+                missing.push("an owner");
+            }
+            if segment.negative {
+                if segment
+                    .negative_reason
+                    .as_deref()
+                    .is_none_or(|r| r.trim().is_empty())
+                {
+                    missing.push("a `negative_reason` (it is marked negative)");
+                }
+            } else if actionable.require_action && segment.actions.is_empty() {
+                missing.push("an action");
+            }
+            checks.push(Check {
+                subject: segment.id.clone(),
+                measure: "owner and action declared".into(),
+                value: None,
+                threshold: "required".into(),
+                status: if missing.is_empty() {
+                    Status::Pass
+                } else {
+                    Status::Fail
+                },
+                detail: Some(if missing.is_empty() {
+                    match (&segment.owner, segment.negative) {
+                        (_, true) => format!(
+                            "negative on purpose: {}",
+                            segment.negative_reason.clone().unwrap_or_default()
+                        ),
+                        (Some(owner), false) => format!("{owner}: {}", segment.actions.join("; ")),
+                        (None, false) => segment.actions.join("; "),
+                    }
+                } else {
+                    format!("missing {}", missing.join(" and "))
+                }),
+            });
+        }
+        criteria.push(criterion(
+            "actionable",
+            "Can you serve them differently?",
+            checks,
+        ));
+    }
+    CriteriaReport {
+        status: criteria
+            .iter()
+            .map(|c| c.status)
+            .max()
+            .unwrap_or(Status::Pass),
+        criteria,
+        differentiation,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn thresholds_pass_warn_and_fail() {
+        let minimum = Threshold {
+            warn_if_below: Some(0.1),
+            error_if_below: Some(0.05),
+            ..Default::default()
+        };
+        assert_eq!(evaluate(&minimum, 0.2), Status::Pass);
+        assert_eq!(evaluate(&minimum, 0.1), Status::Pass);
+        assert_eq!(evaluate(&minimum, 0.07), Status::Warn);
+        assert_eq!(evaluate(&minimum, 0.01), Status::Fail);
+        let maximum = Threshold {
+            warn_if_above: Some(0.02),
+            error_if_above: Some(0.05),
+            ..Default::default()
+        };
+        assert_eq!(evaluate(&maximum, 0.0), Status::Pass);
+        assert_eq!(evaluate(&maximum, 0.03), Status::Warn);
+        assert_eq!(evaluate(&maximum, 0.06), Status::Fail);
+        assert_eq!(describe(&maximum), "warn above 0.02, fail above 0.05");
+    }
+}
