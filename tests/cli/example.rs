@@ -153,9 +153,12 @@ fn saas_example_matches_an_independent_computation() {
         files,
         [
             "assignments.parquet",
+            "criteria.json",
             "manifest.json",
+            "personas",
             "report.html",
             "report.md",
+            "scoring.json",
             "segments.csv",
             "segments.json"
         ]
