@@ -23,10 +23,14 @@ use datafusion::parquet::file::properties::WriterProperties;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
-/// Generate the saas example's tables (customers, events, invoices, tickets).
+/// Generate example tables: `saas` (customers, events, invoices, tickets) or `retail`
+/// (customers, transactions).
 #[derive(Debug, Parser)]
 #[command(name = "segflow-datagen", version)]
 struct Args {
+    /// Which example's tables to make.
+    #[arg(long, value_enum, default_value = "saas")]
+    dataset: Dataset,
     /// Number of customers.
     #[arg(long, default_value_t = 3000)]
     customers: u64,
@@ -43,6 +47,12 @@ struct Args {
     /// segflow reads); `parquet`: every table as Parquet, for benchmarks.
     #[arg(long, value_enum, default_value = "example")]
     format: Layout,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum Dataset {
+    Saas,
+    Retail,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -99,6 +109,26 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
+    if args.dataset == Dataset::Retail {
+        let (customers, transactions) = generate_retail(&args, &mut rng);
+        let extension = if args.format == Layout::Parquet {
+            "parquet"
+        } else {
+            "csv"
+        };
+        write(&args.out.join(format!("customers.{extension}")), &customers)?;
+        write(
+            &args.out.join(format!("transactions.{extension}")),
+            &transactions,
+        )?;
+        println!(
+            "wrote {} customers, {} transactions to {}",
+            customers.num_rows(),
+            transactions.num_rows(),
+            args.out.display()
+        );
+        return Ok(());
+    }
     let tables = generate(&args, &mut rng);
     let (customers, events, invoices, tickets) = match args.format {
         Layout::Example => (
@@ -374,6 +404,94 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
             ],
         ),
     }
+}
+
+/// Retail customers and their purchases: loyal, regular, lapsed, one-off and never-buying
+/// customers, over two years before the as-of date (and a few purchases after it).
+fn generate_retail(args: &Args, rng: &mut ChaCha8Rng) -> (RecordBatch, RecordBatch) {
+    let as_of = args.as_of;
+    let mut c_id = Int64Builder::new();
+    let mut c_signup = Date32Builder::new();
+    let mut c_country = StringBuilder::new();
+    let mut t_id = Int64Builder::new();
+    let mut t_date = Date32Builder::new();
+    let mut t_amount = Float64Builder::new();
+    for id in 1..=args.customers as i64 {
+        let tenure: u64 = rng.random_range(30..=730);
+        let signup = as_of.checked_sub_days(Days::new(tenure)).unwrap_or(as_of);
+        c_id.append_value(id);
+        c_signup.append_value(days_since_epoch(signup));
+        c_country.append_value(pick(rng, COUNTRIES));
+        // (purchases, most recent purchase at most this many days ago, typical basket)
+        let (purchases, recent_within, basket): (u32, u64, f64) = match rng.random_range(0..100) {
+            0..20 => (rng.random_range(12..=40), 30, 80.0),
+            20..50 => (rng.random_range(4..=12), 120, 50.0),
+            50..75 => (rng.random_range(2..=10), 700, 60.0),
+            75..90 => (1, 700, 40.0),
+            _ => (0, 0, 0.0),
+        };
+        let recent_within = recent_within.min(tenure);
+        for p in 0..purchases {
+            // The first purchase sets recency; the others spread over the tenure before it.
+            let floor = if recent_within > 0 {
+                rng.random_range(1..=recent_within)
+            } else {
+                1
+            };
+            let ago = if p == 0 {
+                floor
+            } else {
+                rng.random_range(floor..=tenure.max(floor))
+            };
+            let ago = if recent_within > 120 && p == 0 {
+                ago.max(150)
+            } else {
+                ago
+            };
+            t_id.append_value(id);
+            t_date.append_value(days_since_epoch(
+                as_of.checked_sub_days(Days::new(ago)).unwrap_or(as_of),
+            ));
+            t_amount
+                .append_value((basket * rng.random_range(0.3..3.0_f64) * 100.0).round() / 100.0);
+        }
+        if purchases > 0 && rng.random_bool(0.05) {
+            t_id.append_value(id);
+            t_date.append_value(days_since_epoch(
+                as_of
+                    .checked_add_days(Days::new(rng.random_range(0..30)))
+                    .unwrap_or(as_of),
+            ));
+            t_amount.append_value(99.0);
+        }
+    }
+    let customers = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Int64, false),
+            Field::new("signup_date", DataType::Date32, false),
+            Field::new("country", DataType::Utf8, false),
+        ])),
+        vec![
+            Arc::new(c_id.finish()),
+            Arc::new(c_signup.finish()),
+            Arc::new(c_country.finish()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("generator built inconsistent columns: {e}"));
+    let transactions = RecordBatch::try_new(
+        Arc::new(Schema::new(vec![
+            Field::new("customer_id", DataType::Int64, false),
+            Field::new("date", DataType::Date32, false),
+            Field::new("amount", DataType::Float64, false),
+        ])),
+        vec![
+            Arc::new(t_id.finish()),
+            Arc::new(t_date.finish()),
+            Arc::new(t_amount.finish()),
+        ],
+    )
+    .unwrap_or_else(|e| panic!("generator built inconsistent columns: {e}"));
+    (customers, transactions)
 }
 
 fn write(path: &Path, batch: &RecordBatch) -> Result<(), Box<dyn std::error::Error>> {

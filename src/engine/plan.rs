@@ -430,6 +430,30 @@ impl Planner<'_> {
         }
     }
 
+    /// Check that `condition` plans over step `from` and is true/false.
+    async fn check_condition(&mut self, from: &str, path: &str, condition: &str, what: &str) {
+        let probe = format!("SELECT ({condition}) AS matched FROM {}", ident(from));
+        match self.ctx.sql(&probe).await {
+            Ok(frame) => {
+                let data_type = frame.schema().field(0).data_type().clone();
+                if !matches!(data_type, DataType::Boolean | DataType::Null) {
+                    self.problem(
+                        "rule-type",
+                        path,
+                        format!("{what} is {data_type}, not true/false"),
+                        Some("write a comparison, e.g. `active_days_90 >= 10`".into()),
+                    );
+                }
+            }
+            Err(e) => self.problem(
+                "sql-plan",
+                path,
+                format!("{what} does not plan: {}", first_line_of_datafusion(&e)),
+                None,
+            ),
+        }
+    }
+
     /// The final query: key, first matching segment, features; sorted by key.
     async fn plan_segments(&mut self, from: &str, key: &str) -> Result<Option<Plan>> {
         let spec = &self.pipeline.spec;
@@ -440,37 +464,26 @@ impl Planner<'_> {
                 otherwise = string_literal(&segment.id);
                 continue;
             };
-            let probe = format!("SELECT ({when}) AS matched FROM {}", ident(from));
-            match self.ctx.sql(&probe).await {
-                Ok(frame) => {
-                    let data_type = frame.schema().field(0).data_type().clone();
-                    if !matches!(data_type, DataType::Boolean | DataType::Null) {
-                        self.problem(
-                            "rule-type",
-                            &format!("segments[{i}].when"),
-                            format!(
-                                "the condition of segment `{}` is {data_type}, not true/false",
-                                segment.id
-                            ),
-                            Some("write a comparison, e.g. `active_days_90 >= 10`".into()),
-                        );
-                    }
-                }
-                Err(e) => self.problem(
-                    "sql-plan",
-                    &format!("segments[{i}].when"),
-                    format!(
-                        "the condition of segment `{}` does not plan: {}",
-                        segment.id,
-                        first_line_of_datafusion(&e)
-                    ),
-                    None,
-                ),
-            }
+            self.check_condition(
+                from,
+                &format!("segments[{i}].when"),
+                when,
+                &format!("the condition of segment `{}`", segment.id),
+            )
+            .await;
             branches.push(format!(
                 "WHEN ({when}) THEN {}",
                 string_literal(&segment.id)
             ));
+        }
+        if let Some(accessible) = spec.criteria.as_ref().and_then(|c| c.accessible.as_ref()) {
+            self.check_condition(
+                from,
+                "criteria.accessible.reachable",
+                &accessible.reachable,
+                "the accessible criterion's `reachable` condition",
+            )
+            .await;
         }
         if !self.problems.is_empty() {
             return Ok(None);
