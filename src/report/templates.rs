@@ -38,7 +38,7 @@ impl Templates {
             });
         }
         let mut env = Environment::new();
-        env.set_undefined_behavior(UndefinedBehavior::Strict);
+        env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_auto_escape_callback(|name| {
             if name.contains(".html") {
                 AutoEscape::Html

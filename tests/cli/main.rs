@@ -3,5 +3,6 @@
 mod errors;
 mod example;
 mod hand_worked;
+mod method;
 mod schema;
 mod support;
