@@ -146,6 +146,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         segflow_version: env!("CARGO_PKG_VERSION").into(),
         pipeline_file: args.input.pipeline.display().to_string(),
         pipeline_sha256: pipeline.sha256.clone(),
+        git: report::git_state(&args.input.pipeline),
         pipeline_name: pipeline.spec.name.clone(),
         as_of: options.as_of.to_string(),
         sources: results.sources.clone(),

@@ -66,7 +66,9 @@ pub struct RunResults {
     pub quantiles: Vec<method::QuantileCuts>,
     /// The 2x2 value x engagement matrix, when declared.
     pub matrix: Option<method::Matrix>,
-    /// Seconds spent per stage, in order.
+    /// Seconds spent per stage, in order. Run metadata: kept out of the reproducible outputs and
+    /// written to the manifest only.
+    #[serde(skip)]
     pub timings: Vec<(String, f64)>,
 }
 

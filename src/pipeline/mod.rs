@@ -82,17 +82,26 @@ impl Pipeline {
         })
     }
 
-    /// The as-of date: the override, else the file's, else today.
+    /// The as-of date: the override, else the file's, else today (see [`today`]).
     pub fn as_of(&self, override_date: Option<NaiveDate>) -> NaiveDate {
-        override_date
-            .or(self.spec.as_of)
-            .unwrap_or_else(|| chrono::Utc::now().date_naive())
+        override_date.or(self.spec.as_of).unwrap_or_else(today)
     }
 
     /// The title shown in reports.
     pub fn title(&self) -> &str {
         self.spec.title.as_deref().unwrap_or(&self.spec.name)
     }
+}
+
+/// Today's date in UTC, or the date of `SOURCE_DATE_EPOCH` when it is set, so that builds and
+/// runs that print dates can be reproduced.
+pub fn today() -> NaiveDate {
+    std::env::var("SOURCE_DATE_EPOCH")
+        .ok()
+        .and_then(|epoch| epoch.trim().parse::<i64>().ok())
+        .and_then(|seconds| chrono::DateTime::from_timestamp(seconds, 0))
+        .unwrap_or_else(chrono::Utc::now)
+        .date_naive()
 }
 
 /// Lower-case hex of `bytes`.

@@ -2,6 +2,7 @@
 //! HTML reports rendered from templates. Numbers arrive computed; this module only presents them.
 
 mod output;
+mod provenance;
 mod templates;
 
 use std::path::Path;
@@ -9,6 +10,7 @@ use std::path::Path;
 use serde::Serialize;
 
 pub use output::StagedOutput;
+pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 
 use crate::analysis::criteria::Check;
@@ -27,6 +29,9 @@ pub struct Manifest {
     pub pipeline_file: String,
     /// SHA-256 of the pipeline file.
     pub pipeline_sha256: String,
+    /// The git commit of the pipeline's repository and whether it had uncommitted changes; null
+    /// outside a git work tree.
+    pub git: Option<GitState>,
     /// The pipeline's name.
     pub pipeline_name: String,
     /// As-of date in force.

@@ -4,5 +4,6 @@ mod errors;
 mod example;
 mod hand_worked;
 mod method;
+mod review;
 mod schema;
 mod support;

@@ -1,0 +1,49 @@
+//! Where a pipeline file came from: the git commit of its repository and whether it had
+//! uncommitted changes, so a reviewer can reproduce a run. Asks the `git` command; outside a work
+//! tree, or without git, there is nothing to record.
+
+use std::path::Path;
+use std::process::Command;
+
+use serde::Serialize;
+
+/// The pipeline's repository state at run time.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct GitState {
+    /// The checked-out commit.
+    pub commit: String,
+    /// Whether the work tree had uncommitted changes to tracked files.
+    pub dirty: bool,
+    /// Whether the pipeline file itself differed from the commit (or was not committed).
+    pub pipeline_modified: bool,
+}
+
+fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    let output = Command::new("git")
+        .arg("-C")
+        .arg(dir)
+        .args(args)
+        .output()
+        .ok()?;
+    output
+        .status
+        .success()
+        .then(|| String::from_utf8_lossy(&output.stdout).trim().to_string())
+}
+
+/// The git state of the repository holding `pipeline_file`, if it is in a work tree.
+pub fn git_state(pipeline_file: &Path) -> Option<GitState> {
+    let dir = match pipeline_file.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d,
+        _ => Path::new("."),
+    };
+    let commit = git(dir, &["rev-parse", "HEAD"])?;
+    let name = pipeline_file.file_name()?.to_string_lossy().into_owned();
+    let dirty = !git(dir, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
+    let file_status = git(dir, &["status", "--porcelain", "--", &name])?;
+    Some(GitState {
+        commit,
+        dirty,
+        pipeline_modified: !file_status.is_empty(),
+    })
+}
