@@ -8,8 +8,9 @@ use std::process::ExitCode;
 use clap::Parser;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
+use crate::analysis::compare::Comparison;
 use crate::analysis::{self, Analysis, Status};
-use crate::cli::{Cli, Command, RunArgs, SourceArgs};
+use crate::cli::{Cli, Command, DiffArgs, RunArgs, SourceArgs};
 use crate::engine::{self, RunOptions};
 use crate::error::{Error, Result, exit};
 use crate::pipeline::{Pipeline, PipelineSpec, available_help};
@@ -51,6 +52,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Run(args) => run_pipeline(args),
         Command::Validate(args) => validate(&args.input),
+        Command::Diff(args) => diff(&args),
         Command::Schema => {
             println!("{}", schema_json());
             Ok(())
@@ -95,6 +97,35 @@ fn prepare(input: &SourceArgs) -> Result<(Pipeline, RunOptions)> {
     Ok((pipeline, options))
 }
 
+/// Compare the run folder `old` with the run folder `new`.
+async fn compare_runs(old: &Path, new: &Path) -> Result<Comparison> {
+    let pair = engine::compare::measure(
+        engine::compare::read_run(old)?,
+        engine::compare::read_run(new)?,
+    )
+    .await?;
+    Ok(analysis::compare::compare(&pair))
+}
+
+fn diff(args: &DiffArgs) -> Result<()> {
+    let comparison = runtime()?.block_on(compare_runs(&args.old, &args.new))?;
+    if args.json {
+        let text = serde_json::to_string_pretty(&comparison)
+            .map_err(|e| Error::Internal(e.to_string()))?;
+        println!("{text}");
+    } else {
+        let templates = Templates::new(None)?;
+        print!(
+            "{}",
+            templates.render(
+                "comparison.md.j2",
+                &minijinja::context! { comparison => &comparison }
+            )?
+        );
+    }
+    Ok(())
+}
+
 fn validate(input: &SourceArgs) -> Result<()> {
     let (pipeline, options) = prepare(input)?;
     let sources = runtime()?.block_on(engine::validate(&pipeline, &options))?;
@@ -122,12 +153,28 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
             .map(|dir| pipeline.base_dir.join(dir)),
     )?;
     let staged = StagedOutput::begin(&destination, args.replace)?;
-    let results = runtime()?.block_on(engine::run(&pipeline, &options, staged.path()))?;
+    let runtime = runtime()?;
+    let results = runtime.block_on(engine::run(&pipeline, &options, staged.path()))?;
 
     let render_start = std::time::Instant::now();
     let analysis = analysis::analyse(&pipeline, &results);
-    let data = ReportData::new(&pipeline, &results, &analysis);
+    let mut data = ReportData::new(&pipeline, &results, &analysis);
     let mut outputs = vec!["assignments.parquet".to_string()];
+    outputs.extend(report::write_data(staged.path(), &data)?);
+    let comparison = match &args.compare_to {
+        Some(old) => {
+            let mut comparison = runtime.block_on(compare_runs(old, staged.path()))?;
+            // The new run is read from its staging folder; name it by where it will be.
+            comparison.new.folder = destination.display().to_string();
+            Some(comparison)
+        }
+        None => None,
+    };
+    if let Some(comparison) = &comparison {
+        data.comparison = Some(comparison);
+        report::write_data(staged.path(), &data)?;
+        outputs.push("comparison.json".into());
+    }
     outputs.extend(report::write_reports(staged.path(), &data, &templates)?);
     outputs.push("manifest.json".into());
     let mut timings: Vec<StageTiming> = results

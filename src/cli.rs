@@ -45,6 +45,18 @@ pub enum Command {
     ///   segflow validate pipelines/saas_quarterly.yaml
     #[command(verbatim_doc_comment)]
     Validate(ValidateArgs),
+    /// Compare two run folders: last quarter's and this quarter's.
+    ///
+    /// Shows segment size changes (count, share, change in points), the migration matrix (how
+    /// many customers moved from each old segment to each new one, including customers who
+    /// appeared or disappeared), per-segment feature drift (mean, median and the population
+    /// stability index), criteria whose status changed, and segments that appeared or
+    /// vanished. Segments are matched by id; what cannot be matched is listed.
+    ///
+    /// Example:
+    ///   segflow diff runs/saas_quarterly-2026-07-01 runs/saas_quarterly-2026-10-01
+    #[command(verbatim_doc_comment)]
+    Diff(DiffArgs),
     /// Print the JSON Schema of the pipeline file.
     ///
     /// schemas/pipeline.schema.json is this output. Point your editor at it for completion and
@@ -83,9 +95,25 @@ pub struct RunArgs {
     /// Replace the run folder if it exists, once the new run has fully succeeded.
     #[arg(long)]
     pub replace: bool,
+    /// Compare with an earlier run folder: adds comparison.json and a comparison section to
+    /// the reports.
+    #[arg(long, value_name = "RUN_DIR")]
+    pub compare_to: Option<PathBuf>,
     /// Report failed validation criteria as warnings and exit 0, instead of exiting with code 6.
     #[arg(long)]
     pub criteria_as_warnings: bool,
+}
+
+/// Options of `segflow diff`.
+#[derive(Debug, Args)]
+pub struct DiffArgs {
+    /// The earlier run folder.
+    pub old: PathBuf,
+    /// The later run folder.
+    pub new: PathBuf,
+    /// Print the comparison as JSON (the content of comparison.json) instead of Markdown.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// Options of `segflow validate`.

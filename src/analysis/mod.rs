@@ -1,6 +1,7 @@
 //! Pure functions over a run's measured results: validation criteria, prioritisation scoring,
 //! and segment profiles for personas. Nothing here touches DataFusion.
 
+pub mod compare;
 pub mod criteria;
 pub mod effect;
 pub mod scoring;

@@ -40,6 +40,18 @@ struct Args {
     /// The as-of date the data is generated around.
     #[arg(long, default_value = "2026-10-01")]
     as_of: NaiveDate,
+    /// Signup dates count back from this date (default: the as-of date). Keep it fixed to make
+    /// a later quarter of the same customers: `--as-of 2027-01-01 --reference-date 2026-10-01`.
+    #[arg(long)]
+    reference_date: Option<NaiveDate>,
+    /// Share of customers (0 to 1) whose behaviour archetype is drawn again, for a later quarter
+    /// in which some customers change behaviour.
+    #[arg(long, default_value_t = 0.0)]
+    behaviour_change: f64,
+    /// Leave out every customer whose id is a multiple of this, as if they had left (for a later
+    /// quarter). 0 keeps everyone.
+    #[arg(long, default_value_t = 0)]
+    drop_every: u64,
     /// Folder to write into (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -180,8 +192,19 @@ fn pick<'a>(rng: &mut ChaCha8Rng, items: &[&'a str]) -> &'a str {
     items[rng.random_range(0..items.len())]
 }
 
+fn draw_archetype(rng: &mut ChaCha8Rng) -> Archetype {
+    match rng.random_range(0..100) {
+        0..10 => Archetype::Power,
+        10..47 => Archetype::Regular,
+        47..75 => Archetype::Occasional,
+        75..83 => Archetype::Struggling,
+        _ => Archetype::Dormant,
+    }
+}
+
 fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
     let as_of = args.as_of;
+    let reference = args.reference_date.unwrap_or(as_of);
     let day = |offset: i64| {
         if offset >= 0 {
             as_of
@@ -213,21 +236,27 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
     let mut t_severity = StringBuilder::new();
 
     for id in 1..=args.customers as i64 {
-        let archetype = match rng.random_range(0..100) {
-            0..10 => Archetype::Power,
-            10..47 => Archetype::Regular,
-            47..75 => Archetype::Occasional,
-            75..83 => Archetype::Struggling,
-            _ => Archetype::Dormant,
+        // Who the customer is comes from a generator of its own, so that the same customer keeps
+        // its attributes in every quarter generated with the same seed.
+        if args.drop_every > 0 && (id as u64).is_multiple_of(args.drop_every) {
+            continue;
+        }
+        let mut who = ChaCha8Rng::seed_from_u64(args.seed.wrapping_mul(1_000_003) ^ id as u64);
+        let mut archetype = draw_archetype(&mut who);
+        let tenure_at_reference: i64 = match archetype {
+            Archetype::Struggling => who.random_range(10..=120),
+            _ => who.random_range(30..=1100),
         };
-        let tenure: i64 = match archetype {
-            Archetype::Struggling => rng.random_range(10..=120),
-            _ => rng.random_range(30..=1100),
-        };
-        let signup = day(-tenure);
         // Heavy-tailed company sizes: most small, a few very large.
-        let size = (2.0_f64.powf(rng.random_range(0.0..12.5))).round() as i32;
-        let plan = match (archetype, size, rng.random_range(0..100)) {
+        let size = (2.0_f64.powf(who.random_range(0.0..12.5))).round() as i32;
+        if who.random_bool(args.behaviour_change.clamp(0.0, 1.0)) {
+            archetype = draw_archetype(rng);
+        }
+        let signup = reference
+            .checked_sub_days(Days::new(tenure_at_reference as u64))
+            .unwrap_or(reference);
+        let tenure = (as_of - signup).num_days().max(1);
+        let plan = match (archetype, size, who.random_range(0..100)) {
             (_, s, r) if s > 1000 && r < 70 => "enterprise",
             (Archetype::Power, _, r) if r < 60 => "pro",
             (Archetype::Dormant | Archetype::Struggling, _, r) if r < 60 => "free",
@@ -238,12 +267,12 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
         };
         c_id.append_value(id);
         c_size.append_value(size.max(1));
-        c_industry.append_value(pick(rng, INDUSTRIES));
-        c_country.append_value(pick(rng, COUNTRIES));
+        c_industry.append_value(pick(&mut who, INDUSTRIES));
+        c_country.append_value(pick(&mut who, COUNTRIES));
         c_plan.append_value(plan);
         c_signup.append_value(days_since_epoch(signup));
-        c_opt_in.append_value(rng.random_bool(0.6));
-        if rng.random_bool(0.9) {
+        c_opt_in.append_value(who.random_bool(0.6));
+        if who.random_bool(0.9) {
             c_email.append_value(format!("user{id}@example.com"));
         } else {
             c_email.append_null();

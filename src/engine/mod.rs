@@ -1,6 +1,7 @@
 //! DataFusion: registering sources, planning features and segments, executing, and collecting
 //! the numbers later stages render. Nothing here formats output for people.
 
+pub mod compare;
 mod functions;
 pub mod method;
 mod plan;

@@ -6,13 +6,13 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
 use datafusion::prelude::SessionContext;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
 use crate::pipeline::sql::ident;
 
 /// Summary statistics of one feature over a group of customers.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct FeatureStats {
     /// The feature's name.
     pub feature: String,

@@ -13,6 +13,7 @@ pub use output::StagedOutput;
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 
+use crate::analysis::compare::Comparison;
 use crate::analysis::criteria::Check;
 use crate::analysis::{Analysis, SegmentProfile};
 use crate::engine::{RunResults, SegmentResult};
@@ -70,6 +71,8 @@ pub struct ReportData<'a> {
     pub analysis: &'a Analysis,
     /// Personas with their segment's measured profile.
     pub personas: Vec<PersonaView<'a>>,
+    /// The comparison with an earlier run, when asked for.
+    pub comparison: Option<&'a Comparison>,
 }
 
 /// A persona beside the data behind it.
@@ -142,6 +145,7 @@ impl<'a> ReportData<'a> {
         ReportData {
             analysis,
             personas,
+            comparison: None,
             segflow_version: env!("CARGO_PKG_VERSION"),
             pipeline: PipelineInfo {
                 name: &pipeline.spec.name,
@@ -155,13 +159,9 @@ impl<'a> ReportData<'a> {
     }
 }
 
-/// Write segments.json, segments.csv, criteria.json, scoring.json (when scoring is declared),
-/// the reports and one document per persona into `dir`; returns the files written.
-pub fn write_reports(
-    dir: &Path,
-    data: &ReportData<'_>,
-    templates: &Templates,
-) -> Result<Vec<String>> {
+/// Write the machine-readable files into `dir`: segments.json, criteria.json, scoring.json (when
+/// scoring is declared) and segments.csv. Returns the files written.
+pub fn write_data(dir: &Path, data: &ReportData<'_>) -> Result<Vec<String>> {
     let mut written = vec!["segments.json".to_string(), "criteria.json".to_string()];
     write_json(&dir.join("segments.json"), &SegmentsDocument::new(data))?;
     write_json(&dir.join("criteria.json"), &data.analysis.criteria)?;
@@ -171,6 +171,21 @@ pub fn write_reports(
     }
     write_segments_csv(&dir.join("segments.csv"), data.results)?;
     written.push("segments.csv".into());
+    if let Some(comparison) = data.comparison {
+        write_json(&dir.join("comparison.json"), comparison)?;
+        written.push("comparison.json".into());
+    }
+    Ok(written)
+}
+
+/// Render the Markdown and HTML reports and one document per persona into `dir`. Returns the
+/// files written.
+pub fn write_reports(
+    dir: &Path,
+    data: &ReportData<'_>,
+    templates: &Templates,
+) -> Result<Vec<String>> {
+    let mut written = Vec::new();
     for (template, file) in [
         ("report.md.j2", "report.md"),
         ("report.html.j2", "report.html"),

@@ -16,6 +16,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ),
     ("report.md.j2", include_str!("../../templates/report.md.j2")),
     (
+        "comparison.md.j2",
+        include_str!("../../templates/comparison.md.j2"),
+    ),
+    (
         "persona.md.j2",
         include_str!("../../templates/persona.md.j2"),
     ),

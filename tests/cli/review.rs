@@ -144,3 +144,236 @@ fn default_as_of_honours_source_date_epoch() {
     assert!(output.status.success(), "{}", stderr(&output));
     assert!(workspace.path().join("runs/windows-2026-10-01").is_dir());
 }
+
+fn run_in(dir: &Path, args: &[&str]) -> std::process::Output {
+    segflow().current_dir(dir).args(args).output().unwrap()
+}
+
+/// Customers per (old segment, new segment), recomputed from the two assignments files.
+fn migration_by_hand(old: &Path, new: &Path) -> BTreeMap<(String, String), u64> {
+    let (old_rows, _) =
+        crate::support::read_assignments(&old.join("assignments.parquet"), "customer_id");
+    let (new_rows, _) =
+        crate::support::read_assignments(&new.join("assignments.parquet"), "customer_id");
+    let label = |rows: &BTreeMap<i64, BTreeMap<String, Value>>, id: &i64, absent: &str| match rows
+        .get(id)
+    {
+        None => absent.to_string(),
+        Some(row) => row["segment"]
+            .as_str()
+            .unwrap_or("(unassigned)")
+            .to_string(),
+    };
+    let ids: std::collections::BTreeSet<&i64> = old_rows.keys().chain(new_rows.keys()).collect();
+    let mut counts = BTreeMap::new();
+    for id in ids {
+        let key = (
+            label(&old_rows, id, "(not in old run)"),
+            label(&new_rows, id, "(not in new run)"),
+        );
+        *counts.entry(key).or_insert(0) += 1;
+    }
+    counts
+}
+
+fn migration_reported(comparison: &Value) -> BTreeMap<(String, String), u64> {
+    let migration = &comparison["migration"];
+    let mut counts = BTreeMap::new();
+    for (r, row) in migration["rows"].as_array().unwrap().iter().enumerate() {
+        for (c, column) in migration["columns"].as_array().unwrap().iter().enumerate() {
+            let n = migration["counts"][r][c].as_u64().unwrap();
+            if n > 0 {
+                counts.insert(
+                    (
+                        row.as_str().unwrap().to_string(),
+                        column.as_str().unwrap().to_string(),
+                    ),
+                    n,
+                );
+            }
+        }
+    }
+    counts
+}
+
+#[test]
+fn two_quarters_migration_matches_an_independent_count() {
+    let dir = tempfile::TempDir::new().unwrap();
+    let root = repo_path("");
+    let q3 = dir.path().join("q3");
+    let output = run_in(
+        &root,
+        &[
+            "run",
+            "pipelines/saas_quarterly.yaml",
+            "--out",
+            q3.to_str().unwrap(),
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    // Next quarter: the same customers (same seed and signup reference), 20% of them changing
+    // behaviour, 100 new customers, and every 50th customer gone.
+    let data = dir.path().join("q4data");
+    let generated = Command::new(env!("CARGO_BIN_EXE_segflow-datagen"))
+        .args([
+            "--as-of",
+            "2027-01-01",
+            "--reference-date",
+            "2026-10-01",
+            "--behaviour-change",
+            "0.2",
+        ])
+        .args([
+            "--customers",
+            "3100",
+            "--drop-every",
+            "50",
+            "--out",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+    let q4 = dir.path().join("q4");
+    let source = |name: &str, file: &str| format!("{name}={}", data.join(file).display());
+    let output = run_in(
+        &root,
+        &[
+            "run",
+            "pipelines/saas_quarterly.yaml",
+            "--as-of",
+            "2027-01-01",
+            "--source",
+            &source("customers", "customers.csv"),
+            "--source",
+            &source("events", "events.parquet"),
+            "--source",
+            &source("invoices", "invoices.csv"),
+            "--source",
+            &source("tickets", "tickets.ndjson"),
+            "--out",
+            q4.to_str().unwrap(),
+            "--compare-to",
+            q3.to_str().unwrap(),
+            "--criteria-as-warnings",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let comparison = read_json(&q4.join("comparison.json"));
+    let by_hand = migration_by_hand(&q3, &q4);
+    assert_eq!(migration_reported(&comparison), by_hand);
+    let departed: u64 = by_hand
+        .iter()
+        .filter(|((_, new), _)| new == "(not in new run)")
+        .map(|(_, n)| n)
+        .sum();
+    let arrived: u64 = by_hand
+        .iter()
+        .filter(|((old, _), _)| old == "(not in old run)")
+        .map(|(_, n)| n)
+        .sum();
+    let moved: u64 = by_hand
+        .iter()
+        .filter(|((o, n), _)| o != n && !o.starts_with("(not") && !n.starts_with("(not"))
+        .map(|(_, n)| n)
+        .sum();
+    assert_eq!(
+        (departed, arrived),
+        (60, 98),
+        "60 of the first 3,000 ids are multiples of 50; of the 100 new ids, 3050 and 3100 are dropped"
+    );
+    assert_eq!(comparison["migration"]["disappeared"], json!(departed));
+    assert_eq!(comparison["migration"]["appeared"], json!(arrived));
+    assert_eq!(comparison["migration"]["moved"], json!(moved));
+    assert!(
+        moved > 300,
+        "a fifth of the customers changed behaviour: {moved}"
+    );
+    assert_eq!(comparison["new"]["folder"], json!(q4.display().to_string()));
+
+    // Size changes agree with the two runs' own counts.
+    let (old, new) = (
+        read_json(&q3.join("segments.json")),
+        read_json(&q4.join("segments.json")),
+    );
+    for (i, change) in comparison["sizes"].as_array().unwrap().iter().enumerate() {
+        let (before, after) = (&old["segments"][i], &new["segments"][i]);
+        assert_eq!(change["old_customers"], before["customers"]);
+        assert_eq!(change["new_customers"], after["customers"]);
+        let points = (after["share"].as_f64().unwrap() - before["share"].as_f64().unwrap()) * 100.0;
+        assert!((change["share_change_points"].as_f64().unwrap() - points).abs() < 1e-9);
+    }
+    assert!(workspace_report_has_comparison(&q4));
+
+    // `segflow diff` gives the same comparison.
+    let diff = run_in(
+        &root,
+        &["diff", q3.to_str().unwrap(), q4.to_str().unwrap(), "--json"],
+    );
+    assert!(diff.status.success(), "{}", stderr(&diff));
+    let printed: Value = serde_json::from_slice(&diff.stdout).unwrap();
+    assert_eq!(migration_reported(&printed), by_hand);
+    let markdown = run_in(&root, &["diff", q3.to_str().unwrap(), q4.to_str().unwrap()]);
+    assert!(String::from_utf8_lossy(&markdown.stdout).contains("### Migration"));
+}
+
+fn workspace_report_has_comparison(run: &Path) -> bool {
+    let report = std::fs::read_to_string(run.join("report.md")).unwrap();
+    report.contains("## Compared with the run as of 2026-10-01")
+        && report.contains("| then \\ now |")
+}
+
+#[test]
+fn runs_of_different_pipeline_versions_match_by_segment_id() {
+    let workspace = Workspace::from_fixture("windows");
+    assert!(
+        workspace
+            .segflow(&["run", "pipeline.yaml", "--out", "v1"])
+            .status
+            .success()
+    );
+    // Version 2 renames `lapsed` to `churned` and adds a catch-all.
+    workspace.edit_pipeline("- id: lapsed", "- id: churned");
+    let pipeline = workspace.read("pipeline.yaml");
+    workspace.write(
+        "pipeline.yaml",
+        &format!("{pipeline}  - id: rest\n    name: Rest\n"),
+    );
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "v2", "--compare-to", "v1"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let comparison = read_json(&workspace.path().join("v2/comparison.json"));
+    assert_eq!(comparison["appeared_segments"], json!(["churned", "rest"]));
+    assert_eq!(comparison["vanished_segments"], json!(["lapsed"]));
+    let unmatched: Vec<&str> = comparison["unmatched"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u.as_str().unwrap())
+        .collect();
+    assert!(
+        unmatched
+            .iter()
+            .any(|u| u.starts_with("segment `lapsed` is only in the old run")),
+        "{unmatched:?}"
+    );
+    let migration = migration_reported(&comparison);
+    assert_eq!(migration[&("lapsed".to_string(), "churned".to_string())], 1);
+    assert_eq!(
+        migration[&("(unassigned)".to_string(), "rest".to_string())],
+        1
+    );
+    assert_eq!(comparison["migration"]["stayed"], json!(3));
+    let lapsed = comparison["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|s| s["segment"] == "lapsed")
+        .unwrap();
+    assert_eq!(
+        (
+            lapsed["old_customers"].clone(),
+            lapsed["new_customers"].clone()
+        ),
+        (json!(1), Value::Null)
+    );
+}
