@@ -12,7 +12,8 @@ use crate::analysis::compare::Comparison;
 use crate::analysis::{self, Analysis, Status};
 use crate::cli::{Cli, Command, DiffArgs, RunArgs, SourceArgs};
 use crate::engine::{self, RunOptions};
-use crate::error::{Error, Result, exit};
+use crate::error::{Error, Problem, Result, exit};
+use crate::pipeline::lint;
 use crate::pipeline::{Pipeline, PipelineSpec, available_help};
 use crate::report::{self, Manifest, ReportData, StageTiming, StagedOutput, Templates};
 
@@ -26,14 +27,14 @@ pub fn main() -> ExitCode {
     match outcome {
         Ok(Ok(())) => ExitCode::from(exit::OK),
         Ok(Err(error)) => {
-            report_error(&error);
+            print_diagnostic(&error);
             ExitCode::from(error.exit_code())
         }
         Err(_) => ExitCode::from(exit::INTERNAL),
     }
 }
 
-fn report_error(error: &Error) {
+fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         GraphicalTheme::unicode()
     } else {
@@ -41,9 +42,9 @@ fn report_error(error: &Error) {
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut text = String::new();
-    match handler.render_report(&mut text, error) {
+    match handler.render_report(&mut text, diagnostic) {
         Ok(()) => eprint!("{text}"),
-        Err(_) => eprintln!("error: {error}"),
+        Err(_) => eprintln!("{diagnostic}"),
     }
 }
 
@@ -53,6 +54,31 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run_pipeline(args),
         Command::Validate(args) => validate(&args.input),
         Command::Diff(args) => diff(&args),
+        Command::Lint(args) => {
+            let (pipeline, options) = prepare(&args.input)?;
+            let lints = lint::static_lints(&pipeline, options.as_of);
+            report_lints(&lints, args.input.deny_warnings)?;
+            println!(
+                "{}: {} lint warning(s)",
+                args.input.pipeline.display(),
+                lints.len()
+            );
+            Ok(())
+        }
+        Command::Explain { code } => match lint::explain(&code) {
+            Some(text) => {
+                println!("{code}: {text}");
+                Ok(())
+            }
+            None => Err(Error::Usage {
+                message: format!("no lint code `{code}`"),
+                help: Some(crate::pipeline::available_help(
+                    &code,
+                    "code",
+                    lint::LINTS.iter().map(|(c, _)| *c),
+                )),
+            }),
+        },
         Command::Schema => {
             println!("{}", schema_json());
             Ok(())
@@ -126,9 +152,24 @@ fn diff(args: &DiffArgs) -> Result<()> {
     Ok(())
 }
 
+/// Print lint warnings; with `deny`, fail when there are any.
+fn report_lints(lints: &[Problem], deny: bool) -> Result<()> {
+    for lint in lints {
+        print_diagnostic(lint);
+    }
+    if deny && !lints.is_empty() {
+        return Err(Error::LintDenied { count: lints.len() });
+    }
+    Ok(())
+}
+
 fn validate(input: &SourceArgs) -> Result<()> {
     let (pipeline, options) = prepare(input)?;
     let sources = runtime()?.block_on(engine::validate(&pipeline, &options))?;
+    report_lints(
+        &lint::static_lints(&pipeline, options.as_of),
+        input.deny_warnings,
+    )?;
     println!(
         "{}: ok ({} sources, {} features, {} segments)",
         input.pipeline.display(),
@@ -152,13 +193,21 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
             .as_ref()
             .map(|dir| pipeline.base_dir.join(dir)),
     )?;
+    let static_lints = lint::static_lints(&pipeline, options.as_of);
+    report_lints(&static_lints, args.input.deny_warnings)?;
     let staged = StagedOutput::begin(&destination, args.replace)?;
     let runtime = runtime()?;
     let results = runtime.block_on(engine::run(&pipeline, &options, staged.path()))?;
 
     let render_start = std::time::Instant::now();
     let analysis = analysis::analyse(&pipeline, &results);
+    let runtime_lints = analysis::runtime_lints(&pipeline, &results);
     let mut data = ReportData::new(&pipeline, &results, &analysis);
+    data.lints = static_lints
+        .iter()
+        .chain(&runtime_lints)
+        .map(analysis::LintView::of)
+        .collect();
     let mut outputs = vec!["assignments.parquet".to_string()];
     outputs.extend(report::write_data(staged.path(), &data)?);
     let comparison = match &args.compare_to {
@@ -204,6 +253,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     report::write_manifest(staged.path(), &manifest)?;
     let destination = staged.commit()?;
     print_summary(&destination, &results, &analysis);
+    report_lints(&runtime_lints, args.input.deny_warnings)?;
     if analysis.criteria.status == Status::Fail && !args.criteria_as_warnings {
         return Err(Error::CriteriaFailed {
             failed: failed_criteria(&analysis),

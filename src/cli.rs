@@ -57,6 +57,26 @@ pub enum Command {
     ///   segflow diff runs/saas_quarterly-2026-07-01 runs/saas_quarterly-2026-10-01
     #[command(verbatim_doc_comment)]
     Diff(DiffArgs),
+    /// Lint the segmentation: warnings about anti-patterns and rules that can never match.
+    ///
+    /// Codes: too-many-segments, demographic-only, unreachable-rule, stale-review,
+    /// missing-owner, missing-action (and, during `run`, empty-segment and
+    /// persona-without-data). `segflow explain CODE` tells what each means. `validate` and
+    /// `run` lint too; --deny-warnings makes warnings fail (exit code 7).
+    ///
+    /// Example:
+    ///   segflow lint pipelines/saas_quarterly.yaml --deny-warnings
+    #[command(verbatim_doc_comment)]
+    Lint(ValidateArgs),
+    /// Explain a lint code: what it means, why it matters, what to do.
+    ///
+    /// Example:
+    ///   segflow explain unreachable-rule
+    #[command(verbatim_doc_comment)]
+    Explain {
+        /// The code, e.g. `too-many-segments`.
+        code: String,
+    },
     /// Print the JSON Schema of the pipeline file.
     ///
     /// schemas/pipeline.schema.json is this output. Point your editor at it for completion and
@@ -81,6 +101,9 @@ pub struct SourceArgs {
     /// path. Repeatable. E.g. `--source events=exports/q4/events.parquet`.
     #[arg(long = "source", value_name = "NAME=PATH", value_parser = parse_source_override)]
     pub sources: Vec<(String, PathBuf)>,
+    /// Treat lint warnings as failures (exit code 7), for CI.
+    #[arg(long)]
+    pub deny_warnings: bool,
 }
 
 /// Options of `segflow run`.

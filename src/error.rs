@@ -23,6 +23,10 @@ pub mod exit {
     pub const OUTPUT: u8 = 5;
     /// The run completed and wrote everything, but a validation criterion failed.
     pub const CRITERIA: u8 = 6;
+    /// Lint warnings were found and `--deny-warnings` was given.
+    pub const LINT: u8 = 7;
+    /// The pipeline's own segment tests (`segflow test`) failed.
+    pub const TESTS: u8 = 8;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
 }
@@ -91,6 +95,20 @@ pub enum Error {
         /// What to do about it.
         help: Option<String>,
     },
+    /// Lint warnings were found and `--deny-warnings` turns them into a failure.
+    #[error("{count} lint warning(s) and --deny-warnings")]
+    LintDenied {
+        /// How many warnings.
+        count: usize,
+    },
+    /// The pipeline's own segment tests failed.
+    #[error("{failed} of {total} segment tests failed")]
+    TestsFailed {
+        /// Failed tests.
+        failed: usize,
+        /// All tests.
+        total: usize,
+    },
     /// The run finished, but validation criteria failed.
     #[error("validation criteria failed:\n  {}", failed.join("\n  "))]
     CriteriaFailed {
@@ -120,6 +138,8 @@ impl Error {
             Error::Output { .. } => exit::OUTPUT,
             Error::Usage { .. } => exit::USAGE,
             Error::CriteriaFailed { .. } => exit::CRITERIA,
+            Error::LintDenied { .. } => exit::LINT,
+            Error::TestsFailed { .. } => exit::TESTS,
             Error::Internal(_) => exit::INTERNAL,
         }
     }
@@ -155,6 +175,8 @@ impl Diagnostic for Error {
             Error::Output { .. } => "segflow::output",
             Error::Usage { .. } => "segflow::usage",
             Error::CriteriaFailed { .. } => "segflow::criteria",
+            Error::LintDenied { .. } => "segflow::lint",
+            Error::TestsFailed { .. } => "segflow::tests",
             Error::Internal(_) => "segflow::internal",
         };
         Some(Box::new(code))
@@ -322,6 +344,7 @@ impl Origin {
             span,
             label: None,
             help: None,
+            warning: false,
         }
     }
 
@@ -357,9 +380,31 @@ pub struct Problem {
     span: Option<SourceSpan>,
     label: Option<String>,
     help: Option<String>,
+    warning: bool,
 }
 
 impl Problem {
+    /// Make this a warning (a lint) rather than an error.
+    pub fn warning(mut self) -> Self {
+        self.warning = true;
+        self
+    }
+
+    /// Whether this is a warning.
+    pub fn is_warning(&self) -> bool {
+        self.warning
+    }
+
+    /// The problem's code, e.g. `too-many-segments`.
+    pub fn code_name(&self) -> &'static str {
+        self.code
+    }
+
+    /// The help line, when there is one.
+    pub fn help_text(&self) -> Option<&str> {
+        self.help.as_deref()
+    }
+
     /// Add a line telling the user what to do.
     pub fn help(mut self, help: impl Into<String>) -> Self {
         self.help = Some(help.into());
@@ -405,6 +450,14 @@ impl std::error::Error for Problem {}
 impl Diagnostic for Problem {
     fn code<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {
         Some(Box::new(format!("segflow::{}", self.code)))
+    }
+
+    fn severity(&self) -> Option<miette::Severity> {
+        Some(if self.warning {
+            miette::Severity::Warning
+        } else {
+            miette::Severity::Error
+        })
     }
 
     fn help<'a>(&'a self) -> Option<Box<dyn fmt::Display + 'a>> {

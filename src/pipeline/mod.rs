@@ -2,6 +2,7 @@
 //! checks that turn it into a [`Pipeline`] the engine can trust.
 
 mod check;
+pub mod lint;
 mod locate;
 mod method;
 pub mod model;

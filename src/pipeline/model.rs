@@ -61,6 +61,43 @@ pub struct PipelineSpec {
     /// The 2x2 value x engagement matrix: two features and where each is split into low and high.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixSpec>,
+    /// The quarterly review: when the segmentation was last reviewed and the limits lints check.
+    #[serde(default)]
+    pub review: ReviewSpec,
+}
+
+/// Settings of the quarterly review and of `segflow lint`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReviewSpec {
+    /// When people last reviewed these segments (`YYYY-MM-DD`). Lint `stale-review` warns when it
+    /// is more than `interval_days` before the as-of date.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub last_reviewed: Option<NaiveDate>,
+    /// Days between reviews; one quarter by default.
+    #[serde(default = "default_interval")]
+    pub interval_days: u32,
+    /// Lint `too-many-segments` warns above this many segments (the seeds recommend 3 to 4).
+    #[serde(default = "default_max_segments")]
+    pub max_segments: usize,
+}
+
+impl Default for ReviewSpec {
+    fn default() -> Self {
+        ReviewSpec {
+            last_reviewed: None,
+            interval_days: default_interval(),
+            max_segments: default_max_segments(),
+        }
+    }
+}
+
+fn default_interval() -> u32 {
+    92
+}
+
+fn default_max_segments() -> usize {
+    6
 }
 
 /// A table read from files.

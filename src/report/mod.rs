@@ -15,7 +15,7 @@ pub use templates::{DEFAULT_TEMPLATES, Templates};
 
 use crate::analysis::compare::Comparison;
 use crate::analysis::criteria::Check;
-use crate::analysis::{Analysis, SegmentProfile};
+use crate::analysis::{Analysis, LintView, SegmentProfile};
 use crate::engine::{RunResults, SegmentResult};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
@@ -73,6 +73,8 @@ pub struct ReportData<'a> {
     pub personas: Vec<PersonaView<'a>>,
     /// The comparison with an earlier run, when asked for.
     pub comparison: Option<&'a Comparison>,
+    /// Lint warnings about the segmentation.
+    pub lints: Vec<LintView>,
 }
 
 /// A persona beside the data behind it.
@@ -146,6 +148,7 @@ impl<'a> ReportData<'a> {
             analysis,
             personas,
             comparison: None,
+            lints: Vec::new(),
             segflow_version: env!("CARGO_PKG_VERSION"),
             pipeline: PipelineInfo {
                 name: &pipeline.spec.name,
@@ -171,6 +174,8 @@ pub fn write_data(dir: &Path, data: &ReportData<'_>) -> Result<Vec<String>> {
     }
     write_segments_csv(&dir.join("segments.csv"), data.results)?;
     written.push("segments.csv".into());
+    write_json(&dir.join("lint.json"), &data.lints)?;
+    written.push("lint.json".into());
     if let Some(comparison) = data.comparison {
         write_json(&dir.join("comparison.json"), comparison)?;
         written.push("comparison.json".into());

@@ -3,6 +3,7 @@
 mod errors;
 mod example;
 mod hand_worked;
+mod lints;
 mod method;
 mod review;
 mod schema;
