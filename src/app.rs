@@ -65,6 +65,7 @@ pub fn run(cli: Cli) -> Result<()> {
             );
             Ok(())
         }
+        Command::Test(args) => segment_tests(&args.input),
         Command::Explain { code } => match lint::explain(&code) {
             Some(text) => {
                 println!("{code}: {text}");
@@ -159,6 +160,45 @@ fn report_lints(lints: &[Problem], deny: bool) -> Result<()> {
     }
     if deny && !lints.is_empty() {
         return Err(Error::LintDenied { count: lints.len() });
+    }
+    Ok(())
+}
+
+fn segment_tests(input: &SourceArgs) -> Result<()> {
+    let pipeline = Pipeline::load(&input.pipeline)?;
+    let as_of = pipeline.as_of(input.as_of);
+    let tests = &pipeline.spec.tests;
+    if tests.is_empty() {
+        println!(
+            "{}: no segment tests declared (add a `tests:` section)",
+            input.pipeline.display()
+        );
+        return Ok(());
+    }
+    let runtime = runtime()?;
+    let mut failed = 0;
+    for test in tests {
+        let rows = runtime.block_on(engine::fixtures::assign(&pipeline, as_of, test))?;
+        let outcome = analysis::segment_tests::check(test, &pipeline.spec.segments, &rows);
+        if outcome.failures.is_empty() {
+            println!("ok     {} ({} customers)", outcome.name, outcome.checked);
+        } else {
+            failed += 1;
+            println!("FAILED {}", outcome.name);
+            for failure in &outcome.failures {
+                println!("       {failure}");
+            }
+        }
+    }
+    println!(
+        "segment tests: {} ok, {failed} failed",
+        tests.len() - failed
+    );
+    if failed > 0 {
+        return Err(Error::TestsFailed {
+            failed,
+            total: tests.len(),
+        });
     }
     Ok(())
 }

@@ -68,6 +68,17 @@ pub enum Command {
     ///   segflow lint pipelines/saas_quarterly.yaml --deny-warnings
     #[command(verbatim_doc_comment)]
     Lint(ValidateArgs),
+    /// Run the pipeline's own segment tests (its `tests:` section) on their fixture rows.
+    ///
+    /// Each test lists small hand-written customers (inline rows or fixture files per source)
+    /// and the segment each must land in, optionally with feature values. The real sources are
+    /// not read. Failures name the customer, the expected and actual segment, and the rule that
+    /// matched. Exit code 8 when a test fails.
+    ///
+    /// Example:
+    ///   segflow test pipelines/saas_quarterly.yaml
+    #[command(verbatim_doc_comment)]
+    Test(ValidateArgs),
     /// Explain a lint code: what it means, why it matters, what to do.
     ///
     /// Example:

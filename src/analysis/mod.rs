@@ -5,6 +5,7 @@ pub mod compare;
 pub mod criteria;
 pub mod effect;
 pub mod scoring;
+pub mod segment_tests;
 
 use serde::Serialize;
 

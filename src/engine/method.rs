@@ -69,6 +69,70 @@ pub struct Matrix {
     pub quadrants: Vec<Quadrant>,
 }
 
+/// What the rule order decides: for the customers of each segment, how many each later rule
+/// would also have matched.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleOverlap {
+    /// The segment the customers are in.
+    pub segment: String,
+    /// Its customers.
+    pub customers: u64,
+    /// Per later segment with a rule: its id and how many of these customers its rule matches.
+    pub also_matched_by: Vec<(String, u64)>,
+}
+
+/// Overlap between segment rules, evaluated over the assignments.
+pub async fn rule_overlap(
+    ctx: &SessionContext,
+    table: &str,
+    pipeline: &Pipeline,
+) -> Result<Vec<RuleOverlap>> {
+    let segments = &pipeline.spec.segments;
+    let ruled: Vec<(usize, &str)> = segments
+        .iter()
+        .enumerate()
+        .filter_map(|(i, s)| s.when.as_deref().map(|w| (i, w)))
+        .collect();
+    if ruled.is_empty() {
+        return Ok(Vec::new());
+    }
+    let columns: Vec<String> = ruled
+        .iter()
+        .enumerate()
+        .map(|(c, (_, when))| format!("sum(CASE WHEN ({when}) THEN 1 ELSE 0 END) AS r{c}"))
+        .collect();
+    let sql = format!(
+        "SELECT \"segment\", count(*) AS n, {} FROM {} WHERE \"segment\" IS NOT NULL GROUP BY \"segment\"",
+        columns.join(", "),
+        ident(table)
+    );
+    let counts = rows(ctx, &sql).await?;
+    Ok(segments
+        .iter()
+        .enumerate()
+        .map(|(i, segment)| {
+            let row = counts
+                .iter()
+                .find(|row| row[0].as_str() == Some(segment.id.as_str()));
+            RuleOverlap {
+                segment: segment.id.clone(),
+                customers: row.map_or(0, |r| as_u64(&r[1])),
+                also_matched_by: ruled
+                    .iter()
+                    .enumerate()
+                    .filter(|(_, (j, _))| *j > i)
+                    .map(|(c, (j, _))| {
+                        (
+                            segments[*j].id.clone(),
+                            row.map_or(0, |r| as_u64(&r[2 + c])),
+                        )
+                    })
+                    .collect(),
+            }
+        })
+        .collect())
+}
+
 async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<serde_json::Value>>> {
     let batches = ctx.sql(sql).await?.collect().await?;
     let mut rows = Vec::new();

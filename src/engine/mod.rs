@@ -2,6 +2,7 @@
 //! the numbers later stages render. Nothing here formats output for people.
 
 pub mod compare;
+pub mod fixtures;
 mod functions;
 pub mod method;
 mod plan;
@@ -67,6 +68,8 @@ pub struct RunResults {
     pub quantiles: Vec<method::QuantileCuts>,
     /// The 2x2 value x engagement matrix, when declared.
     pub matrix: Option<method::Matrix>,
+    /// Per segment, how many of its customers each later rule would also have matched.
+    pub rule_overlap: Vec<method::RuleOverlap>,
     /// Seconds spent per stage, in order. Run metadata: kept out of the reproducible outputs and
     /// written to the manifest only.
     #[serde(skip)]
@@ -218,6 +221,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     };
     let quantiles = method::quantile_cuts(&ctx, ASSIGNMENTS, pipeline).await?;
     let matrix = method::matrix(&ctx, ASSIGNMENTS, pipeline, customers).await?;
+    let rule_overlap = method::rule_overlap(&ctx, ASSIGNMENTS, pipeline).await?;
     timings.lap("statistics");
 
     let share = |n: u64| {
@@ -300,6 +304,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         unassigned_reachable: reachable_in(None),
         quantiles,
         matrix,
+        rule_overlap,
         timings: timings.into_inner(),
     })
 }

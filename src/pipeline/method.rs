@@ -289,6 +289,58 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
         }
     }
 
+    for (t, test) in spec.tests.iter().enumerate() {
+        for source in test.sources.keys() {
+            if !spec.sources.contains_key(source) {
+                problems.push(
+                    origin
+                        .at_key(
+                            "unknown-source",
+                            &format!("tests[{t}].sources.{source}"),
+                            format!(
+                                "test `{}` gives rows for unknown source `{source}`",
+                                test.name
+                            ),
+                        )
+                        .help(available_help(
+                            source,
+                            "source",
+                            spec.sources.keys().map(String::as_str),
+                        )),
+                );
+            }
+        }
+        for (e, expectation) in test.expect.iter().enumerate() {
+            let path = format!("tests[{t}].expect[{e}]");
+            if expectation.segment != "(unassigned)"
+                && !segment_ids.contains(&expectation.segment.as_str())
+            {
+                problems.push(
+                    origin
+                        .at(
+                            "unknown-segment",
+                            &format!("{path}.segment"),
+                            format!(
+                                "test `{}` expects unknown segment `{}`",
+                                test.name, expectation.segment
+                            ),
+                        )
+                        .help(format!(
+                            "{}; `(unassigned)` expects no segment",
+                            available_help(
+                                &expectation.segment,
+                                "segment",
+                                segment_ids.iter().copied()
+                            )
+                        )),
+                );
+            }
+            for feature in expectation.features.keys() {
+                feature_ref(problems, &format!("{path}.features.{feature}"), feature);
+            }
+        }
+    }
+
     if let Some(matrix) = &spec.matrix {
         for (axis, spec) in [("value", &matrix.value), ("engagement", &matrix.engagement)] {
             feature_ref(problems, &format!("matrix.{axis}.feature"), &spec.feature);

@@ -64,6 +64,50 @@ pub struct PipelineSpec {
     /// The quarterly review: when the segmentation was last reviewed and the limits lints check.
     #[serde(default)]
     pub review: ReviewSpec,
+    /// Segment tests: small hand-written customers and the segment each must land in. `segflow
+    /// test` runs them on these rows instead of the real sources.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub tests: Vec<SegmentTest>,
+}
+
+/// One segment test: fixture rows per source and what must come out.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SegmentTest {
+    /// What the test shows, e.g. "a new customer with tickets is struggling".
+    pub name: String,
+    /// Rows per source name: a list of rows (column: value) or `{ path: FILE }` relative to the
+    /// pipeline. Sources left out are empty (with their declared `columns`).
+    #[serde(default)]
+    pub sources: BTreeMap<String, FixtureRows>,
+    /// The customers to check.
+    pub expect: Vec<Expectation>,
+}
+
+/// Fixture rows of one source.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(untagged)]
+pub enum FixtureRows {
+    /// Rows written inline, each a map of column to value.
+    Rows(Vec<BTreeMap<String, serde_json::Value>>),
+    /// A fixture file (CSV, Parquet or NDJSON) relative to the pipeline file.
+    File {
+        /// The file.
+        path: String,
+    },
+}
+
+/// The expected outcome for one fixture customer.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Expectation {
+    /// The customer's key value.
+    pub customer: serde_json::Value,
+    /// The segment id it must land in, or `(unassigned)`.
+    pub segment: String,
+    /// Feature values it must have (null for no value).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub features: BTreeMap<String, serde_json::Value>,
 }
 
 /// Settings of the quarterly review and of `segflow lint`.

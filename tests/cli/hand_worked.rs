@@ -12,9 +12,9 @@
 //! | 5  | 10-05 a (after as_of: ignored)                                | 0      | 0      | 0     | null  | null  | 1      |
 //!
 //! Segments, first match wins: busy (events_30 >= 3) = {3}; active (active_days_30 >= 1) = {1};
-//! new_quiet (tenure <= 30 and no activity) = {5} (customer 1 also qualifies but matched
-//! earlier); lapsed (days since last event > 90) = {4}; customer 2 matches nothing (null days
-//! since last event) and is unassigned.
+//! new_quiet (tenure <= 30 and no activity) = {5}; lapsed (days since last event > 90) = {4};
+//! customer 2 matches nothing (null days since last event) and is unassigned. Customer 3 (busy)
+//! would also have matched `active`: that is what the rule order decides.
 
 use serde_json::{Value, json};
 
@@ -148,6 +148,28 @@ fn first_match_wins_and_unmatched_customers_are_counted() {
             ("new_quiet".into(), 1),
             ("lapsed".into(), 1)
         ]
+    );
+    let overlap: Vec<(String, Value)> = summary["rule_overlap"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|o| {
+            (
+                o["segment"].as_str().unwrap().to_string(),
+                o["also_matched_by"].clone(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        overlap[0],
+        (
+            "busy".into(),
+            json!([["active", 1], ["new_quiet", 0], ["lapsed", 0]])
+        )
+    );
+    assert_eq!(
+        overlap[1],
+        ("active".into(), json!([["new_quiet", 0], ["lapsed", 0]]))
     );
     let printed = stdout(&workspace.segflow(&["run", "pipeline.yaml", "--out", "again"]));
     assert!(

@@ -377,3 +377,72 @@ fn runs_of_different_pipeline_versions_match_by_segment_id() {
         (json!(1), Value::Null)
     );
 }
+
+#[test]
+fn segment_tests_of_the_example_pass_without_reading_the_sources() {
+    let dir = tempfile::TempDir::new().unwrap();
+    // Copy the pipeline and its fixture file only: the real data is not there.
+    std::fs::create_dir(dir.path().join("fixtures")).unwrap();
+    std::fs::copy(
+        repo_path("pipelines/saas_quarterly.yaml"),
+        dir.path().join("pipeline.yaml"),
+    )
+    .unwrap();
+    std::fs::copy(
+        repo_path("pipelines/fixtures/power_user_events.csv"),
+        dir.path().join("fixtures/power_user_events.csv"),
+    )
+    .unwrap();
+    let output = run_in(dir.path(), &["test", "pipeline.yaml"]);
+    assert!(
+        output.status.success(),
+        "{}{}",
+        crate::support::stdout(&output),
+        stderr(&output)
+    );
+    assert!(crate::support::stdout(&output).ends_with("segment tests: 3 ok, 0 failed\n"));
+}
+
+#[test]
+fn a_failing_segment_test_names_customer_expectation_and_matching_rule() {
+    let workspace = Workspace::from_fixture("windows");
+    let pipeline = workspace.read("pipeline.yaml");
+    workspace.write(
+        "pipeline.yaml",
+        &format!(
+            "{pipeline}tests:\n  - name: busy customers\n    sources:\n      customers:\n        - {{ customer_id: 7, signup_date: 2026-01-01, plan: pro, score: 3 }}\n      events:\n        - {{ customer_id: 7, ts: \"2026-09-20T10:00:00\", feature: a }}\n    expect:\n      - {{ customer: 7, segment: busy, features: {{ events_30: 3, tenure_days: 273 }} }}\n"
+        ),
+    );
+    let output = workspace.segflow(&["test", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(8), "{}", stderr(&output));
+    let printed = crate::support::stdout(&output);
+    assert!(printed.contains("FAILED busy customers"), "{printed}");
+    assert!(
+        printed.contains(
+            "customer 7: expected `busy`, got `active` (matched rule `active_days_30 >= 1`)"
+        ),
+        "{printed}"
+    );
+    assert!(
+        printed.contains("customer 7: feature `events_30` expected 3, got 1"),
+        "{printed}"
+    );
+    assert!(
+        !printed.contains("tenure_days"),
+        "tenure 2026-01-01 → 2026-10-01 is 273 days: {printed}"
+    );
+    assert!(
+        printed.ends_with("segment tests: 0 ok, 1 failed\n"),
+        "{printed}"
+    );
+
+    // A test naming a segment that does not exist is a pipeline error.
+    workspace.edit_pipeline("segment: busy, features", "segment: bussy, features");
+    let output = workspace.segflow(&["test", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(3));
+    assert!(
+        stderr(&output).contains("test `busy customers` expects unknown segment `bussy`"),
+        "{}",
+        stderr(&output)
+    );
+}

@@ -1,0 +1,118 @@
+//! Running a pipeline on a segment test's fixture rows instead of its real sources: inline rows
+//! become in-memory Arrow tables (typed by the sources' declared `columns`), fixture files are
+//! read like sources, and everything else is planned and executed exactly as in a run.
+
+use std::collections::BTreeMap;
+use std::io::Cursor;
+use std::sync::Arc;
+
+use chrono::NaiveDate;
+use datafusion::arrow::array::RecordBatch;
+use datafusion::arrow::datatypes::{Field, Schema};
+use datafusion::arrow::json::ReaderBuilder;
+use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
+
+use super::sources::{self, ResolvedSource, arrow_type};
+use super::stats::scalar;
+use super::{plan, session};
+use crate::error::{Error, Result};
+use crate::pipeline::model::{FixtureRows, SegmentTest, SourceSpec};
+use crate::pipeline::{Pipeline, format_from_path};
+
+/// One output row: column name → value.
+pub type Row = BTreeMap<String, serde_json::Value>;
+
+/// The assignments of a test's fixture customers, by the key's JSON text (`1`, `"abc"`).
+pub async fn assign(
+    pipeline: &Pipeline,
+    as_of: NaiveDate,
+    test: &SegmentTest,
+) -> Result<BTreeMap<String, Row>> {
+    let ctx = session(as_of);
+    for (name, spec) in &pipeline.spec.sources {
+        match test.sources.get(name) {
+            Some(FixtureRows::File { path }) => {
+                let format = spec
+                    .format
+                    .or_else(|| format_from_path(path))
+                    .ok_or_else(|| {
+                        fixture_error(test, name, format!("cannot tell the format of `{path}`"))
+                    })?;
+                let source = ResolvedSource {
+                    name: name.clone(),
+                    location: path.clone(),
+                    files: vec![pipeline.base_dir.join(path)],
+                    format,
+                };
+                sources::register(&ctx, pipeline, &[source]).await?;
+            }
+            Some(FixtureRows::Rows(rows)) => {
+                ctx.register_batch(name.as_str(), batch(test, name, spec, rows)?)?;
+            }
+            None => {
+                ctx.register_batch(name.as_str(), batch(test, name, spec, &[])?)?;
+            }
+        }
+    }
+    let plan = plan::build(&ctx, pipeline, as_of).await?;
+    let key = &pipeline.spec.entity.key;
+    let mut assigned = BTreeMap::new();
+    for batch in plan.assignments.collect().await? {
+        let schema = batch.schema();
+        for r in 0..batch.num_rows() {
+            let mut row = Row::new();
+            for (c, field) in schema.fields().iter().enumerate() {
+                row.insert(field.name().clone(), scalar(batch.column(c).as_ref(), r)?);
+            }
+            assigned.insert(row[key].to_string(), row);
+        }
+    }
+    Ok(assigned)
+}
+
+fn fixture_error(test: &SegmentTest, source: &str, message: String) -> Error {
+    Error::Source {
+        source_name: source.to_string(),
+        message: format!("in test `{}`: {message}", test.name),
+        help: Some(
+            "fixture rows are maps of column to value; declared `columns` set their types".into(),
+        ),
+    }
+}
+
+/// Inline rows as an Arrow table: declared columns get their declared types, the others the
+/// types their values suggest.
+fn batch(test: &SegmentTest, name: &str, spec: &SourceSpec, rows: &[Row]) -> Result<RecordBatch> {
+    let values: Vec<serde_json::Value> = rows
+        .iter()
+        .map(|row| serde_json::Value::Object(row.clone().into_iter().collect()))
+        .collect();
+    let inferred = infer_json_schema_from_iterator(values.iter().map(|v| Ok(v.clone())))
+        .map_err(|e| fixture_error(test, name, e.to_string()))?;
+    let mut fields: Vec<Field> = inferred
+        .fields()
+        .iter()
+        .map(|field| match spec.columns.get(field.name()) {
+            Some(declared) => Field::new(field.name(), arrow_type(*declared), true),
+            None => field.as_ref().clone(),
+        })
+        .collect();
+    for (column, declared) in &spec.columns {
+        if !fields.iter().any(|f| f.name() == column) {
+            fields.push(Field::new(column, arrow_type(*declared), true));
+        }
+    }
+    let schema = Arc::new(Schema::new(fields));
+    if values.is_empty() {
+        return Ok(RecordBatch::new_empty(schema));
+    }
+    let text: String = values.iter().map(|v| format!("{v}\n")).collect();
+    let reader = ReaderBuilder::new(schema.clone())
+        .build(Cursor::new(text.into_bytes()))
+        .map_err(|e| fixture_error(test, name, e.to_string()))?;
+    let batches = reader
+        .collect::<std::result::Result<Vec<_>, _>>()
+        .map_err(|e| fixture_error(test, name, e.to_string()))?;
+    datafusion::arrow::compute::concat_batches(&schema, &batches)
+        .map_err(|e| fixture_error(test, name, e.to_string()))
+}
