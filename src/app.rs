@@ -34,6 +34,20 @@ pub fn main() -> ExitCode {
     }
 }
 
+/// Values that must never be printed (interpolated environment variables), set once the
+/// pipeline is loaded.
+static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+
+fn redact(text: &str) -> String {
+    SECRETS
+        .get()
+        .into_iter()
+        .flatten()
+        .fold(text.to_string(), |text, secret| {
+            text.replace(secret.as_str(), "[redacted]")
+        })
+}
+
 fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         GraphicalTheme::unicode()
@@ -42,10 +56,10 @@ fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
     };
     let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
     let mut text = String::new();
-    match handler.render_report(&mut text, diagnostic) {
-        Ok(()) => eprint!("{text}"),
-        Err(_) => eprintln!("{diagnostic}"),
+    if handler.render_report(&mut text, diagnostic).is_err() {
+        text = format!("{diagnostic}\n");
     }
+    eprint!("{}", redact(&text));
 }
 
 /// Run one command.
@@ -102,7 +116,7 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
 
 /// Load the pipeline and turn source options into run options.
 fn prepare(input: &SourceArgs) -> Result<(Pipeline, RunOptions)> {
-    let pipeline = Pipeline::load(&input.pipeline)?;
+    let pipeline = load(&input.pipeline)?;
     let mut source_overrides = BTreeMap::new();
     for (name, path) in &input.sources {
         if !pipeline.spec.sources.contains_key(name) {
@@ -164,8 +178,15 @@ fn report_lints(lints: &[Problem], deny: bool) -> Result<()> {
     Ok(())
 }
 
+/// Load a pipeline and remember the secrets it interpolates, for redaction.
+fn load(path: &Path) -> Result<Pipeline> {
+    let pipeline = Pipeline::load(path)?;
+    let _ = SECRETS.set(pipeline.secrets());
+    Ok(pipeline)
+}
+
 fn segment_tests(input: &SourceArgs) -> Result<()> {
-    let pipeline = Pipeline::load(&input.pipeline)?;
+    let pipeline = load(&input.pipeline)?;
     let as_of = pipeline.as_of(input.as_of);
     let tests = &pipeline.spec.tests;
     if tests.is_empty() {

@@ -53,7 +53,10 @@ pub fn resolve(
         .map(|(name, spec)| {
             let (location, pattern) = match overrides.get(name) {
                 Some(path) => (path.display().to_string(), path.clone()),
-                None => (spec.path.clone(), pipeline.base_dir.join(&spec.path)),
+                None => (
+                    spec.path.clone(),
+                    pipeline.base_dir.join(pipeline.source_path(name)?),
+                ),
             };
             let format = spec
                 .format
@@ -63,7 +66,7 @@ pub fn resolve(
                     message: format!("cannot tell the format of `{location}`"),
                     help: Some("name files .csv, .parquet or .ndjson, or declare `format`".into()),
                 })?;
-            let files = find_files(name, &pattern)?;
+            let files = find_files(name, &location, &pattern)?;
             Ok(ResolvedSource {
                 name: name.clone(),
                 location,
@@ -74,7 +77,8 @@ pub fn resolve(
         .collect()
 }
 
-fn find_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>> {
+/// The files of source `name`; messages show `location` (as written, variables not expanded).
+fn find_files(name: &str, location: &str, pattern: &Path) -> Result<Vec<PathBuf>> {
     let text = pattern.to_string_lossy();
     let not_found = |message: String| Error::Source {
         source_name: name.to_string(),
@@ -86,18 +90,18 @@ fn find_files(name: &str, pattern: &Path) -> Result<Vec<PathBuf>> {
     if !text.contains(['*', '?', '[']) {
         return match std::fs::metadata(pattern) {
             Ok(meta) if meta.is_file() => Ok(vec![pattern.to_path_buf()]),
-            Ok(_) => Err(not_found(format!("{} is not a file", pattern.display()))),
-            Err(e) => Err(not_found(format!("cannot read {}: {e}", pattern.display()))),
+            Ok(_) => Err(not_found(format!("{location} is not a file"))),
+            Err(e) => Err(not_found(format!("cannot read {location}: {e}"))),
         };
     }
-    let paths = glob::glob(&text).map_err(|e| not_found(format!("bad glob `{text}`: {e}")))?;
+    let paths = glob::glob(&text).map_err(|e| not_found(format!("bad glob `{location}`: {e}")))?;
     let mut files: Vec<PathBuf> = paths
         .filter_map(|entry| entry.ok())
         .filter(|path| path.is_file())
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(not_found(format!("no files match `{text}`")));
+        return Err(not_found(format!("no files match `{location}`")));
     }
     Ok(files)
 }

@@ -297,6 +297,24 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
 
 fn check_sources(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) {
     for (name, source) in &spec.sources {
+        match super::interpolate::variables(&source.path) {
+            Err(message) => problems.push(
+                origin
+                    .at("interpolation", &format!("sources.{name}.path"), message)
+                    .help("write `${NAME}` with letters, digits and `_` to insert an environment variable"),
+            ),
+            Ok(variables) => {
+                for variable in variables {
+                    if std::env::var_os(variable).is_none() {
+                        problems.push(
+                            origin
+                                .at_word("unset-variable", &format!("sources.{name}.path"), variable, format!("environment variable `{variable}` is not set"))
+                                .help(format!("set `{variable}` before running segflow; its value is never written to outputs or messages")),
+                        );
+                    }
+                }
+            }
+        }
         if source.format.is_none() && format_from_path(&source.path).is_none() {
             problems.push(
                 origin

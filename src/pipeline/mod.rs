@@ -2,6 +2,7 @@
 //! checks that turn it into a [`Pipeline`] the engine can trust.
 
 mod check;
+mod interpolate;
 pub mod lint;
 mod locate;
 mod method;
@@ -86,6 +87,31 @@ impl Pipeline {
     /// The as-of date: the override, else the file's, else today (see [`today`]).
     pub fn as_of(&self, override_date: Option<NaiveDate>) -> NaiveDate {
         override_date.or(self.spec.as_of).unwrap_or_else(today)
+    }
+
+    /// The declared path of source `name` with `${VAR}`s filled in from the environment (checked
+    /// when the pipeline loaded).
+    pub fn source_path(&self, name: &str) -> Result<String> {
+        let declared = &self.spec.sources[name].path;
+        interpolate::interpolate(declared).map_err(|variable| Error::Source {
+            source_name: name.to_string(),
+            message: format!("environment variable `{variable}` is not set"),
+            help: Some(format!(
+                "set `{variable}` before running, or write the path without it"
+            )),
+        })
+    }
+
+    /// Values of the environment variables the pipeline interpolates, to redact from any output.
+    pub fn secrets(&self) -> Vec<String> {
+        self.spec
+            .sources
+            .values()
+            .filter_map(|s| interpolate::variables(&s.path).ok())
+            .flatten()
+            .filter_map(|name| std::env::var(name).ok())
+            .filter(|value| value.len() >= 4)
+            .collect()
     }
 
     /// The title shown in reports.

@@ -3,6 +3,7 @@
 mod errors;
 mod example;
 mod hand_worked;
+mod hardening;
 mod lints;
 mod method;
 mod review;
