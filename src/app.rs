@@ -23,6 +23,7 @@ pub fn main() -> ExitCode {
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (this is a bug in segflow, please report it): {info}");
     }));
+    watch_for_interrupts();
     let outcome = std::panic::catch_unwind(|| run(cli));
     match outcome {
         Ok(Ok(())) => ExitCode::from(exit::OK),
@@ -32,6 +33,29 @@ pub fn main() -> ExitCode {
         }
         Err(_) => ExitCode::from(exit::INTERNAL),
     }
+}
+
+/// On Ctrl-C or a termination signal, remove the run folder being staged (so nothing
+/// half-written remains and earlier runs stay untouched) and exit with 130.
+fn watch_for_interrupts() {
+    use signal_hook::consts::{SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+        return;
+    };
+    std::thread::spawn(move || {
+        if signals.forever().next().is_some() {
+            let removed = report::remove_active_staging();
+            eprintln!(
+                "error: interrupted{}",
+                if removed.is_some() {
+                    "; the unfinished run folder was removed"
+                } else {
+                    ""
+                }
+            );
+            std::process::exit(i32::from(exit::INTERRUPTED));
+        }
+    });
 }
 
 /// Values that must never be printed (interpolated environment variables), set once the

@@ -29,6 +29,8 @@ pub mod exit {
     pub const TESTS: u8 = 8;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
+    /// Interrupted by Ctrl-C or a termination signal; nothing was written.
+    pub const INTERRUPTED: u8 = 130;
 }
 
 /// Result with segflow's error.

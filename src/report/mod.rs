@@ -9,7 +9,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use output::StagedOutput;
+pub use output::{StagedOutput, remove_active_staging};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 

@@ -3,15 +3,56 @@
 //! never touches an earlier run.
 
 use std::path::{Path, PathBuf};
+use std::sync::Mutex;
 
 use tempfile::TempDir;
 
 use crate::error::{Error, Result};
 
+/// The staging folder being written, for the interrupt handler to remove.
+static ACTIVE: Mutex<Option<PathBuf>> = Mutex::new(None);
+
+fn set_active(path: Option<PathBuf>) {
+    if let Ok(mut active) = ACTIVE.lock() {
+        *active = path;
+    }
+}
+
+/// Remove the staging folder of the run in progress, if any; called when the process is
+/// interrupted, so that nothing half-written remains.
+pub fn remove_active_staging() -> Option<PathBuf> {
+    let path = ACTIVE.lock().ok()?.take()?;
+    std::fs::remove_dir_all(&path).ok()?;
+    Some(path)
+}
+
+/// Remove staging folders of `name` left in `parent` by runs that were killed (their process no
+/// longer exists). Only where `/proc` tells which processes exist.
+fn remove_abandoned(parent: &Path, name: &str) {
+    let proc = Path::new("/proc");
+    if !proc.is_dir() {
+        return;
+    }
+    let prefix = format!(".{name}.segflow-staging-");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(rest) = file_name.strip_prefix(&prefix) else {
+            continue;
+        };
+        let pid = rest.split('-').next().unwrap_or_default();
+        if !pid.is_empty() && !proc.join(pid).exists() {
+            let _ = std::fs::remove_dir_all(entry.path());
+        }
+    }
+}
+
 /// A run folder being written.
 pub struct StagedOutput {
     destination: PathBuf,
-    staging: TempDir,
+    staging: Option<TempDir>,
     replace: bool,
 }
 
@@ -38,26 +79,33 @@ impl StagedOutput {
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "run".into());
+        remove_abandoned(&parent, &name);
         let staging = tempfile::Builder::new()
-            .prefix(&format!(".{name}.segflow-staging-"))
+            .prefix(&format!(".{name}.segflow-staging-{}-", std::process::id()))
             .tempdir_in(&parent)
             .map_err(|e| Error::output(&parent, e))?;
+        set_active(Some(staging.path().to_path_buf()));
         Ok(StagedOutput {
             destination: destination.to_path_buf(),
-            staging,
+            staging: Some(staging),
             replace,
         })
     }
 
     /// The folder to write into.
     pub fn path(&self) -> &Path {
-        self.staging.path()
+        self.staging.as_ref().map_or(Path::new("."), TempDir::path)
     }
 
     /// Move the finished run into place.
-    pub fn commit(self) -> Result<PathBuf> {
-        let destination = self.destination;
-        let staged = self.staging.keep();
+    pub fn commit(mut self) -> Result<PathBuf> {
+        set_active(None);
+        let destination = self.destination.clone();
+        let staged = self
+            .staging
+            .take()
+            .ok_or_else(|| Error::Internal("run folder committed twice".into()))?
+            .keep();
         if self.replace && destination.exists() {
             let old = staged.with_extension("replaced");
             std::fs::rename(&destination, &old).map_err(|e| Error::output(&destination, e))?;
@@ -73,5 +121,12 @@ impl StagedOutput {
             return Err(Error::output(&destination, e));
         }
         Ok(destination)
+    }
+}
+
+impl Drop for StagedOutput {
+    fn drop(&mut self) {
+        // A failed run: the TempDir removes the folder; the handler has nothing left to do.
+        set_active(None);
     }
 }

@@ -107,3 +107,106 @@ fn unset_variable_is_a_pipeline_error_at_its_place() {
     assert_eq!(output.status.code(), Some(3));
     insta::assert_snapshot!(stderr(&output));
 }
+
+/// Staging folders beside `out` in `dir`.
+fn staging_folders(dir: &Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .filter(|n| n.starts_with(".out.segflow-staging-"))
+        .collect()
+}
+
+/// Start a long run replacing `out`, wait until it is writing, and send it `signal`.
+fn interrupt_a_long_run(
+    workspace: &Workspace,
+    data: &Path,
+    signal: &str,
+) -> std::process::ExitStatus {
+    let source = |name: &str| format!("{name}={}", data.join(format!("{name}.parquet")).display());
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .current_dir(workspace.path())
+        .args([
+            "run",
+            &crate::support::repo_path("pipelines/saas_quarterly.yaml")
+                .display()
+                .to_string(),
+        ])
+        .args([
+            "--source",
+            &source("customers"),
+            "--source",
+            &source("events"),
+        ])
+        .args([
+            "--source",
+            &source("invoices"),
+            "--source",
+            &source("tickets"),
+        ])
+        .args(["--out", "out", "--replace", "--criteria-as-warnings"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = std::time::Instant::now();
+    while staging_folders(workspace.path()).is_empty() {
+        assert!(
+            started.elapsed().as_secs() < 60,
+            "the run never started writing"
+        );
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended before it could be interrupted"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    let killed = std::process::Command::new("kill")
+        .args([signal, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    child.wait().unwrap()
+}
+
+#[test]
+fn an_interrupted_run_leaves_the_previous_run_intact_and_nothing_half_written() {
+    let workspace = Workspace::from_fixture("windows");
+    let first = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let previous = workspace.read("out/segments.json");
+    let data = workspace.path().join("big");
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_segflow-datagen"))
+        .args([
+            "--customers",
+            "60000",
+            "--format",
+            "parquet",
+            "--out",
+            data.to_str().unwrap(),
+        ])
+        .output()
+        .unwrap();
+    assert!(generated.status.success());
+
+    let status = interrupt_a_long_run(&workspace, &data, "-TERM");
+    assert_eq!(status.code(), Some(130), "interrupted runs exit with 130");
+    assert!(
+        staging_folders(workspace.path()).is_empty(),
+        "the staging folder was removed"
+    );
+    assert_eq!(workspace.read("out/segments.json"), previous);
+
+    // SIGKILL cannot be caught: the staging folder stays, the previous run is intact, and the
+    // next run removes the abandoned folder.
+    let status = interrupt_a_long_run(&workspace, &data, "-KILL");
+    assert_eq!(status.code(), None);
+    assert_eq!(staging_folders(workspace.path()).len(), 1);
+    assert_eq!(workspace.read("out/segments.json"), previous);
+    let again = workspace.segflow(&["run", "pipeline.yaml", "--out", "out", "--replace"]);
+    assert!(again.status.success(), "{}", stderr(&again));
+    assert!(
+        staging_folders(workspace.path()).is_empty(),
+        "abandoned staging folders are cleaned up"
+    );
+}
