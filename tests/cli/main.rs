@@ -1,5 +1,6 @@
 //! End-to-end tests: the real `segflow` binary on real files.
 
+mod browser;
 mod errors;
 mod example;
 mod hand_worked;
