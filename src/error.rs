@@ -238,8 +238,14 @@ impl From<datafusion::error::DataFusionError> for Error {
 /// DataFusion's message without its context chain noise, which users cannot act on.
 pub fn first_line_of_datafusion(error: &datafusion::error::DataFusionError) -> String {
     let inner = error.find_root().to_string();
-    inner
-        .trim_start_matches("Error during planning: ")
+    let mut text = inner.as_str();
+    // Nested errors repeat their kind ("Parquet error: Parquet error: ..."); keep one.
+    while let Some(rest) = text.strip_prefix("Parquet error: ")
+        && rest.starts_with("Parquet error: ")
+    {
+        text = rest;
+    }
+    text.trim_start_matches("Error during planning: ")
         .trim_start_matches("Schema error: ")
         .trim_start_matches("Arrow error: ")
         .trim_start_matches("Execution error: ")

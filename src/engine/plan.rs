@@ -430,9 +430,20 @@ impl Planner<'_> {
         }
     }
 
-    /// Check that `condition` plans over step `from` and is true/false.
+    /// Check that `condition` plans over step `from`, is true/false, and compares no text
+    /// column with a number (DataFusion would cast the text and fail, or compare as text).
     async fn check_condition(&mut self, from: &str, path: &str, condition: &str, what: &str) {
         let probe = format!("SELECT ({condition}) AS matched FROM {}", ident(from));
+        if let Ok(columns) = table_schema(self.ctx, from).await {
+            for (column, data_type, literal) in mixed_comparisons(condition, &columns) {
+                let problem = self
+                    .pipeline
+                    .origin
+                    .at_word("rule-type", path, &column, format!("{what} compares `{column}` ({data_type}) with {literal}"))
+                    .help("compare text with text ('pro') and numbers with numbers (5), or convert one side with CAST");
+                self.problems.push(problem);
+            }
+        }
         match self.ctx.sql(&probe).await {
             Ok(frame) => {
                 let data_type = frame.schema().field(0).data_type().clone();
@@ -513,6 +524,67 @@ struct AggregateGroup {
     source_key: String,
     from: String,
     features: Vec<(String, String, Option<Literal>)>,
+}
+
+/// Comparisons in `condition` of a text column with a number, or of a numeric column with a text
+/// literal: (column, its type, the literal in words).
+fn mixed_comparisons(condition: &str, columns: &Schema) -> Vec<(String, DataType, String)> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value, visit_expressions};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+
+    let Ok(expr) = Parser::new(&GenericDialect {})
+        .try_with_sql(condition)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let _ = visit_expressions(&expr, |e: &Expr| {
+        if let Expr::BinaryOp { left, op, right } = e
+            && matches!(
+                op,
+                BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+            )
+        {
+            for (side, other) in [(left, right), (right, left)] {
+                let (Expr::Identifier(name), Expr::Value(value)) = (side.as_ref(), other.as_ref())
+                else {
+                    continue;
+                };
+                let column = if name.quote_style.is_some() {
+                    name.value.clone()
+                } else {
+                    name.value.to_lowercase()
+                };
+                let Ok(field) = columns.field_with_name(&column) else {
+                    continue;
+                };
+                let data_type = field.data_type().clone();
+                let text = matches!(
+                    data_type,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                );
+                match &value.value {
+                    Value::Number(n, _) if text => {
+                        found.push((column, data_type, format!("the number {n}")))
+                    }
+                    Value::SingleQuotedString(s) if data_type.is_numeric() => {
+                        found.push((column, data_type, format!("the text '{s}'")))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
 }
 
 /// The SQL of an expression or quantile feature (`None` for aggregates).

@@ -159,6 +159,13 @@ async fn read(
         }
     };
     let schema = inferred.schema().as_arrow().clone();
+    if schema.fields().is_empty() {
+        return Err(Error::Source {
+            source_name: source.name.clone(),
+            message: format!("{} has no columns: is it empty?", source.location),
+            help: Some("a CSV source needs a header row; check that the export finished".into()),
+        });
+    }
     for declared in spec.columns.keys() {
         if schema.field_with_name(declared).is_err() {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();

@@ -137,6 +137,13 @@ pub fn hex(bytes: &[u8]) -> String {
 }
 
 fn yaml_problem(origin: &Origin, error: &serde_yaml::Error) -> crate::error::Problem {
+    if origin.text().trim().is_empty() {
+        return origin
+            .problem("invalid-yaml", None, "the pipeline file is empty")
+            .help(
+                "start from an example in pipelines/, or see the README's pipeline file section",
+            );
+    }
     let full = error.to_string();
     // serde_yaml appends " at line L column C"; the snippet shows that better.
     let message = match full.rfind(" at line ") {
@@ -151,6 +158,27 @@ fn yaml_problem(origin: &Origin, error: &serde_yaml::Error) -> crate::error::Pro
             .map_or(1, |s| s.trim_end().len().max(1));
         miette::SourceSpan::new(offset.into(), len)
     });
+    // serde names the mapping of a duplicate field; point at the second occurrence instead,
+    // which the location index holds (later keys replace earlier ones).
+    if let Some(key) = message
+        .split_once("duplicate field `")
+        .and_then(|(_, rest)| rest.split_once('`'))
+        .map(|(key, _)| key)
+    {
+        let parent = message
+            .split_once(": duplicate field")
+            .map_or("", |(p, _)| p);
+        let path = if parent.is_empty() || message.starts_with("duplicate field") {
+            key.to_string()
+        } else {
+            format!("{parent}.{key}")
+        };
+        return origin
+            .at_key("invalid-yaml", &path, message.clone())
+            .help(format!(
+                "`{key}` appears twice in the same mapping; keep one"
+            ));
+    }
     let problem = origin.problem("invalid-yaml", span, message.clone());
     problem.maybe_help(suggestion(&message))
 }

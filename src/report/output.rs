@@ -74,7 +74,13 @@ impl StagedOutput {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
             _ => PathBuf::from("."),
         };
-        std::fs::create_dir_all(&parent).map_err(|e| Error::output(&parent, e))?;
+        std::fs::create_dir_all(&parent).map_err(|e| Error::Output {
+            message: format!(
+                "cannot create the folder {} for the run: {e}",
+                parent.display()
+            ),
+            help: Some("choose another `--out`; a file may have the name of a folder".into()),
+        })?;
         let name = destination
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())

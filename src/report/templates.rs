@@ -28,6 +28,7 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
 /// Report templates ready to render.
 pub struct Templates {
     env: Environment<'static>,
+    overrides: Option<PathBuf>,
 }
 
 impl Templates {
@@ -50,18 +51,19 @@ impl Templates {
                 AutoEscape::None
             }
         });
-        env.set_loader(move |name| load(overrides.as_deref(), name));
+        let folder = overrides.clone();
+        env.set_loader(move |name| load(folder.as_deref(), name));
         env.add_filter("thousands", thousands);
         env.add_filter("pct", pct);
         env.add_filter("num", num);
         env.add_filter("cell", markdown_cell);
-        Ok(Templates { env })
+        Ok(Templates { env, overrides })
     }
 
     /// Render template `name` with `context`.
     pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
         let fail = |e: minijinja::Error| Error::Template {
-            template: e.name().unwrap_or(name).to_string(),
+            template: self.describe(e.name().unwrap_or(name)),
             message: match e.line() {
                 Some(line) => format!(
                     "line {line}: {}",
@@ -74,6 +76,18 @@ impl Templates {
         template
             .render(Value::from_serialize(context))
             .map_err(fail)
+    }
+}
+
+impl Templates {
+    /// A template's name, with the user's file when an override provides it.
+    fn describe(&self, name: &str) -> String {
+        match &self.overrides {
+            Some(dir) if dir.join(name).is_file() => {
+                format!("{name} ({})", dir.join(name).display())
+            }
+            _ => name.to_string(),
+        }
     }
 }
 

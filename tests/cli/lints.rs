@@ -5,16 +5,8 @@ use crate::support::{Workspace, read_json, segflow, stderr, stdout};
 
 const LINT_DENIED: i32 = 7;
 
-/// The windows fixture with every segment owned and given an action, so that it lints clean.
 fn clean() -> Workspace {
-    let workspace = Workspace::from_fixture("windows");
-    for segment in ["busy", "active", "new_quiet", "lapsed"] {
-        workspace.edit_pipeline(
-            &format!("  - id: {segment}\n"),
-            &format!("  - id: {segment}\n    owner: team\n    actions: [Act]\n"),
-        );
-    }
-    workspace
+    Workspace::lint_clean()
 }
 
 fn lint(workspace: &Workspace) -> String {

@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `segflow` binary on real files.
 
 mod browser;
+mod corpus;
 mod errors;
 mod example;
 mod hand_worked;

@@ -40,6 +40,19 @@ impl Workspace {
         Workspace { dir }
     }
 
+    /// The `windows` fixture with every segment owned and given an action, so that it lints
+    /// clean and only the problem under test is reported.
+    pub fn lint_clean() -> Self {
+        let workspace = Workspace::from_fixture("windows");
+        for segment in ["busy", "active", "new_quiet", "lapsed"] {
+            workspace.edit_pipeline(
+                &format!("  - id: {segment}\n"),
+                &format!("  - id: {segment}\n    owner: team\n    actions: [Act]\n"),
+            );
+        }
+        workspace
+    }
+
     /// The folder.
     pub fn path(&self) -> &Path {
         self.dir.path()

@@ -1,0 +1,438 @@
+//! The corpus of broken inputs: each case breaks the `windows` fixture in one way and pins the
+//! exact message (snapshot), the exit code, that nothing panicked and that no output was left.
+
+use crate::support::{Workspace, stderr};
+
+enum Edit {
+    /// Replace the first `from` in pipeline.yaml with `to`.
+    Pipeline(&'static str, &'static str),
+    /// Append to pipeline.yaml.
+    Append(&'static str),
+    /// Write a file of the workspace.
+    File(&'static str, &'static [u8]),
+}
+
+use Edit::{Append, File, Pipeline};
+
+const RUN: &[&str] = &["run", "pipeline.yaml", "--out", "out"];
+const VALIDATE: &[&str] = &["validate", "pipeline.yaml"];
+
+struct Case {
+    name: &'static str,
+    edits: &'static [Edit],
+    args: &'static [&'static str],
+    code: i32,
+}
+
+const CASES: &[Case] = &[
+    Case {
+        name: "empty_file",
+        edits: &[File("pipeline.yaml", b"")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "list_instead_of_mapping",
+        edits: &[File("pipeline.yaml", b"- version\n- 1\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "tab_indentation",
+        edits: &[Pipeline("  customers:\n", "\tcustomers:\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "duplicate_yaml_key",
+        edits: &[Pipeline("entity:", "name: again\nentity:")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "missing_entity",
+        edits: &[Pipeline(
+            "entity: { source: customers, key: customer_id }\n",
+            "",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "misspelt_top_level_key",
+        edits: &[Pipeline("segments:", "segmnts:")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "segments_not_a_list",
+        edits: &[Pipeline("segments:\n", "segments: busy\nold_segments:\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "window_days_not_a_number",
+        edits: &[Pipeline(
+            "window_days: 30, default: 0 }\n  - name: events_30",
+            "window_days: thirty, default: 0 }\n  - name: events_30",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "negative_window",
+        edits: &[Pipeline(
+            "window_days: 30, default: 0 }\n  - name: events_30",
+            "window_days: -30, default: 0 }\n  - name: events_30",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "zero_window",
+        edits: &[Pipeline(
+            "window_days: 30, default: 0 }\n  - name: events_30",
+            "window_days: 0, default: 0 }\n  - name: events_30",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "unknown_format",
+        edits: &[Pipeline(
+            "path: events.csv",
+            "path: events.csv\n    format: xlsx",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "unknown_column_type",
+        edits: &[Pipeline("score: int64", "score: integer")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "unknown_extension",
+        edits: &[Pipeline("path: customers.csv", "path: customers.txt")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "entity_key_not_in_source",
+        edits: &[Pipeline("key: customer_id }", "key: customer }")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "time_column_not_in_source",
+        edits: &[Pipeline("time_column: ts", "time_column: timestamp")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "time_column_not_temporal",
+        edits: &[Pipeline("time_column: ts", "time_column: feature")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "declared_column_missing_from_file",
+        edits: &[Pipeline("score: int64 }", "score: int64, tier: string }")],
+        args: VALIDATE,
+        code: 4,
+    },
+    Case {
+        name: "expr_and_aggregate",
+        edits: &[Pipeline(
+            "    expr: score * 2\n",
+            "    expr: score * 2\n    aggregate: { source: events, expr: count(*) }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "feature_without_definition",
+        edits: &[Pipeline("    expr: score * 2\n", "")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "reserved_feature_name",
+        edits: &[Pipeline("- name: score_double", "- name: segment")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "invalid_feature_name",
+        edits: &[Pipeline("- name: score_double", "- name: Score-Double")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "duplicate_feature",
+        edits: &[Pipeline("- name: score_double", "- name: tenure_days")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "two_catch_alls",
+        edits: &[
+            Pipeline("    when: events_30 >= 3\n", ""),
+            Pipeline("    when: active_days_30 >= 1\n", ""),
+        ],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "no_segments",
+        edits: &[Append("")],
+        args: &["validate", "empty_segments.yaml"],
+        code: 3,
+    },
+    Case {
+        name: "rule_uses_entity_column",
+        edits: &[Pipeline("when: events_30 >= 3", "when: score >= 3")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "string_compared_with_number",
+        edits: &[Pipeline("when: events_30 >= 3", "when: plan > 5")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "aggregate_without_aggregation",
+        edits: &[Pipeline("expr: count(DISTINCT feature)", "expr: feature")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "empty_source_file",
+        edits: &[File("events.csv", b"")],
+        args: RUN,
+        code: 4,
+    },
+    Case {
+        name: "ragged_csv_rows",
+        edits: &[File(
+            "events.csv",
+            b"customer_id,ts,feature\n1,2026-09-01T00:00:00,a\n3,2026-09-15T10:00:00\n",
+        )],
+        args: RUN,
+        code: 4,
+    },
+    Case {
+        name: "truncated_parquet",
+        edits: &[
+            Pipeline("path: events.csv", "path: events.parquet"),
+            File(
+                "events.parquet",
+                b"PAR1\x15\x04\x15\x10\x15\x14L\x15\x02\x15\x00\x12\x00\x00",
+            ),
+        ],
+        args: RUN,
+        code: 4,
+    },
+    Case {
+        name: "text_file_named_parquet",
+        edits: &[
+            Pipeline("path: events.csv", "path: events.parquet"),
+            File(
+                "events.parquet",
+                b"customer_id,ts,feature\n1,2026-09-01T00:00:00,a\n",
+            ),
+        ],
+        args: RUN,
+        code: 4,
+    },
+    Case {
+        name: "bad_as_of_flag",
+        edits: &[],
+        args: &["run", "pipeline.yaml", "--as-of", "2026-13-01"],
+        code: 2,
+    },
+    Case {
+        name: "template_syntax_error",
+        edits: &[
+            Pipeline("name: windows\n", "name: windows\ntemplates: tpl\n"),
+            File(
+                "tpl/report.md.j2",
+                b"# {{ pipeline.title }\n{% for s in segments %}\n",
+            ),
+        ],
+        args: RUN,
+        code: 3,
+    },
+    Case {
+        name: "template_folder_missing",
+        edits: &[Pipeline(
+            "name: windows\n",
+            "name: windows\ntemplates: no_such_folder\n",
+        )],
+        args: RUN,
+        code: 3,
+    },
+    Case {
+        name: "output_under_a_file",
+        edits: &[File("taken", b"not a folder")],
+        args: &["run", "pipeline.yaml", "--out", "taken/run"],
+        code: 5,
+    },
+    Case {
+        name: "quantile_of_unknown_feature",
+        edits: &[Pipeline(
+            "    expr: score * 2\n",
+            "    quantile: { of: scor, buckets: 4 }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "quantile_buckets_and_cuts",
+        edits: &[Pipeline(
+            "    expr: score * 2\n",
+            "    quantile: { of: tenure_days, buckets: 4, cuts: [10, 100] }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "hand_score_out_of_range",
+        edits: &[
+            Pipeline(
+                "    name: Busy\n",
+                "    name: Busy\n    scores: { fit: { score: 11 } }\n",
+            ),
+            Append("scoring:\n  factors:\n    - { id: fit, name: Fit, weight: 100 }\n"),
+        ],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "hand_score_missing",
+        edits: &[Append(
+            "scoring:\n  factors:\n    - { id: fit, name: Fit, weight: 100 }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "matrix_unknown_feature",
+        edits: &[Append(
+            "matrix:\n  value: { feature: revenue, split: median }\n  engagement: { feature: events_30, split: { quantile: 1.5 } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "two_personas_for_a_segment",
+        edits: &[Append(
+            "personas:\n  - { segment: busy, name: A }\n  - { segment: busy, name: B }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "threshold_without_levels",
+        edits: &[Append(
+            "criteria:\n  identifiable:\n    unassigned_share: {}\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "malformed_interpolation",
+        edits: &[Pipeline(
+            "path: events.csv",
+            "path: ${EVENTS_DIR/events.csv",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "invalid_pipeline_name",
+        edits: &[Pipeline("name: windows\n", "name: My Windows\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "non_boolean_reachable",
+        edits: &[Append(
+            "criteria:\n  accessible:\n    reachable: score_double\n    share: { error_if_below: 0.5 }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+];
+
+#[test]
+fn every_broken_input_gets_its_exact_message_and_exit_code() {
+    assert!(CASES.len() >= 40, "the corpus has {} cases", CASES.len());
+    for case in CASES {
+        let workspace = Workspace::lint_clean();
+        if case.name == "no_segments" {
+            let pipeline = workspace.read("pipeline.yaml");
+            let cut = pipeline.find("segments:").unwrap();
+            workspace.write(
+                "empty_segments.yaml",
+                &format!("{}segments: []\n", &pipeline[..cut]),
+            );
+        }
+        for edit in case.edits {
+            match edit {
+                Pipeline(from, to) => workspace.edit_pipeline(from, to),
+                Append(text) => {
+                    let pipeline = workspace.read("pipeline.yaml");
+                    workspace.write("pipeline.yaml", &format!("{pipeline}{text}"));
+                }
+                File(name, bytes) => {
+                    let path = workspace.path().join(name);
+                    std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+                    std::fs::write(path, bytes).unwrap();
+                }
+            }
+        }
+        let before = workspace.entries();
+        let output = workspace.segflow(case.args);
+        let message = stderr(&output);
+        assert_eq!(
+            output.status.code(),
+            Some(case.code),
+            "{}: {message}",
+            case.name
+        );
+        assert!(
+            !message.contains("panicked") && !message.contains("internal error"),
+            "{}: {message}",
+            case.name
+        );
+        assert_eq!(
+            workspace.entries(),
+            before,
+            "{}: files were left behind",
+            case.name
+        );
+        let root = regex_escape(&workspace.path().display().to_string());
+        insta::with_settings!({
+            snapshot_suffix => case.name,
+            filters => vec![(root.as_str(), "[WORKSPACE]")],
+            description => format!("segflow {}", case.args.join(" ")),
+        }, {
+            insta::assert_snapshot!(message);
+        });
+    }
+}
+
+fn regex_escape(text: &str) -> String {
+    text.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '/' || c == '_' {
+                c.to_string()
+            } else {
+                format!("\\{c}")
+            }
+        })
+        .collect()
+}
