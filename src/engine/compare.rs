@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use serde::Deserialize;
 
-use super::stats::{FeatureStats, scalar};
+use super::stats::{FeatureStats, query_rows};
 use crate::error::{Error, Result};
 use crate::pipeline::sql::ident;
 
@@ -140,21 +140,6 @@ pub fn read_run(path: &Path) -> Result<RunFolder> {
     })
 }
 
-async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<serde_json::Value>>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let mut rows = Vec::new();
-    for batch in &batches {
-        for r in 0..batch.num_rows() {
-            rows.push(
-                (0..batch.num_columns())
-                    .map(|c| scalar(batch.column(c).as_ref(), r))
-                    .collect::<Result<_>>()?,
-            );
-        }
-    }
-    Ok(rows)
-}
-
 fn is_numeric(data_type: &str) -> bool {
     ["Int", "UInt", "Float", "Decimal"]
         .iter()
@@ -192,7 +177,7 @@ pub async fn measure(old: RunFolder, new: RunFolder) -> Result<RunPair> {
          FULL OUTER JOIN (SELECT CAST({new_key} AS VARCHAR) AS k, segment FROM new) n ON o.k = n.k \
          GROUP BY 1, 2, 3, 4"
     );
-    let migration = rows(&ctx, &sql)
+    let migration = query_rows(&ctx, &sql)
         .await?
         .into_iter()
         .map(|row| MigrationCell {
@@ -223,7 +208,8 @@ pub async fn measure(old: RunFolder, new: RunFolder) -> Result<RunPair> {
                 )
             })
             .collect();
-        let edges_row = rows(&ctx, &format!("SELECT {} FROM old", quantiles.join(", "))).await?;
+        let edges_row =
+            query_rows(&ctx, &format!("SELECT {} FROM old", quantiles.join(", "))).await?;
         let mut edges: Vec<f64> = edges_row
             .first()
             .map(|row| row.iter().filter_map(serde_json::Value::as_f64).collect())
@@ -260,8 +246,8 @@ pub async fn measure(old: RunFolder, new: RunFolder) -> Result<RunPair> {
                 "SELECT segment, {bin} AS bin, count(*) FROM {table} WHERE {column} IS NOT NULL GROUP BY 1, 2"
             )
         };
-        let old_counts = counts(rows(&ctx, &query("old")).await?);
-        let new_counts = counts(rows(&ctx, &query("new")).await?);
+        let old_counts = counts(query_rows(&ctx, &query("old")).await?);
+        let new_counts = counts(query_rows(&ctx, &query("new")).await?);
         bins.push(FeatureBins {
             feature: feature.name.clone(),
             edges,

@@ -5,7 +5,7 @@
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
-use super::stats::scalar;
+use super::stats::query_rows;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::{AxisSpec, Split};
@@ -106,7 +106,7 @@ pub async fn rule_overlap(
         columns.join(", "),
         ident(table)
     );
-    let counts = rows(ctx, &sql).await?;
+    let counts = query_rows(ctx, &sql).await?;
     Ok(segments
         .iter()
         .enumerate()
@@ -133,21 +133,6 @@ pub async fn rule_overlap(
         .collect())
 }
 
-async fn rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<serde_json::Value>>> {
-    let batches = ctx.sql(sql).await?.collect().await?;
-    let mut rows = Vec::new();
-    for batch in &batches {
-        for r in 0..batch.num_rows() {
-            rows.push(
-                (0..batch.num_columns())
-                    .map(|c| scalar(batch.column(c).as_ref(), r))
-                    .collect::<Result<_>>()?,
-            );
-        }
-    }
-    Ok(rows)
-}
-
 fn as_u64(value: &serde_json::Value) -> u64 {
     value.as_u64().unwrap_or(0)
 }
@@ -162,7 +147,7 @@ pub async fn reachable(
         "SELECT \"segment\", sum(CASE WHEN ({condition}) THEN 1 ELSE 0 END) AS reachable FROM {} GROUP BY \"segment\"",
         ident(table)
     );
-    Ok(rows(ctx, &sql)
+    Ok(query_rows(ctx, &sql)
         .await?
         .iter()
         .map(|row| (row[0].as_str().map(str::to_string), as_u64(&row[1])))
@@ -186,7 +171,7 @@ pub async fn quantile_cuts(
              WHERE {bucket} IS NOT NULL GROUP BY {bucket} ORDER BY {bucket}",
             ident(table)
         );
-        let buckets = rows(ctx, &sql)
+        let buckets = query_rows(ctx, &sql)
             .await?
             .into_iter()
             .map(|row| BucketRange {
@@ -216,7 +201,7 @@ async fn split_value(ctx: &SessionContext, table: &str, axis: &AxisSpec) -> Resu
         ),
     };
     let sql = format!("SELECT {aggregate} AS split FROM {}", ident(table));
-    let value = rows(ctx, &sql)
+    let value = query_rows(ctx, &sql)
         .await?
         .first()
         .and_then(|row| row[0].as_f64())
@@ -252,7 +237,7 @@ pub async fn matrix(
         ident(&spec.engagement.feature),
         ident(table)
     );
-    let counts = rows(ctx, &sql).await?;
+    let counts = query_rows(ctx, &sql).await?;
     let order: Vec<Option<&str>> = pipeline
         .spec
         .segments

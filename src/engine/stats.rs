@@ -143,6 +143,22 @@ fn count(array: &dyn Array, row: usize) -> Result<u64> {
         .ok_or_else(|| Error::Internal("count is not a whole number".into()))
 }
 
+/// Run `sql` and return every row as JSON cells (for small results: aggregates, counts).
+pub async fn query_rows(ctx: &SessionContext, sql: &str) -> Result<Vec<Vec<serde_json::Value>>> {
+    let batches = ctx.sql(sql).await?.collect().await?;
+    let mut rows = Vec::new();
+    for batch in &batches {
+        for r in 0..batch.num_rows() {
+            rows.push(
+                (0..batch.num_columns())
+                    .map(|c| scalar(batch.column(c).as_ref(), r))
+                    .collect::<Result<_>>()?,
+            );
+        }
+    }
+    Ok(rows)
+}
+
 /// One cell as JSON: numbers and booleans as such, dates and text as strings, null as null.
 pub fn scalar(array: &dyn Array, row: usize) -> Result<serde_json::Value> {
     use serde_json::Value;

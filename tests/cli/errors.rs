@@ -298,12 +298,7 @@ fn existing_run_folder_is_never_overwritten() {
 #[test]
 fn failed_replace_keeps_the_previous_run() {
     let workspace = Workspace::from_fixture("windows");
-    assert!(
-        workspace
-            .segflow(&["run", "pipeline.yaml", "--out", "out"])
-            .status
-            .success()
-    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
     let previous = workspace.read("out/segments.json");
     workspace.edit_pipeline("path: events.csv", "path: gone.csv");
     let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out", "--replace"]);

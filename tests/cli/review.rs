@@ -92,24 +92,14 @@ fn manifest_records_the_git_commit_and_uncommitted_changes() {
             .stdout,
     )
     .unwrap();
-    assert!(
-        workspace
-            .segflow(&["run", "pipeline.yaml", "--out", "clean"])
-            .status
-            .success()
-    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "clean"]);
     let manifest = read_json(&dir.join("clean/manifest.json"));
     assert_eq!(manifest["git"]["commit"], json!(head.trim()));
     assert_eq!(manifest["git"]["dirty"], json!(false));
     assert_eq!(manifest["git"]["pipeline_modified"], json!(false));
 
     workspace.edit_pipeline("name: windows", "name: windows\ntitle: Edited");
-    assert!(
-        workspace
-            .segflow(&["run", "pipeline.yaml", "--out", "edited"])
-            .status
-            .success()
-    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "edited"]);
     let manifest = read_json(&dir.join("edited/manifest.json"));
     assert_eq!(manifest["git"]["dirty"], json!(true));
     assert_eq!(manifest["git"]["pipeline_modified"], json!(true));
@@ -120,12 +110,7 @@ fn manifest_records_the_git_commit_and_uncommitted_changes() {
 #[test]
 fn outside_git_the_manifest_says_so() {
     let workspace = Workspace::from_fixture("windows");
-    assert!(
-        workspace
-            .segflow(&["run", "pipeline.yaml", "--out", "out"])
-            .status
-            .success()
-    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
     let manifest = read_json(&workspace.path().join("out/manifest.json"));
     assert_eq!(manifest["git"], Value::Null);
 }
@@ -326,12 +311,7 @@ fn workspace_report_has_comparison(run: &Path) -> bool {
 #[test]
 fn runs_of_different_pipeline_versions_match_by_segment_id() {
     let workspace = Workspace::from_fixture("windows");
-    assert!(
-        workspace
-            .segflow(&["run", "pipeline.yaml", "--out", "v1"])
-            .status
-            .success()
-    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "v1"]);
     // Version 2 renames `lapsed` to `churned` and adds a catch-all.
     workspace.edit_pipeline("- id: lapsed", "- id: churned");
     let pipeline = workspace.read("pipeline.yaml");

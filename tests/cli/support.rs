@@ -84,6 +84,17 @@ impl Workspace {
             .expect("run segflow")
     }
 
+    /// Run segflow with `args` inside the workspace and require success.
+    pub fn segflow_ok(&self, args: &[&str]) -> Output {
+        let output = self.segflow(args);
+        assert!(
+            output.status.success(),
+            "segflow {args:?} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        output
+    }
+
     /// Names of the entries in the workspace, sorted (hidden staging folders included).
     pub fn entries(&self) -> Vec<String> {
         let mut names: Vec<String> = std::fs::read_dir(self.path())
