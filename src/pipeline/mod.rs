@@ -151,7 +151,11 @@ fn yaml_problem(origin: &Origin, error: &serde_yaml::Error) -> crate::error::Pro
         None => full.clone(),
     };
     let span = error.location().map(|location| {
-        let offset = locate::byte_offset(origin.text(), location.line(), location.column().saturating_sub(1));
+        let offset = locate::byte_offset(
+            origin.text(),
+            location.line(),
+            location.column().saturating_sub(1),
+        );
         let len = origin.text()[offset..]
             .split(['\n', ':'])
             .next()
