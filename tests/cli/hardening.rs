@@ -210,3 +210,59 @@ fn an_interrupted_run_leaves_the_previous_run_intact_and_nothing_half_written() 
         "abandoned staging folders are cleaned up"
     );
 }
+
+/// A small tmpfs mounted for one test, unmounted when dropped.
+struct TinyDisk {
+    dir: tempfile::TempDir,
+}
+
+impl TinyDisk {
+    /// Mount a tmpfs of `size` (e.g. `300k`); needs root, as CI has.
+    fn mount(size: &str) -> Option<Self> {
+        let dir = tempfile::TempDir::new().unwrap();
+        let mounted = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
+            .arg(dir.path())
+            .status()
+            .is_ok_and(|s| s.success());
+        if !mounted {
+            assert!(
+                std::env::var_os("CI").is_none(),
+                "CI runs as root and must be able to mount a tmpfs"
+            );
+            eprintln!("note: cannot mount a tmpfs here (not root); skipping the full-disk check");
+            return None;
+        }
+        Some(TinyDisk { dir })
+    }
+}
+
+impl Drop for TinyDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount")
+            .arg(self.dir.path())
+            .status();
+    }
+}
+
+#[test]
+fn a_full_disk_is_an_output_error_and_leaves_nothing_behind() {
+    let Some(disk) = TinyDisk::mount("100k") else {
+        return;
+    };
+    let out = disk.dir.path().join("run");
+    let output = segflow()
+        .current_dir(crate::support::repo_path(""))
+        .args(["run", "pipelines/saas_quarterly.yaml", "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(5), "{message}");
+    assert!(
+        message.contains("(os error 28)"),
+        "no space left on device: {message}"
+    );
+    let left: Vec<_> = std::fs::read_dir(disk.dir.path()).unwrap().collect();
+    assert!(left.is_empty(), "the full disk still holds {left:?}");
+}
