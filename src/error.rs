@@ -154,11 +154,18 @@ impl Error {
         }
     }
 
-    /// An output error about `path`.
+    /// An output error about `path`. A full disk gets a hint (the message of a full disk is
+    /// the same whichever writer saw it first).
     pub fn output(path: &Path, source: impl fmt::Display) -> Self {
+        let message = format!("cannot write {}: {source}", path.display());
+        let disk_full = message.contains("(os error 28)");
         Error::Output {
-            message: format!("cannot write {}: {source}", path.display()),
-            help: None,
+            message,
+            help: disk_full.then(|| {
+                "the disk is full: nothing of this run was kept and earlier runs are untouched; \
+                 free space or choose another --out"
+                    .to_string()
+            }),
         }
     }
 }
