@@ -281,8 +281,11 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     let static_lints = lint::static_lints(&pipeline, options.as_of);
     report_lints(&static_lints, args.input.deny_warnings)?;
     let staged = StagedOutput::begin(&destination, args.replace)?;
+    let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let runtime = runtime()?;
-    let results = runtime.block_on(engine::run(&pipeline, &options, staged.path()))?;
+    let results = runtime
+        .block_on(engine::run(&pipeline, &options, staged.path()))
+        .map_err(relocate)?;
 
     let render_start = std::time::Instant::now();
     let analysis = analysis::analyse(&pipeline, &results);
@@ -294,7 +297,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         .map(analysis::LintView::of)
         .collect();
     let mut outputs = vec!["assignments.parquet".to_string()];
-    outputs.extend(report::write_data(staged.path(), &data)?);
+    outputs.extend(report::write_data(staged.path(), &data).map_err(relocate)?);
     let comparison = match &args.compare_to {
         Some(old) => {
             let mut comparison = runtime.block_on(compare_runs(old, staged.path()))?;
@@ -306,10 +309,10 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     };
     if let Some(comparison) = &comparison {
         data.comparison = Some(comparison);
-        report::write_data(staged.path(), &data)?;
+        report::write_data(staged.path(), &data).map_err(relocate)?;
         outputs.push("comparison.json".into());
     }
-    outputs.extend(report::write_reports(staged.path(), &data, &templates)?);
+    outputs.extend(report::write_reports(staged.path(), &data, &templates).map_err(relocate)?);
     outputs.push("manifest.json".into());
     let mut timings: Vec<StageTiming> = results
         .timings
@@ -335,7 +338,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         timings,
         outputs,
     };
-    report::write_manifest(staged.path(), &manifest)?;
+    report::write_manifest(staged.path(), &manifest).map_err(relocate)?;
     let destination = staged.commit()?;
     print_summary(&destination, &results, &analysis);
     report_lints(&runtime_lints, args.input.deny_warnings)?;

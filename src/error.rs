@@ -130,6 +130,21 @@ fn summary(file: &str, problems: &[Problem]) -> String {
 }
 
 impl Error {
+    /// An output error about a file in the staging folder `staging`, told as the run folder
+    /// `destination` it was being written for.
+    pub fn relocated(self, staging: &Path, destination: &Path) -> Self {
+        match self {
+            Error::Output { message, help } => Error::Output {
+                message: message.replace(
+                    &staging.display().to_string(),
+                    &destination.display().to_string(),
+                ),
+                help,
+            },
+            other => other,
+        }
+    }
+
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
