@@ -1,6 +1,5 @@
 //! The commands, and the one place that prints errors and picks exit codes.
 
-use std::collections::BTreeMap;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -10,16 +9,20 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::analysis::compare::Comparison;
 use crate::analysis::{self, Analysis, Status};
-use crate::cli::{Cli, Command, DiffArgs, RunArgs, SourceArgs};
+use crate::cli::{
+    Cli, Command, DiffArgs, MessageFormat, PlanArgs, PlanFormat, RunArgs, SourceArgs,
+};
+use crate::diagnostic::{self, Problem, available_help};
 use crate::engine::{self, RunOptions};
-use crate::error::{Error, Problem, Result, exit};
-use crate::pipeline::lint;
-use crate::pipeline::{Pipeline, PipelineSpec, available_help};
-use crate::report::{self, Manifest, ReportData, StageTiming, StagedOutput, Templates};
+use crate::error::{Error, Result, exit};
+use crate::lint;
+use crate::pipeline::{Pipeline, PipelineSpec};
+use crate::report::{self, LintView, Manifest, ReportData, StageTiming, StagedOutput, Templates};
 
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
+    let _ = FORMAT.set(cli.command.message_format());
     std::panic::set_hook(Box::new(|info| {
         eprintln!("error: internal error (this is a bug in segflow, please report it): {info}");
     }));
@@ -72,7 +75,21 @@ fn redact(text: &str) -> String {
         })
 }
 
+/// How diagnostics are printed, set once from the command line.
+static FORMAT: std::sync::OnceLock<MessageFormat> = std::sync::OnceLock::new();
+
+fn json_format() -> bool {
+    FORMAT.get() == Some(&MessageFormat::Json)
+}
+
+/// Print `diagnostic` for people on stderr, or as JSON lines on stdout with `--format json`.
 fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
+    if json_format() {
+        for line in diagnostic::json_lines(diagnostic) {
+            println!("{}", redact(&line));
+        }
+        return;
+    }
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         GraphicalTheme::unicode()
     } else {
@@ -96,25 +113,26 @@ pub fn run(cli: Cli) -> Result<()> {
             let (pipeline, options) = prepare(&args.input)?;
             let lints = lint::static_lints(&pipeline, options.as_of);
             report_lints(&lints, args.input.deny_warnings)?;
-            println!(
+            summary(format_args!(
                 "{}: {} lint warning(s)",
                 args.input.pipeline.display(),
                 lints.len()
-            );
+            ));
             Ok(())
         }
+        Command::Plan(args) => plan(&args),
         Command::Test(args) => segment_tests(&args.input),
-        Command::Explain { code } => match lint::explain(&code) {
-            Some(text) => {
-                println!("{code}: {text}");
+        Command::Explain { code } => match diagnostic::codes::find(&code) {
+            Some(found) => {
+                println!("{code}: {}", found.explanation);
                 Ok(())
             }
             None => Err(Error::Usage {
-                message: format!("no lint code `{code}`"),
-                help: Some(crate::pipeline::available_help(
+                message: format!("no code `{code}`"),
+                help: Some(available_help(
                     &code,
                     "code",
-                    lint::LINTS.iter().map(|(c, _)| *c),
+                    diagnostic::codes::ALL.iter().map(|c| c.name),
                 )),
             }),
         },
@@ -138,28 +156,36 @@ fn runtime() -> Result<tokio::runtime::Runtime> {
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
 }
 
-/// Load the pipeline and turn source options into run options.
+/// A line for people on stdout; left out with `--format json`, where stdout holds JSON only.
+fn summary(line: std::fmt::Arguments<'_>) {
+    if !json_format() {
+        println!("{line}");
+    }
+}
+
+/// Load the pipeline, apply `--source` overrides, and work out the run options.
 fn prepare(input: &SourceArgs) -> Result<(Pipeline, RunOptions)> {
-    let pipeline = load(&input.pipeline)?;
-    let mut source_overrides = BTreeMap::new();
+    let mut pipeline = load(&input.pipeline)?;
     for (name, path) in &input.sources {
-        if !pipeline.spec.sources.contains_key(name) {
-            return Err(Error::Usage {
-                message: format!("--source names unknown source `{name}`"),
-                help: Some(available_help(
-                    name,
-                    "source",
-                    pipeline.spec.sources.keys().map(String::as_str),
-                )),
-            });
-        }
-        source_overrides.insert(name.clone(), path.clone());
+        pipeline.override_source(name, path)?;
     }
     let options = RunOptions {
         as_of: pipeline.as_of(input.as_of),
-        source_overrides,
     };
     Ok((pipeline, options))
+}
+
+/// Print what a run would execute, without reading any rows.
+fn plan(args: &PlanArgs) -> Result<()> {
+    let (pipeline, options) = prepare(&args.input)?;
+    let view = match args.format {
+        PlanFormat::Sql => engine::PlanView::Sql,
+        PlanFormat::Logical => engine::PlanView::Logical,
+        PlanFormat::Physical => engine::PlanView::Physical,
+    };
+    let text = runtime()?.block_on(engine::explain(&pipeline, &options, view))?;
+    print!("{text}");
+    Ok(())
 }
 
 /// Compare the run folder `old` with the run folder `new`.
@@ -224,21 +250,24 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
     let mut failed = 0;
     for test in tests {
         let rows = runtime.block_on(engine::fixtures::assign(&pipeline, as_of, test))?;
-        let outcome = analysis::segment_tests::check(test, &pipeline.spec.segments, &rows);
+        let outcome = analysis::segment_tests::evaluate(test, &pipeline.spec.segments, &rows);
         if outcome.failures.is_empty() {
-            println!("ok     {} ({} customers)", outcome.name, outcome.checked);
+            summary(format_args!(
+                "ok     {} ({} customers)",
+                outcome.name, outcome.checked
+            ));
         } else {
             failed += 1;
-            println!("FAILED {}", outcome.name);
+            summary(format_args!("FAILED {}", outcome.name));
             for failure in &outcome.failures {
-                println!("       {failure}");
+                summary(format_args!("       {failure}"));
             }
         }
     }
-    println!(
+    summary(format_args!(
         "segment tests: {} ok, {failed} failed",
         tests.len() - failed
-    );
+    ));
     if failed > 0 {
         return Err(Error::TestsFailed {
             failed,
@@ -255,13 +284,13 @@ fn validate(input: &SourceArgs) -> Result<()> {
         &lint::static_lints(&pipeline, options.as_of),
         input.deny_warnings,
     )?;
-    println!(
+    summary(format_args!(
         "{}: ok ({} sources, {} features, {} segments)",
         input.pipeline.display(),
         sources.len(),
-        pipeline.spec.features.len(),
-        pipeline.spec.segments.len()
-    );
+        pipeline.features.len(),
+        pipeline.segments.len()
+    ));
     Ok(())
 }
 
@@ -289,12 +318,12 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
 
     let render_start = std::time::Instant::now();
     let analysis = analysis::analyse(&pipeline, &results);
-    let runtime_lints = analysis::runtime_lints(&pipeline, &results);
+    let runtime_lints = lint::runtime_lints(&pipeline, &results);
     let mut data = ReportData::new(&pipeline, &results, &analysis);
     data.lints = static_lints
         .iter()
         .chain(&runtime_lints)
-        .map(analysis::LintView::of)
+        .map(LintView::of)
         .collect();
     let mut outputs = vec!["assignments.parquet".to_string()];
     outputs.extend(report::write_data(staged.path(), &data).map_err(relocate)?);
@@ -340,7 +369,9 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     };
     report::write_manifest(staged.path(), &manifest).map_err(relocate)?;
     let destination = staged.commit()?;
-    print_summary(&destination, &results, &analysis);
+    if !json_format() {
+        print_summary(&destination, &results, &analysis);
+    }
     report_lints(&runtime_lints, args.input.deny_warnings)?;
     if analysis.criteria.status == Status::Fail && !args.criteria_as_warnings {
         return Err(Error::CriteriaFailed {

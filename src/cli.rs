@@ -79,7 +79,21 @@ pub enum Command {
     ///   segflow test pipelines/saas_quarterly.yaml
     #[command(verbatim_doc_comment)]
     Test(ValidateArgs),
-    /// Explain a lint code: what it means, why it matters, what to do.
+    /// Show exactly what a run would execute, without reading any rows.
+    ///
+    /// Prints the generated SQL of every stage (the aggregate queries per source and window,
+    /// each expression feature's projection, the segment CASE), or DataFusion's optimised
+    /// logical plan, or its physical plan. Like dbt's `compile`.
+    ///
+    /// Example:
+    ///   segflow plan pipelines/saas_quarterly.yaml
+    ///   segflow plan pipelines/saas_quarterly.yaml --format physical
+    #[command(verbatim_doc_comment)]
+    Plan(PlanArgs),
+    /// Explain a diagnostic code (an error or a lint): what it means, why it matters, what to do.
+    ///
+    /// Every code segflow prints (`segflow::unknown-column`, `segflow::stale-review`, ...) has
+    /// an explanation.
     ///
     /// Example:
     ///   segflow explain unreachable-rule
@@ -136,6 +150,52 @@ pub struct RunArgs {
     /// Report failed validation criteria as warnings and exit 0, instead of exiting with code 6.
     #[arg(long)]
     pub criteria_as_warnings: bool,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub format: MessageFormat,
+}
+
+/// How diagnostics (errors and lint warnings) are printed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MessageFormat {
+    /// For people, on stderr, with the pipeline file's lines.
+    Human,
+    /// One JSON object per line on stdout (code, severity, message, file, line, column, help),
+    /// for editors and CI; stdout then holds nothing else.
+    Json,
+}
+
+/// What `segflow plan` prints.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum PlanFormat {
+    /// The SQL of every stage, in order.
+    Sql,
+    /// DataFusion's optimised logical plan of the whole run.
+    Logical,
+    /// DataFusion's physical plan of the whole run.
+    Physical,
+}
+
+/// Options of `segflow plan`.
+#[derive(Debug, Args)]
+pub struct PlanArgs {
+    /// Pipeline and source options.
+    #[command(flatten)]
+    pub input: SourceArgs,
+    /// What to print.
+    #[arg(long, value_enum, default_value_t = PlanFormat::Sql)]
+    pub format: PlanFormat,
+}
+
+impl Command {
+    /// The diagnostics format this command was asked for.
+    pub fn message_format(&self) -> MessageFormat {
+        match self {
+            Command::Run(args) => args.format,
+            Command::Validate(args) | Command::Lint(args) | Command::Test(args) => args.format,
+            _ => MessageFormat::Human,
+        }
+    }
 }
 
 /// Options of `segflow diff`.
@@ -150,12 +210,15 @@ pub struct DiffArgs {
     pub json: bool,
 }
 
-/// Options of `segflow validate`.
+/// Options of `segflow validate`, `lint` and `test`.
 #[derive(Debug, Args)]
 pub struct ValidateArgs {
     /// Pipeline and source options.
     #[command(flatten)]
     pub input: SourceArgs,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub format: MessageFormat,
 }
 
 fn parse_source_override(text: &str) -> Result<(String, PathBuf), String> {

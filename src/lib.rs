@@ -1,12 +1,18 @@
 //! segflow: customer segmentation pipelines on Apache DataFusion.
 //!
-//! Data flows one way: [`pipeline`] (YAML → checked model) → [`engine`] (DataFusion plans →
-//! results) → [`report`] (files for machines and people). [`app`] wires the commands together.
+//! Data flows one way:
+//! [`pipeline`] (YAML → checked, typed plan) → [`engine`] (plan → SQL stages on DataFusion →
+//! measured results) → [`analysis`] (criteria, scoring, comparison: pure functions) and
+//! [`lint`] (warnings about the segmentation) → [`report`] (files for machines and people).
+//! [`diagnostic`] is the problem type, code registry and rendering every stage reports through;
+//! [`error`] the error type and exit codes; [`app`] wires the commands together.
 
 pub mod analysis;
 pub mod app;
 pub mod cli;
+pub mod diagnostic;
 pub mod engine;
 pub mod error;
+pub mod lint;
 pub mod pipeline;
 pub mod report;

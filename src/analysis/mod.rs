@@ -49,66 +49,6 @@ pub struct Analysis {
     pub profiles: Vec<SegmentProfile>,
 }
 
-/// Lints that need a run's results: empty segments and personas without data.
-pub fn runtime_lints(pipeline: &Pipeline, results: &RunResults) -> Vec<crate::error::Problem> {
-    let origin = &pipeline.origin;
-    let mut lints = Vec::new();
-    for (i, segment) in results.segments.iter().enumerate() {
-        if segment.customers == 0 {
-            lints.push(
-                origin
-                    .at("empty-segment", &format!("segments[{i}].id"), format!("segment `{}` has no customers in this run", segment.id))
-                    .help("its rule never matched: earlier rules may cover it, or its thresholds exclude everyone")
-                    .warning(),
-            );
-        }
-    }
-    for (i, persona) in pipeline.spec.personas.iter().enumerate() {
-        if results
-            .segments
-            .iter()
-            .any(|s| s.id == persona.segment && s.customers == 0)
-        {
-            lints.push(
-                origin
-                    .at("persona-without-data", &format!("personas[{i}].segment"), format!("persona `{}` describes segment `{}`, which has no customers in this run", persona.name, persona.segment))
-                    .help("a persona needs customers behind it; revisit the persona or the segment")
-                    .warning(),
-            );
-        }
-    }
-    lints
-}
-
-/// A lint warning as reports show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LintView {
-    /// The lint code.
-    pub code: &'static str,
-    /// What it found.
-    pub message: String,
-    /// Line in the pipeline file, when known.
-    pub line: Option<usize>,
-    /// Column, when known.
-    pub column: Option<usize>,
-    /// What to do.
-    pub help: Option<String>,
-}
-
-impl LintView {
-    /// The view of a lint problem.
-    pub fn of(problem: &crate::error::Problem) -> Self {
-        let position = problem.line_column();
-        LintView {
-            code: problem.code_name(),
-            message: problem.message().to_string(),
-            line: position.map(|p| p.0),
-            column: position.map(|p| p.1),
-            help: problem.help_text().map(str::to_string),
-        }
-    }
-}
-
 /// How many distinguishing features a profile lists.
 const DISTINGUISHING: usize = 5;
 

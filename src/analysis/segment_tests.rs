@@ -29,7 +29,7 @@ fn same(expected: &Value, actual: &Value) -> bool {
 }
 
 /// Compare a test's expectations with the rows its fixtures produced.
-pub fn check(
+pub fn evaluate(
     test: &SegmentTest,
     segments: &[SegmentSpec],
     rows: &BTreeMap<String, Row>,

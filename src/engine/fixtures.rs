@@ -8,15 +8,14 @@ use std::sync::Arc;
 
 use chrono::NaiveDate;
 use datafusion::arrow::array::RecordBatch;
-use datafusion::arrow::datatypes::{Field, Schema};
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 
-use super::sources::{self, ResolvedSource, arrow_type};
+use super::sources::{self, ResolvedSource, declared_schema};
 use super::stats::scalar;
-use super::{plan, session};
+use super::{compile, session};
 use crate::error::{Error, Result};
-use crate::pipeline::model::{FixtureRows, SegmentTest, SourceSpec};
+use crate::pipeline::model::{ColumnType, FixtureRows, SegmentTest};
 use crate::pipeline::{Pipeline, format_from_path};
 
 /// One output row: column name → value.
@@ -29,10 +28,10 @@ pub async fn assign(
     test: &SegmentTest,
 ) -> Result<BTreeMap<String, Row>> {
     let ctx = session(as_of);
-    for (name, spec) in &pipeline.spec.sources {
+    for (name, source) in &pipeline.sources {
         match test.sources.get(name) {
             Some(FixtureRows::File { path }) => {
-                let format = spec
+                let format = pipeline.spec.sources[name]
                     .format
                     .or_else(|| format_from_path(path))
                     .ok_or_else(|| {
@@ -47,17 +46,17 @@ pub async fn assign(
                 sources::register(&ctx, pipeline, &[source]).await?;
             }
             Some(FixtureRows::Rows(rows)) => {
-                ctx.register_batch(name.as_str(), batch(test, name, spec, rows)?)?;
+                ctx.register_batch(name.as_str(), batch(test, name, &source.columns, rows)?)?;
             }
             None => {
-                ctx.register_batch(name.as_str(), batch(test, name, spec, &[])?)?;
+                ctx.register_batch(name.as_str(), batch(test, name, &source.columns, &[])?)?;
             }
         }
     }
-    let plan = plan::build(&ctx, pipeline, as_of).await?;
-    let key = &pipeline.spec.entity.key;
+    let compiled = compile::compile(&ctx, pipeline, as_of).await?;
+    let key = &pipeline.entity.key;
     let mut assigned = BTreeMap::new();
-    for batch in plan.assignments.collect().await? {
+    for batch in compiled.assignments.collect().await? {
         let schema = batch.schema();
         for r in 0..batch.num_rows() {
             let mut row = Row::new();
@@ -82,27 +81,19 @@ fn fixture_error(test: &SegmentTest, source: &str, message: String) -> Error {
 
 /// Inline rows as an Arrow table: declared columns get their declared types, the others the
 /// types their values suggest.
-fn batch(test: &SegmentTest, name: &str, spec: &SourceSpec, rows: &[Row]) -> Result<RecordBatch> {
+fn batch(
+    test: &SegmentTest,
+    name: &str,
+    declared: &BTreeMap<String, ColumnType>,
+    rows: &[Row],
+) -> Result<RecordBatch> {
     let values: Vec<serde_json::Value> = rows
         .iter()
         .map(|row| serde_json::Value::Object(row.clone().into_iter().collect()))
         .collect();
     let inferred = infer_json_schema_from_iterator(values.iter().map(|v| Ok(v.clone())))
         .map_err(|e| fixture_error(test, name, e.to_string()))?;
-    let mut fields: Vec<Field> = inferred
-        .fields()
-        .iter()
-        .map(|field| match spec.columns.get(field.name()) {
-            Some(declared) => Field::new(field.name(), arrow_type(*declared), true),
-            None => field.as_ref().clone(),
-        })
-        .collect();
-    for (column, declared) in &spec.columns {
-        if !fields.iter().any(|f| f.name() == column) {
-            fields.push(Field::new(column, arrow_type(*declared), true));
-        }
-    }
-    let schema = Arc::new(Schema::new(fields));
+    let schema = Arc::new(declared_schema(&inferred, declared));
     if values.is_empty() {
         return Ok(RecordBatch::new_empty(schema));
     }

@@ -1,15 +1,15 @@
 //! DataFusion: registering sources, planning features and segments, executing, and collecting
 //! the numbers later stages render. Nothing here formats output for people.
 
+mod aggregate;
 pub mod compare;
+pub mod compile;
 pub mod fixtures;
 mod functions;
-pub mod method;
-mod plan;
+pub mod measures;
 mod sources;
 pub mod stats;
 
-use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -39,8 +39,6 @@ const ASSIGNMENTS: &str = "__segflow_assignments";
 pub struct RunOptions {
     /// The as-of date in force.
     pub as_of: NaiveDate,
-    /// Source paths replacing declared ones, relative to the working directory.
-    pub source_overrides: BTreeMap<String, PathBuf>,
 }
 
 /// Everything a run measured.
@@ -65,11 +63,11 @@ pub struct RunResults {
     /// Reachable customers of unassigned customers, when the accessible criterion is declared.
     pub unassigned_reachable: Option<u64>,
     /// Cut points used by quantile features.
-    pub quantiles: Vec<method::QuantileCuts>,
+    pub quantiles: Vec<measures::QuantileCuts>,
     /// The 2x2 value x engagement matrix, when declared.
-    pub matrix: Option<method::Matrix>,
+    pub matrix: Option<measures::Matrix>,
     /// Per segment, how many of its customers each later rule would also have matched.
-    pub rule_overlap: Vec<method::RuleOverlap>,
+    pub rule_overlap: Vec<measures::RuleOverlap>,
     /// Seconds spent per stage, in order. Run metadata: kept out of the reproducible outputs and
     /// written to the manifest only.
     #[serde(skip)]
@@ -151,17 +149,72 @@ fn session(as_of: NaiveDate) -> SessionContext {
 /// Check everything that needs the sources' schemas but no scan: columns, SQL, types.
 pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<ResolvedSource>> {
     let ctx = session(options.as_of);
-    let resolved = sources::resolve(pipeline, &options.source_overrides)?;
+    let resolved = sources::resolve(pipeline)?;
     sources::register(&ctx, pipeline, &resolved).await?;
-    plan::build(&ctx, pipeline, options.as_of).await?;
+    compile::compile(&ctx, pipeline, options.as_of).await?;
     Ok(resolved)
+}
+
+/// What `segflow plan` shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PlanView {
+    /// The SQL of every stage.
+    Sql,
+    /// DataFusion's optimised logical plan.
+    Logical,
+    /// DataFusion's physical plan.
+    Physical,
+}
+
+/// What a run would execute, without reading any rows: the SQL of every stage or DataFusion's
+/// plan of the assignments query.
+pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) -> Result<String> {
+    let ctx = session(options.as_of);
+    let resolved = sources::resolve(pipeline)?;
+    sources::register(&ctx, pipeline, &resolved).await?;
+    let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
+    Ok(match view {
+        PlanView::Sql => {
+            let mut text = format!(
+                "-- segflow plan of `{}` as of {}: {} stages\n",
+                pipeline.spec.name,
+                options.as_of,
+                compiled.stages.len()
+            );
+            let last = compiled.stages.len().saturating_sub(1);
+            for (i, stage) in compiled.stages.iter().enumerate() {
+                text.push_str(&format!("\n-- stage {}: {}\n", i + 1, stage.title));
+                if i == last {
+                    text.push_str(&format!("{};\n", stage.sql));
+                } else {
+                    text.push_str(&format!(
+                        "CREATE VIEW {} AS\n{};\n",
+                        ident(&stage.view),
+                        stage.sql
+                    ));
+                }
+            }
+            text
+        }
+        PlanView::Logical => format!(
+            "{}\n",
+            compiled.assignments.into_optimized_plan()?.display_indent()
+        ),
+        PlanView::Physical => {
+            let plan = compiled.assignments.create_physical_plan().await?;
+            format!(
+                "{}",
+                datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
+            )
+        }
+    })
 }
 
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
     let mut timings = Timings::new();
     let ctx = session(options.as_of);
-    let resolved = sources::resolve(pipeline, &options.source_overrides)?;
+    let resolved = sources::resolve(pipeline)?;
     let hashing = tokio::task::spawn_blocking({
         let resolved = resolved.clone();
         move || {
@@ -172,14 +225,14 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         }
     });
     sources::register(&ctx, pipeline, &resolved).await?;
-    let plan = plan::build(&ctx, pipeline, options.as_of).await?;
+    let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
     timings.lap("plan");
 
     let customers = check_entity_key(&ctx, pipeline).await?;
     timings.lap("check entity");
 
     let assignments_path = out_dir.join("assignments.parquet");
-    let schema = write_parquet(plan.assignments, &assignments_path).await?;
+    let schema = write_parquet(compiled.assignments, &assignments_path).await?;
     timings.lap("features and segments");
 
     ctx.register_parquet(
@@ -188,12 +241,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         ParquetReadOptions::default(),
     )
     .await?;
-    let feature_names: Vec<String> = pipeline
-        .spec
-        .features
-        .iter()
-        .map(|f| f.name.clone())
-        .collect();
+    let feature_names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
     let grouped = stats::compute(&ctx, ASSIGNMENTS, &schema, &feature_names, true).await?;
     let overall = stats::compute(&ctx, ASSIGNMENTS, &schema, &feature_names, false)
         .await?
@@ -207,7 +255,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         .and_then(|c| c.accessible.as_ref())
     {
         Some(accessible) => {
-            Some(method::reachable(&ctx, ASSIGNMENTS, &accessible.reachable).await?)
+            Some(measures::reachable(&ctx, ASSIGNMENTS, &accessible.reachable).await?)
         }
         None => None,
     };
@@ -219,9 +267,9 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
                 .map_or(0, |(_, n)| *n)
         })
     };
-    let quantiles = method::quantile_cuts(&ctx, ASSIGNMENTS, pipeline).await?;
-    let matrix = method::matrix(&ctx, ASSIGNMENTS, pipeline, customers).await?;
-    let rule_overlap = method::rule_overlap(&ctx, ASSIGNMENTS, pipeline).await?;
+    let quantiles = measures::quantile_cuts(&ctx, ASSIGNMENTS, pipeline).await?;
+    let matrix = measures::matrix(&ctx, ASSIGNMENTS, pipeline, customers).await?;
+    let rule_overlap = measures::rule_overlap(&ctx, ASSIGNMENTS, pipeline).await?;
     timings.lap("statistics");
 
     let share = |n: u64| {
@@ -328,7 +376,7 @@ fn empty_stats(features: &[String]) -> Vec<FeatureStats> {
 
 /// The entity key must be unique and never null, so every customer appears exactly once.
 async fn check_entity_key(ctx: &SessionContext, pipeline: &Pipeline) -> Result<u64> {
-    let entity = &pipeline.spec.entity;
+    let entity = &pipeline.entity;
     let key = ident(&entity.key);
     let table = ident(&entity.source);
     let sql = format!("SELECT count(*), count({key}), count(DISTINCT {key}) FROM {table}");

@@ -10,9 +10,10 @@ use datafusion::prelude::{
     CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext, cast, col,
 };
 
+use crate::diagnostic::available_help;
 use crate::error::{Error, Result, first_line_of_datafusion};
-use crate::pipeline::model::{ColumnType, SourceFormat, SourceSpec};
-use crate::pipeline::{Pipeline, available_help, format_from_path};
+use crate::pipeline::Pipeline;
+use crate::pipeline::model::{ColumnType, SourceFormat};
 
 /// A source as this run reads it.
 #[derive(Debug, Clone)]
@@ -40,38 +41,19 @@ pub fn arrow_type(column_type: ColumnType) -> DataType {
     }
 }
 
-/// Find the files of every source, `overrides` (from `--source NAME=PATH`, relative to the
-/// working directory) replacing declared paths (relative to the pipeline file).
-pub fn resolve(
-    pipeline: &Pipeline,
-    overrides: &BTreeMap<String, PathBuf>,
-) -> Result<Vec<ResolvedSource>> {
+/// Find the files of every source of the plan.
+pub fn resolve(pipeline: &Pipeline) -> Result<Vec<ResolvedSource>> {
     pipeline
-        .spec
         .sources
-        .iter()
-        .map(|(name, spec)| {
-            let (location, pattern) = match overrides.get(name) {
-                Some(path) => (path.display().to_string(), path.clone()),
-                None => (
-                    spec.path.clone(),
-                    pipeline.base_dir.join(pipeline.source_path(name)?),
-                ),
-            };
-            let format = spec
-                .format
-                .or_else(|| format_from_path(&location))
-                .ok_or_else(|| Error::Source {
-                    source_name: name.clone(),
-                    message: format!("cannot tell the format of `{location}`"),
-                    help: Some("name files .csv, .parquet or .ndjson, or declare `format`".into()),
-                })?;
-            let files = find_files(name, &location, &pattern)?;
+        .values()
+        .map(|source| {
+            let pattern = pipeline.source_path(&source.name)?;
+            let files = find_files(&source.name, &source.location, &pattern)?;
             Ok(ResolvedSource {
-                name: name.clone(),
-                location,
+                name: source.name.clone(),
+                location: source.location.clone(),
                 files,
-                format,
+                format: source.format,
             })
         })
         .collect()
@@ -113,8 +95,8 @@ pub async fn register(
     sources: &[ResolvedSource],
 ) -> Result<()> {
     for source in sources {
-        let spec = &pipeline.spec.sources[&source.name];
-        let frame = read(ctx, source, spec).await?;
+        let declared = &pipeline.sources[&source.name].columns;
+        let frame = read(ctx, source, declared).await?;
         ctx.register_table(source.name.as_str(), frame.into_view())
             .map_err(|e| source_error(&source.name, &e))?;
     }
@@ -133,7 +115,7 @@ fn source_error(name: &str, error: &datafusion::error::DataFusionError) -> Error
 async fn read(
     ctx: &SessionContext,
     source: &ResolvedSource,
-    spec: &SourceSpec,
+    declared: &BTreeMap<String, ColumnType>,
 ) -> Result<DataFrame> {
     let paths: Vec<String> = source
         .files
@@ -166,7 +148,7 @@ async fn read(
             help: Some("a CSV source needs a header row; check that the export finished".into()),
         });
     }
-    for declared in spec.columns.keys() {
+    for declared in declared.keys() {
         if schema.field_with_name(declared).is_err() {
             let names: Vec<&str> = schema.fields().iter().map(|f| f.name().as_str()).collect();
             return Err(Error::Source {
@@ -176,19 +158,10 @@ async fn read(
             });
         }
     }
-    if spec.columns.is_empty() {
+    if declared.is_empty() {
         return Ok(inferred);
     }
-    let typed = Schema::new(
-        schema
-            .fields()
-            .iter()
-            .map(|field| match spec.columns.get(field.name()) {
-                Some(declared) => Field::new(field.name(), arrow_type(*declared), true),
-                None => field.as_ref().clone(),
-            })
-            .collect::<Vec<_>>(),
-    );
+    let typed = declared_schema(&schema, declared);
     match source.format {
         SourceFormat::Csv => {
             let options = CsvReadOptions::new()
@@ -208,7 +181,7 @@ async fn read(
                 .iter()
                 .map(|field| {
                     let column = col(format!("\"{}\"", field.name()));
-                    if spec.columns.contains_key(field.name()) {
+                    if declared.contains_key(field.name()) {
                         cast(column, field.data_type().clone()).alias(field.name())
                     } else {
                         column
@@ -225,6 +198,25 @@ fn extension_of(path: &Path) -> String {
         .and_then(|n| n.to_str())
         .and_then(|n| n.find('.').map(|i| n[i..].to_string()))
         .unwrap_or_default()
+}
+
+/// `found` with every declared column given its declared type (nullable), and declared columns
+/// that `found` lacks appended.
+pub fn declared_schema(found: &Schema, declared: &BTreeMap<String, ColumnType>) -> Schema {
+    let mut fields: Vec<Field> = found
+        .fields()
+        .iter()
+        .map(|field| match declared.get(field.name()) {
+            Some(column_type) => Field::new(field.name(), arrow_type(*column_type), true),
+            None => field.as_ref().clone(),
+        })
+        .collect();
+    for (column, column_type) in declared {
+        if found.field_with_name(column).is_err() {
+            fields.push(Field::new(column, arrow_type(*column_type), true));
+        }
+    }
+    Schema::new(fields)
 }
 
 /// Column names and types of a registered table.

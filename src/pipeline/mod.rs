@@ -3,41 +3,46 @@
 
 mod check;
 mod interpolate;
-pub mod lint;
-mod locate;
-mod method;
 pub mod model;
 pub mod sql;
+pub mod validated;
 
-use std::collections::BTreeSet;
+use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
-pub use check::{NAME_PATTERN, available_help, did_you_mean, format_from_path, is_valid_name};
-pub use locate::Locations;
-pub use model::PipelineSpec;
+pub use model::{NAME_PATTERN, PipelineSpec, format_from_path, is_valid_name};
+pub use validated::{Entity, Feature, FeatureDefinition, Segment, Source};
 
-use crate::error::{Error, Origin, Result};
+use crate::diagnostic::{PipelineFile, available_help, byte_offset, codes, did_you_mean};
+use crate::error::{Error, Result};
 
-/// A pipeline file that parsed and passed every check that needs no data.
+/// The validated plan: a pipeline file that parsed and passed every check that needs no data,
+/// with its features, sources and segments in typed, resolved form. Later stages read
+/// declarations (owners, actions, criteria, personas) from `spec` and plan only from the typed
+/// parts.
 #[derive(Debug, Clone)]
 pub struct Pipeline {
-    /// The file's content.
+    /// The file's content as written.
     pub spec: PipelineSpec,
     /// The file's text and node positions, for problems found later.
-    pub origin: Origin,
+    pub file: PipelineFile,
     /// Folder that relative source and template paths start from.
     pub base_dir: PathBuf,
     /// SHA-256 of the file's bytes, hex.
     pub sha256: String,
+    /// Sources by name, with resolved formats and join keys.
+    pub sources: BTreeMap<String, Source>,
+    /// The customers.
+    pub entity: Entity,
+    /// Features in declaration order.
+    pub features: Vec<Feature>,
     /// Feature indices, each after the features it uses.
-    pub feature_order: Vec<usize>,
-    /// Per feature, the column names its SQL refers to.
-    pub feature_references: Vec<BTreeSet<String>>,
-    /// Per segment, the feature names its condition refers to.
-    pub segment_references: Vec<BTreeSet<String>>,
+    pub evaluation_order: Vec<usize>,
+    /// Segments in rule order.
+    pub segments: Vec<Segment>,
 }
 
 impl Pipeline {
@@ -50,8 +55,8 @@ impl Pipeline {
         let display_name = path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|e| Error::Pipeline {
             file: display_name.clone(),
-            problems: vec![Origin::new(&display_name, String::new()).problem(
-                "invalid-yaml",
+            problems: vec![PipelineFile::new(&display_name, String::new()).problem(
+                codes::INVALID_YAML,
                 None,
                 format!("the file is not UTF-8 text: {e}"),
             )],
@@ -63,24 +68,23 @@ impl Pipeline {
     /// Parse and check pipeline `text`, shown to users as `display_name`.
     pub fn from_text(display_name: &str, text: String, base_dir: PathBuf) -> Result<Self> {
         let sha256 = hex(&Sha256::digest(text.as_bytes()));
-        let origin = Origin::new(display_name, text);
-        let spec: PipelineSpec = serde_yaml::from_str(origin.text()).map_err(|e| {
-            origin
-                .fail_if_any(vec![yaml_problem(&origin, &e)])
-                .unwrap_err()
-        })?;
-        let checked = check::check(&spec, &origin).map_err(|problems| Error::Pipeline {
+        let file = PipelineFile::new(display_name, text);
+        let spec: PipelineSpec = serde_yaml::from_str(file.text())
+            .map_err(|e| file.fail_if_any(vec![yaml_problem(&file, &e)]).unwrap_err())?;
+        let checked = check::check(&spec, &file).map_err(|problems| Error::Pipeline {
             file: display_name.to_string(),
             problems,
         })?;
         Ok(Pipeline {
             spec,
-            origin,
+            file,
             base_dir,
             sha256,
-            feature_order: checked.feature_order,
-            feature_references: checked.feature_references,
-            segment_references: checked.segment_references,
+            sources: checked.sources,
+            entity: checked.entity,
+            features: checked.features,
+            evaluation_order: checked.evaluation_order,
+            segments: checked.segments,
         })
     }
 
@@ -89,17 +93,51 @@ impl Pipeline {
         override_date.or(self.spec.as_of).unwrap_or_else(today)
     }
 
-    /// The declared path of source `name` with `${VAR}`s filled in from the environment (checked
-    /// when the pipeline loaded).
-    pub fn source_path(&self, name: &str) -> Result<String> {
-        let declared = &self.spec.sources[name].path;
-        interpolate::interpolate(declared).map_err(|variable| Error::Source {
-            source_name: name.to_string(),
-            message: format!("environment variable `{variable}` is not set"),
-            help: Some(format!(
-                "set `{variable}` before running, or write the path without it"
-            )),
-        })
+    /// Read source `name` from `path` (relative to the working directory) instead of its
+    /// declared path; the format follows the new path unless the source declares one.
+    pub fn override_source(&mut self, name: &str, path: &Path) -> Result<()> {
+        let Some(source) = self.sources.get_mut(name) else {
+            return Err(Error::Usage {
+                message: format!("--source names unknown source `{name}`"),
+                help: Some(available_help(
+                    name,
+                    "source",
+                    self.spec.sources.keys().map(String::as_str),
+                )),
+            });
+        };
+        let location = path.display().to_string();
+        source.format = self.spec.sources[name]
+            .format
+            .or_else(|| format_from_path(&location))
+            .ok_or_else(|| Error::Source {
+                source_name: name.to_string(),
+                message: format!("cannot tell the format of `{location}`"),
+                help: Some("name files .csv, .parquet or .ndjson, or declare `format`".into()),
+            })?;
+        source.location = location;
+        source.overridden = true;
+        Ok(())
+    }
+
+    /// Where source `name`'s files are: an overridden path as given, a declared one relative to
+    /// the pipeline's folder with `${VAR}`s filled in from the environment (checked when the
+    /// pipeline loaded).
+    pub fn source_path(&self, name: &str) -> Result<PathBuf> {
+        let source = &self.sources[name];
+        if source.overridden {
+            return Ok(PathBuf::from(&source.location));
+        }
+        let declared = &source.location;
+        interpolate::interpolate(declared)
+            .map(|path| self.base_dir.join(path))
+            .map_err(|variable| Error::Source {
+                source_name: name.to_string(),
+                message: format!("environment variable `{variable}` is not set"),
+                help: Some(format!(
+                    "set `{variable}` before running, or write the path without it"
+                )),
+            })
     }
 
     /// Values of the environment variables the pipeline interpolates, to redact from any output.
@@ -136,10 +174,10 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn yaml_problem(origin: &Origin, error: &serde_yaml::Error) -> crate::error::Problem {
-    if origin.text().trim().is_empty() {
-        return origin
-            .problem("invalid-yaml", None, "the pipeline file is empty")
+fn yaml_problem(file: &PipelineFile, error: &serde_yaml::Error) -> crate::diagnostic::Problem {
+    if file.text().trim().is_empty() {
+        return file
+            .problem(codes::INVALID_YAML, None, "the pipeline file is empty")
             .help(
                 "start from an example in pipelines/, or see the README's pipeline file section",
             );
@@ -151,12 +189,12 @@ fn yaml_problem(origin: &Origin, error: &serde_yaml::Error) -> crate::error::Pro
         None => full.clone(),
     };
     let span = error.location().map(|location| {
-        let offset = locate::byte_offset(
-            origin.text(),
+        let offset = byte_offset(
+            file.text(),
             location.line(),
             location.column().saturating_sub(1),
         );
-        let len = origin.text()[offset..]
+        let len = file.text()[offset..]
             .split(['\n', ':'])
             .next()
             .map_or(1, |s| s.trim_end().len().max(1));
@@ -177,13 +215,13 @@ fn yaml_problem(origin: &Origin, error: &serde_yaml::Error) -> crate::error::Pro
         } else {
             format!("{parent}.{key}")
         };
-        return origin
-            .at_key("invalid-yaml", &path, message.clone())
+        return file
+            .at_key(codes::INVALID_YAML, &path, message.clone())
             .help(format!(
                 "`{key}` appears twice in the same mapping; keep one"
             ));
     }
-    let problem = origin.problem("invalid-yaml", span, message.clone());
+    let problem = file.problem(codes::INVALID_YAML, span, message.clone());
     problem.maybe_help(suggestion(&message))
 }
 

@@ -638,3 +638,27 @@ pub enum Split {
     /// A fixed value.
     Value(f64),
 }
+
+/// Names of pipelines, sources, features and segments: safe as SQL identifiers, file names and
+/// in URLs.
+pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,62}$";
+
+/// Whether `name` matches [`NAME_PATTERN`].
+pub fn is_valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    name.len() <= 63
+        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
+        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+}
+
+/// The format a source path implies by its extension.
+pub fn format_from_path(path: &str) -> Option<SourceFormat> {
+    let lower = path.to_ascii_lowercase();
+    let ext = lower.rsplit('.').next()?;
+    match ext {
+        "csv" => Some(SourceFormat::Csv),
+        "parquet" | "pq" => Some(SourceFormat::Parquet),
+        "ndjson" | "jsonl" | "json" => Some(SourceFormat::Ndjson),
+        _ => None,
+    }
+}

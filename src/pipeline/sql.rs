@@ -4,7 +4,7 @@
 use std::collections::BTreeSet;
 use std::ops::ControlFlow;
 
-use datafusion::sql::sqlparser::ast::{Expr, visit_expressions};
+use datafusion::sql::sqlparser::ast::{Expr, Ident, visit_expressions};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 use datafusion::sql::sqlparser::tokenizer::Token;
@@ -34,14 +34,20 @@ pub fn referenced_names(sql: &str) -> Result<BTreeSet<String>, String> {
             _ => None,
         };
         if let Some(ident) = ident {
-            names.insert(match ident.quote_style {
-                Some(_) => ident.value.clone(),
-                None => ident.value.to_lowercase(),
-            });
+            names.insert(resolved_name(ident));
         }
         ControlFlow::<()>::Continue(())
     });
     Ok(names)
+}
+
+/// The column name DataFusion resolves `ident` to: unquoted names lower-cased, quoted names
+/// as written.
+pub fn resolved_name(ident: &Ident) -> String {
+    match ident.quote_style {
+        Some(_) => ident.value.clone(),
+        None => ident.value.to_lowercase(),
+    }
 }
 
 fn clean_parser_message(message: &str) -> String {

@@ -4,30 +4,32 @@
 
 use std::collections::HashSet;
 
-use super::check::{available_help, is_valid_name};
-use super::model::{PipelineSpec, ScaleMethod, Split, Threshold};
-use super::sql::referenced_names;
-use crate::error::{Origin, Problem};
+use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
+use crate::pipeline::model::{PipelineSpec, ScaleMethod, Split, Threshold, is_valid_name};
+use crate::pipeline::sql::referenced_names;
 
 /// Tolerance for weights summing to 100.
 const WEIGHT_TOLERANCE: f64 = 1e-6;
 
 /// Check the method sections of `spec`, appending problems.
-pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) {
+pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
     let features: Vec<&str> = spec.features.iter().map(|f| f.name.as_str()).collect();
     let feature_ref = |problems: &mut Vec<Problem>, path: &str, name: &str| {
         if !features.contains(&name) {
             problems.push(
-                origin
-                    .at("unknown-feature", path, format!("unknown feature `{name}`"))
-                    .help(available_help(name, "feature", features.iter().copied())),
+                file.at(
+                    codes::UNKNOWN_FEATURE,
+                    path,
+                    format!("unknown feature `{name}`"),
+                )
+                .help(available_help(name, "feature", features.iter().copied())),
             );
         }
     };
     if let Some(criteria) = &spec.criteria {
         if let Some(identifiable) = &criteria.identifiable {
             threshold(
-                origin,
+                file,
                 "criteria.identifiable.unassigned_share",
                 &identifiable.unassigned_share,
                 true,
@@ -36,11 +38,11 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
         }
         if let Some(substantial) = &criteria.substantial {
             if let Some(share) = &substantial.share {
-                threshold(origin, "criteria.substantial.share", share, true, problems);
+                threshold(file, "criteria.substantial.share", share, true, problems);
             }
             if let Some(customers) = &substantial.customers {
                 threshold(
-                    origin,
+                    file,
                     "criteria.substantial.customers",
                     customers,
                     false,
@@ -54,7 +56,7 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                     &value.feature,
                 );
                 threshold(
-                    origin,
+                    file,
                     "criteria.substantial.value_share.threshold",
                     &value.threshold,
                     true,
@@ -68,31 +70,28 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                     for name in names {
                         if !features.contains(&name.as_str()) {
                             problems.push(
-                                origin
-                                    .at_word(
-                                        "unknown-feature",
-                                        "criteria.accessible.reachable",
-                                        &name,
-                                        format!(
-                                            "`reachable` uses `{name}`, which is not a feature"
-                                        ),
-                                    )
-                                    .help(format!(
-                                        "declare a feature for it; {}",
-                                        available_help(&name, "feature", features.iter().copied())
-                                    )),
+                                file.at_word(
+                                    codes::UNKNOWN_FEATURE,
+                                    "criteria.accessible.reachable",
+                                    &name,
+                                    format!("`reachable` uses `{name}`, which is not a feature"),
+                                )
+                                .help(format!(
+                                    "declare a feature for it; {}",
+                                    available_help(&name, "feature", features.iter().copied())
+                                )),
                             );
                         }
                     }
                 }
-                Err(message) => problems.push(origin.at(
-                    "sql-syntax",
+                Err(message) => problems.push(file.at(
+                    codes::SQL_SYNTAX,
                     "criteria.accessible.reachable",
                     format!("SQL does not parse: {message}"),
                 )),
             }
             threshold(
-                origin,
+                file,
                 "criteria.accessible.share",
                 &accessible.share,
                 true,
@@ -102,13 +101,12 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
         if let Some(differentiable) = &criteria.differentiable {
             if differentiable.features.is_empty() {
                 problems.push(
-                    origin
-                        .at(
-                            "empty-list",
-                            "criteria.differentiable.features",
-                            "no features to compare segments on",
-                        )
-                        .help("list the numeric features that should tell segments apart"),
+                    file.at(
+                        codes::EMPTY_LIST,
+                        "criteria.differentiable.features",
+                        "no features to compare segments on",
+                    )
+                    .help("list the numeric features that should tell segments apart"),
                 );
             }
             for (i, name) in differentiable.features.iter().enumerate() {
@@ -119,7 +117,7 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                 );
             }
             threshold(
-                origin,
+                file,
                 "criteria.differentiable.effect_size",
                 &differentiable.effect_size,
                 false,
@@ -137,45 +135,44 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                 .map(|f| format!("{} {}", f.id, f.weight))
                 .collect();
             problems.push(
-                origin
-                    .at_key(
-                        "weights-sum",
-                        "scoring.factors",
-                        format!("factor weights sum to {sum}, not 100"),
-                    )
-                    .help(format!(
-                        "weights are percentages: {} = {sum}; adjust them to total 100",
-                        listed.join(" + ")
-                    )),
+                file.at_key(
+                    codes::WEIGHTS_SUM,
+                    "scoring.factors",
+                    format!("factor weights sum to {sum}, not 100"),
+                )
+                .help(format!(
+                    "weights are percentages: {} = {sum}; adjust them to total 100",
+                    listed.join(" + ")
+                )),
             );
         }
         let mut ids = HashSet::new();
         for (i, factor) in scoring.factors.iter().enumerate() {
             let path = format!("scoring.factors[{i}]");
             if !is_valid_name(&factor.id) {
-                problems.push(origin.at(
-                    "invalid-name",
+                problems.push(file.at(
+                    codes::INVALID_NAME,
                     &format!("{path}.id"),
                     format!("invalid factor id `{}`", factor.id),
                 ));
             }
             if !ids.insert(factor.id.as_str()) {
-                problems.push(origin.at(
-                    "duplicate-name",
+                problems.push(file.at(
+                    codes::DUPLICATE_NAME,
                     &format!("{path}.id"),
                     format!("factor `{}` is declared twice", factor.id),
                 ));
             }
             if factor.weight < 0.0 {
-                problems.push(origin.at(
-                    "invalid-weight",
+                problems.push(file.at(
+                    codes::INVALID_WEIGHT,
                     &format!("{path}.weight"),
                     format!("factor `{}` has a negative weight", factor.id),
                 ));
             }
             match &factor.derived {
                 Some(derived) => {
-                    use super::model::Metric;
+                    use crate::pipeline::model::Metric;
                     if let Metric::Mean(f) | Metric::Median(f) | Metric::Sum(f) = &derived.metric {
                         feature_ref(problems, &format!("{path}.derived.metric"), f);
                     }
@@ -183,13 +180,12 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                         && (points.is_empty() || points.windows(2).any(|w| w[0] >= w[1]))
                     {
                         problems.push(
-                            origin
-                                .at(
-                                    "invalid-breakpoints",
-                                    &format!("{path}.derived.method"),
-                                    "breakpoints must be a non-empty, strictly ascending list",
-                                )
-                                .help("e.g. `breakpoints: [10, 20, 50, 100]`"),
+                            file.at(
+                                codes::INVALID_BREAKPOINTS,
+                                &format!("{path}.derived.method"),
+                                "breakpoints must be a non-empty, strictly ascending list",
+                            )
+                            .help("e.g. `breakpoints: [10, 20, 50, 100]`"),
                         );
                     }
                 }
@@ -197,8 +193,8 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                     for (s, segment) in spec.segments.iter().enumerate() {
                         if !segment.scores.contains_key(&factor.id) {
                             problems.push(
-                                origin
-                                    .at("missing-score", &format!("segments[{s}].id"), format!("segment `{}` has no score for factor `{}`", segment.id, factor.id))
+                                file
+                                    .at(codes::MISSING_SCORE, &format!("segments[{s}].id"), format!("segment `{}` has no score for factor `{}`", segment.id, factor.id))
                                     .help(format!("add `scores: {{ {}: {{ score: 1-10, note: ... }} }}` to the segment, or derive the factor from data with `derived:`", factor.id)),
                             );
                         }
@@ -211,31 +207,27 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                 let path = format!("segments[{s}].scores.{factor}");
                 if !ids.contains(factor.as_str()) {
                     problems.push(
-                        origin
-                            .at_key(
-                                "unknown-factor",
-                                &path,
-                                format!(
-                                    "segment `{}` scores unknown factor `{factor}`",
-                                    segment.id
-                                ),
-                            )
-                            .help(available_help(
-                                factor,
-                                "factor",
-                                scoring.factors.iter().map(|f| f.id.as_str()),
-                            )),
+                        file.at_key(
+                            codes::UNKNOWN_FACTOR,
+                            &path,
+                            format!("segment `{}` scores unknown factor `{factor}`", segment.id),
+                        )
+                        .help(available_help(
+                            factor,
+                            "factor",
+                            scoring.factors.iter().map(|f| f.id.as_str()),
+                        )),
                     );
                 } else if scoring
                     .factors
                     .iter()
                     .any(|f| &f.id == factor && f.derived.is_some())
                 {
-                    problems.push(origin.at_key("derived-factor", &path, format!("factor `{factor}` is derived from data; segment `{}` cannot also score it by hand", segment.id)).help("remove the hand score, or remove `derived:` from the factor"));
+                    problems.push(file.at_key(codes::DERIVED_FACTOR, &path, format!("factor `{factor}` is derived from data; segment `{}` cannot also score it by hand", segment.id)).help("remove the hand score, or remove `derived:` from the factor"));
                 }
                 if !(1.0..=10.0).contains(&given.score) {
-                    problems.push(origin.at(
-                        "score-range",
+                    problems.push(file.at(
+                        codes::SCORE_RANGE,
                         &format!("{path}.score"),
                         format!("score {} is outside 1 to 10", given.score),
                     ));
@@ -245,8 +237,8 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
         if let Some(stability) = &scoring.stability
             && (stability.draws == 0 || stability.max_shift < 0.0)
         {
-            problems.push(origin.at(
-                "invalid-stability",
+            problems.push(file.at(
+                codes::INVALID_STABILITY,
                 "scoring.stability",
                 "stability needs at least one draw and a non-negative max_shift",
             ));
@@ -255,16 +247,15 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
         for (s, segment) in spec.segments.iter().enumerate() {
             if !segment.scores.is_empty() {
                 problems.push(
-                    origin
-                        .at_key(
-                            "unknown-factor",
-                            &format!("segments[{s}].scores"),
-                            format!(
-                                "segment `{}` has scores but the pipeline declares no `scoring`",
-                                segment.id
-                            ),
-                        )
-                        .help("declare `scoring: { factors: [...] }` or remove the scores"),
+                    file.at_key(
+                        codes::UNKNOWN_FACTOR,
+                        &format!("segments[{s}].scores"),
+                        format!(
+                            "segment `{}` has scores but the pipeline declares no `scoring`",
+                            segment.id
+                        ),
+                    )
+                    .help("declare `scoring: { factors: [...] }` or remove the scores"),
                 );
             }
         }
@@ -276,13 +267,13 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
         let path = format!("personas[{i}].segment");
         if !segment_ids.contains(&persona.segment.as_str()) {
             problems.push(
-                origin
-                    .at("persona-without-segment", &path, format!("persona `{}` describes segment `{}`, which does not exist", persona.name, persona.segment))
+                file
+                    .at(codes::PERSONA_WITHOUT_SEGMENT, &path, format!("persona `{}` describes segment `{}`, which does not exist", persona.name, persona.segment))
                     .help(format!("a persona must stand for a segment in the data, not for a wish (persona theater); {}", available_help(&persona.segment, "segment", segment_ids.iter().copied()))),
             );
         } else if !with_persona.insert(persona.segment.as_str()) {
-            problems.push(origin.at(
-                "duplicate-name",
+            problems.push(file.at(
+                codes::DUPLICATE_NAME,
                 &path,
                 format!("segment `{}` has more than one persona", persona.segment),
             ));
@@ -293,20 +284,19 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
         for source in test.sources.keys() {
             if !spec.sources.contains_key(source) {
                 problems.push(
-                    origin
-                        .at_key(
-                            "unknown-source",
-                            &format!("tests[{t}].sources.{source}"),
-                            format!(
-                                "test `{}` gives rows for unknown source `{source}`",
-                                test.name
-                            ),
-                        )
-                        .help(available_help(
-                            source,
-                            "source",
-                            spec.sources.keys().map(String::as_str),
-                        )),
+                    file.at_key(
+                        codes::UNKNOWN_SOURCE,
+                        &format!("tests[{t}].sources.{source}"),
+                        format!(
+                            "test `{}` gives rows for unknown source `{source}`",
+                            test.name
+                        ),
+                    )
+                    .help(available_help(
+                        source,
+                        "source",
+                        spec.sources.keys().map(String::as_str),
+                    )),
                 );
             }
         }
@@ -316,23 +306,22 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
                 && !segment_ids.contains(&expectation.segment.as_str())
             {
                 problems.push(
-                    origin
-                        .at(
-                            "unknown-segment",
-                            &format!("{path}.segment"),
-                            format!(
-                                "test `{}` expects unknown segment `{}`",
-                                test.name, expectation.segment
-                            ),
+                    file.at(
+                        codes::UNKNOWN_SEGMENT,
+                        &format!("{path}.segment"),
+                        format!(
+                            "test `{}` expects unknown segment `{}`",
+                            test.name, expectation.segment
+                        ),
+                    )
+                    .help(format!(
+                        "{}; `(unassigned)` expects no segment",
+                        available_help(
+                            &expectation.segment,
+                            "segment",
+                            segment_ids.iter().copied()
                         )
-                        .help(format!(
-                            "{}; `(unassigned)` expects no segment",
-                            available_help(
-                                &expectation.segment,
-                                "segment",
-                                segment_ids.iter().copied()
-                            )
-                        )),
+                    )),
                 );
             }
             for feature in expectation.features.keys() {
@@ -347,8 +336,8 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
             if let Split::Quantile(q) = spec.split
                 && !(q > 0.0 && q < 1.0)
             {
-                problems.push(origin.at(
-                    "threshold-range",
+                problems.push(file.at(
+                    codes::THRESHOLD_RANGE,
                     &format!("matrix.{axis}.split"),
                     format!("quantile {q} is not between 0 and 1"),
                 ));
@@ -358,7 +347,13 @@ pub fn check(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) 
 }
 
 /// A threshold needs a level, shares lie in [0, 1], and errors are at least as strict as warnings.
-fn threshold(origin: &Origin, path: &str, t: &Threshold, share: bool, problems: &mut Vec<Problem>) {
+fn threshold(
+    file: &PipelineFile,
+    path: &str,
+    t: &Threshold,
+    share: bool,
+    problems: &mut Vec<Problem>,
+) {
     let levels = [
         t.warn_if_below,
         t.error_if_below,
@@ -366,7 +361,7 @@ fn threshold(origin: &Origin, path: &str, t: &Threshold, share: bool, problems: 
         t.error_if_above,
     ];
     if levels.iter().all(Option::is_none) {
-        problems.push(origin.at("threshold-empty", path, "threshold has no level").help("give `warn_if_below`/`error_if_below` for a minimum or `warn_if_above`/`error_if_above` for a maximum"));
+        problems.push(file.at(codes::THRESHOLD_EMPTY, path, "threshold has no level").help("give `warn_if_below`/`error_if_below` for a minimum or `warn_if_above`/`error_if_above` for a maximum"));
     }
     for level in levels.into_iter().flatten() {
         if share && !(0.0..=1.0).contains(&level) || level < 0.0 {
@@ -376,28 +371,27 @@ fn threshold(origin: &Origin, path: &str, t: &Threshold, share: bool, problems: 
                 "not negative"
             };
             problems.push(
-                origin
-                    .at(
-                        "threshold-range",
-                        path,
-                        format!("threshold {level} is out of range: it must be {range}"),
-                    )
-                    .help(if share {
-                        "shares are fractions: 5% is 0.05"
-                    } else {
-                        "use a non-negative number"
-                    }),
+                file.at(
+                    codes::THRESHOLD_RANGE,
+                    path,
+                    format!("threshold {level} is out of range: it must be {range}"),
+                )
+                .help(if share {
+                    "shares are fractions: 5% is 0.05"
+                } else {
+                    "use a non-negative number"
+                }),
             );
         }
     }
     if let (Some(warn), Some(error)) = (t.warn_if_below, t.error_if_below)
         && error > warn
     {
-        problems.push(origin.at("threshold-order", path, format!("error_if_below {error} is above warn_if_below {warn}")).help("the error level must be at least as strict as the warning: error_if_below <= warn_if_below"));
+        problems.push(file.at(codes::THRESHOLD_ORDER, path, format!("error_if_below {error} is above warn_if_below {warn}")).help("the error level must be at least as strict as the warning: error_if_below <= warn_if_below"));
     }
     if let (Some(warn), Some(error)) = (t.warn_if_above, t.error_if_above)
         && error < warn
     {
-        problems.push(origin.at("threshold-order", path, format!("error_if_above {error} is below warn_if_above {warn}")).help("the error level must be at least as strict as the warning: error_if_above >= warn_if_above"));
+        problems.push(file.at(codes::THRESHOLD_ORDER, path, format!("error_if_above {error} is below warn_if_above {warn}")).help("the error level must be at least as strict as the warning: error_if_above >= warn_if_above"));
     }
 }

@@ -1,6 +1,7 @@
-//! Lints of a segmentation: warnings, with a code, a location and a help line, about choices the
-//! seeds call anti-patterns (too many segments, demographic-only rules, static segments) and about
-//! rules that can never match. `segflow explain CODE` prints each code's documentation.
+//! Lints of a segmentation, static and run-time: warnings, with a code, a location and a help
+//! line, about choices the seeds call anti-patterns (too many segments, demographic-only rules,
+//! static segments), rules that can never match, and segments or personas a run found empty.
+//! The codes and their documentation live in [`crate::diagnostic::codes`].
 
 use std::collections::BTreeMap;
 use std::ops::ControlFlow;
@@ -10,64 +11,22 @@ use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, UnaryOperator, Value
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
-use super::Pipeline;
-use super::model::FeatureKind;
-use crate::error::Problem;
-
-/// Every lint code with what it means, why it matters and what to do.
-pub const LINTS: &[(&str, &str)] = &[
-    (
-        "too-many-segments",
-        "More segments than `review.max_segments` (default 6). Too many segments is an anti-pattern: nobody can act on twelve groups. The seeds recommend starting with 3 to 4. Merge segments that are served the same way, or raise `review.max_segments` on purpose.",
-    ),
-    (
-        "demographic-only",
-        "Every segment rule uses only demographic or geographic features. Segmenting by who customers are rather than what they do or need rarely predicts behaviour. Add behavioral, value or needs features to the rules.",
-    ),
-    (
-        "unreachable-rule",
-        "A rule can never match because an earlier rule matches every customer it would (first match wins). Found statically when both rules are ANDs of comparisons of features with numbers, e.g. `active_days >= 40` after `active_days >= 10`. Reorder the rules (more specific first) or remove the later one.",
-    ),
-    (
-        "empty-segment",
-        "A segment has no customers in this run: its rule never matched, often because earlier rules cover it. Check the rule order and the thresholds.",
-    ),
-    (
-        "persona-without-data",
-        "A persona describes a segment that has no customers in this run, so nothing in the data backs it (persona theater). Revisit the persona or the segment.",
-    ),
-    (
-        "stale-review",
-        "`review.last_reviewed` is older than `review.interval_days` (default one quarter) before the as-of date. Static segments are an anti-pattern: customers change. Review the segments with their owners and update the date.",
-    ),
-    (
-        "missing-owner",
-        "A segment has no `owner`. A segment nobody owns is not acted on. Name the team or person accountable.",
-    ),
-    (
-        "missing-action",
-        "A segment (not marked negative) declares no `actions`. Segments exist to be served differently; say what the team will do.",
-    ),
-];
-
-/// Documentation of a lint code, if it exists.
-pub fn explain(code: &str) -> Option<&'static str> {
-    LINTS
-        .iter()
-        .find(|(c, _)| *c == code)
-        .map(|(_, text)| *text)
-}
+use crate::diagnostic::{Problem, codes};
+use crate::engine::RunResults;
+use crate::pipeline::Pipeline;
+use crate::pipeline::model::FeatureKind;
+use crate::pipeline::sql::resolved_name;
 
 /// Lints that need no data.
 pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
     let spec = &pipeline.spec;
-    let origin = &pipeline.origin;
+    let file = &pipeline.file;
     let mut lints = Vec::new();
     let review = &spec.review;
     if spec.segments.len() > review.max_segments {
         lints.push(
-            origin
-                .at_key("too-many-segments", "segments", format!("{} segments, more than the {} `review.max_segments` allows", spec.segments.len(), review.max_segments))
+            file
+                .at_key(codes::TOO_MANY_SEGMENTS, "segments", format!("{} segments, more than the {} `review.max_segments` allows", spec.segments.len(), review.max_segments))
                 .help("the seeds recommend starting with 3 to 4 segments; merge segments served the same way")
                 .warning(),
         );
@@ -78,9 +37,9 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
         .map(|f| (f.name.as_str(), f.kind))
         .collect();
     let used: Vec<FeatureKind> = pipeline
-        .segment_references
+        .segments
         .iter()
-        .flatten()
+        .flat_map(|s| &s.references)
         .filter_map(|name| kinds.get(name.as_str()).copied())
         .collect();
     if !used.is_empty()
@@ -89,8 +48,8 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
             .all(|k| matches!(k, FeatureKind::Demographic | FeatureKind::Geographic))
     {
         lints.push(
-            origin
-                .at_key("demographic-only", "segments", "every segment rule uses only demographic or geographic features")
+            file
+                .at_key(codes::DEMOGRAPHIC_ONLY, "segments", "every segment rule uses only demographic or geographic features")
                 .help("segment by what customers do, need or are worth as well: add behavioral, value or needs features to the rules")
                 .warning(),
         );
@@ -108,8 +67,8 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
                 .is_some_and(|earlier| earlier.covers(later))
         }) {
             lints.push(
-                origin
-                    .at("unreachable-rule", &format!("segments[{j}].when"), format!("segment `{}` can never match: every customer it would take matches `{}` first", spec.segments[j].id, spec.segments[i].id))
+                file
+                    .at(codes::UNREACHABLE_RULE, &format!("segments[{j}].when"), format!("segment `{}` can never match: every customer it would take matches `{}` first", spec.segments[j].id, spec.segments[i].id))
                     .help("rules are tried in order; put the more specific rule first, or remove this one")
                     .warning(),
             );
@@ -119,8 +78,8 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
         let age = (as_of - last).num_days();
         if age > i64::from(review.interval_days) {
             lints.push(
-                origin
-                    .at("stale-review", "review.last_reviewed", format!("segments were last reviewed {age} days before the as-of date {as_of}, more than the {}-day review interval", review.interval_days))
+                file
+                    .at(codes::STALE_REVIEW, "review.last_reviewed", format!("segments were last reviewed {age} days before the as-of date {as_of}, more than the {}-day review interval", review.interval_days))
                     .help("review the segments with their owners, then update `review.last_reviewed`")
                     .warning(),
             );
@@ -129,22 +88,58 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
     for (i, segment) in spec.segments.iter().enumerate() {
         if segment.owner.is_none() {
             lints.push(
-                origin
-                    .at(
-                        "missing-owner",
-                        &format!("segments[{i}].id"),
-                        format!("segment `{}` has no owner", segment.id),
-                    )
-                    .help("add `owner:` with the team or person accountable for it")
-                    .warning(),
+                file.at(
+                    codes::MISSING_OWNER,
+                    &format!("segments[{i}].id"),
+                    format!("segment `{}` has no owner", segment.id),
+                )
+                .help("add `owner:` with the team or person accountable for it")
+                .warning(),
             );
         }
         if segment.actions.is_empty() && !segment.negative {
             lints.push(
-                origin
-                    .at("missing-action", &format!("segments[{i}].id"), format!("segment `{}` declares no actions", segment.id))
+                file
+                    .at(codes::MISSING_ACTION, &format!("segments[{i}].id"), format!("segment `{}` declares no actions", segment.id))
                     .help("add `actions:` saying what the team will do for it, or mark it `negative: true` with a `negative_reason`")
                     .warning(),
+            );
+        }
+    }
+    lints
+}
+
+/// Lints that need a run's results: empty segments and personas without data.
+pub fn runtime_lints(pipeline: &Pipeline, results: &RunResults) -> Vec<Problem> {
+    let file = &pipeline.file;
+    let mut lints = Vec::new();
+    for (i, segment) in results.segments.iter().enumerate() {
+        if segment.customers == 0 {
+            lints.push(
+                file
+                    .at(codes::EMPTY_SEGMENT, &format!("segments[{i}].id"), format!("segment `{}` has no customers in this run", segment.id))
+                    .help("its rule never matched: earlier rules may cover it, or its thresholds exclude everyone")
+                    .warning(),
+            );
+        }
+    }
+    for (i, persona) in pipeline.spec.personas.iter().enumerate() {
+        if results
+            .segments
+            .iter()
+            .any(|s| s.id == persona.segment && s.customers == 0)
+        {
+            lints.push(
+                file.at(
+                    codes::PERSONA_WITHOUT_DATA,
+                    &format!("personas[{i}].segment"),
+                    format!(
+                        "persona `{}` describes segment `{}`, which has no customers in this run",
+                        persona.name, persona.segment
+                    ),
+                )
+                .help("a persona needs customers behind it; revisit the persona or the segment")
+                .warning(),
             );
         }
     }
@@ -221,10 +216,7 @@ fn number(expr: &Expr) -> Option<f64> {
 
 fn column(expr: &Expr) -> Option<String> {
     match expr {
-        Expr::Identifier(ident) => Some(match ident.quote_style {
-            Some(_) => ident.value.clone(),
-            None => ident.value.to_lowercase(),
-        }),
+        Expr::Identifier(ident) => Some(resolved_name(ident)),
         Expr::Nested(inner) => column(inner),
         _ => None,
     }

@@ -1,15 +1,15 @@
 //! Measures the segmentation method needs beyond per-segment statistics, computed over the
 //! written assignments: reachable customers per segment, the cut points quantile features used,
-//! and the 2x2 value x engagement matrix.
+//! the 2x2 value x engagement matrix, and the overlap between segment rules.
 
 use datafusion::prelude::SessionContext;
 use serde::Serialize;
 
 use super::stats::query_rows;
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
 use crate::pipeline::model::{AxisSpec, Split};
 use crate::pipeline::sql::ident;
+use crate::pipeline::{FeatureDefinition, Pipeline};
 
 /// The value range one bucket of a quantile feature covers.
 #[derive(Debug, Clone, Serialize)]
@@ -87,11 +87,11 @@ pub async fn rule_overlap(
     table: &str,
     pipeline: &Pipeline,
 ) -> Result<Vec<RuleOverlap>> {
-    let segments = &pipeline.spec.segments;
+    let segments = &pipeline.segments;
     let ruled: Vec<(usize, &str)> = segments
         .iter()
         .enumerate()
-        .filter_map(|(i, s)| s.when.as_deref().map(|w| (i, w)))
+        .filter_map(|(i, s)| s.rule.as_deref().map(|w| (i, w)))
         .collect();
     if ruled.is_empty() {
         return Ok(Vec::new());
@@ -161,8 +161,8 @@ pub async fn quantile_cuts(
     pipeline: &Pipeline,
 ) -> Result<Vec<QuantileCuts>> {
     let mut all = Vec::new();
-    for feature in &pipeline.spec.features {
-        let Some(quantile) = &feature.quantile else {
+    for feature in &pipeline.features {
+        let FeatureDefinition::Quantile(quantile) = &feature.definition else {
             continue;
         };
         let (bucket, of) = (ident(&feature.name), ident(&quantile.of));
@@ -239,7 +239,6 @@ pub async fn matrix(
     );
     let counts = query_rows(ctx, &sql).await?;
     let order: Vec<Option<&str>> = pipeline
-        .spec
         .segments
         .iter()
         .map(|s| Some(s.id.as_str()))

@@ -3,124 +3,75 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
-use super::model::{PipelineSpec, SourceFormat};
-use super::sql::referenced_names;
-use crate::error::{Origin, Problem};
+mod sections;
 
-/// Names of pipelines, sources, features and segments: safe as SQL identifiers, file names and
-/// in URLs.
-pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,62}$";
+use super::model::{FeatureSpec, NAME_PATTERN, PipelineSpec, format_from_path, is_valid_name};
+use super::sql::referenced_names;
+use super::validated::{
+    Aggregate, Bucketing, Entity, Feature, FeatureDefinition, Quantile, Segment, Source,
+};
+use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
+
+/// What the checks learnt about the pipeline, in typed form.
+#[derive(Debug, Clone)]
+pub struct Checked {
+    /// Sources with resolved formats and join keys.
+    pub sources: BTreeMap<String, Source>,
+    /// The customers.
+    pub entity: Entity,
+    /// Features in declaration order.
+    pub features: Vec<Feature>,
+    /// Feature indices with every feature after the features it uses.
+    pub evaluation_order: Vec<usize>,
+    /// Segments in rule order.
+    pub segments: Vec<Segment>,
+}
 
 /// Column names segflow adds to the assignments table, which features may not take.
 pub const RESERVED_NAMES: &[&str] = &["segment"];
 
-/// Whether `name` matches [`NAME_PATTERN`].
-pub fn is_valid_name(name: &str) -> bool {
-    let mut chars = name.chars();
-    name.len() <= 63
-        && chars.next().is_some_and(|c| c.is_ascii_lowercase())
-        && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
-}
-
-/// The closest of `candidates` to `name`, when one is close enough to be a likely typo.
-pub fn did_you_mean<'a>(
-    name: &str,
-    candidates: impl IntoIterator<Item = &'a str>,
-) -> Option<&'a str> {
-    candidates
-        .into_iter()
-        .map(|c| (strsim::damerau_levenshtein(name, c), c))
-        .filter(|(distance, c)| *distance <= (c.len().max(name.len()) / 3).max(1))
-        .min_by_key(|(distance, _)| *distance)
-        .map(|(_, c)| c)
-}
-
-/// A help line naming the likely intended name and the available ones.
-pub fn available_help<'a>(
-    name: &str,
-    what: &str,
-    candidates: impl IntoIterator<Item = &'a str> + Clone,
-) -> String {
-    let list: Vec<&str> = candidates.clone().into_iter().collect();
-    let listed = if list.is_empty() {
-        format!("there are no {what}s")
-    } else {
-        format!("available {what}s: {}", list.join(", "))
-    };
-    match did_you_mean(name, candidates) {
-        Some(best) => format!("did you mean `{best}`? {listed}"),
-        None => listed,
-    }
-}
-
-/// The format a source path implies by its extension.
-pub fn format_from_path(path: &str) -> Option<SourceFormat> {
-    let lower = path.to_ascii_lowercase();
-    let ext = lower.rsplit('.').next()?;
-    match ext {
-        "csv" => Some(SourceFormat::Csv),
-        "parquet" | "pq" => Some(SourceFormat::Parquet),
-        "ndjson" | "jsonl" | "json" => Some(SourceFormat::Ndjson),
-        _ => None,
-    }
-}
-
-/// What the checks learnt about the pipeline, for the engine.
-#[derive(Debug, Clone)]
-pub struct Checked {
-    /// Feature indices with every feature after the features it uses.
-    pub feature_order: Vec<usize>,
-    /// Per feature, the column names its SQL refers to.
-    pub feature_references: Vec<BTreeSet<String>>,
-    /// Per segment, the column names its condition refers to.
-    pub segment_references: Vec<BTreeSet<String>>,
-}
-
-/// Check `spec`, returning what the engine needs or every problem found.
-pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Problem>> {
+/// Check `spec`, returning the typed plan or every problem found.
+pub fn check(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Problem>> {
     let mut problems = Vec::new();
     if spec.version != 1 {
         problems.push(
-            origin
-                .at(
-                    "unsupported-version",
-                    "version",
-                    format!("unsupported pipeline version {}", spec.version),
-                )
-                .help("this segflow reads version 1 pipeline files; write `version: 1`"),
+            file.at(
+                codes::UNSUPPORTED_VERSION,
+                "version",
+                format!("unsupported pipeline version {}", spec.version),
+            )
+            .help("this segflow reads version 1 pipeline files; write `version: 1`"),
         );
     }
     if !is_valid_name(&spec.name) {
         problems.push(
-            origin
-                .at(
-                    "invalid-name",
-                    "name",
-                    format!("invalid pipeline name `{}`", spec.name),
-                )
-                .help(format!(
-                    "pipeline names use lowercase letters, digits and `_`, start with a letter and \
+            file.at(
+                codes::INVALID_NAME,
+                "name",
+                format!("invalid pipeline name `{}`", spec.name),
+            )
+            .help(format!(
+                "pipeline names use lowercase letters, digits and `_`, start with a letter and \
                      have at most 63 characters (pattern {NAME_PATTERN})"
-                )),
+            )),
         );
     }
     for source in spec.sources.keys() {
         if !is_valid_name(source) {
             problems.push(
-                origin
-                    .at_key(
-                        "invalid-name",
-                        &format!("sources.{source}"),
-                        format!("invalid source name `{source}`"),
-                    )
-                    .help(format!("source names follow the pattern {NAME_PATTERN}")),
+                file.at_key(
+                    codes::INVALID_NAME,
+                    &format!("sources.{source}"),
+                    format!("invalid source name `{source}`"),
+                )
+                .help(format!("source names follow the pattern {NAME_PATTERN}")),
             );
         }
     }
-    check_sources(spec, origin, &mut problems);
+    check_sources(spec, file, &mut problems);
     check_source_reference(
         spec,
-        origin,
+        file,
         "entity.source",
         &spec.entity.source,
         &mut problems,
@@ -133,32 +84,30 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
         let path = format!("features[{i}]");
         if !is_valid_name(&feature.name) {
             problems.push(
-                origin
-                    .at(
-                        "invalid-name",
-                        &format!("{path}.name"),
-                        format!("invalid feature name `{}`", feature.name),
-                    )
-                    .help(format!("feature names follow the pattern {NAME_PATTERN}")),
+                file.at(
+                    codes::INVALID_NAME,
+                    &format!("{path}.name"),
+                    format!("invalid feature name `{}`", feature.name),
+                )
+                .help(format!("feature names follow the pattern {NAME_PATTERN}")),
             );
         }
         if let Some(first) = seen.insert(&feature.name, i) {
             problems.push(
-                origin
-                    .at(
-                        "duplicate-name",
-                        &format!("{path}.name"),
-                        format!("feature `{}` is declared twice", feature.name),
-                    )
-                    .help(format!(
-                        "the first declaration is features[{first}]; rename one of them"
-                    )),
+                file.at(
+                    codes::DUPLICATE_NAME,
+                    &format!("{path}.name"),
+                    format!("feature `{}` is declared twice", feature.name),
+                )
+                .help(format!(
+                    "the first declaration is features[{first}]; rename one of them"
+                )),
             );
         }
         if RESERVED_NAMES.contains(&feature.name.as_str()) || feature.name == spec.entity.key {
             problems.push(
-                origin
-                    .at("reserved-name", &format!("{path}.name"), format!("feature name `{}` is taken", feature.name))
+                file
+                    .at(codes::RESERVED_NAME, &format!("{path}.name"), format!("feature name `{}` is taken", feature.name))
                     .help(format!(
                         "the assignments table already has columns `{}` and `segment`; choose another name",
                         spec.entity.key
@@ -172,15 +121,15 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
         ];
         if definitions.iter().filter(|d| **d).count() != 1 {
             problems.push(
-                origin
-                    .at("feature-definition", &format!("{path}.name"), format!("feature `{}` needs exactly one of `expr`, `aggregate` or `quantile`", feature.name))
+                file
+                    .at(codes::FEATURE_DEFINITION, &format!("{path}.name"), format!("feature `{}` needs exactly one of `expr`, `aggregate` or `quantile`", feature.name))
                     .help("a feature is an expression over the entity and other features (`expr`), an aggregate over another source (`aggregate`), or buckets of another feature (`quantile`)"),
             );
         }
         let mut references = BTreeSet::new();
         if let Some(expr) = &feature.expr {
             references.extend(sql_names(
-                origin,
+                file,
                 &format!("{path}.expr"),
                 expr,
                 &mut problems,
@@ -189,7 +138,7 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
         if let Some(aggregate) = &feature.aggregate {
             check_source_reference(
                 spec,
-                origin,
+                file,
                 &format!("{path}.aggregate.source"),
                 &aggregate.source,
                 &mut problems,
@@ -199,32 +148,31 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
             {
                 if source.time_column.is_none() {
                     problems.push(
-                        origin
-                            .at("window-without-time", &format!("{path}.aggregate.window_days"), format!("feature `{}` has a {days}-day window, but source `{}` has no `time_column`", feature.name, aggregate.source))
+                        file
+                            .at(codes::WINDOW_WITHOUT_TIME, &format!("{path}.aggregate.window_days"), format!("feature `{}` has a {days}-day window, but source `{}` has no `time_column`", feature.name, aggregate.source))
                             .help(format!("declare `time_column` on source `{}`, or remove `window_days`", aggregate.source)),
                     );
                 }
                 if days == 0 {
                     problems.push(
-                        origin
-                            .at(
-                                "invalid-window",
-                                &format!("{path}.aggregate.window_days"),
-                                "a window of 0 days holds no rows",
-                            )
-                            .help("use a positive number of days"),
+                        file.at(
+                            codes::INVALID_WINDOW,
+                            &format!("{path}.aggregate.window_days"),
+                            "a window of 0 days holds no rows",
+                        )
+                        .help("use a positive number of days"),
                     );
                 }
             }
             references.extend(sql_names(
-                origin,
+                file,
                 &format!("{path}.aggregate.expr"),
                 &aggregate.expr,
                 &mut problems,
             ));
             if let Some(filter) = &aggregate.filter {
                 references.extend(sql_names(
-                    origin,
+                    file,
                     &format!("{path}.aggregate.where"),
                     filter,
                     &mut problems,
@@ -234,28 +182,27 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
         if let Some(quantile) = &feature.quantile {
             if !feature_names.contains(&quantile.of.as_str()) || quantile.of == feature.name {
                 problems.push(
-                    origin
-                        .at(
-                            "unknown-feature",
-                            &format!("{path}.quantile.of"),
-                            format!(
-                                "feature `{}` buckets `{}`, which is not another feature",
-                                feature.name, quantile.of
-                            ),
-                        )
-                        .help(available_help(
-                            &quantile.of,
-                            "feature",
-                            feature_names.iter().copied().filter(|n| *n != feature.name),
-                        )),
+                    file.at(
+                        codes::UNKNOWN_FEATURE,
+                        &format!("{path}.quantile.of"),
+                        format!(
+                            "feature `{}` buckets `{}`, which is not another feature",
+                            feature.name, quantile.of
+                        ),
+                    )
+                    .help(available_help(
+                        &quantile.of,
+                        "feature",
+                        feature_names.iter().copied().filter(|n| *n != feature.name),
+                    )),
                 );
             }
             match (&quantile.buckets, &quantile.cuts) {
                 (Some(buckets), None) if *buckets >= 2 => {}
                 (None, Some(cuts)) if !cuts.is_empty() && cuts.windows(2).all(|w| w[0] < w[1]) => {}
                 _ => problems.push(
-                    origin
-                        .at("invalid-quantile", &format!("{path}.quantile"), format!("feature `{}` needs either `buckets` (at least 2) or strictly ascending `cuts`", feature.name))
+                    file
+                        .at(codes::INVALID_QUANTILE, &format!("{path}.quantile"), format!("feature `{}` needs either `buckets` (at least 2) or strictly ascending `cuts`", feature.name))
                         .help("e.g. `quantile: { of: revenue_12m, buckets: 5 }` or `quantile: { of: revenue_12m, cuts: [100, 1000] }`"),
                 ),
             }
@@ -274,41 +221,120 @@ pub fn check(spec: &PipelineSpec, origin: &Origin) -> Result<Checked, Vec<Proble
                 .map(|&i| feature_names[i])
                 .collect();
             problems.push(
-                origin
-                    .at("feature-cycle", &format!("features[{first}].name"), format!("features depend on each other in a cycle: {}", names.join(" -> ")))
+                file
+                    .at(codes::FEATURE_CYCLE, &format!("features[{first}].name"), format!("features depend on each other in a cycle: {}", names.join(" -> ")))
                     .help("a feature can use other features only if they do not, directly or indirectly, use it"),
             );
             Vec::new()
         }
     };
 
-    let segment_references = check_segments(spec, origin, &feature_names, &mut problems);
-    super::method::check(spec, origin, &mut problems);
-    if problems.is_empty() {
-        Ok(Checked {
-            feature_order,
-            feature_references,
-            segment_references,
-        })
-    } else {
-        Err(problems)
+    let segment_references = check_segments(spec, file, &feature_names, &mut problems);
+    sections::check_sections(spec, file, &mut problems);
+    if !problems.is_empty() {
+        return Err(problems);
     }
+    Ok(Checked {
+        sources: resolved_sources(spec),
+        entity: Entity {
+            source: spec.entity.source.clone(),
+            key: spec.entity.key.clone(),
+        },
+        features: spec
+            .features
+            .iter()
+            .zip(feature_references)
+            .enumerate()
+            .filter_map(|(index, (feature, references))| {
+                Some(Feature {
+                    name: feature.name.clone(),
+                    kind: feature.kind,
+                    definition: definition(feature)?,
+                    column_type: feature.column_type,
+                    references,
+                    index,
+                })
+            })
+            .collect(),
+        evaluation_order: feature_order,
+        segments: spec
+            .segments
+            .iter()
+            .zip(segment_references)
+            .map(|(segment, references)| Segment {
+                id: segment.id.clone(),
+                rule: segment.when.clone(),
+                references,
+            })
+            .collect(),
+    })
 }
 
-fn check_sources(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Problem>) {
+/// Every source with its format and join key resolved (the checks made sure both exist).
+fn resolved_sources(spec: &PipelineSpec) -> BTreeMap<String, Source> {
+    spec.sources
+        .iter()
+        .filter_map(|(name, source)| {
+            Some((
+                name.clone(),
+                Source {
+                    name: name.clone(),
+                    location: source.path.clone(),
+                    overridden: false,
+                    format: source.format.or_else(|| format_from_path(&source.path))?,
+                    join_key: source
+                        .key
+                        .clone()
+                        .unwrap_or_else(|| spec.entity.key.clone()),
+                    time_column: source.time_column.clone(),
+                    columns: source.columns.clone(),
+                },
+            ))
+        })
+        .collect()
+}
+
+/// The one definition of a feature (the checks made sure there is exactly one).
+fn definition(feature: &FeatureSpec) -> Option<FeatureDefinition> {
+    if let Some(sql) = &feature.expr {
+        return Some(FeatureDefinition::Expr { sql: sql.clone() });
+    }
+    if let Some(aggregate) = &feature.aggregate {
+        return Some(FeatureDefinition::Aggregate(Aggregate {
+            source: aggregate.source.clone(),
+            expr: aggregate.expr.clone(),
+            window_days: aggregate.window_days,
+            filter: aggregate.filter.clone(),
+            default: aggregate.default.clone(),
+        }));
+    }
+    let quantile = feature.quantile.as_ref()?;
+    let bucketing = match (&quantile.buckets, &quantile.cuts) {
+        (Some(buckets), _) => Bucketing::Equal(*buckets),
+        (None, Some(cuts)) => Bucketing::Cuts(cuts.clone()),
+        (None, None) => return None,
+    };
+    Some(FeatureDefinition::Quantile(Quantile {
+        of: quantile.of.clone(),
+        bucketing,
+        descending: quantile.descending,
+    }))
+}
+
+fn check_sources(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
     for (name, source) in &spec.sources {
         match super::interpolate::variables(&source.path) {
             Err(message) => problems.push(
-                origin
-                    .at("interpolation", &format!("sources.{name}.path"), message)
+                file
+                    .at(codes::INTERPOLATION, &format!("sources.{name}.path"), message)
                     .help("write `${NAME}` with letters, digits and `_` to insert an environment variable"),
             ),
             Ok(variables) => {
                 for variable in variables {
                     if std::env::var_os(variable).is_none() {
                         problems.push(
-                            origin
-                                .at_word("unset-variable", &format!("sources.{name}.path"), variable, format!("environment variable `{variable}` is not set"))
+                            file
+                                .at_word(codes::UNSET_VARIABLE, &format!("sources.{name}.path"), variable, format!("environment variable `{variable}` is not set"))
                                 .help(format!("set `{variable}` before running segflow; its value is never written to outputs or messages")),
                         );
                     }
@@ -317,8 +343,8 @@ fn check_sources(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Proble
         }
         if source.format.is_none() && format_from_path(&source.path).is_none() {
             problems.push(
-                origin
-                    .at("unknown-format", &format!("sources.{name}.path"), format!("cannot tell the format of source `{name}` from `{}`", source.path))
+                file
+                    .at(codes::UNKNOWN_FORMAT, &format!("sources.{name}.path"), format!("cannot tell the format of source `{name}` from `{}`", source.path))
                     .help("name files `.csv`, `.parquet` or `.ndjson`, or declare `format: csv | parquet | ndjson`"),
             );
         }
@@ -327,26 +353,29 @@ fn check_sources(spec: &PipelineSpec, origin: &Origin, problems: &mut Vec<Proble
 
 fn check_source_reference(
     spec: &PipelineSpec,
-    origin: &Origin,
+    file: &PipelineFile,
     path: &str,
     name: &str,
     problems: &mut Vec<Problem>,
 ) {
     if !spec.sources.contains_key(name) {
         problems.push(
-            origin
-                .at("unknown-source", path, format!("unknown source `{name}`"))
-                .help(available_help(
-                    name,
-                    "source",
-                    spec.sources.keys().map(String::as_str),
-                )),
+            file.at(
+                codes::UNKNOWN_SOURCE,
+                path,
+                format!("unknown source `{name}`"),
+            )
+            .help(available_help(
+                name,
+                "source",
+                spec.sources.keys().map(String::as_str),
+            )),
         );
     }
 }
 
 fn sql_names(
-    origin: &Origin,
+    file: &PipelineFile,
     path: &str,
     sql: &str,
     problems: &mut Vec<Problem>,
@@ -360,16 +389,20 @@ fn sql_names(
             (line.trim() == "1" && !sql.contains('\n')).then(|| (text.to_string(), column))
         });
         let problem = match position {
-            Some((text, column)) => origin
+            Some((text, column)) => file
                 .at_column(
-                    "sql-syntax",
+                    codes::SQL_SYNTAX,
                     path,
                     column,
                     format!("SQL does not parse: {text}"),
                 )
                 .label("here"),
-            None => origin
-                .at("sql-syntax", path, format!("SQL does not parse: {message}"))
+            None => file
+                .at(
+                    codes::SQL_SYNTAX,
+                    path,
+                    format!("SQL does not parse: {message}"),
+                )
                 .label("in this expression"),
         };
         problems.push(problem);
@@ -448,19 +481,18 @@ fn dependency_order(
 
 fn check_segments(
     spec: &PipelineSpec,
-    origin: &Origin,
+    file: &PipelineFile,
     feature_names: &[&str],
     problems: &mut Vec<Problem>,
 ) -> Vec<BTreeSet<String>> {
     if spec.segments.is_empty() {
         problems.push(
-            origin
-                .at_key(
-                    "no-segments",
-                    "segments",
-                    "the pipeline declares no segments",
-                )
-                .help("add at least one segment; the seeds recommend starting with 3 to 4"),
+            file.at_key(
+                codes::NO_SEGMENTS,
+                "segments",
+                "the pipeline declares no segments",
+            )
+            .help("add at least one segment; the seeds recommend starting with 3 to 4"),
         );
     }
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -470,41 +502,45 @@ fn check_segments(
         let path = format!("segments[{i}]");
         if !is_valid_name(&segment.id) {
             problems.push(
-                origin
-                    .at("invalid-name", &format!("{path}.id"), format!("invalid segment id `{}`", segment.id))
-                    .help(format!("segment ids name files and columns, so they follow the pattern {NAME_PATTERN}")),
+                file.at(
+                    codes::INVALID_NAME,
+                    &format!("{path}.id"),
+                    format!("invalid segment id `{}`", segment.id),
+                )
+                .help(format!(
+                    "segment ids name files and columns, so they follow the pattern {NAME_PATTERN}"
+                )),
             );
         }
         if let Some(first) = seen.insert(&segment.id, i) {
             problems.push(
-                origin
-                    .at(
-                        "duplicate-name",
-                        &format!("{path}.id"),
-                        format!("segment `{}` is declared twice", segment.id),
-                    )
-                    .help(format!(
-                        "the first declaration is segments[{first}]; segment ids must be unique"
-                    )),
+                file.at(
+                    codes::DUPLICATE_NAME,
+                    &format!("{path}.id"),
+                    format!("segment `{}` is declared twice", segment.id),
+                )
+                .help(format!(
+                    "the first declaration is segments[{first}]; segment ids must be unique"
+                )),
             );
         }
         let Some(when) = &segment.when else {
             if i != last {
                 problems.push(
-                    origin
-                        .at("catch-all", &format!("{path}.id"), format!("catch-all segment `{}` (no `when`) is not the last segment", segment.id))
+                    file
+                        .at(codes::CATCH_ALL, &format!("{path}.id"), format!("catch-all segment `{}` (no `when`) is not the last segment", segment.id))
                         .help("rules are tried in order and the catch-all matches everyone, so segments after it could never match; move it to the end or give it a `when`"),
                 );
             }
             references.push(BTreeSet::new());
             continue;
         };
-        let names = sql_names(origin, &format!("{path}.when"), when, problems);
+        let names = sql_names(file, &format!("{path}.when"), when, problems);
         for name in &names {
             if !feature_names.contains(&name.as_str()) {
                 problems.push(
-                    origin
-                        .at_word("unknown-feature", &format!("{path}.when"), name, format!("segment `{}` uses `{name}`, which is not a feature", segment.id))
+                    file
+                        .at_word(codes::UNKNOWN_FEATURE, &format!("{path}.when"), name, format!("segment `{}` uses `{name}`, which is not a feature", segment.id))
                         .label(format!("`{name}` is used here"))
                         .help(format!(
                             "segment rules use features only (declare one for an entity column with `expr: <column>`); {}",

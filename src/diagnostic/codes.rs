@@ -1,0 +1,176 @@
+//! The registry of every diagnostic code segflow emits, errors and lints alike, with the text
+//! `segflow explain CODE` prints. Emitters refer to these constants, never to bare strings, so a
+//! code cannot exist without its documentation.
+
+/// Whether a code stops the command or only warns.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Severity {
+    /// The command fails.
+    Error,
+    /// A lint: reported, and a failure only with `--deny-warnings`.
+    Warning,
+}
+
+/// One diagnostic code and its documentation.
+#[derive(Debug, PartialEq, Eq)]
+pub struct Code {
+    /// The code as users see it, e.g. `unknown-column`.
+    pub name: &'static str,
+    /// Error or warning.
+    pub severity: Severity,
+    /// What it means, why it matters, and what to do.
+    pub explanation: &'static str,
+}
+
+macro_rules! codes {
+    ($( $(#[$doc:meta])* $constant:ident = $name:literal, $severity:ident, $explanation:literal; )*) => {
+        $( $(#[$doc])* pub const $constant: &Code = &Code {
+            name: $name,
+            severity: Severity::$severity,
+            explanation: $explanation,
+        }; )*
+        /// Every code, in documentation order.
+        pub const ALL: &[&Code] = &[$($constant),*];
+    };
+}
+
+codes! {
+    /// The pipeline file is not valid YAML, or its keys and types do not match the schema.
+    INVALID_YAML = "invalid-yaml", Error, "The pipeline file is not valid YAML, or a key or value does not fit the pipeline schema (a misspelt key, a list where a mapping belongs, a word where a number belongs, a key given twice). The message says which, at the line and column; misspelt keys get a did-you-mean. `segflow schema` prints the schema, and editors check files against schemas/pipeline.schema.json as you type.";
+    /// `version` is not 1.
+    UNSUPPORTED_VERSION = "unsupported-version", Error, "The file declares a `version` this segflow does not read. Pipeline files are versioned so that a change of format never silently changes what a file means. Write `version: 1`.";
+    /// A name does not follow the name pattern.
+    INVALID_NAME = "invalid-name", Error, "A pipeline, source, feature or segment name does not follow the pattern ^[a-z][a-z0-9_]{0,62}$. Names become SQL identifiers, column names, file names and URLs, so they are kept to lowercase letters, digits and `_`, starting with a letter.";
+    /// Two features or segments share a name.
+    DUPLICATE_NAME = "duplicate-name", Error, "Two features, or two segments, have the same name. Every feature is a column and every segment an id in the outputs, so names must be unique. Rename one of them.";
+    /// A feature takes a name the assignments table already uses.
+    RESERVED_NAME = "reserved-name", Error, "A feature is named like a column segflow adds to the assignments table: the entity key or `segment`. Choose another name.";
+    /// A feature declares none, or more than one, of expr/aggregate/quantile.
+    FEATURE_DEFINITION = "feature-definition", Error, "A feature needs exactly one definition: `expr` (SQL over the entity's columns and other features), `aggregate` (an aggregate over another source, per customer) or `quantile` (buckets of another feature).";
+    /// A source name that is not declared.
+    UNKNOWN_SOURCE = "unknown-source", Error, "The entity, an aggregate feature or a segment test names a source that is not declared under `sources:`. The help line lists the declared sources.";
+    /// A name that is not a feature where a feature is required.
+    UNKNOWN_FEATURE = "unknown-feature", Error, "A segment rule, a quantile, the matrix, a criterion or a scoring factor names something that is not a feature. Segment rules use features only: declare a feature for an entity column with `expr: <column>`. The help line lists the features.";
+    /// A column that the source or the feature table does not have.
+    UNKNOWN_COLUMN = "unknown-column", Error, "An expression, key or time column names a column the source does not have (checked against the source's real schema, without reading rows). The help line lists the columns that exist.";
+    /// A source whose format cannot be told.
+    UNKNOWN_FORMAT = "unknown-format", Error, "segflow cannot tell a source's format from its file name. Name files `.csv`, `.parquet` or `.ndjson` (also `.pq`, `.jsonl`, `.json`), or declare `format: csv | parquet | ndjson`.";
+    /// `${VAR}` names an environment variable that is not set.
+    UNSET_VARIABLE = "unset-variable", Error, "A source path uses `${NAME}`, and the environment variable NAME is not set. Set it before running. Its value is never written to outputs or messages.";
+    /// A malformed `${...}` in a source path.
+    INTERPOLATION = "interpolation", Error, "A source path holds a malformed `${...}`. Write `${NAME}` with letters, digits and `_` to insert an environment variable.";
+    /// A window over a source without a time column.
+    WINDOW_WITHOUT_TIME = "window-without-time", Error, "An aggregate feature has `window_days`, but its source declares no `time_column`, so there is nothing to measure the window on. Declare `time_column` on the source, or remove the window.";
+    /// A window that holds no rows or no representable dates.
+    INVALID_WINDOW = "invalid-window", Error, "An aggregate's `window_days` is 0, so the window holds no rows. Use a positive number of days.";
+    /// A quantile feature without valid buckets or cuts.
+    INVALID_QUANTILE = "invalid-quantile", Error, "A quantile feature needs either `buckets` (at least 2, equal-sized groups) or `cuts` (strictly ascending cut points), not both and not neither.";
+    /// Features that use each other in a cycle.
+    FEATURE_CYCLE = "feature-cycle", Error, "Features use each other in a cycle, so none of them can be computed first. A feature may use other features only if they do not, directly or indirectly, use it.";
+    /// No segments declared.
+    NO_SEGMENTS = "no-segments", Error, "The pipeline declares no segments. Add at least one; the seeds recommend starting with 3 to 4.";
+    /// A catch-all segment that is not last.
+    CATCH_ALL = "catch-all", Error, "A segment without `when` (the catch-all) matches everyone, and rules are tried in order, so segments after it could never match. Move the catch-all to the end, or give it a rule.";
+    /// SQL that does not parse.
+    SQL_SYNTAX = "sql-syntax", Error, "An SQL expression (a feature, a rule, a filter) does not parse. The caret points at where the parser stopped. Expressions are single SQL expressions, not statements.";
+    /// SQL that parses but does not plan.
+    SQL_PLAN = "sql-plan", Error, "An SQL expression parses but DataFusion cannot plan it against the sources' schemas: a function that does not exist, wrong argument types, an aggregate where none is allowed. The message is DataFusion's, naming the feature or segment.";
+    /// A rule that is not true/false, or compares text with a number.
+    RULE_TYPE = "rule-type", Error, "A segment rule (or the accessible criterion's `reachable` condition) is not a true/false condition, or compares a text column with a number (or a number with text). DataFusion would cast and fail mid-run or compare as text; compare text with text ('pro') and numbers with numbers (5), or CAST one side.";
+    /// A time column that holds neither dates nor timestamps.
+    TIME_COLUMN_TYPE = "time-column-type", Error, "A source's `time_column` holds values that are neither dates nor timestamps, so windows cannot be measured on it. Declare its type under `columns:` (`date` or `timestamp`).";
+    /// A criterion list that is empty.
+    EMPTY_LIST = "empty-list", Error, "A list that must name something is empty, e.g. `criteria.differentiable.features`. Name at least one feature.";
+    /// Scoring weights that do not sum to 100.
+    WEIGHTS_SUM = "weights-sum", Error, "The prioritisation factors' weights must sum to 100 (the weighted prioritisation matrix of the seeds: 25/25/20/15/15). The message gives the sum.";
+    /// A negative or non-finite weight.
+    INVALID_WEIGHT = "invalid-weight", Error, "A scoring factor's weight is negative. Weights are shares of 100 points.";
+    /// Breakpoints that are empty or not ascending.
+    INVALID_BREAKPOINTS = "invalid-breakpoints", Error, "A derived factor scored by `breakpoints` needs a non-empty, strictly ascending list: a value at or above the n-th breakpoint scores n+1 (scaled to 1-10).";
+    /// A segment without a hand score for a factor.
+    MISSING_SCORE = "missing-score", Error, "A scoring factor that is not derived from data needs a hand score (1-10, with a note) on every segment. Add `scores: { factor: { score: 7, note: ... } }`, or derive the factor with `derived:`.";
+    /// A hand score for a factor that does not exist.
+    UNKNOWN_FACTOR = "unknown-factor", Error, "A segment scores a factor that `scoring.factors` does not declare. The help line lists the factors.";
+    /// A hand score for a derived factor.
+    DERIVED_FACTOR = "derived-factor", Error, "A segment gives a hand score for a factor that is derived from data. Remove the hand score, or remove `derived:` from the factor.";
+    /// A hand score outside 1..10.
+    SCORE_RANGE = "score-range", Error, "A hand score is outside 1 to 10. Hand scores in the prioritisation matrix run from 1 (poor) to 10 (excellent), with a note saying why.";
+    /// Stability settings that cannot work.
+    INVALID_STABILITY = "invalid-stability", Error, "The rank-stability analysis needs at least one draw and a non-negative `max_shift` (points each weight may move).";
+    /// A persona for a segment that does not exist.
+    PERSONA_WITHOUT_SEGMENT = "persona-without-segment", Error, "A persona names a segment that the pipeline does not declare. A persona must stand for a segment in the data, not for a wish (persona theater).";
+    /// A segment id that does not exist.
+    UNKNOWN_SEGMENT = "unknown-segment", Error, "A segment test expects a segment that the pipeline does not declare. The help line lists the segment ids.";
+    /// A threshold with no level.
+    THRESHOLD_EMPTY = "threshold-empty", Error, "A criterion threshold gives no level. Give `warn_if_below`/`error_if_below` for a minimum or `warn_if_above`/`error_if_above` for a maximum.";
+    /// A threshold level outside its range.
+    THRESHOLD_RANGE = "threshold-range", Error, "A threshold level (or a quantile split) is outside the range its measure can take, e.g. a share above 1.";
+    /// Warning and error levels in the wrong order.
+    THRESHOLD_ORDER = "threshold-order", Error, "A threshold's error level is less strict than its warning level. error_if_below must be at most warn_if_below, error_if_above at least warn_if_above.";
+
+    /// More segments than `review.max_segments`.
+    TOO_MANY_SEGMENTS = "too-many-segments", Warning, "More segments than `review.max_segments` (default 6). Too many segments is an anti-pattern: nobody can act on twelve groups. The seeds recommend starting with 3 to 4. Merge segments that are served the same way, or raise `review.max_segments` on purpose.";
+    /// Rules that use only demographic or geographic features.
+    DEMOGRAPHIC_ONLY = "demographic-only", Warning, "Every segment rule uses only demographic or geographic features. Segmenting by who customers are rather than what they do or need rarely predicts behaviour. Add behavioral, value or needs features to the rules.";
+    /// A rule an earlier rule always pre-empts.
+    UNREACHABLE_RULE = "unreachable-rule", Warning, "A rule can never match because an earlier rule matches every customer it would (first match wins). Found statically when both rules are ANDs of comparisons of features with numbers, e.g. `active_days >= 40` after `active_days >= 10`. Reorder the rules (more specific first) or remove the later one.";
+    /// A segment without customers in this run.
+    EMPTY_SEGMENT = "empty-segment", Warning, "A segment has no customers in this run: its rule never matched, often because earlier rules cover it. Check the rule order and the thresholds.";
+    /// A persona whose segment is empty in this run.
+    PERSONA_WITHOUT_DATA = "persona-without-data", Warning, "A persona describes a segment that has no customers in this run, so nothing in the data backs it (persona theater). Revisit the persona or the segment.";
+    /// A review date older than the review interval.
+    STALE_REVIEW = "stale-review", Warning, "`review.last_reviewed` is older than `review.interval_days` (default one quarter) before the as-of date. Static segments are an anti-pattern: customers change. Review the segments with their owners and update the date.";
+    /// A segment without an owner.
+    MISSING_OWNER = "missing-owner", Warning, "A segment has no `owner`. A segment nobody owns is not acted on. Name the team or person accountable.";
+    /// A segment without actions.
+    MISSING_ACTION = "missing-action", Warning, "A segment (not marked negative) declares no `actions`. Segments exist to be served differently; say what the team will do.";
+
+    /// A file segflow was told to read cannot be read.
+    READ = "read", Error, "A file named on the command line (the pipeline, a run folder's file) cannot be read: it does not exist or is not readable. Exit code 3 for a pipeline file.";
+    /// A pipeline file with several problems.
+    PIPELINE = "pipeline", Error, "The pipeline file has several problems; each is listed below the summary with its own code, line and column. Exit code 3.";
+    /// An input source that cannot be used.
+    SOURCE = "source", Error, "An input source is missing, unreadable, or holds data the pipeline cannot use: no files match its path, a value does not fit a declared column type, the entity has null or repeated keys, or is empty. The message names the source. Exit code 4.";
+    /// Data that broke an assumption while executing.
+    DATA = "data", Error, "The data broke an assumption while the pipeline executed (DataFusion reported an error evaluating it). The message says what; fix the data or the expression. Exit code 4.";
+    /// A report template that fails.
+    TEMPLATE = "template", Error, "A report template (a default one, or one from the pipeline's `templates` folder) fails to load or render; the message names the template and line. Exit code 3.";
+    /// Outputs that cannot be written.
+    OUTPUT = "output", Error, "The run folder cannot be written: it exists already (use --replace or another --out), its parent is not writable, or the disk is full. Nothing half-written is left behind and earlier runs are untouched. Exit code 5.";
+    /// A command line that names something that does not exist.
+    USAGE = "usage", Error, "The command line names something that does not exist, such as `--source` with an undeclared source or `explain` with an unknown code. Exit code 2.";
+    /// Failed validation criteria.
+    CRITERIA = "criteria", Error, "The run completed and wrote everything, but a validation criterion failed (identifiable, substantial, accessible, differentiable, actionable). The failed checks are listed. Exit code 6; `--criteria-as-warnings` exits 0.";
+    /// Lint warnings with --deny-warnings.
+    LINT = "lint", Error, "Lint warnings were found and `--deny-warnings` turns them into a failure. Exit code 7.";
+    /// Failed segment tests.
+    TESTS = "tests", Error, "The pipeline's own segment tests (`segflow test`) failed: a fixture customer landed in another segment, or a feature had another value. Exit code 8.";
+    /// A bug.
+    INTERNAL = "internal", Error, "A bug in segflow. Please report it with the command and, if you can, the pipeline file. Exit code 70.";
+}
+
+/// The registered code called `name`.
+pub fn find(name: &str) -> Option<&'static Code> {
+    ALL.iter().copied().find(|code| code.name == name)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_unique_and_documented() {
+        let mut names: Vec<&str> = ALL.iter().map(|c| c.name).collect();
+        names.sort_unstable();
+        names.dedup();
+        assert_eq!(names.len(), ALL.len(), "a code is registered twice");
+        for code in ALL {
+            assert!(
+                code.explanation.len() > 40,
+                "`{}` is not explained",
+                code.name
+            );
+        }
+    }
+}

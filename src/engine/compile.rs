@@ -1,0 +1,715 @@
+//! Compiling a validated pipeline into SQL stages over DataFusion views: per-customer aggregate
+//! queries (shaped by [`super::aggregate`]) left-joined onto the customers, one projection per
+//! expression or quantile feature in evaluation order, and a first-match-wins `CASE` for the
+//! segments. Every stage is plain SQL (shown by `segflow plan`) and planned on its own, so a
+//! failure is reported against the feature or segment that caused it.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{Days, NaiveDate};
+use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::prelude::{DataFrame, SessionContext};
+
+use super::aggregate::{self, JOIN_KEY, Member};
+use super::sources::{arrow_type, table_schema};
+use crate::diagnostic::{Problem, available_help, codes, codes::Code};
+use crate::error::{Error, Result, first_line_of_datafusion};
+use crate::pipeline::Pipeline;
+use crate::pipeline::model::Literal;
+use crate::pipeline::sql::{ident, string_literal};
+use crate::pipeline::validated::{Aggregate, Bucketing, Feature, FeatureDefinition, Quantile};
+
+/// One SQL stage of the compiled pipeline.
+#[derive(Debug, Clone)]
+pub struct Stage {
+    /// The view it is registered as (`assignments` for the last stage).
+    pub view: String,
+    /// What it computes, in words.
+    pub title: String,
+    /// The SELECT statement.
+    pub sql: String,
+}
+
+/// The compiled pipeline.
+pub struct Compiled {
+    /// Every stage, in order.
+    pub stages: Vec<Stage>,
+    /// Key, `segment`, then every feature in declaration order; one row per customer, by key.
+    pub assignments: DataFrame,
+}
+
+/// Compile `pipeline` as of `as_of` against the sources registered in `ctx`.
+pub async fn compile(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    as_of: NaiveDate,
+) -> Result<Compiled> {
+    let mut compiler = Compiler {
+        ctx,
+        pipeline,
+        as_of,
+        problems: Vec::new(),
+        stages: Vec::new(),
+    };
+    let result = compiler.compile().await;
+    let problems = std::mem::take(&mut compiler.problems);
+    pipeline.file.fail_if_any(problems)?;
+    let assignments =
+        result?.ok_or_else(|| Error::Internal("planning failed without a problem".into()))?;
+    Ok(Compiled {
+        stages: compiler.stages,
+        assignments,
+    })
+}
+
+/// The aggregate features sharing a source, window and filter.
+struct Group {
+    source: String,
+    window_days: Option<u32>,
+    join_key: String,
+    from_where: String,
+    members: Vec<Member>,
+    defaults: BTreeMap<String, Option<Literal>>,
+}
+
+struct Compiler<'a> {
+    ctx: &'a SessionContext,
+    pipeline: &'a Pipeline,
+    as_of: NaiveDate,
+    problems: Vec<Problem>,
+    stages: Vec<Stage>,
+}
+
+impl Compiler<'_> {
+    fn problem(&mut self, code: &'static Code, path: &str, message: String, help: Option<String>) {
+        let problem = self.pipeline.file.at(code, path, message).maybe_help(help);
+        self.problems.push(problem);
+    }
+
+    fn problem_at_word(
+        &mut self,
+        word: &str,
+        code: &'static Code,
+        path: &str,
+        message: String,
+        help: Option<String>,
+    ) {
+        let problem = self
+            .pipeline
+            .file
+            .at_word(code, path, word, message)
+            .maybe_help(help);
+        self.problems.push(problem);
+    }
+
+    async fn compile(&mut self) -> Result<Option<DataFrame>> {
+        let entity = &self.pipeline.entity;
+        let entity_schema = table_schema(self.ctx, &entity.source).await?;
+        if entity_schema.field_with_name(&entity.key).is_err() {
+            self.problem(
+                codes::UNKNOWN_COLUMN,
+                "entity.key",
+                format!(
+                    "source `{}` has no key column `{}`",
+                    entity.source, entity.key
+                ),
+                Some(available_help(&entity.key, "column", names(&entity_schema))),
+            );
+            return Ok(None);
+        }
+        let groups = self.aggregate_groups().await?;
+        let Some(mut step) = self.join_aggregates(&entity_schema, &groups).await? else {
+            return Ok(None);
+        };
+        let mut failed: HashSet<&str> = HashSet::new();
+        for &i in &self.pipeline.evaluation_order {
+            let feature = &self.pipeline.features[i];
+            let Some(expr) = self.expression_of(feature) else {
+                continue;
+            };
+            if feature
+                .references
+                .iter()
+                .any(|r| failed.contains(r.as_str()))
+            {
+                failed.insert(&feature.name);
+                continue;
+            }
+            let columns = table_schema(self.ctx, &step).await?;
+            match self.project(feature, &expr, &columns, &step).await? {
+                Some(next) => step = next,
+                None => {
+                    failed.insert(&feature.name);
+                }
+            }
+        }
+        if !self.problems.is_empty() {
+            return Ok(None);
+        }
+        self.segments(&step).await
+    }
+
+    /// The SQL of an expression or quantile feature (`None` for aggregates).
+    fn expression_of(&self, feature: &Feature) -> Option<String> {
+        match &feature.definition {
+            FeatureDefinition::Expr { sql } => Some(sql.clone()),
+            FeatureDefinition::Aggregate(_) => None,
+            FeatureDefinition::Quantile(quantile) => {
+                Some(quantile_sql(quantile, &self.pipeline.entity.key))
+            }
+        }
+    }
+
+    /// Group the aggregate features by (source, window, filter), after checking their columns.
+    async fn aggregate_groups(&mut self) -> Result<Vec<Group>> {
+        let mut groups: BTreeMap<(String, Option<u32>, Option<String>), Group> = BTreeMap::new();
+        for feature in &self.pipeline.features {
+            let FeatureDefinition::Aggregate(aggregate) = &feature.definition else {
+                continue;
+            };
+            let Some(from_where) = self.from_where(feature, aggregate).await? else {
+                continue;
+            };
+            let join_key = self.pipeline.sources[&aggregate.source].join_key.clone();
+            let single = format!(
+                "SELECT {} AS {}, ({}) AS {} {from_where} GROUP BY {}",
+                ident(&join_key),
+                ident(JOIN_KEY),
+                aggregate.expr,
+                ident(&feature.name),
+                ident(&join_key)
+            );
+            if let Err(e) = self.ctx.sql(&single).await {
+                self.problem(
+                    codes::SQL_PLAN,
+                    &format!("features[{}].aggregate.expr", feature.index),
+                    format!(
+                        "feature `{}` does not plan: {}",
+                        feature.name,
+                        first_line_of_datafusion(&e)
+                    ),
+                    None,
+                );
+                continue;
+            }
+            let group = groups
+                .entry((
+                    aggregate.source.clone(),
+                    aggregate.window_days,
+                    aggregate.filter.clone(),
+                ))
+                .or_insert_with(|| Group {
+                    source: aggregate.source.clone(),
+                    window_days: aggregate.window_days,
+                    join_key,
+                    from_where,
+                    members: Vec::new(),
+                    defaults: BTreeMap::new(),
+                });
+            group.members.push(Member {
+                name: feature.name.clone(),
+                expr: aggregate.expr.clone(),
+            });
+            group
+                .defaults
+                .insert(feature.name.clone(), aggregate.default.clone());
+        }
+        Ok(groups.into_values().collect())
+    }
+
+    /// `FROM source WHERE <time window and filter>` for one aggregate feature, after checking
+    /// the columns it uses exist.
+    async fn from_where(
+        &mut self,
+        feature: &Feature,
+        aggregate: &Aggregate,
+    ) -> Result<Option<String>> {
+        let i = feature.index;
+        let source = &self.pipeline.sources[&aggregate.source];
+        let schema = table_schema(self.ctx, &aggregate.source).await?;
+        let mut ok = true;
+        if schema.field_with_name(&source.join_key).is_err() {
+            let declared_key = self.pipeline.spec.sources[&aggregate.source].key.is_some();
+            let at = if declared_key {
+                format!("sources.{}.key", aggregate.source)
+            } else {
+                format!("features[{i}].aggregate.source")
+            };
+            self.problem(
+                codes::UNKNOWN_COLUMN,
+                &at,
+                format!(
+                    "source `{}` has no column `{}` to join on the customers' key",
+                    aggregate.source, source.join_key
+                ),
+                Some(format!(
+                    "declare the joining column with `key:` on source `{}`; {}",
+                    aggregate.source,
+                    available_help(&source.join_key, "column", names(&schema))
+                )),
+            );
+            ok = false;
+        }
+        for name in &feature.references {
+            if schema.field_with_name(name).is_err() {
+                self.problem_at_word(
+                    name,
+                    codes::UNKNOWN_COLUMN,
+                    &format!("features[{i}].aggregate.expr"),
+                    format!(
+                        "feature `{}` uses column `{name}`, which source `{}` does not have",
+                        feature.name, aggregate.source
+                    ),
+                    Some(available_help(name, "column", names(&schema))),
+                );
+                ok = false;
+            }
+        }
+        let mut conditions = Vec::new();
+        if let Some(time_column) = &source.time_column {
+            match schema
+                .field_with_name(time_column)
+                .map(|f| f.data_type().clone())
+            {
+                Ok(data_type) if is_temporal(&data_type) => {
+                    let literal = |date: NaiveDate| temporal_literal(&data_type, date);
+                    conditions.push(format!("{} < {}", ident(time_column), literal(self.as_of)));
+                    if let Some(days) = aggregate.window_days {
+                        let start = self
+                            .as_of
+                            .checked_sub_days(Days::new(u64::from(days)))
+                            .unwrap_or(NaiveDate::MIN);
+                        conditions.push(format!("{} >= {}", ident(time_column), literal(start)));
+                    }
+                }
+                Ok(data_type) => {
+                    self.problem(
+                        codes::TIME_COLUMN_TYPE,
+                        &format!("sources.{}.time_column", aggregate.source),
+                        format!("time column `{time_column}` of source `{}` holds {data_type}, not dates or timestamps", aggregate.source),
+                        Some(format!("declare its type under `columns:`, e.g. `{time_column}: timestamp` or `{time_column}: date`")),
+                    );
+                    ok = false;
+                }
+                Err(_) => {
+                    self.problem(
+                        codes::UNKNOWN_COLUMN,
+                        &format!("sources.{}.time_column", aggregate.source),
+                        format!(
+                            "source `{}` has no time column `{time_column}`",
+                            aggregate.source
+                        ),
+                        Some(available_help(time_column, "column", names(&schema))),
+                    );
+                    ok = false;
+                }
+            }
+        }
+        if let Some(filter) = &aggregate.filter {
+            conditions.push(format!("({filter})"));
+        }
+        if !ok {
+            return Ok(None);
+        }
+        let filter = if conditions.is_empty() {
+            String::new()
+        } else {
+            format!(" WHERE {}", conditions.join(" AND "))
+        };
+        Ok(Some(format!("FROM {}{filter}", ident(&aggregate.source))))
+    }
+
+    /// Join every aggregate query onto the customers, with defaults for customers without rows.
+    async fn join_aggregates(
+        &mut self,
+        entity: &Schema,
+        groups: &[Group],
+    ) -> Result<Option<String>> {
+        let key = &self.pipeline.entity.key;
+        let aggregated: HashSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(|m| m.name.as_str()))
+            .collect();
+        let mut select: Vec<String> = names(entity)
+            .filter(|name| !aggregated.contains(name))
+            .map(|name| format!("e.{}", ident(name)))
+            .collect();
+        let mut joins = String::new();
+        let mut titles = Vec::new();
+        for (g, group) in groups.iter().enumerate() {
+            let queries =
+                aggregate::group_queries(&group.join_key, &group.from_where, &group.members);
+            let mut column_of: BTreeMap<&str, String> = BTreeMap::new();
+            for (q, query) in queries.iter().enumerate() {
+                let alias = format!("a{g}_{q}");
+                joins.push_str(&format!(
+                    "\n  LEFT JOIN ({}) AS {alias} ON e.{} = {alias}.{}",
+                    query.sql,
+                    ident(key),
+                    ident(JOIN_KEY),
+                ));
+                for feature in &query.features {
+                    column_of.insert(feature, format!("{alias}.{}", ident(feature)));
+                }
+                titles.push(format!(
+                    "{} of {}{} ({}){}",
+                    if query.two_level {
+                        "two-level GROUP BY"
+                    } else {
+                        "GROUP BY"
+                    },
+                    group.source,
+                    group
+                        .window_days
+                        .map_or(String::new(), |d| format!(", last {d} days")),
+                    query.features.join(", "),
+                    ""
+                ));
+            }
+            for member in &group.members {
+                let Some(column) = column_of.get(member.name.as_str()) else {
+                    continue;
+                };
+                let value = match &group.defaults[&member.name] {
+                    Some(default) => format!("COALESCE({column}, {})", sql_literal(default)),
+                    None => column.clone(),
+                };
+                select.push(format!(
+                    "{} AS {}",
+                    self.cast_to_declared(&member.name, value),
+                    ident(&member.name)
+                ));
+            }
+        }
+        let sql = format!(
+            "SELECT {}\nFROM {} AS e{joins}",
+            select.join(", "),
+            ident(&self.pipeline.entity.source)
+        );
+        let title = if titles.is_empty() {
+            "the customers".to_string()
+        } else {
+            format!("the customers, left-joined with: {}", titles.join("; "))
+        };
+        match self.ctx.sql(&sql).await {
+            Ok(frame) => Ok(Some(self.register(title, sql, frame)?)),
+            Err(e) => {
+                self.problem(
+                    codes::SQL_PLAN,
+                    "features",
+                    format!(
+                        "the aggregate features do not plan together: {}",
+                        first_line_of_datafusion(&e)
+                    ),
+                    None,
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// `value` cast to the declared type of feature `name`, when it declares one.
+    fn cast_to_declared(&self, name: &str, value: String) -> String {
+        let declared = self
+            .pipeline
+            .features
+            .iter()
+            .find(|f| f.name == name)
+            .and_then(|f| f.column_type);
+        match declared {
+            Some(column_type) => format!("arrow_cast({value}, '{}')", arrow_type(column_type)),
+            None => value,
+        }
+    }
+
+    fn register(&mut self, title: String, sql: String, frame: DataFrame) -> Result<String> {
+        let view = format!("__segflow_step_{}", self.stages.len());
+        self.ctx.register_table(view.as_str(), frame.into_view())?;
+        self.stages.push(Stage {
+            view: view.clone(),
+            title,
+            sql,
+        });
+        Ok(view)
+    }
+
+    /// Add expression or quantile feature `feature` on top of view `from`, returning the new
+    /// view.
+    async fn project(
+        &mut self,
+        feature: &Feature,
+        expr: &str,
+        columns: &Schema,
+        from: &str,
+    ) -> Result<Option<String>> {
+        let i = feature.index;
+        let path = match feature.definition {
+            FeatureDefinition::Quantile(_) => format!("features[{i}].quantile"),
+            _ => format!("features[{i}].expr"),
+        };
+        let mut ok = true;
+        for name in &feature.references {
+            if columns.field_with_name(name).is_err() {
+                self.problem_at_word(
+                    name,
+                    codes::UNKNOWN_COLUMN,
+                    &format!("features[{i}].expr"),
+                    format!(
+                        "feature `{}` uses `{name}`, which is neither a column of `{}` nor a feature",
+                        feature.name, self.pipeline.entity.source
+                    ),
+                    Some(available_help(name, "column", names(columns))),
+                );
+                ok = false;
+            }
+        }
+        if !ok {
+            return Ok(None);
+        }
+        let mut select: Vec<String> = names(columns)
+            .filter(|name| *name != feature.name)
+            .map(ident)
+            .collect();
+        select.push(format!(
+            "{} AS {}",
+            self.cast_to_declared(&feature.name, format!("({expr})")),
+            ident(&feature.name)
+        ));
+        let sql = format!("SELECT {} FROM {}", select.join(", "), ident(from));
+        match self.ctx.sql(&sql).await {
+            Ok(frame) => Ok(Some(self.register(
+                format!("feature {}", feature.name),
+                sql,
+                frame,
+            )?)),
+            Err(e) => {
+                self.problem(
+                    codes::SQL_PLAN,
+                    &path,
+                    format!(
+                        "feature `{}` does not plan: {}",
+                        feature.name,
+                        first_line_of_datafusion(&e)
+                    ),
+                    None,
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Check that `condition` plans over view `from`, is true/false, and compares no text
+    /// column with a number (DataFusion would cast the text and fail, or compare as text).
+    async fn check_condition(&mut self, from: &str, path: &str, condition: &str, what: &str) {
+        let probe = format!("SELECT ({condition}) AS matched FROM {}", ident(from));
+        if let Ok(columns) = table_schema(self.ctx, from).await {
+            for (column, data_type, literal) in mixed_comparisons(condition, &columns) {
+                let problem = self
+                    .pipeline
+                    .file
+                    .at_word(codes::RULE_TYPE, path, &column, format!("{what} compares `{column}` ({data_type}) with {literal}"))
+                    .help("compare text with text ('pro') and numbers with numbers (5), or convert one side with CAST");
+                self.problems.push(problem);
+            }
+        }
+        match self.ctx.sql(&probe).await {
+            Ok(frame) => {
+                let data_type = frame.schema().field(0).data_type().clone();
+                if !matches!(data_type, DataType::Boolean | DataType::Null) {
+                    self.problem(
+                        codes::RULE_TYPE,
+                        path,
+                        format!("{what} is {data_type}, not true/false"),
+                        Some("write a comparison, e.g. `active_days_90 >= 10`".into()),
+                    );
+                }
+            }
+            Err(e) => self.problem(
+                codes::SQL_PLAN,
+                path,
+                format!("{what} does not plan: {}", first_line_of_datafusion(&e)),
+                None,
+            ),
+        }
+    }
+
+    /// The final query: key, first matching segment, features; sorted by key.
+    async fn segments(&mut self, from: &str) -> Result<Option<DataFrame>> {
+        let pipeline = self.pipeline;
+        let mut branches = Vec::new();
+        let mut otherwise = "NULL".to_string();
+        for (i, segment) in pipeline.segments.iter().enumerate() {
+            let Some(rule) = &segment.rule else {
+                otherwise = string_literal(&segment.id);
+                continue;
+            };
+            self.check_condition(
+                from,
+                &format!("segments[{i}].when"),
+                rule,
+                &format!("the condition of segment `{}`", segment.id),
+            )
+            .await;
+            branches.push(format!(
+                "WHEN ({rule}) THEN {}",
+                string_literal(&segment.id)
+            ));
+        }
+        if let Some(accessible) = pipeline
+            .spec
+            .criteria
+            .as_ref()
+            .and_then(|c| c.accessible.as_ref())
+        {
+            self.check_condition(
+                from,
+                "criteria.accessible.reachable",
+                &accessible.reachable,
+                "the accessible criterion's `reachable` condition",
+            )
+            .await;
+        }
+        if !self.problems.is_empty() {
+            return Ok(None);
+        }
+        let segment = if branches.is_empty() {
+            otherwise
+        } else {
+            format!(
+                "CASE\n    {}\n    ELSE {otherwise}\n  END",
+                branches.join("\n    ")
+            )
+        };
+        let key = ident(&pipeline.entity.key);
+        let mut select = vec![
+            key.clone(),
+            format!("CAST({segment} AS VARCHAR) AS \"segment\""),
+        ];
+        select.extend(pipeline.features.iter().map(|f| ident(&f.name)));
+        let sql = format!(
+            "SELECT {}\nFROM {}\nORDER BY {key}",
+            select.join(", "),
+            ident(from),
+        );
+        let frame = self.ctx.sql(&sql).await?;
+        self.stages.push(Stage {
+            view: "assignments".into(),
+            title: "segments: the first rule that matches, in order".into(),
+            sql,
+        });
+        Ok(Some(frame))
+    }
+}
+
+/// The bucket SQL of a quantile feature.
+fn quantile_sql(quantile: &Quantile, key: &str) -> String {
+    let of = ident(&quantile.of);
+    let bucket = match &quantile.bucketing {
+        Bucketing::Equal(buckets) => {
+            let order = if quantile.descending { "DESC" } else { "ASC" };
+            // Customers without a value get no bucket and do not take a share of the buckets.
+            format!(
+                "ntile({buckets}) OVER (PARTITION BY {of} IS NULL ORDER BY {of} {order}, {})",
+                ident(key)
+            )
+        }
+        Bucketing::Cuts(cuts) => {
+            let top = cuts.len() + 1;
+            let branches: Vec<String> = cuts
+                .iter()
+                .enumerate()
+                .map(|(i, cut)| {
+                    let bucket = if quantile.descending { top - i } else { i + 1 };
+                    format!("WHEN {of} < {cut:?} THEN {bucket}")
+                })
+                .collect();
+            let last = if quantile.descending { 1 } else { top };
+            format!("CASE {} ELSE {last} END", branches.join(" "))
+        }
+    };
+    format!("CAST(CASE WHEN {of} IS NULL THEN NULL ELSE {bucket} END AS BIGINT)")
+}
+
+/// Comparisons in `condition` of a text column with a number, or of a numeric column with a text
+/// literal: (column, its type, the literal in words).
+fn mixed_comparisons(condition: &str, columns: &Schema) -> Vec<(String, DataType, String)> {
+    use datafusion::sql::sqlparser::ast::{BinaryOperator, Expr, Value, visit_expressions};
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use std::ops::ControlFlow;
+
+    let Ok(expr) = Parser::new(&GenericDialect {})
+        .try_with_sql(condition)
+        .and_then(|mut p| p.parse_expr())
+    else {
+        return Vec::new();
+    };
+    let mut found = Vec::new();
+    let _ = visit_expressions(&expr, |e: &Expr| {
+        if let Expr::BinaryOp { left, op, right } = e
+            && matches!(
+                op,
+                BinaryOperator::Eq
+                    | BinaryOperator::NotEq
+                    | BinaryOperator::Lt
+                    | BinaryOperator::LtEq
+                    | BinaryOperator::Gt
+                    | BinaryOperator::GtEq
+            )
+        {
+            for (side, other) in [(left, right), (right, left)] {
+                let (Expr::Identifier(name), Expr::Value(value)) = (side.as_ref(), other.as_ref())
+                else {
+                    continue;
+                };
+                let column = crate::pipeline::sql::resolved_name(name);
+                let Ok(field) = columns.field_with_name(&column) else {
+                    continue;
+                };
+                let data_type = field.data_type().clone();
+                let text = matches!(
+                    data_type,
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                );
+                match &value.value {
+                    Value::Number(n, _) if text => {
+                        found.push((column, data_type, format!("the number {n}")))
+                    }
+                    Value::SingleQuotedString(s) if data_type.is_numeric() => {
+                        found.push((column, data_type, format!("the text '{s}'")))
+                    }
+                    _ => {}
+                }
+            }
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    found
+}
+
+fn names(schema: &Schema) -> impl Iterator<Item = &str> + Clone {
+    schema.fields().iter().map(|f| f.name().as_str())
+}
+
+fn is_temporal(data_type: &DataType) -> bool {
+    matches!(
+        data_type,
+        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
+    )
+}
+
+fn temporal_literal(data_type: &DataType, date: NaiveDate) -> String {
+    match data_type {
+        DataType::Timestamp(..) => format!("TIMESTAMP '{date} 00:00:00'"),
+        _ => format!("DATE '{date}'"),
+    }
+}
+
+fn sql_literal(value: &Literal) -> String {
+    match value {
+        Literal::Bool(b) => if *b { "TRUE" } else { "FALSE" }.to_string(),
+        Literal::Int(i) => i.to_string(),
+        Literal::Float(f) => format!("{f:?}"),
+        Literal::Text(t) => string_literal(t),
+    }
+}

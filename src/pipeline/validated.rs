@@ -1,0 +1,113 @@
+//! The validated plan: what the checks learnt about a pipeline, in the typed form every later
+//! stage consumes. The engine plans from these types only and never re-derives them from the
+//! spec; later backends (SQL compilation, Ballista) start from the same place.
+
+use std::collections::BTreeSet;
+
+use super::model::{ColumnType, FeatureKind, Literal, SourceFormat};
+
+/// A source with everything resolved: its format and the column that joins it to the customers.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Source {
+    /// Its name in the pipeline.
+    pub name: String,
+    /// The location as declared (variables unexpanded) or as given with `--source`.
+    pub location: String,
+    /// Whether `location` came from `--source` (relative to the working directory) rather than
+    /// the pipeline file (relative to the pipeline's folder).
+    pub overridden: bool,
+    /// How its files are read.
+    pub format: SourceFormat,
+    /// The column that holds the customer key: the source's `key`, else the entity key's name.
+    pub join_key: String,
+    /// The column holding each row's date or timestamp, when declared.
+    pub time_column: Option<String>,
+    /// Declared column types.
+    pub columns: std::collections::BTreeMap<String, ColumnType>,
+}
+
+/// The customers: which source lists them and by which key.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Entity {
+    /// The source with one row per customer.
+    pub source: String,
+    /// Its key column.
+    pub key: String,
+}
+
+/// A feature, with its one definition.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Feature {
+    /// Column name.
+    pub name: String,
+    /// Segmentation kind.
+    pub kind: FeatureKind,
+    /// How it is computed.
+    pub definition: FeatureDefinition,
+    /// Declared result type, cast to when given.
+    pub column_type: Option<ColumnType>,
+    /// Column or feature names its SQL refers to.
+    pub references: BTreeSet<String>,
+    /// Its position in the pipeline file's `features` list (for locating problems).
+    pub index: usize,
+}
+
+/// The three ways to define a feature.
+#[derive(Debug, Clone, PartialEq)]
+pub enum FeatureDefinition {
+    /// SQL over the entity's columns and other features.
+    Expr {
+        /// The expression.
+        sql: String,
+    },
+    /// An aggregate over another source's rows per customer.
+    Aggregate(Aggregate),
+    /// Buckets of another feature across all customers.
+    Quantile(Quantile),
+}
+
+/// An aggregate feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Aggregate {
+    /// The source aggregated.
+    pub source: String,
+    /// The aggregate expression.
+    pub expr: String,
+    /// Days back from the as-of date, when windowed.
+    pub window_days: Option<u32>,
+    /// Extra condition on the source's rows.
+    pub filter: Option<String>,
+    /// Value for customers without rows.
+    pub default: Option<Literal>,
+}
+
+/// A quantile feature.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Quantile {
+    /// The feature bucketed.
+    pub of: String,
+    /// Equal-count buckets or declared cut points.
+    pub bucketing: Bucketing,
+    /// Bucket 1 holds the highest values.
+    pub descending: bool,
+}
+
+/// How a quantile feature draws its buckets.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Bucketing {
+    /// This many equal-count buckets.
+    Equal(u32),
+    /// Declared, strictly ascending cut points.
+    Cuts(Vec<f64>),
+}
+
+/// A segment rule.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Segment {
+    /// Segment id.
+    pub id: String,
+    /// The condition; `None` for the catch-all.
+    pub rule: Option<String>,
+    /// Feature names the rule refers to.
+    pub references: BTreeSet<String>,
+}
