@@ -24,7 +24,7 @@ pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = FORMAT.set(cli.command.message_format());
     std::panic::set_hook(Box::new(|info| {
-        eprintln!("error: internal error (this is a bug in segflow, please report it): {info}");
+        print_diagnostic(&Error::Internal(info.to_string()));
     }));
     watch_for_interrupts();
     let outcome = std::panic::catch_unwind(|| run(cli));
@@ -105,6 +105,11 @@ fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
 
 /// Run one command.
 pub fn run(cli: Cli) -> Result<()> {
+    // A test-only way to reach the panic path (exit 70), compiled into debug builds only.
+    #[cfg(debug_assertions)]
+    if std::env::var_os("SEGFLOW_TEST_PANIC").is_some() {
+        panic!("SEGFLOW_TEST_PANIC is set");
+    }
     match cli.command {
         Command::Run(args) => run_pipeline(args),
         Command::Validate(args) => validate(&args.input),
@@ -260,6 +265,13 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
             failed += 1;
             summary(format_args!("FAILED {}", outcome.name));
             for failure in &outcome.failures {
+                if json_format() {
+                    let failure = Error::TestFailure {
+                        test: outcome.name.clone(),
+                        failure: failure.clone(),
+                    };
+                    print_diagnostic(&failure);
+                }
                 summary(format_args!("       {failure}"));
             }
         }

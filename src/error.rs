@@ -110,6 +110,14 @@ pub enum Error {
         /// All tests.
         total: usize,
     },
+    /// One failure of a segment test (reported on its own in JSON output).
+    #[error("segment test `{test}`: {failure}")]
+    TestFailure {
+        /// The test's name.
+        test: String,
+        /// What went wrong.
+        failure: String,
+    },
     /// The run finished, but validation criteria failed.
     #[error("validation criteria failed:\n  {}", failed.join("\n  "))]
     CriteriaFailed {
@@ -155,7 +163,7 @@ impl Error {
             Error::Usage { .. } => exit::USAGE,
             Error::CriteriaFailed { .. } => exit::CRITERIA,
             Error::LintDenied { .. } => exit::LINT,
-            Error::TestsFailed { .. } => exit::TESTS,
+            Error::TestsFailed { .. } | Error::TestFailure { .. } => exit::TESTS,
             Error::Internal(_) => exit::INTERNAL,
         }
     }
@@ -199,7 +207,7 @@ impl Diagnostic for Error {
             Error::Usage { .. } => "segflow::usage",
             Error::CriteriaFailed { .. } => "segflow::criteria",
             Error::LintDenied { .. } => "segflow::lint",
-            Error::TestsFailed { .. } => "segflow::tests",
+            Error::TestsFailed { .. } | Error::TestFailure { .. } => "segflow::tests",
             Error::Internal(_) => "segflow::internal",
         };
         Some(Box::new(code))

@@ -262,11 +262,23 @@ impl Diagnostic for Problem {
 pub fn json_lines(diagnostic: &dyn Diagnostic) -> Vec<String> {
     match diagnostic.related() {
         Some(related) => related.flat_map(json_lines).collect(),
-        None => vec![json_line(diagnostic).to_string()],
+        None => vec![json_line(diagnostic)],
     }
 }
 
-fn json_line(diagnostic: &dyn Diagnostic) -> serde_json::Value {
+/// One diagnostic as printed by `--format json`.
+#[derive(serde::Serialize)]
+struct JsonDiagnostic {
+    code: Option<String>,
+    severity: &'static str,
+    message: String,
+    file: Option<String>,
+    line: Option<usize>,
+    column: Option<usize>,
+    help: Option<String>,
+}
+
+fn json_line(diagnostic: &dyn Diagnostic) -> String {
     let code = diagnostic.code().map(|c| {
         let code = c.to_string();
         code.trim_start_matches("segflow::").to_string()
@@ -276,25 +288,23 @@ fn json_line(diagnostic: &dyn Diagnostic) -> serde_json::Value {
         Some(miette::Severity::Advice) => "advice",
         _ => "error",
     };
-    let mut file = None;
-    let mut line = None;
-    let mut column = None;
+    let mut line = JsonDiagnostic {
+        code,
+        severity,
+        message: diagnostic.to_string(),
+        file: None,
+        line: None,
+        column: None,
+        help: diagnostic.help().map(|h| h.to_string()),
+    };
     if let (Some(source), Some(label)) = (
         diagnostic.source_code(),
         diagnostic.labels().and_then(|mut labels| labels.next()),
     ) && let Ok(contents) = source.read_span(label.inner(), 0, 0)
     {
-        file = contents.name().map(str::to_string);
-        line = Some(contents.line() + 1);
-        column = Some(contents.column() + 1);
+        line.file = contents.name().map(str::to_string);
+        line.line = Some(contents.line() + 1);
+        line.column = Some(contents.column() + 1);
     }
-    serde_json::json!({
-        "code": code,
-        "severity": severity,
-        "message": diagnostic.to_string(),
-        "file": file,
-        "line": line,
-        "column": column,
-        "help": diagnostic.help().map(|h| h.to_string()),
-    })
+    serde_json::to_string(&line).unwrap_or_default()
 }

@@ -167,7 +167,7 @@ impl Compiler<'_> {
             let FeatureDefinition::Aggregate(aggregate) = &feature.definition else {
                 continue;
             };
-            let Some(from_where) = self.from_where(feature, aggregate).await? else {
+            let Some(from_where) = self.window_and_filter(feature, aggregate).await? else {
                 continue;
             };
             let join_key = self.pipeline.sources[&aggregate.source].join_key.clone();
@@ -219,7 +219,7 @@ impl Compiler<'_> {
 
     /// `FROM source WHERE <time window and filter>` for one aggregate feature, after checking
     /// the columns it uses exist.
-    async fn from_where(
+    async fn window_and_filter(
         &mut self,
         feature: &Feature,
         aggregate: &Aggregate,

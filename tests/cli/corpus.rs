@@ -365,6 +365,101 @@ const CASES: &[Case] = &[
         args: VALIDATE,
         code: 3,
     },
+    Case {
+        name: "unsupported_version",
+        edits: &[Pipeline("version: 1\n", "version: 2\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "window_without_time_column",
+        edits: &[Pipeline("    time_column: ts\n", "")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "no_features_to_differentiate",
+        edits: &[Append(
+            "criteria:\n  differentiable:\n    features: []\n    effect_size: { warn_if_below: 0.5 }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "negative_weight",
+        edits: &[Append(
+            "scoring:\n  factors:\n    - { id: size, name: Size, weight: 120, derived: { metric: customers, method: min_max } }\n    - { id: fit, name: Fit, weight: -20, derived: { metric: share, method: min_max } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "descending_breakpoints",
+        edits: &[Append(
+            "scoring:\n  factors:\n    - { id: size, name: Size, weight: 100, derived: { metric: customers, method: { breakpoints: [10, 5] } } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "scores_without_scoring",
+        edits: &[Pipeline(
+            "    when: events_30 >= 3\n",
+            "    when: events_30 >= 3\n    scores: { fit: { score: 5 } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "hand_score_for_a_derived_factor",
+        edits: &[
+            Pipeline(
+                "    when: events_30 >= 3\n",
+                "    when: events_30 >= 3\n    scores: { size: { score: 5 } }\n",
+            ),
+            Append(
+                "scoring:\n  factors:\n    - { id: size, name: Size, weight: 60, derived: { metric: customers, method: min_max } }\n    - { id: fit, name: Fit, weight: 40, derived: { metric: share, method: min_max } }\n",
+            ),
+        ],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "stability_without_draws",
+        edits: &[Append(
+            "scoring:\n  factors:\n    - { id: size, name: Size, weight: 100, derived: { metric: customers, method: min_max } }\n  stability: { draws: 0 }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "test_expects_unknown_segment",
+        edits: &[Append(
+            "tests:\n  - name: t\n    sources: { customers: [{ customer_id: 1 }] }\n    expect: [{ customer: 1, segment: bussy }]\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "threshold_levels_in_the_wrong_order",
+        edits: &[Append(
+            "criteria:\n  identifiable:\n    unassigned_share: { warn_if_above: 0.2, error_if_above: 0.1 }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "unknown_source_override",
+        edits: &[],
+        args: &["validate", "pipeline.yaml", "--source", "event=x.csv"],
+        code: 2,
+    },
+    Case {
+        name: "missing_pipeline_file",
+        edits: &[],
+        args: &["validate", "nowhere.yaml"],
+        code: 3,
+    },
 ];
 
 #[test]

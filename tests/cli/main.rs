@@ -2,8 +2,10 @@
 
 mod browser;
 mod corpus;
+mod diagnostics;
 mod errors;
 mod example;
+mod golden;
 mod hand_worked;
 mod hardening;
 mod lints;

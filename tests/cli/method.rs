@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::support::{Workspace, read_assignments, read_json, repo_path, segflow, stderr};
+use crate::support::{
+    ExampleRun, Workspace, read_assignments, read_json, repo_path, segflow, stderr,
+};
 
 const CRITERIA_FAILED: i32 = 6;
 
@@ -275,15 +277,8 @@ fn differentiable_effect_sizes_match_an_independent_computation() {
 
 #[test]
 fn prioritisation_totals_match_an_independent_computation() {
-    let out = tempfile::TempDir::new().unwrap();
-    let output = segflow()
-        .current_dir(repo_path(""))
-        .args(["run", "pipelines/prioritization_example.yaml", "--out"])
-        .arg(out.path().join("run"))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let scoring = read_json(&out.path().join("run/scoring.json"));
+    let run = ExampleRun::new("pipelines/prioritization_example.yaml", &[]);
+    let scoring = read_json(&run.path("scoring.json"));
 
     // Recompute Σ weight × score / 100 from the pipeline file itself.
     let text = std::fs::read_to_string(repo_path("pipelines/prioritization_example.yaml")).unwrap();
@@ -348,15 +343,8 @@ fn prioritisation_totals_match_an_independent_computation() {
         .map(|s| s[1].as_f64().unwrap())
         .sum();
     assert!((shares - 1.0).abs() < 1e-9);
-    let again = tempfile::TempDir::new().unwrap();
-    let output = segflow()
-        .current_dir(repo_path(""))
-        .args(["run", "pipelines/prioritization_example.yaml", "--out"])
-        .arg(again.path().join("run"))
-        .output()
-        .unwrap();
-    assert!(output.status.success());
-    assert_eq!(read_json(&again.path().join("run/scoring.json")), scoring);
+    let again = ExampleRun::new("pipelines/prioritization_example.yaml", &[]);
+    assert_eq!(read_json(&again.path("scoring.json")), scoring);
 }
 
 #[test]
@@ -457,16 +445,9 @@ fn matrix_quadrants_match_hand_counts() {
 
 #[test]
 fn rfm_quintiles_split_customers_evenly_and_report_their_cut_points() {
-    let out = tempfile::TempDir::new().unwrap();
-    let output = segflow()
-        .current_dir(repo_path(""))
-        .args(["run", "pipelines/rfm_retail.yaml", "--out"])
-        .arg(out.path().join("run"))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    let (rows, _) = read_assignments(&out.path().join("run/assignments.parquet"), "customer_id");
-    let summary = read_json(&out.path().join("run/segments.json"));
+    let run = ExampleRun::new("pipelines/rfm_retail.yaml", &[]);
+    let (rows, _) = read_assignments(&run.path("assignments.parquet"), "customer_id");
+    let summary = read_json(&run.path("segments.json"));
     for quantile in summary["quantiles"].as_array().unwrap() {
         let (feature, of) = (
             quantile["feature"].as_str().unwrap(),

@@ -7,7 +7,7 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{Workspace, read_json, repo_path, segflow, stderr};
+use crate::support::{ExampleRun, Workspace, read_json, repo_path, segflow, stderr};
 
 /// Every file below `dir`, relative path → bytes.
 fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
@@ -33,17 +33,11 @@ fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
 
 #[test]
 fn the_same_run_twice_gives_byte_identical_outputs() {
-    let out = tempfile::TempDir::new().unwrap();
-    for name in ["a", "b"] {
-        let output = segflow()
-            .current_dir(repo_path(""))
-            .args(["run", "pipelines/saas_quarterly.yaml", "--out"])
-            .arg(out.path().join(name))
-            .output()
-            .unwrap();
-        assert!(output.status.success(), "{}", stderr(&output));
-    }
-    let (a, b) = (files(&out.path().join("a")), files(&out.path().join("b")));
+    let (first, second) = (
+        ExampleRun::new("pipelines/saas_quarterly.yaml", &[]),
+        ExampleRun::new("pipelines/saas_quarterly.yaml", &[]),
+    );
+    let (a, b) = (files(&first.dir()), files(&second.dir()));
     assert_eq!(a.keys().collect::<Vec<_>>(), b.keys().collect::<Vec<_>>());
     assert!(a.len() >= 10, "{:?}", a.keys());
     for (name, bytes) in &a {

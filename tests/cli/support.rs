@@ -106,6 +106,42 @@ impl Workspace {
     }
 }
 
+/// A run of a shipped example pipeline into a fresh temporary folder.
+pub struct ExampleRun {
+    dir: TempDir,
+}
+
+impl ExampleRun {
+    /// Run `pipeline` (relative to the repository) with `args` into `<temp>/run`, from the
+    /// repository's root, and require success.
+    pub fn new(pipeline: &str, args: &[&str]) -> Self {
+        let dir = TempDir::new().expect("temp dir");
+        let output = segflow()
+            .current_dir(repo_path(""))
+            .args(["run", pipeline, "--out"])
+            .arg(dir.path().join("run"))
+            .args(args)
+            .output()
+            .expect("run segflow");
+        assert!(
+            output.status.success(),
+            "segflow run {pipeline} failed: {}",
+            String::from_utf8_lossy(&output.stderr)
+        );
+        ExampleRun { dir }
+    }
+
+    /// The run folder.
+    pub fn dir(&self) -> PathBuf {
+        self.dir.path().join("run")
+    }
+
+    /// A file of the run folder.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.dir().join(name)
+    }
+}
+
 /// One assignments row: column name → value.
 pub type Row = BTreeMap<String, Value>;
 

@@ -1,0 +1,95 @@
+//! Golden files: the example's whole run folder and its compiled plan, byte for byte. A change
+//! to what segflow computes or writes shows up here as a reviewable diff. After an intended
+//! change, rewrite them with `SEGFLOW_BLESS=1 cargo test golden` and review the diff.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use crate::support::{ExampleRun, repo_path, segflow, stdout};
+
+/// Every file under `dir` by relative path.
+fn files(dir: &Path, prefix: &str, found: &mut BTreeMap<String, Vec<u8>>) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let entry = entry.unwrap();
+        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
+        if entry.path().is_dir() {
+            files(&entry.path(), &format!("{name}/"), found);
+        } else {
+            found.insert(name, std::fs::read(entry.path()).unwrap());
+        }
+    }
+}
+
+/// The manifest without what differs between identical runs: start time, timings, git state.
+fn reproducible_manifest(bytes: &[u8]) -> Vec<u8> {
+    let mut manifest: serde_json::Value = serde_json::from_slice(bytes).unwrap();
+    let object = manifest.as_object_mut().unwrap();
+    for key in ["started_at", "timings", "git"] {
+        assert!(object.remove(key).is_some(), "manifest has no `{key}`");
+    }
+    let mut text = serde_json::to_string_pretty(&manifest).unwrap();
+    text.push('\n');
+    text.into_bytes()
+}
+
+fn bless() -> bool {
+    std::env::var_os("SEGFLOW_BLESS").is_some()
+}
+
+#[test]
+fn the_example_run_folder_matches_its_golden_copy() {
+    let run = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
+    let mut produced = BTreeMap::new();
+    files(&run.dir(), "", &mut produced);
+    let manifest = produced.get_mut("manifest.json").expect("manifest.json");
+    *manifest = reproducible_manifest(manifest);
+    let golden_dir = repo_path("tests/golden/saas_quarterly");
+    if bless() {
+        let _ = std::fs::remove_dir_all(&golden_dir);
+        for (name, bytes) in &produced {
+            let path = golden_dir.join(name);
+            std::fs::create_dir_all(path.parent().unwrap()).unwrap();
+            std::fs::write(path, bytes).unwrap();
+        }
+    }
+    let mut golden = BTreeMap::new();
+    files(&golden_dir, "", &mut golden);
+    assert_eq!(
+        produced.keys().collect::<Vec<_>>(),
+        golden.keys().collect::<Vec<_>>()
+    );
+    for (name, bytes) in &produced {
+        assert!(
+            *bytes == golden[name],
+            "{name} differs from tests/golden/saas_quarterly/{name}"
+        );
+    }
+}
+
+#[test]
+fn the_example_plan_matches_its_golden_copy() {
+    let output = segflow()
+        .current_dir(repo_path(""))
+        .args(["plan", "pipelines/saas_quarterly.yaml"])
+        .output()
+        .unwrap();
+    assert!(output.status.success());
+    let golden = repo_path("tests/golden/saas_quarterly.plan.sql");
+    if bless() {
+        std::fs::write(&golden, &output.stdout).unwrap();
+    }
+    assert_eq!(stdout(&output), std::fs::read_to_string(golden).unwrap());
+}
+
+#[test]
+fn plan_shows_datafusion_plans_without_reading_rows() {
+    for (format, expected) in [("logical", "Projection:"), ("physical", "SortExec")] {
+        let output = segflow()
+            .current_dir(repo_path(""))
+            .args(["plan", "pipelines/saas_quarterly.yaml", "--format", format])
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{format}");
+        assert!(stdout(&output).contains(expected), "{}", stdout(&output));
+    }
+}
