@@ -17,6 +17,7 @@ use crate::engine::{self, RunOptions};
 use crate::error::{Error, Result, exit};
 use crate::lint;
 use crate::pipeline::{Pipeline, PipelineSpec};
+use crate::progress::Progress;
 use crate::report::{self, LintView, Manifest, ReportData, StageTiming, StagedOutput, Templates};
 
 /// Parse arguments, run the command, print any error, and return the exit code.
@@ -155,10 +156,37 @@ pub fn schema_json() -> String {
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
-    tokio::runtime::Builder::new_multi_thread()
+    runtime_with(None)
+}
+
+/// The async runtime, with `threads` workers (default: one per core).
+fn runtime_with(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
+    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    if let Some(threads) = threads {
+        builder.worker_threads(threads);
+    }
+    builder
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))
+}
+
+/// The default memory limit: half of the machine's memory, or 4 GiB when it cannot be read.
+fn default_memory_limit() -> u64 {
+    std::fs::read_to_string("/proc/meminfo")
+        .ok()
+        .and_then(|info| {
+            info.lines()
+                .find_map(|line| line.strip_prefix("MemTotal:"))
+                .and_then(|rest| {
+                    rest.trim()
+                        .trim_end_matches("kB")
+                        .trim()
+                        .parse::<u64>()
+                        .ok()
+                })
+        })
+        .map_or(4 << 30, |kib| kib * 1024 / 2)
 }
 
 /// A line for people on stdout; left out with `--format json`, where stdout holds JSON only.
@@ -174,9 +202,7 @@ fn prepare(input: &SourceArgs) -> Result<(Pipeline, RunOptions)> {
     for (name, path) in &input.sources {
         pipeline.override_source(name, path)?;
     }
-    let options = RunOptions {
-        as_of: pipeline.as_of(input.as_of),
-    };
+    let options = RunOptions::new(pipeline.as_of(input.as_of));
     Ok((pipeline, options))
 }
 
@@ -308,7 +334,14 @@ fn validate(input: &SourceArgs) -> Result<()> {
 
 fn run_pipeline(args: RunArgs) -> Result<()> {
     let started_at = chrono::Utc::now();
-    let (pipeline, options) = prepare(&args.input)?;
+    let (pipeline, mut options) = prepare(&args.input)?;
+    let threads = args.threads.map(usize::from);
+    options.resources = engine::Resources {
+        memory_limit: Some(args.memory_limit.unwrap_or_else(default_memory_limit)),
+        threads,
+    };
+    options.profile = args.profile;
+    options.progress = Progress::on_terminal(args.quiet || json_format());
     let destination = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", pipeline.spec.name, options.as_of))
     });
@@ -323,10 +356,12 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     report_lints(&static_lints, args.input.deny_warnings)?;
     let staged = StagedOutput::begin(&destination, args.replace)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
-    let runtime = runtime()?;
+    let runtime = runtime_with(threads)?;
     let results = runtime
         .block_on(engine::run(&pipeline, &options, staged.path()))
-        .map_err(relocate)?;
+        .map_err(relocate);
+    options.progress.finish();
+    let results = results?;
 
     let render_start = std::time::Instant::now();
     let analysis = analysis::analyse(&pipeline, &results);
@@ -354,6 +389,10 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         outputs.push("comparison.json".into());
     }
     outputs.extend(report::write_reports(staged.path(), &data, &templates).map_err(relocate)?);
+    if let Some(profile) = &results.profile {
+        report::write_profile(staged.path(), profile).map_err(relocate)?;
+        outputs.push(report::PROFILE.into());
+    }
     outputs.push("manifest.json".into());
     let mut timings: Vec<StageTiming> = results
         .timings

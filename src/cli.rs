@@ -153,6 +153,54 @@ pub struct RunArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub format: MessageFormat,
+    /// Memory the engine may use, e.g. `2GiB`, `512MiB`, `8GB`. Aggregations, joins and sorts
+    /// spill to the temporary folder ($TMPDIR) rather than exceed it. Default: half of the
+    /// machine's memory.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+    /// Worker threads (and partitions of each query). Default: one per core.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    pub threads: Option<u16>,
+    /// Write `profile.txt` into the run folder: the executed physical plan with each
+    /// operator's rows, time and spills.
+    #[arg(long)]
+    pub profile: bool,
+    /// Show no progress on the terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A size in bytes from `2GiB`, `512MiB`, `1.5GB`, `100000` (binary and decimal units).
+pub fn parse_size(text: &str) -> Result<u64, String> {
+    let trimmed = text.trim();
+    let split = trimmed
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(trimmed.len());
+    let (number, unit) = trimmed.split_at(split);
+    let number: f64 = number
+        .parse()
+        .map_err(|_| format!("`{text}` is not a size; write e.g. 2GiB, 512MiB or 8GB"))?;
+    let factor: f64 = match unit.trim().to_ascii_lowercase().as_str() {
+        "" | "b" => 1.0,
+        "k" | "kb" => 1e3,
+        "m" | "mb" => 1e6,
+        "g" | "gb" => 1e9,
+        "t" | "tb" => 1e12,
+        "kib" => 1024.0,
+        "mib" => 1024.0 * 1024.0,
+        "gib" => 1024.0 * 1024.0 * 1024.0,
+        "tib" => 1024.0 * 1024.0 * 1024.0 * 1024.0,
+        other => {
+            return Err(format!(
+                "unknown size unit `{other}`; use B, KiB, MiB, GiB, TiB, KB, MB, GB or TB"
+            ));
+        }
+    };
+    let bytes = number * factor;
+    if !(1.0..1e18).contains(&bytes) {
+        return Err(format!("`{text}` is not a usable size"));
+    }
+    Ok(bytes as u64)
 }
 
 /// How diagnostics (errors and lint warnings) are printed.
@@ -238,6 +286,17 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    #[test]
+    fn sizes_in_binary_and_decimal_units() {
+        assert_eq!(parse_size("2GiB"), Ok(2 * 1024 * 1024 * 1024));
+        assert_eq!(parse_size("512 MiB"), Ok(512 * 1024 * 1024));
+        assert_eq!(parse_size("1.5GB"), Ok(1_500_000_000));
+        assert_eq!(parse_size("100000"), Ok(100_000));
+        assert!(parse_size("2 GiGs").is_err());
+        assert!(parse_size("0").is_err());
+        assert!(parse_size("lots").is_err());
     }
 
     #[test]

@@ -26,6 +26,8 @@ pub mod exit {
     pub const LINT: u8 = 7;
     /// The pipeline's own segment tests (`segflow test`) failed.
     pub const TESTS: u8 = 8;
+    /// The run needed more memory than `--memory-limit` allows, even with spilling.
+    pub const MEMORY: u8 = 9;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
     /// Interrupted by Ctrl-C or a termination signal; nothing was written.
@@ -124,6 +126,16 @@ pub enum Error {
         /// One line per failed check.
         failed: Vec<String>,
     },
+    /// The engine ran out of its memory pool in a stage, even after spilling.
+    #[error("out of memory in stage `{stage}`{}: {message}", limit.map_or(String::new(), |l| format!(" under --memory-limit {}", human_bytes(l))))]
+    OutOfMemory {
+        /// The stage that ran out.
+        stage: &'static str,
+        /// The limit in force, in bytes.
+        limit: Option<u64>,
+        /// DataFusion's message.
+        message: String,
+    },
     /// A bug in segflow.
     #[error("internal error (this is a bug in segflow, please report it): {0}")]
     Internal(String),
@@ -164,7 +176,23 @@ impl Error {
             Error::CriteriaFailed { .. } => exit::CRITERIA,
             Error::LintDenied { .. } => exit::LINT,
             Error::TestsFailed { .. } | Error::TestFailure { .. } => exit::TESTS,
+            Error::OutOfMemory { .. } => exit::MEMORY,
             Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+
+    /// This error, raised while the engine ran `stage` under memory `limit`: running out of the
+    /// memory pool becomes [`Error::OutOfMemory`], naming the stage and the limit.
+    pub fn in_stage(self, stage: &'static str, limit: Option<u64>) -> Self {
+        match self {
+            Error::Data { message, .. } if message.starts_with("Resources exhausted") => {
+                Error::OutOfMemory {
+                    stage,
+                    limit,
+                    message,
+                }
+            }
+            other => other,
         }
     }
 
@@ -208,6 +236,7 @@ impl Diagnostic for Error {
             Error::CriteriaFailed { .. } => "segflow::criteria",
             Error::LintDenied { .. } => "segflow::lint",
             Error::TestsFailed { .. } | Error::TestFailure { .. } => "segflow::tests",
+            Error::OutOfMemory { .. } => "segflow::memory",
             Error::Internal(_) => "segflow::internal",
         };
         Some(Box::new(code))
@@ -218,6 +247,10 @@ impl Diagnostic for Error {
             Error::Pipeline { problems, .. } if problems.len() == 1 => {
                 Diagnostic::help(&problems[0])
             }
+            Error::OutOfMemory { .. } => Some(Box::new(
+                "raise --memory-limit (e.g. --memory-limit 8GiB), or free memory for the run; \
+                 operators that can spill already wrote to the temporary folder ($TMPDIR)",
+            )),
             Error::Source { help, .. }
             | Error::Data { help, .. }
             | Error::Output { help, .. }
@@ -282,4 +315,20 @@ pub fn first_line_of_datafusion(error: &datafusion::error::DataFusionError) -> S
         .trim_start_matches("SQL error: ")
         .trim_start_matches("External error: ")
         .to_string()
+}
+
+/// `bytes` in binary units, e.g. `2 GiB`, `512 MiB`.
+pub fn human_bytes(bytes: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit < UNITS.len() - 1 {
+        value /= 1024.0;
+        unit += 1;
+    }
+    if value.fract() == 0.0 {
+        format!("{value} {}", UNITS[unit])
+    } else {
+        format!("{value:.1} {}", UNITS[unit])
+    }
 }

@@ -15,4 +15,5 @@ pub mod engine;
 pub mod error;
 pub mod lint;
 pub mod pipeline;
+pub mod progress;
 pub mod report;

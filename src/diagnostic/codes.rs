@@ -146,6 +146,8 @@ codes! {
     LINT = "lint", Error, "Lint warnings were found and `--deny-warnings` turns them into a failure. Exit code 7.";
     /// Failed segment tests.
     TESTS = "tests", Error, "The pipeline's own segment tests (`segflow test`) failed: a fixture customer landed in another segment, or a feature had another value. Exit code 8.";
+    /// The engine ran out of memory even after spilling.
+    MEMORY = "memory", Error, "A stage of the run needed more memory than `--memory-limit` allows, even after spilling to the temporary folder. The message names the stage and the limit. Raise --memory-limit, or give the run a machine with more memory. Exit code 9.";
     /// A bug.
     INTERNAL = "internal", Error, "A bug in segflow. Please report it with the command and, if you can, the pipeline file. Exit code 70.";
 }

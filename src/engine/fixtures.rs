@@ -27,7 +27,7 @@ pub async fn assign(
     as_of: NaiveDate,
     test: &SegmentTest,
 ) -> Result<BTreeMap<String, Row>> {
-    let ctx = session(as_of);
+    let ctx = session(as_of, &super::Resources::default())?;
     for (name, source) in &pipeline.sources {
         match test.sources.get(name) {
             Some(FixtureRows::File { path }) => {

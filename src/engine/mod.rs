@@ -12,12 +12,16 @@ pub mod stats;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use datafusion::execution::memory_pool::FairSpillPool;
+use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
+use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
 use serde::Serialize;
@@ -30,6 +34,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::model::{FeatureKind, SourceFormat};
 use crate::pipeline::sql::ident;
 use crate::pipeline::{Pipeline, hex};
+use crate::progress::Progress;
 
 /// Name under which the written assignments are read back for statistics.
 const ASSIGNMENTS: &str = "__segflow_assignments";
@@ -39,7 +44,40 @@ const ASSIGNMENTS: &str = "__segflow_assignments";
 pub struct RunOptions {
     /// The as-of date in force.
     pub as_of: NaiveDate,
+    /// Memory and threads the engine may use.
+    pub resources: Resources,
+    /// Keep the physical plans with their per-operator metrics (`--profile`).
+    pub profile: bool,
+    /// Where to show progress.
+    pub progress: Progress,
 }
+
+impl RunOptions {
+    /// Options for `as_of` with default resources, no profile and no progress shown.
+    pub fn new(as_of: NaiveDate) -> Self {
+        RunOptions {
+            as_of,
+            resources: Resources::default(),
+            profile: false,
+            progress: Progress::hidden(),
+        }
+    }
+}
+
+/// Memory and threads a run may use.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Bytes the engine's memory pool may hand out before operators spill to disk; `None` for no
+    /// limit.
+    pub memory_limit: Option<u64>,
+    /// Worker threads and partitions; `None` for one per core.
+    pub threads: Option<usize>,
+}
+
+/// Share of `--memory-limit` given to DataFusion's memory pool. The rest is headroom for what the
+/// pool does not account for (Parquet read buffers, batches in flight, the output writer), so
+/// that the process stays near the limit the user asked for.
+const POOL_SHARE: f64 = 0.8;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -72,6 +110,10 @@ pub struct RunResults {
     /// written to the manifest only.
     #[serde(skip)]
     pub timings: Vec<(String, f64)>,
+    /// With `--profile`: the executed physical plans with their metrics (rows, time, spills).
+    /// Run metadata, written to `profile.txt` only.
+    #[serde(skip)]
+    pub profile: Option<String>,
 }
 
 /// One segment's size and profile.
@@ -133,22 +175,41 @@ pub struct SourceSummary {
     pub sha256: String,
 }
 
-fn session(as_of: NaiveDate) -> SessionContext {
+fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
     // Plain Utf8 strings in outputs, readable by every Parquet consumer.
-    let config = SessionConfig::new()
+    let mut config = SessionConfig::new()
         .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
         .set_bool(
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         );
-    let ctx = SessionContext::new_with_config(config);
+    if let Some(threads) = resources.threads {
+        config = config.with_target_partitions(threads.max(1));
+    }
+    let mut runtime = RuntimeEnvBuilder::new();
+    if let Some(limit) = resources.memory_limit {
+        // A fair pool shares the limit among the operators that can spill (aggregations, joins,
+        // sorts) instead of letting the first one take it all. Spill files go to the OS
+        // temporary folder ($TMPDIR) and are removed when the run ends.
+        let pool = (limit as f64 * POOL_SHARE) as usize;
+        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(pool)));
+        // A sort keeps this much back to merge its spill files (10 MiB by default); under a
+        // small limit that reservation alone would fail the run.
+        let merge_reserve = (pool / 32).min(10 << 20);
+        config = config.set_usize(
+            "datafusion.execution.sort_spill_reservation_bytes",
+            merge_reserve,
+        );
+    }
+    let runtime = runtime.build_arc()?;
+    let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udf(functions::as_of(as_of));
-    ctx
+    Ok(ctx)
 }
 
 /// Check everything that needs the sources' schemas but no scan: columns, SQL, types.
 pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<ResolvedSource>> {
-    let ctx = session(options.as_of);
+    let ctx = session(options.as_of, &options.resources)?;
     let resolved = sources::resolve(pipeline)?;
     sources::register(&ctx, pipeline, &resolved).await?;
     compile::compile(&ctx, pipeline, options.as_of).await?;
@@ -169,7 +230,7 @@ pub enum PlanView {
 /// What a run would execute, without reading any rows: the SQL of every stage or DataFusion's
 /// plan of the assignments query.
 pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) -> Result<String> {
-    let ctx = session(options.as_of);
+    let ctx = session(options.as_of, &options.resources)?;
     let resolved = sources::resolve(pipeline)?;
     sources::register(&ctx, pipeline, &resolved).await?;
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
@@ -202,10 +263,7 @@ pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) 
         ),
         PlanView::Physical => {
             let plan = compiled.assignments.create_physical_plan().await?;
-            format!(
-                "{}",
-                datafusion::physical_plan::displayable(plan.as_ref()).indent(true)
-            )
+            format!("{}", displayable(plan.as_ref()).indent(true))
         }
     })
 }
@@ -213,7 +271,7 @@ pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) 
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
     let mut timings = Timings::new();
-    let ctx = session(options.as_of);
+    let ctx = session(options.as_of, &options.resources)?;
     let resolved = sources::resolve(pipeline)?;
     let hashing = tokio::task::spawn_blocking({
         let resolved = resolved.clone();
@@ -224,41 +282,47 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
                 .collect::<Result<Vec<_>>>()
         }
     });
+    let progress = &options.progress;
+    let in_stage = |stage: &'static str| {
+        progress.stage(stage);
+        move |error: Error| error.in_stage(stage, options.resources.memory_limit)
+    };
     sources::register(&ctx, pipeline, &resolved).await?;
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
     timings.lap("plan");
 
-    let customers = check_entity_key(&ctx, pipeline).await?;
+    let customers = check_entity_key(&ctx, pipeline)
+        .await
+        .map_err(in_stage("check entity"))?;
     timings.lap("check entity");
 
     let assignments_path = out_dir.join("assignments.parquet");
-    let schema = write_parquet(compiled.assignments, &assignments_path).await?;
+    let (schema, executed) = write_parquet(&ctx, compiled.assignments, &assignments_path, progress)
+        .await
+        .map_err(in_stage("features and segments"))?;
     timings.lap("features and segments");
-
-    ctx.register_parquet(
-        ASSIGNMENTS,
-        assignments_path.to_string_lossy().as_ref(),
-        ParquetReadOptions::default(),
-    )
-    .await?;
+    let profile = options.profile.then(|| {
+        format!(
+            "-- features and segments: the physical plan with each operator's metrics\n{}",
+            datafusion::physical_plan::display::DisplayableExecutionPlan::with_metrics(
+                executed.as_ref()
+            )
+            .indent(true)
+        )
+    });
+    let measured = measure(&ctx, pipeline, &assignments_path, &schema, customers)
+        .await
+        .map_err(in_stage("statistics"))?;
+    timings.lap("statistics");
+    let Measured {
+        grouped,
+        overall,
+        reachable,
+        quantiles,
+        matrix,
+        rule_overlap,
+    } = measured;
     let feature_names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
-    let grouped = stats::compute(&ctx, ASSIGNMENTS, &schema, &feature_names, true).await?;
-    let overall = stats::compute(&ctx, ASSIGNMENTS, &schema, &feature_names, false)
-        .await?
-        .pop()
-        .map(|g| g.features)
-        .unwrap_or_default();
-    let reachable = match pipeline
-        .spec
-        .criteria
-        .as_ref()
-        .and_then(|c| c.accessible.as_ref())
-    {
-        Some(accessible) => {
-            Some(measures::reachable(&ctx, ASSIGNMENTS, &accessible.reachable).await?)
-        }
-        None => None,
-    };
     let reachable_in = |segment: Option<&str>| {
         reachable.as_ref().map(|counts| {
             counts
@@ -267,10 +331,6 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
                 .map_or(0, |(_, n)| *n)
         })
     };
-    let quantiles = measures::quantile_cuts(&ctx, ASSIGNMENTS, pipeline).await?;
-    let matrix = measures::matrix(&ctx, ASSIGNMENTS, pipeline, customers).await?;
-    let rule_overlap = measures::rule_overlap(&ctx, ASSIGNMENTS, pipeline).await?;
-    timings.lap("statistics");
 
     let share = |n: u64| {
         if customers == 0 {
@@ -354,6 +414,59 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         matrix,
         rule_overlap,
         timings: timings.into_inner(),
+        profile,
+    })
+}
+
+/// What the statistics stage measures over the written assignments.
+struct Measured {
+    grouped: Vec<stats::GroupStats>,
+    overall: Vec<FeatureStats>,
+    reachable: Option<Vec<(Option<String>, u64)>>,
+    quantiles: Vec<measures::QuantileCuts>,
+    matrix: Option<measures::Matrix>,
+    rule_overlap: Vec<measures::RuleOverlap>,
+}
+
+/// Per-segment statistics and the method's measures, read from the assignments file.
+async fn measure(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    assignments: &Path,
+    schema: &datafusion::arrow::datatypes::Schema,
+    customers: u64,
+) -> Result<Measured> {
+    ctx.register_parquet(
+        ASSIGNMENTS,
+        assignments.to_string_lossy().as_ref(),
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    let feature_names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
+    let grouped = stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, true).await?;
+    let overall = stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, false)
+        .await?
+        .pop()
+        .map(|g| g.features)
+        .unwrap_or_default();
+    let reachable = match pipeline
+        .spec
+        .criteria
+        .as_ref()
+        .and_then(|c| c.accessible.as_ref())
+    {
+        Some(accessible) => {
+            Some(measures::reachable(ctx, ASSIGNMENTS, &accessible.reachable).await?)
+        }
+        None => None,
+    };
+    Ok(Measured {
+        grouped,
+        overall,
+        reachable,
+        quantiles: measures::quantile_cuts(ctx, ASSIGNMENTS, pipeline).await?,
+        matrix: measures::matrix(ctx, ASSIGNMENTS, pipeline, customers).await?,
+        rule_overlap: measures::rule_overlap(ctx, ASSIGNMENTS, pipeline).await?,
     })
 }
 
@@ -450,12 +563,19 @@ async fn count_rows(ctx: &SessionContext, table: &str) -> Result<u64> {
         .ok_or_else(|| Error::Internal(format!("no row count for {table}")))
 }
 
-/// Stream the plan's batches into a Parquet file, returning its schema.
+/// Stream the plan's batches into a Parquet file, returning its schema and the executed
+/// physical plan (which holds the per-operator metrics).
 async fn write_parquet(
+    ctx: &SessionContext,
     frame: datafusion::prelude::DataFrame,
     path: &Path,
-) -> Result<datafusion::arrow::datatypes::SchemaRef> {
-    let mut stream = frame.execute_stream().await?;
+    progress: &Progress,
+) -> Result<(
+    datafusion::arrow::datatypes::SchemaRef,
+    Arc<dyn ExecutionPlan>,
+)> {
+    let plan = frame.create_physical_plan().await?;
+    let mut stream = datafusion::physical_plan::execute_stream(plan.clone(), ctx.task_ctx())?;
     let schema = stream.schema();
     let file = File::create(path).map_err(|e| Error::output(path, e))?;
     let properties = WriterProperties::builder()
@@ -463,11 +583,15 @@ async fn write_parquet(
         .build();
     let mut writer = ArrowWriter::try_new(file, schema.clone(), Some(properties))
         .map_err(|e| Error::output(path, e))?;
+    let mut written = 0u64;
     while let Some(batch) = stream.next().await {
-        writer.write(&batch?).map_err(|e| Error::output(path, e))?;
+        let batch = batch?;
+        written += batch.num_rows() as u64;
+        writer.write(&batch).map_err(|e| Error::output(path, e))?;
+        progress.customers(written);
     }
     writer.close().map_err(|e| Error::output(path, e))?;
-    Ok(schema)
+    Ok((schema, plan))
 }
 
 /// SHA-256 over the bytes of `files` in order.

@@ -269,6 +269,14 @@ impl<'a> SegmentsDocument<'a> {
     }
 }
 
+/// File name of the profile `--profile` writes.
+pub const PROFILE: &str = "profile.txt";
+
+/// Write the engine's profile (physical plans with metrics) into `dir`.
+pub fn write_profile(dir: &Path, profile: &str) -> Result<()> {
+    write_file(&dir.join(PROFILE), profile.as_bytes())
+}
+
 /// Write `manifest.json` into `dir`.
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     write_json(&dir.join("manifest.json"), manifest)

@@ -10,6 +10,7 @@ mod hand_worked;
 mod hardening;
 mod lints;
 mod method;
+mod resources;
 mod review;
 mod schema;
 mod support;

@@ -1,0 +1,58 @@
+//! Progress of a long run on the terminal: the stage, customers written and elapsed time, drawn on
+//! stderr only when it is a terminal and `--quiet` was not given. Nothing of it reaches the run
+//! folder, so outputs stay byte-identical.
+
+use std::io::IsTerminal;
+use std::time::Duration;
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+
+/// A progress line, or nothing when hidden.
+#[derive(Debug, Clone)]
+pub struct Progress {
+    bar: Option<ProgressBar>,
+}
+
+impl Progress {
+    /// A progress line on stderr when it is a terminal and `quiet` is false.
+    pub fn on_terminal(quiet: bool) -> Self {
+        if quiet || !std::io::stderr().is_terminal() {
+            return Self::hidden();
+        }
+        let bar = ProgressBar::with_draw_target(None, ProgressDrawTarget::stderr());
+        if let Ok(style) =
+            ProgressStyle::with_template("{spinner} [{elapsed_precise}] {prefix}: {msg}")
+        {
+            bar.set_style(style);
+        }
+        bar.enable_steady_tick(Duration::from_millis(120));
+        Progress { bar: Some(bar) }
+    }
+
+    /// No progress shown.
+    pub fn hidden() -> Self {
+        Progress { bar: None }
+    }
+
+    /// A new stage begins.
+    pub fn stage(&self, name: &str) {
+        if let Some(bar) = &self.bar {
+            bar.set_prefix(name.to_string());
+            bar.set_message("");
+        }
+    }
+
+    /// `written` customers are done in the current stage.
+    pub fn customers(&self, written: u64) {
+        if let Some(bar) = &self.bar {
+            bar.set_message(format!("{written} customers written"));
+        }
+    }
+
+    /// Remove the line.
+    pub fn finish(&self) {
+        if let Some(bar) = &self.bar {
+            bar.finish_and_clear();
+        }
+    }
+}
