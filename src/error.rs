@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 
 use miette::{Diagnostic, LabeledSpan, SourceCode};
 
-use crate::diagnostic::Problem;
+use crate::diagnostic::{PipelineFile, Problem};
 
 /// Exit codes, documented in the README.
 pub mod exit {
@@ -178,6 +178,18 @@ impl Error {
             Error::TestsFailed { .. } | Error::TestFailure { .. } => exit::TESTS,
             Error::OutOfMemory { .. } => exit::MEMORY,
             Error::Internal(_) => exit::INTERNAL,
+        }
+    }
+
+    /// The pipeline error listing `problems` in `file`, or `Ok` when there are none.
+    pub fn fail_if_any(file: &PipelineFile, problems: Vec<Problem>) -> Result<()> {
+        if problems.is_empty() {
+            Ok(())
+        } else {
+            Err(Error::Pipeline {
+                file: file.display_name().to_string(),
+                problems,
+            })
         }
     }
 

@@ -5,7 +5,10 @@ use serde::Serialize;
 
 use super::effect::{Moments, cohens_d};
 use crate::engine::{RunResults, SegmentResult};
-use crate::pipeline::model::{CriteriaSpec, Threshold};
+use crate::pipeline::model::{
+    AccessibleSpec, ActionableSpec, CriteriaSpec, DifferentiableSpec, IdentifiableSpec,
+    SegmentSpec, SubstantialSpec, Threshold,
+};
 
 /// Outcome of a check, ordered by severity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -137,8 +140,13 @@ fn feature_moments(stats: &[crate::engine::FeatureStats], feature: &str) -> Opti
         .and_then(Moments::of)
 }
 
-/// Evaluate the declared criteria on a run's results.
-pub fn evaluate_all(spec: Option<&CriteriaSpec>, results: &RunResults) -> CriteriaReport {
+/// Evaluate the declared criteria on a run's results; `segments` are the declarations (owners,
+/// actions) that *actionable* judges.
+pub fn evaluate_all(
+    spec: Option<&CriteriaSpec>,
+    segments: &[SegmentSpec],
+    results: &RunResults,
+) -> CriteriaReport {
     let Some(spec) = spec else {
         return CriteriaReport {
             status: Status::Pass,
@@ -148,212 +156,22 @@ pub fn evaluate_all(spec: Option<&CriteriaSpec>, results: &RunResults) -> Criter
     };
     let mut criteria = Vec::new();
     if let Some(identifiable) = &spec.identifiable {
-        let mut unassigned = check(
-            "all customers",
-            "share unassigned",
-            results.unassigned_share,
-            &identifiable.unassigned_share,
-        );
-        unassigned.detail = Some(format!(
-            "{} of {} customers match no rule",
-            results.unassigned, results.customers
-        ));
-        let references = Check {
-            subject: "all rules".into(),
-            measure: "rules reference only declared features".into(),
-            value: None,
-            threshold: "required".into(),
-            status: Status::Pass,
-            detail: Some("checked when the pipeline was loaded".into()),
-        };
-        criteria.push(criterion(
-            "identifiable",
-            "Can you find them?",
-            vec![unassigned, references],
-        ));
+        criteria.push(identifiable_checks(identifiable, results));
     }
     if let Some(substantial) = &spec.substantial {
-        let mut checks = Vec::new();
-        for segment in &results.segments {
-            if let Some(t) = &substantial.share {
-                checks.push(check(&segment.id, "share of customers", segment.share, t));
-            }
-            if let Some(t) = &substantial.customers {
-                checks.push(check(&segment.id, "customers", segment.customers as f64, t));
-            }
-            if let Some(value) = &substantial.value_share {
-                let total = results
-                    .overall
-                    .iter()
-                    .find(|s| s.feature == value.feature)
-                    .and_then(|s| s.sum);
-                let part = segment
-                    .features
-                    .iter()
-                    .find(|s| s.feature == value.feature)
-                    .and_then(|s| s.sum);
-                let measure = format!("share of total {}", value.feature);
-                checks.push(match (part, total) {
-                    (_, Some(total)) if total != 0.0 => {
-                        let mut c = check(
-                            &segment.id,
-                            &measure,
-                            part.unwrap_or(0.0) / total,
-                            &value.threshold,
-                        );
-                        c.detail = Some(format!("{:.2} of {total:.2}", part.unwrap_or(0.0)));
-                        c
-                    }
-                    _ => Check {
-                        subject: segment.id.clone(),
-                        measure,
-                        value: None,
-                        threshold: describe(&value.threshold),
-                        status: Status::Fail,
-                        detail: Some(format!("`{}` has no numeric total to share", value.feature)),
-                    },
-                });
-            }
-        }
-        criteria.push(criterion("substantial", "Big enough to matter?", checks));
+        criteria.push(substantial_checks(substantial, results));
     }
     if let Some(accessible) = &spec.accessible {
-        let checks = results
-            .segments
-            .iter()
-            .map(|segment| match (segment.reachable, segment.customers) {
-                (Some(reachable), n) if n > 0 => {
-                    let mut c = check(
-                        &segment.id,
-                        "share reachable",
-                        reachable as f64 / n as f64,
-                        &accessible.share,
-                    );
-                    c.detail = Some(format!(
-                        "{reachable} of {n} match `{}`",
-                        accessible.reachable
-                    ));
-                    c
-                }
-                _ => Check {
-                    subject: segment.id.clone(),
-                    measure: "share reachable".into(),
-                    value: None,
-                    threshold: describe(&accessible.share),
-                    status: Status::Warn,
-                    detail: Some("the segment is empty".into()),
-                },
-            })
-            .collect();
-        criteria.push(criterion("accessible", "Can you reach them?", checks));
+        criteria.push(accessible_checks(accessible, results));
     }
     let mut differentiation = Vec::new();
     if let Some(differentiable) = &spec.differentiable {
-        let populated: Vec<&SegmentResult> = results
-            .segments
-            .iter()
-            .filter(|s| s.customers > 0)
-            .collect();
-        let mut checks = Vec::new();
-        for (i, a) in populated.iter().enumerate() {
-            for b in &populated[i + 1..] {
-                let by_feature: Vec<(String, Option<f64>)> = differentiable
-                    .features
-                    .iter()
-                    .map(|f| {
-                        let d = feature_moments(&a.features, f)
-                            .zip(feature_moments(&b.features, f))
-                            .and_then(|(x, y)| cohens_d(x, y));
-                        (f.clone(), d)
-                    })
-                    .collect();
-                let best = by_feature
-                    .iter()
-                    .filter_map(|(f, d)| d.map(|d| (f, d.abs())))
-                    .max_by(|x, y| x.1.total_cmp(&y.1));
-                let subject = format!("{} ~ {}", a.id, b.id);
-                checks.push(match best {
-                    Some((feature, d)) => {
-                        let mut c = check(
-                            &subject,
-                            "largest |Cohen's d|",
-                            d,
-                            &differentiable.effect_size,
-                        );
-                        c.detail = Some(format!("on `{feature}`"));
-                        c
-                    }
-                    None => Check {
-                        subject: subject.clone(),
-                        measure: "largest |Cohen's d|".into(),
-                        value: None,
-                        threshold: describe(&differentiable.effect_size),
-                        status: Status::Fail,
-                        detail: Some("no declared feature varies in these segments".into()),
-                    },
-                });
-                differentiation.push(PairDifference {
-                    a: a.id.clone(),
-                    b: b.id.clone(),
-                    largest: best.map(|(_, d)| d),
-                    feature: best.map(|(f, _)| f.clone()),
-                    by_feature,
-                });
-            }
-        }
-        criteria.push(criterion(
-            "differentiable",
-            "Distinct from the others?",
-            checks,
-        ));
+        let (checks, pairs) = differentiable_checks(differentiable, results);
+        criteria.push(checks);
+        differentiation = pairs;
     }
     if let Some(actionable) = &spec.actionable {
-        let mut checks = Vec::new();
-        for segment in &results.segments {
-            let mut missing = Vec::new();
-            if actionable.require_owner && segment.owner.is_none() {
-                missing.push("an owner");
-            }
-            if segment.negative {
-                if segment
-                    .negative_reason
-                    .as_deref()
-                    .is_none_or(|r| r.trim().is_empty())
-                {
-                    missing.push("a `negative_reason` (it is marked negative)");
-                }
-            } else if actionable.require_action && segment.actions.is_empty() {
-                missing.push("an action");
-            }
-            checks.push(Check {
-                subject: segment.id.clone(),
-                measure: "owner and action declared".into(),
-                value: None,
-                threshold: "required".into(),
-                status: if missing.is_empty() {
-                    Status::Pass
-                } else {
-                    Status::Fail
-                },
-                detail: Some(if missing.is_empty() {
-                    match (&segment.owner, segment.negative) {
-                        (_, true) => format!(
-                            "negative on purpose: {}",
-                            segment.negative_reason.clone().unwrap_or_default()
-                        ),
-                        (Some(owner), false) => format!("{owner}: {}", segment.actions.join("; ")),
-                        (None, false) => segment.actions.join("; "),
-                    }
-                } else {
-                    format!("missing {}", missing.join(" and "))
-                }),
-            });
-        }
-        criteria.push(criterion(
-            "actionable",
-            "Can you serve them differently?",
-            checks,
-        ));
+        criteria.push(actionable_checks(actionable, segments));
     }
     CriteriaReport {
         status: criteria
@@ -364,6 +182,210 @@ pub fn evaluate_all(spec: Option<&CriteriaSpec>, results: &RunResults) -> Criter
         criteria,
         differentiation,
     }
+}
+
+/// Identifiable: the share of customers no rule matches.
+fn identifiable_checks(identifiable: &IdentifiableSpec, results: &RunResults) -> CriterionResult {
+    let mut unassigned = check(
+        "all customers",
+        "share unassigned",
+        results.unassigned_share,
+        &identifiable.unassigned_share,
+    );
+    unassigned.detail = Some(format!(
+        "{} of {} customers match no rule",
+        results.unassigned, results.customers
+    ));
+    criterion("identifiable", "Can you find them?", vec![unassigned])
+}
+
+/// Substantial: each segment's share, size and share of a value feature's total.
+fn substantial_checks(substantial: &SubstantialSpec, results: &RunResults) -> CriterionResult {
+    let mut checks = Vec::new();
+    for segment in &results.segments {
+        if let Some(t) = &substantial.share {
+            checks.push(check(&segment.id, "share of customers", segment.share, t));
+        }
+        if let Some(t) = &substantial.customers {
+            checks.push(check(&segment.id, "customers", segment.customers as f64, t));
+        }
+        if let Some(value) = &substantial.value_share {
+            let total = results
+                .overall
+                .iter()
+                .find(|s| s.feature == value.feature)
+                .and_then(|s| s.sum);
+            let part = segment
+                .features
+                .iter()
+                .find(|s| s.feature == value.feature)
+                .and_then(|s| s.sum);
+            let measure = format!("share of total {}", value.feature);
+            checks.push(match (part, total) {
+                (_, Some(total)) if total != 0.0 => {
+                    let mut c = check(
+                        &segment.id,
+                        &measure,
+                        part.unwrap_or(0.0) / total,
+                        &value.threshold,
+                    );
+                    c.detail = Some(format!("{:.2} of {total:.2}", part.unwrap_or(0.0)));
+                    c
+                }
+                _ => Check {
+                    subject: segment.id.clone(),
+                    measure,
+                    value: None,
+                    threshold: describe(&value.threshold),
+                    status: Status::Fail,
+                    detail: Some(format!("`{}` has no numeric total to share", value.feature)),
+                },
+            });
+        }
+    }
+    criterion("substantial", "Big enough to matter?", checks)
+}
+
+/// Accessible: the share of each segment that the `reachable` condition matches.
+fn accessible_checks(accessible: &AccessibleSpec, results: &RunResults) -> CriterionResult {
+    let checks = results
+        .segments
+        .iter()
+        .map(|segment| match (segment.reachable, segment.customers) {
+            (Some(reachable), n) if n > 0 => {
+                let mut c = check(
+                    &segment.id,
+                    "share reachable",
+                    reachable as f64 / n as f64,
+                    &accessible.share,
+                );
+                c.detail = Some(format!(
+                    "{reachable} of {n} match `{}`",
+                    accessible.reachable
+                ));
+                c
+            }
+            _ => Check {
+                subject: segment.id.clone(),
+                measure: "share reachable".into(),
+                value: None,
+                threshold: describe(&accessible.share),
+                status: Status::Warn,
+                detail: Some("the segment is empty".into()),
+            },
+        })
+        .collect();
+    criterion("accessible", "Can you reach them?", checks)
+}
+
+/// Differentiable: the largest effect size (Cohen's d) between every pair of populated segments.
+fn differentiable_checks(
+    differentiable: &DifferentiableSpec,
+    results: &RunResults,
+) -> (CriterionResult, Vec<PairDifference>) {
+    let mut differentiation = Vec::new();
+    let populated: Vec<&SegmentResult> = results
+        .segments
+        .iter()
+        .filter(|s| s.customers > 0)
+        .collect();
+    let mut checks = Vec::new();
+    for (i, a) in populated.iter().enumerate() {
+        for b in &populated[i + 1..] {
+            let by_feature: Vec<(String, Option<f64>)> = differentiable
+                .features
+                .iter()
+                .map(|f| {
+                    let d = feature_moments(&a.features, f)
+                        .zip(feature_moments(&b.features, f))
+                        .and_then(|(x, y)| cohens_d(x, y));
+                    (f.clone(), d)
+                })
+                .collect();
+            let best = by_feature
+                .iter()
+                .filter_map(|(f, d)| d.map(|d| (f, d.abs())))
+                .max_by(|x, y| x.1.total_cmp(&y.1));
+            let subject = format!("{} ~ {}", a.id, b.id);
+            checks.push(match best {
+                Some((feature, d)) => {
+                    let mut c = check(
+                        &subject,
+                        "largest |Cohen's d|",
+                        d,
+                        &differentiable.effect_size,
+                    );
+                    c.detail = Some(format!("on `{feature}`"));
+                    c
+                }
+                None => Check {
+                    subject: subject.clone(),
+                    measure: "largest |Cohen's d|".into(),
+                    value: None,
+                    threshold: describe(&differentiable.effect_size),
+                    status: Status::Fail,
+                    detail: Some("no declared feature varies in these segments".into()),
+                },
+            });
+            differentiation.push(PairDifference {
+                a: a.id.clone(),
+                b: b.id.clone(),
+                largest: best.map(|(_, d)| d),
+                feature: best.map(|(f, _)| f.clone()),
+                by_feature,
+            });
+        }
+    }
+    (
+        criterion("differentiable", "Distinct from the others?", checks),
+        differentiation,
+    )
+}
+
+/// Actionable: every segment has an owner and actions, or a reason for being negative.
+fn actionable_checks(actionable: &ActionableSpec, segments: &[SegmentSpec]) -> CriterionResult {
+    let mut checks = Vec::new();
+    for segment in segments {
+        let mut missing = Vec::new();
+        if actionable.require_owner && segment.owner.is_none() {
+            missing.push("an owner");
+        }
+        if segment.negative {
+            if segment
+                .negative_reason
+                .as_deref()
+                .is_none_or(|r| r.trim().is_empty())
+            {
+                missing.push("a `negative_reason` (it is marked negative)");
+            }
+        } else if actionable.require_action && segment.actions.is_empty() {
+            missing.push("an action");
+        }
+        checks.push(Check {
+            subject: segment.id.clone(),
+            measure: "owner and action declared".into(),
+            value: None,
+            threshold: "required".into(),
+            status: if missing.is_empty() {
+                Status::Pass
+            } else {
+                Status::Fail
+            },
+            detail: Some(if missing.is_empty() {
+                match (&segment.owner, segment.negative) {
+                    (_, true) => format!(
+                        "negative on purpose: {}",
+                        segment.negative_reason.clone().unwrap_or_default()
+                    ),
+                    (Some(owner), false) => format!("{owner}: {}", segment.actions.join("; ")),
+                    (None, false) => segment.actions.join("; "),
+                }
+            } else {
+                format!("missing {}", missing.join(" and "))
+            }),
+        });
+    }
+    criterion("actionable", "Can you serve them differently?", checks)
 }
 
 #[cfg(test)]

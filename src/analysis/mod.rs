@@ -86,7 +86,11 @@ pub fn analyse(pipeline: &Pipeline, results: &RunResults) -> Analysis {
         })
         .collect();
     Analysis {
-        criteria: criteria::evaluate_all(pipeline.spec.criteria.as_ref(), results),
+        criteria: criteria::evaluate_all(
+            pipeline.spec.criteria.as_ref(),
+            &pipeline.spec.segments,
+            results,
+        ),
         scoring: pipeline
             .spec
             .scoring

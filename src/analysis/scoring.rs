@@ -148,17 +148,23 @@ fn beachhead(order: &[usize], negative: &[bool]) -> Option<usize> {
     order.iter().copied().find(|&i| !negative[i])
 }
 
-/// Score, rank and test the stability of the segments.
-pub fn score(spec: &ScoringSpec, segments: &[SegmentSpec], results: &RunResults) -> ScoringReport {
-    let weights: Vec<f64> = spec.factors.iter().map(|f| f.weight).collect();
-    let mut table: Vec<Vec<FactorScore>> = vec![Vec::new(); results.segments.len()];
+/// Every factor's score for every segment, in rule order.
+fn score_table(
+    spec: &ScoringSpec,
+    segments: &[SegmentSpec],
+    results: &RunResults,
+) -> Vec<Vec<FactorScore>> {
+    let mut table: Vec<Vec<FactorScore>> = vec![Vec::new(); segments.len()];
     for factor in &spec.factors {
         match &factor.derived {
             Some(derived) => {
-                let values: Vec<Option<f64>> = results
-                    .segments
+                let values: Vec<Option<f64>> = segments
                     .iter()
-                    .map(|s| metric(results, s, &derived.metric))
+                    .map(|s| {
+                        results
+                            .segment(&s.id)
+                            .and_then(|measured| metric(results, measured, &derived.metric))
+                    })
                     .collect();
                 for (i, score) in derived_scores(derived, &values).into_iter().enumerate() {
                     table[i].push(FactorScore {
@@ -182,6 +188,13 @@ pub fn score(spec: &ScoringSpec, segments: &[SegmentSpec], results: &RunResults)
             }
         }
     }
+    table
+}
+
+/// Score, rank and test the stability of the segments.
+pub fn score(spec: &ScoringSpec, segments: &[SegmentSpec], results: &RunResults) -> ScoringReport {
+    let weights: Vec<f64> = spec.factors.iter().map(|f| f.weight).collect();
+    let table = score_table(spec, segments, results);
     let scores: Vec<Vec<f64>> = table
         .iter()
         .map(|row| row.iter().map(|s| s.score).collect())
@@ -190,21 +203,21 @@ pub fn score(spec: &ScoringSpec, segments: &[SegmentSpec], results: &RunResults)
         .iter()
         .map(|s| round2(weighted(&weights, s)))
         .collect();
-    let negative: Vec<bool> = results.segments.iter().map(|s| s.negative).collect();
+    let negative: Vec<bool> = segments.iter().map(|s| s.negative).collect();
     let ranked = order(&totals);
     let ranking: Vec<RankedSegment> = ranked
         .iter()
         .enumerate()
         .map(|(rank, &i)| RankedSegment {
             rank: rank + 1,
-            segment: results.segments[i].id.clone(),
-            name: results.segments[i].name.clone(),
+            segment: segments[i].id.clone(),
+            name: segments[i].name.clone(),
             negative: negative[i],
             scores: table[i].clone(),
             total: totals[i],
             tied_with: (0..totals.len())
                 .filter(|&j| j != i && totals[j] == totals[i])
-                .map(|j| results.segments[j].id.clone())
+                .map(|j| segments[j].id.clone())
                 .collect(),
         })
         .collect();
@@ -214,9 +227,7 @@ pub fn score(spec: &ScoringSpec, segments: &[SegmentSpec], results: &RunResults)
         Some(i) => {
             let tied: Vec<&RankedSegment> = ranking
                 .iter()
-                .filter(|r| {
-                    !r.negative && r.total == totals[i] && r.segment != results.segments[i].id
-                })
+                .filter(|r| !r.negative && r.total == totals[i] && r.segment != segments[i].id)
                 .collect();
             if tied.is_empty() {
                 format!(
@@ -286,13 +297,13 @@ pub fn score(spec: &ScoringSpec, segments: &[SegmentSpec], results: &RunResults)
             seed: settings.seed,
             keeps_rank: ranked
                 .iter()
-                .map(|&i| (results.segments[i].id.clone(), share(kept[i])))
+                .map(|&i| (segments[i].id.clone(), share(kept[i])))
                 .collect(),
             beachhead_changes: share(changes),
             beachhead_share: ranked
                 .iter()
                 .filter(|&&i| leads[i] > 0)
-                .map(|&i| (results.segments[i].id.clone(), share(leads[i])))
+                .map(|&i| (segments[i].id.clone(), share(leads[i])))
                 .collect(),
         }
     });
@@ -329,7 +340,7 @@ pub fn score(spec: &ScoringSpec, segments: &[SegmentSpec], results: &RunResults)
             })
             .collect(),
         ranking,
-        beachhead: best.map(|i| results.segments[i].id.clone()),
+        beachhead: best.map(|i| segments[i].id.clone()),
         beachhead_note,
         stability,
     }

@@ -15,8 +15,6 @@ pub use codes::{Code, Severity};
 pub use locations::{Locations, byte_offset};
 pub use names::{available_help, did_you_mean};
 
-use crate::error::{Error, Result};
-
 /// The pipeline file as read: its text, its name, and where each node is, for pointing problems
 /// at their place.
 #[derive(Debug, Clone)]
@@ -116,18 +114,6 @@ impl PipelineFile {
             label: None,
             help: None,
             warning: code.severity == Severity::Warning,
-        }
-    }
-
-    /// Turn a list of problems into the pipeline error, or `Ok` when there are none.
-    pub fn fail_if_any(&self, problems: Vec<Problem>) -> Result<()> {
-        if problems.is_empty() {
-            Ok(())
-        } else {
-            Err(Error::Pipeline {
-                file: self.display_name.clone(),
-                problems,
-            })
         }
     }
 }

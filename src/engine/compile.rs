@@ -53,7 +53,7 @@ pub async fn compile(
     };
     let result = compiler.compile().await;
     let problems = std::mem::take(&mut compiler.problems);
-    pipeline.file.fail_if_any(problems)?;
+    Error::fail_if_any(&pipeline.file, problems)?;
     let assignments =
         result?.ok_or_else(|| Error::Internal("planning failed without a problem".into()))?;
     Ok(Compiled {

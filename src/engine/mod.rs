@@ -116,19 +116,12 @@ pub struct RunResults {
     pub profile: Option<String>,
 }
 
-/// One segment's size and profile.
+/// One segment's measured size and profile. Declarations (name, owner, rule, actions) stay in
+/// the pipeline; reports join the two by id.
 #[derive(Debug, Clone, Serialize)]
 pub struct SegmentResult {
     /// Segment id.
     pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Description, if declared.
-    pub description: Option<String>,
-    /// Owner, if declared.
-    pub owner: Option<String>,
-    /// The rule, `None` for the catch-all.
-    pub when: Option<String>,
     /// Customers assigned.
     pub customers: u64,
     /// Share of all customers.
@@ -137,12 +130,13 @@ pub struct SegmentResult {
     pub features: Vec<FeatureStats>,
     /// Customers reachable through the accessible criterion's condition, when declared.
     pub reachable: Option<u64>,
-    /// Declared actions.
-    pub actions: Vec<String>,
-    /// Deprioritised on purpose.
-    pub negative: bool,
-    /// Why, when negative.
-    pub negative_reason: Option<String>,
+}
+
+impl RunResults {
+    /// The measured segment `id`.
+    pub fn segment(&self, id: &str) -> Option<&SegmentResult> {
+        self.segments.iter().find(|s| s.id == id)
+    }
 }
 
 /// A feature as computed.
@@ -340,7 +334,6 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         }
     };
     let segments = pipeline
-        .spec
         .segments
         .iter()
         .map(|segment| {
@@ -350,17 +343,10 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
             let count = group.map_or(0, |g| g.customers);
             SegmentResult {
                 id: segment.id.clone(),
-                name: segment.name.clone(),
-                description: segment.description.clone(),
-                owner: segment.owner.clone(),
-                when: segment.when.clone(),
                 customers: count,
                 share: share(count),
                 features: group.map_or_else(|| empty_stats(&feature_names), |g| g.features.clone()),
                 reachable: reachable_in(Some(&segment.id)),
-                actions: segment.actions.clone(),
-                negative: segment.negative,
-                negative_reason: segment.negative_reason.clone(),
             }
         })
         .collect();

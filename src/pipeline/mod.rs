@@ -69,8 +69,11 @@ impl Pipeline {
     pub fn from_text(display_name: &str, text: String, base_dir: PathBuf) -> Result<Self> {
         let sha256 = hex(&Sha256::digest(text.as_bytes()));
         let file = PipelineFile::new(display_name, text);
-        let spec: PipelineSpec = serde_yaml::from_str(file.text())
-            .map_err(|e| file.fail_if_any(vec![yaml_problem(&file, &e)]).unwrap_err())?;
+        let spec: PipelineSpec =
+            serde_yaml::from_str(file.text()).map_err(|e| Error::Pipeline {
+                file: display_name.to_string(),
+                problems: vec![yaml_problem(&file, &e)],
+            })?;
         let checked = check::check(&spec, &file).map_err(|problems| Error::Pipeline {
             file: display_name.to_string(),
             problems,

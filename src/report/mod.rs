@@ -4,6 +4,7 @@
 mod output;
 mod provenance;
 mod templates;
+mod views;
 
 use std::path::Path;
 
@@ -12,43 +13,15 @@ use serde::Serialize;
 pub use output::{StagedOutput, remove_active_staging};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
+pub use views::{LintView, RunView, SegmentView};
 
 use crate::analysis::compare::Comparison;
 use crate::analysis::criteria::Check;
 use crate::analysis::{Analysis, SegmentProfile};
-use crate::engine::{RunResults, SegmentResult};
+use crate::engine::RunResults;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::PersonaSpec;
-
-/// A lint warning as reports show it.
-#[derive(Debug, Clone, Serialize)]
-pub struct LintView {
-    /// The lint code.
-    pub code: &'static str,
-    /// What it found.
-    pub message: String,
-    /// Line in the pipeline file, when known.
-    pub line: Option<usize>,
-    /// Column, when known.
-    pub column: Option<usize>,
-    /// What to do.
-    pub help: Option<String>,
-}
-
-impl LintView {
-    /// The view of a lint problem.
-    pub fn of(problem: &crate::diagnostic::Problem) -> Self {
-        let position = problem.line_column();
-        LintView {
-            code: problem.code_name(),
-            message: problem.message().to_string(),
-            line: position.map(|p| p.0),
-            column: position.map(|p| p.1),
-            help: problem.help_text().map(str::to_string),
-        }
-    }
-}
 
 /// What a reviewer needs to reproduce a run, written as `manifest.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -94,7 +67,7 @@ pub struct ReportData<'a> {
     pub pipeline: PipelineInfo<'a>,
     /// Everything measured.
     #[serde(flatten)]
-    pub results: &'a RunResults,
+    pub results: RunView<'a>,
     /// Criteria, scoring and profiles.
     #[serde(flatten)]
     pub analysis: &'a Analysis,
@@ -112,7 +85,7 @@ pub struct PersonaView<'a> {
     /// The persona as declared.
     pub persona: &'a PersonaSpec,
     /// Its segment's size and statistics.
-    pub segment: &'a SegmentResult,
+    pub segment: SegmentView<'a>,
     /// What distinguishes the segment.
     pub profile: Option<&'a SegmentProfile>,
     /// The criteria checks about this segment.
@@ -147,12 +120,17 @@ pub struct PipelineInfo<'a> {
 impl<'a> ReportData<'a> {
     /// Gather the report context of a run.
     pub fn new(pipeline: &'a Pipeline, results: &'a RunResults, analysis: &'a Analysis) -> Self {
+        let view = RunView::new(&pipeline.spec.segments, results);
         let personas = pipeline
             .spec
             .personas
             .iter()
             .filter_map(|persona| {
-                let segment = results.segments.iter().find(|s| s.id == persona.segment)?;
+                let segment = view
+                    .segments
+                    .iter()
+                    .find(|s| s.id == persona.segment)?
+                    .clone();
                 let checks = analysis
                     .criteria
                     .criteria
@@ -163,12 +141,12 @@ impl<'a> ReportData<'a> {
                             check,
                         })
                     })
-                    .filter(|view| view.check.subject == segment.id)
+                    .filter(|check| check.check.subject == segment.id)
                     .collect();
                 Some(PersonaView {
                     persona,
-                    segment,
                     profile: analysis.profiles.iter().find(|p| p.segment == segment.id),
+                    segment,
                     checks,
                 })
             })
@@ -186,7 +164,7 @@ impl<'a> ReportData<'a> {
                 entity: &pipeline.spec.entity.source,
                 key: &pipeline.spec.entity.key,
             },
-            results,
+            results: view,
         }
     }
 }
@@ -201,7 +179,7 @@ pub fn write_data(dir: &Path, data: &ReportData<'_>) -> Result<Vec<String>> {
         write_json(&dir.join("scoring.json"), scoring)?;
         written.push("scoring.json".into());
     }
-    write_segments_csv(&dir.join("segments.csv"), data.results)?;
+    write_segments_csv(&dir.join("segments.csv"), &data.results)?;
     written.push("segments.csv".into());
     write_json(&dir.join("lint.json"), &data.lints)?;
     written.push("lint.json".into());
@@ -254,7 +232,7 @@ struct SegmentsDocument<'a> {
     segflow_version: &'a str,
     pipeline: &'a PipelineInfo<'a>,
     #[serde(flatten)]
-    results: &'a RunResults,
+    results: &'a RunView<'a>,
     profiles: &'a [SegmentProfile],
 }
 
@@ -263,7 +241,7 @@ impl<'a> SegmentsDocument<'a> {
         SegmentsDocument {
             segflow_version: data.segflow_version,
             pipeline: &data.pipeline,
-            results: data.results,
+            results: &data.results,
             profiles: &data.analysis.profiles,
         }
     }
@@ -293,7 +271,7 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     write_file(path, text.as_bytes())
 }
 
-fn write_segments_csv(path: &Path, results: &RunResults) -> Result<()> {
+fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
     let fail = |e: csv::Error| Error::output(path, e);
     let mut writer = csv::Writer::from_path(path).map_err(fail)?;
     let mut header = vec![
@@ -302,7 +280,7 @@ fn write_segments_csv(path: &Path, results: &RunResults) -> Result<()> {
         "customers".to_string(),
         "share".to_string(),
     ];
-    for feature in &results.features {
+    for feature in results.features {
         for stat in ["non_null", "mean", "median", "min", "max"] {
             header.push(format!("{}__{stat}", feature.name));
         }
@@ -316,12 +294,12 @@ fn write_segments_csv(path: &Path, results: &RunResults) -> Result<()> {
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for segment in &results.segments {
         let mut row = vec![
-            segment.id.clone(),
-            segment.name.clone(),
+            segment.id.to_string(),
+            segment.name.to_string(),
             segment.customers.to_string(),
             segment.share.to_string(),
         ];
-        for feature in &results.features {
+        for feature in results.features {
             match segment.features.iter().find(|s| s.feature == feature.name) {
                 Some(s) => row.extend([
                     s.non_null.to_string(),
