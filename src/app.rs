@@ -1,5 +1,6 @@
 //! The commands, and the one place that prints errors and picks exit codes.
 
+use std::borrow::Cow;
 use std::io::IsTerminal;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
@@ -7,7 +8,6 @@ use std::process::ExitCode;
 use clap::Parser;
 use miette::{GraphicalReportHandler, GraphicalTheme};
 
-use crate::analysis::compare::Comparison;
 use crate::analysis::{self, Analysis, Status};
 use crate::cli::{
     Cli, Command, DiffArgs, MessageFormat, PlanArgs, PlanFormat, RunArgs, SourceArgs,
@@ -19,6 +19,7 @@ use crate::lint;
 use crate::pipeline::{Pipeline, PipelineSpec};
 use crate::progress::Progress;
 use crate::report::{self, LintView, Manifest, ReportData, StageTiming, StagedOutput, Templates};
+use crate::run_folder;
 
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> ExitCode {
@@ -219,18 +220,9 @@ fn plan(args: &PlanArgs) -> Result<()> {
     Ok(())
 }
 
-/// Compare the run folder `old` with the run folder `new`.
-async fn compare_runs(old: &Path, new: &Path) -> Result<Comparison> {
-    let pair = engine::compare::measure(
-        engine::compare::read_run(old)?,
-        engine::compare::read_run(new)?,
-    )
-    .await?;
-    Ok(analysis::compare::compare(&pair))
-}
-
 fn diff(args: &DiffArgs) -> Result<()> {
-    let comparison = runtime()?.block_on(compare_runs(&args.old, &args.new))?;
+    let (old, new) = (run_folder::read(&args.old)?, run_folder::read(&args.new)?);
+    let comparison = runtime()?.block_on(run_folder::compare(&old, &new))?;
     if args.json {
         let text = serde_json::to_string_pretty(&comparison)
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -354,6 +346,12 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     )?;
     let static_lints = lint::static_lints(&pipeline, options.as_of);
     report_lints(&static_lints, args.input.deny_warnings)?;
+    // Read the run to compare with first, so a broken one stops before any work is done.
+    let earlier = args
+        .compare_to
+        .as_deref()
+        .map(run_folder::read)
+        .transpose()?;
     let staged = StagedOutput::begin(&destination, args.replace)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let runtime = runtime_with(threads)?;
@@ -372,26 +370,26 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         .chain(&runtime_lints)
         .map(LintView::of)
         .collect();
-    let mut outputs = vec!["assignments.parquet".to_string()];
-    outputs.extend(report::write_data(staged.path(), &data).map_err(relocate)?);
-    let comparison = match &args.compare_to {
-        Some(old) => {
-            let mut comparison = runtime.block_on(compare_runs(old, staged.path()))?;
-            // The new run is read from its staging folder; name it by where it will be.
-            comparison.new.folder = destination.display().to_string();
-            Some(comparison)
+    let comparison = match &earlier {
+        Some(earlier) => {
+            // This run, from memory; its assignments are already in the staging folder.
+            let this_run = run_folder::Run {
+                folder: destination.display().to_string(),
+                assignments: staged.path().join(run_folder::ASSIGNMENTS),
+                segments: data.segments_document(),
+                criteria: Cow::Borrowed(&analysis.criteria),
+            };
+            Some(runtime.block_on(run_folder::compare(earlier, &this_run))?)
         }
         None => None,
     };
-    if let Some(comparison) = &comparison {
-        data.comparison = Some(comparison);
-        report::write_data(staged.path(), &data).map_err(relocate)?;
-        outputs.push("comparison.json".into());
-    }
+    data.comparison = comparison.as_ref();
+    let mut outputs = vec![run_folder::ASSIGNMENTS.to_string()];
+    outputs.extend(report::write_data(staged.path(), &data).map_err(relocate)?);
     outputs.extend(report::write_reports(staged.path(), &data, &templates).map_err(relocate)?);
     if let Some(profile) = &results.profile {
         report::write_profile(staged.path(), profile).map_err(relocate)?;
-        outputs.push(report::PROFILE.into());
+        outputs.push(run_folder::PROFILE.into());
     }
     outputs.push("manifest.json".into());
     let mut timings: Vec<StageTiming> = results

@@ -28,6 +28,8 @@ pub mod exit {
     pub const TESTS: u8 = 8;
     /// The run needed more memory than `--memory-limit` allows, even with spilling.
     pub const MEMORY: u8 = 9;
+    /// A run folder given to `diff` or `--compare-to` is missing, incomplete or corrupt.
+    pub const RUN_FOLDER: u8 = 10;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
     /// Interrupted by Ctrl-C or a termination signal; nothing was written.
@@ -126,6 +128,14 @@ pub enum Error {
         /// One line per failed check.
         failed: Vec<String>,
     },
+    /// A run folder to compare with cannot be read.
+    #[error("run folder {folder}: {message}")]
+    RunFolder {
+        /// The folder as named.
+        folder: String,
+        /// What is wrong.
+        message: String,
+    },
     /// The engine ran out of its memory pool in a stage, even after spilling.
     #[error("out of memory in stage `{stage}`{}: {message}", limit.map_or(String::new(), |l| format!(" under --memory-limit {}", human_bytes(l))))]
     OutOfMemory {
@@ -177,6 +187,7 @@ impl Error {
             Error::LintDenied { .. } => exit::LINT,
             Error::TestsFailed { .. } | Error::TestFailure { .. } => exit::TESTS,
             Error::OutOfMemory { .. } => exit::MEMORY,
+            Error::RunFolder { .. } => exit::RUN_FOLDER,
             Error::Internal(_) => exit::INTERNAL,
         }
     }
@@ -249,6 +260,7 @@ impl Diagnostic for Error {
             Error::LintDenied { .. } => "segflow::lint",
             Error::TestsFailed { .. } | Error::TestFailure { .. } => "segflow::tests",
             Error::OutOfMemory { .. } => "segflow::memory",
+            Error::RunFolder { .. } => "segflow::run-folder",
             Error::Internal(_) => "segflow::internal",
         };
         Some(Box::new(code))
@@ -259,6 +271,10 @@ impl Diagnostic for Error {
             Error::Pipeline { problems, .. } if problems.len() == 1 => {
                 Diagnostic::help(&problems[0])
             }
+            Error::RunFolder { .. } => Some(Box::new(
+                "pass a folder written by `segflow run` (it holds segments.json, criteria.json \
+                 and assignments.parquet)",
+            )),
             Error::OutOfMemory { .. } => Some(Box::new(
                 "raise --memory-limit (e.g. --memory-limit 8GiB), or free memory for the run; \
                  operators that can spill already wrote to the temporary folder ($TMPDIR)",

@@ -17,3 +17,4 @@ pub mod lint;
 pub mod pipeline;
 pub mod progress;
 pub mod report;
+pub mod run_folder;

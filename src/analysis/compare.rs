@@ -6,7 +6,44 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
-use crate::engine::compare::{FeatureBins, RunPair, RunSummary};
+use crate::engine::FeatureStats;
+use crate::engine::compare::{FeatureBins, RunMeasures};
+
+/// One side of a comparison: what a run folder says about a run.
+#[derive(Debug, Clone)]
+pub struct RunSummary {
+    /// The run folder, as named to the user.
+    pub folder: String,
+    /// Pipeline name.
+    pub pipeline: String,
+    /// As-of date.
+    pub as_of: String,
+    /// Customers.
+    pub customers: u64,
+    /// Unassigned customers.
+    pub unassigned: u64,
+    /// Segments in rule order.
+    pub segments: Vec<SegmentSummary>,
+    /// Features with their Arrow types.
+    pub features: Vec<(String, String)>,
+    /// The status of every criteria check, by (criterion, subject, measure).
+    pub checks: BTreeMap<(String, String, String), String>,
+}
+
+/// A segment of a run.
+#[derive(Debug, Clone)]
+pub struct SegmentSummary {
+    /// Id.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    /// Customers.
+    pub customers: u64,
+    /// Share of customers.
+    pub share: f64,
+    /// Feature statistics.
+    pub features: Vec<FeatureStats>,
+}
 
 /// A run as the comparison names it.
 #[derive(Debug, Clone, Serialize)]
@@ -146,10 +183,10 @@ pub fn psi(old: &[u64], new: &[u64]) -> Option<f64> {
     )
 }
 
-fn run_ref(summary: &RunSummary, folder: &std::path::Path) -> RunRef {
+fn run_ref(summary: &RunSummary) -> RunRef {
     RunRef {
-        folder: folder.display().to_string(),
-        pipeline: summary.pipeline.name.clone(),
+        folder: summary.folder.clone(),
+        pipeline: summary.pipeline.clone(),
         as_of: summary.as_of.clone(),
         customers: summary.customers,
     }
@@ -165,9 +202,8 @@ fn feature_psi(bins: &[FeatureBins], feature: &str, segment: &str) -> Option<f64
     )
 }
 
-/// Compare two measured runs.
-pub fn compare(pair: &RunPair) -> Comparison {
-    let (old, new) = (&pair.old.summary, &pair.new.summary);
+/// Compare two runs, given what DataFusion measured about their assignments.
+pub fn compare(old: &RunSummary, new: &RunSummary, measures: &RunMeasures) -> Comparison {
     let old_ids: Vec<&str> = old.segments.iter().map(|s| s.id.as_str()).collect();
     let new_ids: Vec<&str> = new.segments.iter().map(|s| s.id.as_str()).collect();
     let appeared_segments: Vec<String> = new_ids
@@ -228,7 +264,7 @@ pub fn compare(pair: &RunPair) -> Comparison {
     let mut counts = vec![vec![0u64; columns.len()]; rows.len()];
     let (mut stayed, mut moved, mut appeared, mut disappeared) = (0, 0, 0, 0);
     let mut unmatched = Vec::new();
-    for cell in &pair.migration {
+    for cell in &measures.migration {
         let row_label = label(&cell.old, cell.in_old, NOT_IN_OLD);
         let column_label = label(&cell.new, cell.in_new, NOT_IN_NEW);
         match (rows.iter().position(|r| *r == row_label), columns.iter().position(|c| *c == column_label)) {
@@ -244,8 +280,8 @@ pub fn compare(pair: &RunPair) -> Comparison {
         }
     }
 
-    let old_features: BTreeSet<&str> = old.features.iter().map(|f| f.name.as_str()).collect();
-    let new_features: BTreeSet<&str> = new.features.iter().map(|f| f.name.as_str()).collect();
+    let old_features: BTreeSet<&str> = old.features.iter().map(|f| f.0.as_str()).collect();
+    let new_features: BTreeSet<&str> = new.features.iter().map(|f| f.0.as_str()).collect();
     for feature in new_features.difference(&old_features) {
         unmatched.push(format!("feature `{feature}` is only in the new run"));
     }
@@ -282,14 +318,14 @@ pub fn compare(pair: &RunPair) -> Comparison {
                 old_median: old_stats.median,
                 new_median: stats.median,
                 median_change: change(old_stats.median, stats.median),
-                psi: feature_psi(&pair.bins, &stats.feature, &segment.id),
+                psi: feature_psi(&measures.bins, &stats.feature, &segment.id),
             });
         }
     }
 
     Comparison {
-        old: run_ref(old, &pair.old.path),
-        new: run_ref(new, &pair.new.path),
+        old: run_ref(old),
+        new: run_ref(new),
         sizes,
         appeared_segments,
         vanished_segments,
@@ -304,37 +340,14 @@ pub fn compare(pair: &RunPair) -> Comparison {
             disappeared,
         },
         drift,
-        criteria_changes: criteria_changes(pair.old.criteria.as_ref(), pair.new.criteria.as_ref()),
+        criteria_changes: criteria_changes(&old.checks, &new.checks),
     }
-}
-
-fn checks(criteria: Option<&serde_json::Value>) -> BTreeMap<(String, String, String), String> {
-    let mut found = BTreeMap::new();
-    let Some(list) = criteria.and_then(|c| c["criteria"].as_array()) else {
-        return found;
-    };
-    for criterion in list {
-        let name = criterion["criterion"].as_str().unwrap_or_default();
-        for check in criterion["checks"].as_array().into_iter().flatten() {
-            let key = (
-                name.to_string(),
-                check["subject"].as_str().unwrap_or_default().to_string(),
-                check["measure"].as_str().unwrap_or_default().to_string(),
-            );
-            found.insert(
-                key,
-                check["status"].as_str().unwrap_or_default().to_string(),
-            );
-        }
-    }
-    found
 }
 
 fn criteria_changes(
-    old: Option<&serde_json::Value>,
-    new: Option<&serde_json::Value>,
+    old: &BTreeMap<(String, String, String), String>,
+    new: &BTreeMap<(String, String, String), String>,
 ) -> Vec<CriterionChange> {
-    let (old, new) = (checks(old), checks(new));
     let keys: BTreeSet<&(String, String, String)> = old.keys().chain(new.keys()).collect();
     keys.into_iter()
         .filter(|key| old.get(*key) != new.get(*key))

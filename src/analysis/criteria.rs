@@ -1,7 +1,9 @@
 //! The five validation criteria of seed 001 (identifiable, substantial, accessible,
 //! differentiable, actionable), evaluated against a run's measured results.
 
-use serde::Serialize;
+use std::borrow::Cow;
+
+use serde::{Deserialize, Serialize};
 
 use super::effect::{Moments, cohens_d};
 use crate::engine::{RunResults, SegmentResult};
@@ -11,7 +13,7 @@ use crate::pipeline::model::{
 };
 
 /// Outcome of a check, ordered by severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Within all levels.
@@ -22,8 +24,18 @@ pub enum Status {
     Fail,
 }
 
+impl std::fmt::Display for Status {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Status::Pass => "pass",
+            Status::Warn => "warn",
+            Status::Fail => "fail",
+        })
+    }
+}
+
 /// One measured value against its threshold.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Check {
     /// What was checked: a segment id, a pair `a ~ b`, or `all customers`.
     pub subject: String,
@@ -40,12 +52,12 @@ pub struct Check {
 }
 
 /// One criterion's checks.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CriterionResult {
     /// `identifiable`, `substantial`, `accessible`, `differentiable` or `actionable`.
-    pub criterion: &'static str,
+    pub criterion: Cow<'static, str>,
     /// The question the criterion answers.
-    pub question: &'static str,
+    pub question: Cow<'static, str>,
     /// The worst status of its checks.
     pub status: Status,
     /// Every check.
@@ -53,7 +65,7 @@ pub struct CriterionResult {
 }
 
 /// Effect sizes between two segments.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PairDifference {
     /// First segment id.
     pub a: String,
@@ -68,7 +80,7 @@ pub struct PairDifference {
 }
 
 /// All criteria of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CriteriaReport {
     /// The worst status of all checks (pass when none are declared).
     pub status: Status,
@@ -122,8 +134,8 @@ fn criterion(
     checks: Vec<Check>,
 ) -> CriterionResult {
     CriterionResult {
-        criterion,
-        question,
+        criterion: Cow::Borrowed(criterion),
+        question: Cow::Borrowed(question),
         status: checks
             .iter()
             .map(|c| c.status)

@@ -7,7 +7,7 @@ pub mod effect;
 pub mod scoring;
 pub mod segment_tests;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::RunResults;
 use crate::pipeline::Pipeline;
@@ -17,7 +17,7 @@ pub use criteria::{CriteriaReport, Status};
 pub use scoring::ScoringReport;
 
 /// A feature on which a segment differs from all other customers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Distinction {
     /// The feature.
     pub feature: String,
@@ -30,7 +30,7 @@ pub struct Distinction {
 }
 
 /// What distinguishes one segment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmentProfile {
     /// Segment id.
     pub segment: String,

@@ -1,76 +1,23 @@
-//! Reading two finished run folders and measuring what changed between them with DataFusion:
-//! who moved between segments (joining the assignments on the customer key) and how each
-//! feature's distribution moved (bin counts for the population stability index).
+//! Measuring what changed between two runs' assignments with DataFusion: who moved between
+//! segments (joining the assignments on the customer key) and how each feature's distribution
+//! moved (bin counts for the population stability index).
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
-use serde::Deserialize;
 
-use super::stats::{FeatureStats, query_rows};
-use crate::error::{Error, Result};
+use super::stats::query_rows;
+use crate::error::Result;
 use crate::pipeline::sql::ident;
 
-/// The parts of a run's `segments.json` a comparison needs.
-#[derive(Debug, Clone, Deserialize)]
-pub struct RunSummary {
-    /// Pipeline name and key.
-    pub pipeline: PipelineRef,
-    /// As-of date.
-    pub as_of: String,
-    /// Customers.
-    pub customers: u64,
-    /// Unassigned customers.
-    pub unassigned: u64,
-    /// Segments in rule order.
-    pub segments: Vec<SegmentSummary>,
-    /// Features with their types.
-    pub features: Vec<FeatureRef>,
-}
-
-/// Pipeline identity in a run.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PipelineRef {
-    /// Machine name.
-    pub name: String,
-    /// Entity key column.
-    pub key: String,
-}
-
-/// A segment in a run.
-#[derive(Debug, Clone, Deserialize)]
-pub struct SegmentSummary {
-    /// Id.
-    pub id: String,
-    /// Display name.
-    pub name: String,
-    /// Customers.
-    pub customers: u64,
-    /// Share of customers.
-    pub share: f64,
-    /// Feature statistics.
-    pub features: Vec<FeatureStats>,
-}
-
-/// A feature in a run.
-#[derive(Debug, Clone, Deserialize)]
-pub struct FeatureRef {
-    /// Name.
-    pub name: String,
-    /// Arrow type.
-    pub data_type: String,
-}
-
-/// One run folder, read.
+/// A run's assignments file and the column holding the customer key.
 #[derive(Debug, Clone)]
-pub struct RunFolder {
-    /// Where it is.
+pub struct Assignments {
+    /// The `assignments.parquet` file.
     pub path: PathBuf,
-    /// Its segments.json.
-    pub summary: RunSummary,
-    /// Its criteria.json, when present.
-    pub criteria: Option<serde_json::Value>,
+    /// The key column.
+    pub key: String,
 }
 
 /// Customers counted by (old segment, new segment); `None` means unassigned, and `present`
@@ -104,43 +51,16 @@ pub struct FeatureBins {
 
 /// What DataFusion measured about two runs.
 #[derive(Debug, Clone)]
-pub struct RunPair {
-    /// The earlier run.
-    pub old: RunFolder,
-    /// The later run.
-    pub new: RunFolder,
+pub struct RunMeasures {
     /// The migration matrix cells.
     pub migration: Vec<MigrationCell>,
     /// Bin counts of every numeric feature both runs have.
     pub bins: Vec<FeatureBins>,
 }
 
-/// Read a run folder's summary files.
-pub fn read_run(path: &Path) -> Result<RunFolder> {
-    let read = |name: &str| -> Result<String> {
-        let file = path.join(name);
-        std::fs::read_to_string(&file).map_err(|source| Error::ReadFile { path: file, source })
-    };
-    let summary: RunSummary = serde_json::from_str(&read("segments.json")?).map_err(|e| {
-        Error::data(
-            format!(
-                "{} is not a segflow run folder: segments.json: {e}",
-                path.display()
-            ),
-            Some("pass a folder written by `segflow run`".into()),
-        )
-    })?;
-    let criteria = read("criteria.json")
-        .ok()
-        .and_then(|text| serde_json::from_str(&text).ok());
-    Ok(RunFolder {
-        path: path.to_path_buf(),
-        summary,
-        criteria,
-    })
-}
-
-fn is_numeric(data_type: &str) -> bool {
+/// Whether a feature of Arrow type `data_type` (as written in segments.json) is binned for the
+/// PSI.
+pub fn is_numeric(data_type: &str) -> bool {
     ["Int", "UInt", "Float", "Decimal"]
         .iter()
         .any(|p| data_type.starts_with(p))
@@ -149,28 +69,23 @@ fn is_numeric(data_type: &str) -> bool {
 /// Number of quantile edges used to bin features for the PSI (deciles).
 const PSI_BINS: usize = 10;
 
-/// Measure two finished runs.
-pub async fn measure(old: RunFolder, new: RunFolder) -> Result<RunPair> {
+/// Measure what changed between the assignments of two runs: the migration between segments,
+/// and the bin counts of each of the numeric `features` both runs have.
+pub async fn measure(
+    old: &Assignments,
+    new: &Assignments,
+    features: &[String],
+) -> Result<RunMeasures> {
     let ctx = SessionContext::new();
-    for (name, run) in [("old", &old), ("new", &new)] {
-        let file = run.path.join("assignments.parquet");
-        if !file.is_file() {
-            return Err(Error::ReadFile {
-                path: file,
-                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no assignments.parquet"),
-            });
-        }
+    for (name, run) in [("old", old), ("new", new)] {
         ctx.register_parquet(
             name,
-            file.to_string_lossy().as_ref(),
+            run.path.to_string_lossy().as_ref(),
             ParquetReadOptions::default(),
         )
         .await?;
     }
-    let (old_key, new_key) = (
-        ident(&old.summary.pipeline.key),
-        ident(&new.summary.pipeline.key),
-    );
+    let (old_key, new_key) = (ident(&old.key), ident(&new.key));
     let sql = format!(
         "SELECT o.segment, n.segment, o.k IS NOT NULL, n.k IS NOT NULL, count(*) \
          FROM (SELECT CAST({old_key} AS VARCHAR) AS k, segment FROM old) o \
@@ -190,16 +105,8 @@ pub async fn measure(old: RunFolder, new: RunFolder) -> Result<RunPair> {
         .collect();
 
     let mut bins = Vec::new();
-    for feature in &new.summary.features {
-        let in_old = old
-            .summary
-            .features
-            .iter()
-            .any(|f| f.name == feature.name && is_numeric(&f.data_type));
-        if !in_old || !is_numeric(&feature.data_type) {
-            continue;
-        }
-        let column = format!("CAST({} AS DOUBLE)", ident(&feature.name));
+    for feature in features {
+        let column = format!("CAST({} AS DOUBLE)", ident(feature));
         let quantiles: Vec<String> = (1..PSI_BINS)
             .map(|i| {
                 format!(
@@ -249,16 +156,11 @@ pub async fn measure(old: RunFolder, new: RunFolder) -> Result<RunPair> {
         let old_counts = counts(query_rows(&ctx, &query("old")).await?);
         let new_counts = counts(query_rows(&ctx, &query("new")).await?);
         bins.push(FeatureBins {
-            feature: feature.name.clone(),
+            feature: feature.clone(),
             edges,
             old: old_counts,
             new: new_counts,
         });
     }
-    Ok(RunPair {
-        old,
-        new,
-        migration,
-        bins,
-    })
+    Ok(RunMeasures { migration, bins })
 }

@@ -3,7 +3,7 @@
 //! the 2x2 value x engagement matrix, and the overlap between segment rules.
 
 use datafusion::prelude::SessionContext;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use super::stats::query_rows;
 use crate::error::{Error, Result};
@@ -12,7 +12,7 @@ use crate::pipeline::sql::ident;
 use crate::pipeline::{FeatureDefinition, Pipeline};
 
 /// The value range one bucket of a quantile feature covers.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BucketRange {
     /// Bucket number (1 = lowest).
     pub bucket: i64,
@@ -25,7 +25,7 @@ pub struct BucketRange {
 }
 
 /// The cut points a quantile feature actually used.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct QuantileCuts {
     /// The quantile feature.
     pub feature: String,
@@ -36,7 +36,7 @@ pub struct QuantileCuts {
 }
 
 /// One quadrant of the 2x2 matrix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Quadrant {
     /// Whether these customers are at or above the value split.
     pub high_value: bool,
@@ -51,7 +51,7 @@ pub struct Quadrant {
 }
 
 /// The 2x2 value x engagement matrix.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Matrix {
     /// The value feature.
     pub value_feature: String,
@@ -71,7 +71,7 @@ pub struct Matrix {
 
 /// What the rule order decides: for the customers of each segment, how many each later rule
 /// would also have matched.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RuleOverlap {
     /// The segment the customers are in.
     pub segment: String,

@@ -24,7 +24,7 @@ use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
 use futures::StreamExt;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use sources::ResolvedSource;
@@ -140,7 +140,7 @@ impl RunResults {
 }
 
 /// A feature as computed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct FeatureInfo {
     /// Name.
     pub name: String,
@@ -153,7 +153,7 @@ pub struct FeatureInfo {
 }
 
 /// A source as read by the run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SourceSummary {
     /// Name in the pipeline.
     pub name: String,

@@ -6,6 +6,7 @@ mod provenance;
 mod templates;
 mod views;
 
+use std::borrow::Cow;
 use std::path::Path;
 
 use serde::Serialize;
@@ -13,7 +14,7 @@ use serde::Serialize;
 pub use output::{StagedOutput, remove_active_staging};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
-pub use views::{LintView, RunView, SegmentView};
+pub use views::LintView;
 
 use crate::analysis::compare::Comparison;
 use crate::analysis::criteria::Check;
@@ -22,6 +23,9 @@ use crate::engine::RunResults;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::PersonaSpec;
+use crate::run_folder::{
+    CRITERIA, PROFILE, PipelineInfo, RunView, SEGMENTS, SegmentView, SegmentsDocument,
+};
 
 /// What a reviewer needs to reproduce a run, written as `manifest.json`.
 #[derive(Debug, Clone, Serialize)]
@@ -96,28 +100,23 @@ pub struct PersonaView<'a> {
 #[derive(Debug, Clone, Serialize)]
 pub struct CheckView<'a> {
     /// The criterion.
-    pub criterion: &'static str,
+    pub criterion: &'a str,
     /// The check.
     #[serde(flatten)]
     pub check: &'a Check,
 }
 
-/// Pipeline facts shown in reports.
-#[derive(Debug, Clone, Serialize)]
-pub struct PipelineInfo<'a> {
-    /// Machine name.
-    pub name: &'a str,
-    /// Title.
-    pub title: &'a str,
-    /// Description.
-    pub description: Option<&'a str>,
-    /// Entity source name.
-    pub entity: &'a str,
-    /// Entity key column.
-    pub key: &'a str,
-}
-
 impl<'a> ReportData<'a> {
+    /// `segments.json` of this run.
+    pub fn segments_document(&self) -> SegmentsDocument<'_> {
+        SegmentsDocument {
+            segflow_version: Cow::Borrowed(self.segflow_version),
+            pipeline: self.pipeline.clone(),
+            results: self.results.clone(),
+            profiles: Cow::Borrowed(&self.analysis.profiles),
+        }
+    }
+
     /// Gather the report context of a run.
     pub fn new(pipeline: &'a Pipeline, results: &'a RunResults, analysis: &'a Analysis) -> Self {
         let view = RunView::new(&pipeline.spec.segments, results);
@@ -137,7 +136,7 @@ impl<'a> ReportData<'a> {
                     .iter()
                     .flat_map(|c| {
                         c.checks.iter().map(move |check| CheckView {
-                            criterion: c.criterion,
+                            criterion: &c.criterion,
                             check,
                         })
                     })
@@ -157,13 +156,7 @@ impl<'a> ReportData<'a> {
             comparison: None,
             lints: Vec::new(),
             segflow_version: env!("CARGO_PKG_VERSION"),
-            pipeline: PipelineInfo {
-                name: &pipeline.spec.name,
-                title: pipeline.title(),
-                description: pipeline.spec.description.as_deref(),
-                entity: &pipeline.spec.entity.source,
-                key: &pipeline.spec.entity.key,
-            },
+            pipeline: PipelineInfo::of(pipeline),
             results: view,
         }
     }
@@ -172,9 +165,9 @@ impl<'a> ReportData<'a> {
 /// Write the machine-readable files into `dir`: segments.json, criteria.json, scoring.json (when
 /// scoring is declared) and segments.csv. Returns the files written.
 pub fn write_data(dir: &Path, data: &ReportData<'_>) -> Result<Vec<String>> {
-    let mut written = vec!["segments.json".to_string(), "criteria.json".to_string()];
-    write_json(&dir.join("segments.json"), &SegmentsDocument::new(data))?;
-    write_json(&dir.join("criteria.json"), &data.analysis.criteria)?;
+    let mut written = vec![SEGMENTS.to_string(), CRITERIA.to_string()];
+    write_json(&dir.join(SEGMENTS), &data.segments_document())?;
+    write_json(&dir.join(CRITERIA), &data.analysis.criteria)?;
     if let Some(scoring) = &data.analysis.scoring {
         write_json(&dir.join("scoring.json"), scoring)?;
         written.push("scoring.json".into());
@@ -225,31 +218,6 @@ pub fn write_reports(
     Ok(written)
 }
 
-/// `segments.json`: the segments, their statistics and profiles; criteria and scoring have files
-/// of their own.
-#[derive(Serialize)]
-struct SegmentsDocument<'a> {
-    segflow_version: &'a str,
-    pipeline: &'a PipelineInfo<'a>,
-    #[serde(flatten)]
-    results: &'a RunView<'a>,
-    profiles: &'a [SegmentProfile],
-}
-
-impl<'a> SegmentsDocument<'a> {
-    fn new(data: &'a ReportData<'a>) -> Self {
-        SegmentsDocument {
-            segflow_version: data.segflow_version,
-            pipeline: &data.pipeline,
-            results: &data.results,
-            profiles: &data.analysis.profiles,
-        }
-    }
-}
-
-/// File name of the profile `--profile` writes.
-pub const PROFILE: &str = "profile.txt";
-
 /// Write the engine's profile (physical plans with metrics) into `dir`.
 pub fn write_profile(dir: &Path, profile: &str) -> Result<()> {
     write_file(&dir.join(PROFILE), profile.as_bytes())
@@ -280,7 +248,7 @@ fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
         "customers".to_string(),
         "share".to_string(),
     ];
-    for feature in results.features {
+    for feature in results.features.iter() {
         for stat in ["non_null", "mean", "median", "min", "max"] {
             header.push(format!("{}__{stat}", feature.name));
         }
@@ -299,7 +267,7 @@ fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
             segment.customers.to_string(),
             segment.share.to_string(),
         ];
-        for feature in results.features {
+        for feature in results.features.iter() {
             match segment.features.iter().find(|s| s.feature == feature.name) {
                 Some(s) => row.extend([
                     s.non_null.to_string(),

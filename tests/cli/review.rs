@@ -420,3 +420,37 @@ fn a_failing_segment_test_names_customer_expectation_and_matching_rule() {
         stderr(&output)
     );
 }
+
+#[test]
+fn a_missing_or_broken_run_folder_is_an_error_never_silence() {
+    let workspace = Workspace::lint_clean();
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q3"]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
+
+    // A folder that does not exist: exit 10, said once.
+    let output = workspace.segflow(&["diff", "nowhere", "q4"]);
+    assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
+    insta::assert_snapshot!("diff_missing_run_folder", stderr(&output));
+
+    // A corrupt criteria.json in the old run is an error, not "no criteria changed".
+    workspace.write("q3/criteria.json", "{ not json");
+    let output = workspace.segflow(&["diff", "q3", "q4"]);
+    assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("run folder q3: criteria.json is not a segflow document"),
+        "{}",
+        stderr(&output)
+    );
+
+    // A missing one stops `run --compare-to` before it writes anything.
+    std::fs::remove_file(workspace.path().join("q3/criteria.json")).unwrap();
+    let before = workspace.entries();
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "q5", "--compare-to", "q3"]);
+    assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("run folder q3: cannot read criteria.json"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(workspace.entries(), before);
+}

@@ -1,0 +1,307 @@
+//! The run folder's format: the names of its files and the documents written into them, with the
+//! same types used to write a run and to read a finished one back (`segflow diff`, `run
+//! --compare-to`). A run folder that is missing, incomplete or corrupt is an error (exit 10),
+//! never read as "nothing changed".
+
+use std::borrow::Cow;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+
+use chrono::NaiveDate;
+use serde::{Deserialize, Serialize};
+
+use crate::analysis::compare::{Comparison, RunSummary, SegmentSummary};
+use crate::analysis::{CriteriaReport, SegmentProfile};
+use crate::engine::compare::{Assignments, is_numeric};
+use crate::engine::measures::{Matrix, QuantileCuts, RuleOverlap};
+use crate::engine::{FeatureInfo, FeatureStats, RunResults, SegmentResult, SourceSummary};
+use crate::error::{Error, Result};
+use crate::pipeline::Pipeline;
+use crate::pipeline::model::SegmentSpec;
+
+/// One row per customer: key, segment, features.
+pub const ASSIGNMENTS: &str = "assignments.parquet";
+/// Segments, their statistics and profiles ([`SegmentsDocument`]).
+pub const SEGMENTS: &str = "segments.json";
+/// The per-segment figures as one flat table.
+pub const SEGMENTS_CSV: &str = "segments.csv";
+/// The validation criteria ([`CriteriaReport`]).
+pub const CRITERIA: &str = "criteria.json";
+/// The prioritisation, when scoring is declared.
+pub const SCORING: &str = "scoring.json";
+/// The lint warnings of the run.
+pub const LINT: &str = "lint.json";
+/// The comparison with an earlier run, with `--compare-to`.
+pub const COMPARISON: &str = "comparison.json";
+/// Provenance and timings.
+pub const MANIFEST: &str = "manifest.json";
+/// With `--profile`: physical plans with metrics.
+pub const PROFILE: &str = "profile.txt";
+/// One document per persona.
+pub const PERSONAS: &str = "personas";
+
+/// Pipeline facts shown in reports and recorded in `segments.json`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PipelineInfo<'a> {
+    /// Machine name.
+    pub name: Cow<'a, str>,
+    /// Title.
+    pub title: Cow<'a, str>,
+    /// Description.
+    pub description: Option<Cow<'a, str>>,
+    /// Entity source name.
+    pub entity: Cow<'a, str>,
+    /// Entity key column.
+    pub key: Cow<'a, str>,
+}
+
+impl<'a> PipelineInfo<'a> {
+    /// The facts of `pipeline`.
+    pub fn of(pipeline: &'a Pipeline) -> Self {
+        PipelineInfo {
+            name: Cow::Borrowed(&pipeline.spec.name),
+            title: Cow::Borrowed(pipeline.title()),
+            description: pipeline.spec.description.as_deref().map(Cow::Borrowed),
+            entity: Cow::Borrowed(&pipeline.spec.entity.source),
+            key: Cow::Borrowed(&pipeline.spec.entity.key),
+        }
+    }
+}
+
+/// A segment: its declaration beside its measurements.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentView<'a> {
+    /// Segment id.
+    pub id: Cow<'a, str>,
+    /// Display name.
+    pub name: Cow<'a, str>,
+    /// Description, if declared.
+    pub description: Option<Cow<'a, str>>,
+    /// Owner, if declared.
+    pub owner: Option<Cow<'a, str>>,
+    /// The rule, `None` for the catch-all.
+    pub when: Option<Cow<'a, str>>,
+    /// Customers assigned.
+    pub customers: u64,
+    /// Share of all customers.
+    pub share: f64,
+    /// Per-feature statistics within the segment.
+    pub features: Cow<'a, [FeatureStats]>,
+    /// Customers reachable through the accessible criterion's condition, when declared.
+    pub reachable: Option<u64>,
+    /// Declared actions.
+    pub actions: Cow<'a, [String]>,
+    /// Deprioritised on purpose.
+    pub negative: bool,
+    /// Why, when negative.
+    pub negative_reason: Option<Cow<'a, str>>,
+}
+
+impl<'a> SegmentView<'a> {
+    /// Join a declaration with its measurement.
+    pub fn new(declared: &'a SegmentSpec, measured: &'a SegmentResult) -> Self {
+        SegmentView {
+            id: Cow::Borrowed(&declared.id),
+            name: Cow::Borrowed(&declared.name),
+            description: declared.description.as_deref().map(Cow::Borrowed),
+            owner: declared.owner.as_deref().map(Cow::Borrowed),
+            when: declared.when.as_deref().map(Cow::Borrowed),
+            customers: measured.customers,
+            share: measured.share,
+            features: Cow::Borrowed(&measured.features),
+            reachable: measured.reachable,
+            actions: Cow::Borrowed(&declared.actions),
+            negative: declared.negative,
+            negative_reason: declared.negative_reason.as_deref().map(Cow::Borrowed),
+        }
+    }
+}
+
+/// Everything a run measured, with segments joined to their declarations.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunView<'a> {
+    /// The as-of date in force.
+    pub as_of: NaiveDate,
+    /// Customers in the entity source.
+    pub customers: u64,
+    /// Customers no segment rule matched.
+    pub unassigned: u64,
+    /// Share of customers that are unassigned.
+    pub unassigned_share: f64,
+    /// Every declared segment, in rule order.
+    pub segments: Vec<SegmentView<'a>>,
+    /// Feature statistics over all customers.
+    pub overall: Cow<'a, [FeatureStats]>,
+    /// The features with their computed types.
+    pub features: Cow<'a, [FeatureInfo]>,
+    /// The sources as read.
+    pub sources: Cow<'a, [SourceSummary]>,
+    /// Reachable customers among the unassigned.
+    pub unassigned_reachable: Option<u64>,
+    /// Cut points used by quantile features.
+    pub quantiles: Cow<'a, [QuantileCuts]>,
+    /// The 2x2 value x engagement matrix, when declared.
+    pub matrix: Option<Cow<'a, Matrix>>,
+    /// Overlap between segment rules.
+    pub rule_overlap: Cow<'a, [RuleOverlap]>,
+}
+
+impl<'a> RunView<'a> {
+    /// Join `results` with the declared `segments` (in rule order; the engine measures every one).
+    pub fn new(segments: &'a [SegmentSpec], results: &'a RunResults) -> Self {
+        RunView {
+            as_of: results.as_of,
+            customers: results.customers,
+            unassigned: results.unassigned,
+            unassigned_share: results.unassigned_share,
+            segments: segments
+                .iter()
+                .filter_map(|declared| {
+                    results
+                        .segment(&declared.id)
+                        .map(|measured| SegmentView::new(declared, measured))
+                })
+                .collect(),
+            overall: Cow::Borrowed(&results.overall),
+            features: Cow::Borrowed(&results.features),
+            sources: Cow::Borrowed(&results.sources),
+            unassigned_reachable: results.unassigned_reachable,
+            quantiles: Cow::Borrowed(&results.quantiles),
+            matrix: results.matrix.as_ref().map(Cow::Borrowed),
+            rule_overlap: Cow::Borrowed(&results.rule_overlap),
+        }
+    }
+}
+
+/// `segments.json`: the segments, their statistics and profiles; criteria and scoring have files
+/// of their own.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SegmentsDocument<'a> {
+    /// segflow's version that wrote it.
+    pub segflow_version: Cow<'a, str>,
+    /// The pipeline.
+    pub pipeline: PipelineInfo<'a>,
+    /// What the run measured.
+    #[serde(flatten)]
+    pub results: RunView<'a>,
+    /// What distinguishes each segment.
+    pub profiles: Cow<'a, [SegmentProfile]>,
+}
+
+/// A run, as a comparison needs it: where its assignments are and what its documents say.
+#[derive(Debug, Clone)]
+pub struct Run<'a> {
+    /// The run folder, as named to the user.
+    pub folder: String,
+    /// Its assignments file.
+    pub assignments: PathBuf,
+    /// Its `segments.json`.
+    pub segments: SegmentsDocument<'a>,
+    /// Its `criteria.json`.
+    pub criteria: Cow<'a, CriteriaReport>,
+}
+
+/// Read the finished run folder at `path`.
+pub fn read(path: &Path) -> Result<Run<'static>> {
+    let folder = path.display().to_string();
+    let broken = |message: String| Error::RunFolder {
+        folder: folder.clone(),
+        message,
+    };
+    if !path.is_dir() {
+        return Err(broken(if path.exists() {
+            "is not a folder".into()
+        } else {
+            "does not exist".into()
+        }));
+    }
+    let read = |name: &str| -> Result<String> {
+        std::fs::read_to_string(path.join(name))
+            .map_err(|e| broken(format!("cannot read {name}: {e}")))
+    };
+    let segments: SegmentsDocument<'static> = serde_json::from_str(&read(SEGMENTS)?)
+        .map_err(|e| broken(format!("{SEGMENTS} is not a segflow document: {e}")))?;
+    let criteria: CriteriaReport = serde_json::from_str(&read(CRITERIA)?)
+        .map_err(|e| broken(format!("{CRITERIA} is not a segflow document: {e}")))?;
+    let assignments = path.join(ASSIGNMENTS);
+    if !assignments.is_file() {
+        return Err(broken(format!("{ASSIGNMENTS} is missing")));
+    }
+    Ok(Run {
+        folder,
+        assignments,
+        segments,
+        criteria: Cow::Owned(criteria),
+    })
+}
+
+/// What a comparison reads of one run.
+fn summary(run: &Run<'_>) -> RunSummary {
+    let results = &run.segments.results;
+    let mut checks = BTreeMap::new();
+    for criterion in &run.criteria.criteria {
+        for check in &criterion.checks {
+            checks.insert(
+                (
+                    criterion.criterion.to_string(),
+                    check.subject.clone(),
+                    check.measure.clone(),
+                ),
+                check.status.to_string(),
+            );
+        }
+    }
+    RunSummary {
+        folder: run.folder.clone(),
+        pipeline: run.segments.pipeline.name.to_string(),
+        as_of: results.as_of.to_string(),
+        customers: results.customers,
+        unassigned: results.unassigned,
+        segments: results
+            .segments
+            .iter()
+            .map(|s| SegmentSummary {
+                id: s.id.to_string(),
+                name: s.name.to_string(),
+                customers: s.customers,
+                share: s.share,
+                features: s.features.to_vec(),
+            })
+            .collect(),
+        features: results
+            .features
+            .iter()
+            .map(|f| (f.name.clone(), f.data_type.clone()))
+            .collect(),
+        checks,
+    }
+}
+
+/// Compare the earlier run `old` with the later run `new`.
+pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
+    let (old_summary, new_summary) = (summary(old), summary(new));
+    let numeric_in_both: Vec<String> = new_summary
+        .features
+        .iter()
+        .filter(|(name, data_type)| {
+            is_numeric(data_type)
+                && old_summary
+                    .features
+                    .iter()
+                    .any(|(n, t)| n == name && is_numeric(t))
+        })
+        .map(|(name, _)| name.clone())
+        .collect();
+    let assignments = |run: &Run<'_>| Assignments {
+        path: run.assignments.clone(),
+        key: run.segments.pipeline.key.to_string(),
+    };
+    let measures =
+        crate::engine::compare::measure(&assignments(old), &assignments(new), &numeric_in_both)
+            .await?;
+    Ok(crate::analysis::compare::compare(
+        &old_summary,
+        &new_summary,
+        &measures,
+    ))
+}
