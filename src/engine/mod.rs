@@ -478,17 +478,24 @@ async fn check_entity_key(ctx: &SessionContext, pipeline: &Pipeline) -> Result<u
     let entity = &pipeline.entity;
     let key = ident(&entity.key);
     let table = ident(&entity.source);
-    let sql = format!("SELECT count(*), count({key}), count(DISTINCT {key}) FROM {table}");
-    let batches = ctx.sql(&sql).await?.collect().await?;
-    let batch = batches
-        .first()
-        .ok_or_else(|| Error::Internal("count returned no batch".into()))?;
+    // Repeated keys are counted with a GROUP BY, which can spill, rather than with
+    // count(DISTINCT key), whose hash set of every key cannot.
+    let sql = format!(
+        "SELECT (SELECT count(*) FROM {table}), (SELECT count({key}) FROM {table}), \
+         (SELECT COALESCE(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} \
+         WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1))"
+    );
+    let row = stats::query_rows(ctx, &sql)
+        .await?
+        .pop()
+        .ok_or_else(|| Error::Internal("count returned no row".into()))?;
     let value = |i: usize| -> Result<u64> {
-        stats::scalar(batch.column(i).as_ref(), 0)?
+        row[i]
             .as_u64()
             .ok_or_else(|| Error::Internal("count is not a number".into()))
     };
-    let (rows, non_null, distinct) = (value(0)?, value(1)?, value(2)?);
+    let (rows, non_null, repeated) = (value(0)?, value(1)?, value(2)?);
+    let distinct = non_null - repeated.min(non_null);
     let source_error = |message: String, help: &str| Error::Source {
         source_name: entity.source.clone(),
         message,
