@@ -352,7 +352,10 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         .as_deref()
         .map(run_folder::read)
         .transpose()?;
-    let staged = StagedOutput::begin(&destination, args.replace)?;
+    let mut protected = engine::source_files(&pipeline)?;
+    protected.push(args.input.pipeline.clone());
+    protected.push(PathBuf::from("."));
+    let staged = StagedOutput::begin(&destination, args.replace, &protected)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let runtime = runtime_with(threads)?;
     let results = runtime

@@ -111,9 +111,68 @@ pub struct GroupQuery {
     pub two_level: bool,
 }
 
+/// `max(CAST(t AS DATE))` as `CAST(max(t) AS DATE)` (likewise `min`) when `t` is one of the
+/// `temporal` columns: truncating to the date is monotone, so the result is the same, and one cast
+/// per customer replaces one per row.
+fn cast_after_aggregate(sql: &str, temporal: &[String]) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType};
+    let expr = Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()?;
+    let Expr::Function(function) = &expr else {
+        return None;
+    };
+    let name = function.name.to_string().to_ascii_lowercase();
+    let FunctionArguments::List(list) = &function.args else {
+        return None;
+    };
+    if !(name == "max" || name == "min")
+        || function.over.is_some()
+        || function.filter.is_some()
+        || !function.within_group.is_empty()
+        || !list.clauses.is_empty()
+        || list.duplicate_treatment.is_some()
+        || list.args.len() != 1
+    {
+        return None;
+    }
+    let FunctionArg::Unnamed(FunctionArgExpr::Expr(Expr::Cast {
+        kind: CastKind::Cast,
+        expr: inner,
+        data_type: DataType::Date,
+        format: None,
+        ..
+    })) = &list.args[0]
+    else {
+        return None;
+    };
+    let Expr::Identifier(column) = inner.as_ref() else {
+        return None;
+    };
+    let column = crate::pipeline::sql::resolved_name(column);
+    temporal
+        .contains(&column)
+        .then(|| format!("CAST({name}({inner}) AS DATE)"))
+}
+
 /// The queries computing `members`, all over `FROM source WHERE conditions` grouped by
-/// `key`. `from_where` is `FROM ... [WHERE ...]`.
-pub fn group_queries(key: &str, from_where: &str, members: &[Member]) -> Vec<GroupQuery> {
+/// `key`. `from_where` is `FROM ... [WHERE ...]`; `temporal` names the source's date and
+/// timestamp columns.
+pub fn group_queries(
+    key: &str,
+    from_where: &str,
+    members: &[Member],
+    temporal: &[String],
+) -> Vec<GroupQuery> {
+    let members: Vec<Member> = members
+        .iter()
+        .map(|m| Member {
+            name: m.name.clone(),
+            expr: cast_after_aggregate(&m.expr, temporal).unwrap_or_else(|| m.expr.clone()),
+        })
+        .collect();
+    let members = members.as_slice();
     let shapes: Vec<Shape> = members.iter().map(|m| shape_of(&m.expr)).collect();
     let key = ident(key);
     let mut queries = Vec::new();
@@ -189,6 +248,29 @@ pub fn group_queries(key: &str, from_where: &str, members: &[Member]) -> Vec<Gro
 mod tests {
     use super::*;
 
+    #[test]
+    fn max_of_a_date_cast_casts_once_per_customer() {
+        let temporal = ["ts".to_string()];
+        assert_eq!(
+            cast_after_aggregate("max(CAST(ts AS DATE))", &temporal).as_deref(),
+            Some("CAST(max(ts) AS DATE)")
+        );
+        assert_eq!(
+            cast_after_aggregate("MIN(cast(TS as date))", &temporal).as_deref(),
+            Some("CAST(min(TS) AS DATE)")
+        );
+        // Text is not ordered like dates, and other aggregates or casts are left alone.
+        assert_eq!(cast_after_aggregate("max(CAST(ts AS DATE))", &[]), None);
+        assert_eq!(
+            cast_after_aggregate("sum(CAST(ts AS DATE))", &temporal),
+            None
+        );
+        assert_eq!(
+            cast_after_aggregate("max(CAST(ts AS INT))", &temporal),
+            None
+        );
+    }
+
     fn member(name: &str, expr: &str) -> Member {
         Member {
             name: name.into(),
@@ -238,7 +320,7 @@ mod tests {
             member("features", "count(DISTINCT feature)"),
             member("spend", "sum(amount)"),
         ];
-        let queries = group_queries("customer_id", "FROM \"events\"", &members);
+        let queries = group_queries("customer_id", "FROM \"events\"", &members, &[]);
         let sql: Vec<&str> = queries.iter().map(|q| q.sql.as_str()).collect();
         assert_eq!(
             sql,
@@ -253,7 +335,7 @@ mod tests {
     #[test]
     fn without_distinct_counts_one_plain_query() {
         let members = [member("n", "count(*)"), member("last", "max(ts)")];
-        let queries = group_queries("k", "FROM t", &members);
+        let queries = group_queries("k", "FROM t", &members, &[]);
         assert_eq!(queries.len(), 1);
         assert_eq!(queries[0].features, ["n", "last"]);
         assert!(!queries[0].two_level);

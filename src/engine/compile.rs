@@ -337,8 +337,19 @@ impl Compiler<'_> {
         let mut joins = String::new();
         let mut titles = Vec::new();
         for (g, group) in groups.iter().enumerate() {
-            let queries =
-                aggregate::group_queries(&group.join_key, &group.from_where, &group.members);
+            let temporal: Vec<String> = table_schema(self.ctx, &group.source)
+                .await?
+                .fields()
+                .iter()
+                .filter(|f| is_temporal(f.data_type()))
+                .map(|f| f.name().clone())
+                .collect();
+            let queries = aggregate::group_queries(
+                &group.join_key,
+                &group.from_where,
+                &group.members,
+                &temporal,
+            );
             let mut column_of: BTreeMap<&str, String> = BTreeMap::new();
             for (q, query) in queries.iter().enumerate() {
                 let alias = format!("a{g}_{q}");

@@ -210,6 +210,14 @@ pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<R
     Ok(resolved)
 }
 
+/// Every file the pipeline's sources read (globs expanded).
+pub fn source_files(pipeline: &Pipeline) -> Result<Vec<PathBuf>> {
+    Ok(sources::resolve(pipeline)?
+        .into_iter()
+        .flat_map(|source| source.files)
+        .collect())
+}
+
 /// What `segflow plan` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanView {

@@ -49,6 +49,53 @@ fn remove_abandoned(parent: &Path, name: &str) {
     }
 }
 
+/// Refuse to replace `destination` unless an earlier segflow run wrote it and it holds none of
+/// `protected`.
+fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
+    let refuse = |why: String| {
+        Error::Output {
+        message: format!("--replace refuses to replace {}: {why}", destination.display()),
+        help: Some(
+            "--replace only replaces a run folder written by segflow (one with its manifest.json); \
+             choose another --out"
+                .into(),
+        ),
+    }
+    };
+    let metadata = destination
+        .symlink_metadata()
+        .map_err(|e| refuse(e.to_string()))?;
+    if !metadata.is_dir() {
+        return Err(refuse("it is not a folder".into()));
+    }
+    let folder = destination
+        .canonicalize()
+        .map_err(|e| refuse(e.to_string()))?;
+    for path in protected {
+        if let Ok(path) = path.canonicalize()
+            && path.starts_with(&folder)
+        {
+            return Err(refuse(format!(
+                "it holds {}, which this run reads or runs in",
+                path.display()
+            )));
+        }
+    }
+    let manifest = std::fs::read_to_string(destination.join("manifest.json"))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    let written_by_segflow = manifest.is_some_and(|m| {
+        m.get("segflow_version").is_some_and(|v| v.is_string())
+            && m.get("pipeline_sha256").is_some_and(|v| v.is_string())
+    });
+    if !written_by_segflow {
+        return Err(refuse(
+            "it is not a segflow run folder (no segflow manifest.json)".into(),
+        ));
+    }
+    Ok(())
+}
+
 /// A run folder being written.
 pub struct StagedOutput {
     destination: PathBuf,
@@ -59,8 +106,13 @@ pub struct StagedOutput {
 impl StagedOutput {
     /// Start writing a run that will end up at `destination`. Fails if it exists, unless
     /// `replace` is set (the old folder is then replaced only on [`StagedOutput::commit`]).
-    pub fn begin(destination: &Path, replace: bool) -> Result<Self> {
-        if destination.exists() && !replace {
+    ///
+    /// `--replace` only ever replaces a folder an earlier segflow run wrote (it holds a segflow
+    /// `manifest.json`), and never one that holds any of `protected` (the pipeline file, its
+    /// source files, the working directory).
+    pub fn begin(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<Self> {
+        let exists = destination.symlink_metadata().is_ok();
+        if exists && !replace {
             return Err(Error::Output {
                 message: format!("{} already exists", destination.display()),
                 help: Some(
@@ -69,6 +121,9 @@ impl StagedOutput {
                         .into(),
                 ),
             });
+        }
+        if exists {
+            check_replaceable(destination, protected)?;
         }
         let parent = match destination.parent() {
             Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),

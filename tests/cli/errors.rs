@@ -318,3 +318,70 @@ fn default_run_folder_is_named_after_pipeline_and_as_of() {
             .is_file()
     );
 }
+
+/// Every file under `dir` with its bytes, to prove a refused `--replace` touched nothing.
+fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
+    let mut found = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).unwrap() {
+            let path = entry.unwrap().path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                found.push((path.display().to_string(), std::fs::read(&path).unwrap()));
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+#[test]
+fn replace_only_ever_replaces_a_segflow_run_folder() {
+    let workspace = Workspace::from_fixture("windows");
+    // The sources live in data/, beside a folder of the user's own.
+    std::fs::create_dir(workspace.path().join("data")).unwrap();
+    for file in ["customers.csv", "events.csv"] {
+        std::fs::rename(
+            workspace.path().join(file),
+            workspace.path().join("data").join(file),
+        )
+        .unwrap();
+    }
+    workspace.edit_pipeline("path: customers.csv", "path: data/customers.csv");
+    workspace.edit_pipeline("path: events.csv", "path: data/events.csv");
+    std::fs::create_dir_all(workspace.path().join("notes")).unwrap();
+    workspace.write("notes/plan.txt", "my own file");
+    let before = tree(workspace.path());
+
+    for (out, why) in [
+        ("data", "it holds"),
+        (".", "it holds"),
+        (
+            "notes",
+            "it is not a segflow run folder (no segflow manifest.json)",
+        ),
+        ("pipeline.yaml", "it is not a folder"),
+        ("/dev/null", "it is not a folder"),
+    ] {
+        let output = workspace.segflow(&["run", "pipeline.yaml", "--out", out, "--replace"]);
+        assert_eq!(
+            output.status.code(),
+            Some(OUTPUT),
+            "--out {out}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("--replace refuses to replace {out}: {why}")),
+            "--out {out}: {message}"
+        );
+        assert_eq!(tree(workspace.path()), before, "--out {out} changed files");
+    }
+
+    // A folder an earlier run wrote is replaced.
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "runs/q3"]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "runs/q3", "--replace"]);
+    assert!(workspace.path().join("runs/q3/manifest.json").is_file());
+}
