@@ -32,6 +32,7 @@ pub fn main() -> ExitCode {
     let outcome = std::panic::catch_unwind(|| run(cli));
     match outcome {
         Ok(Ok(())) => ExitCode::from(exit::OK),
+        Ok(Err(Error::BrokenPipe)) => ExitCode::from(exit::OK),
         Ok(Err(error)) => {
             print_diagnostic(&error);
             ExitCode::from(error.exit_code())
@@ -50,7 +51,9 @@ fn watch_for_interrupts() {
     std::thread::spawn(move || {
         if signals.forever().next().is_some() {
             let removed = report::remove_active_staging();
-            eprintln!(
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
                 "error: interrupted{}",
                 if removed.is_some() {
                     "; the unfinished run folder was removed"
@@ -61,6 +64,29 @@ fn watch_for_interrupts() {
             std::process::exit(i32::from(exit::INTERRUPTED));
         }
     });
+}
+
+/// Write to standard output. A closed pipe (`segflow schema | head -1`) ends the command quietly
+/// with exit 0, as ripgrep and cargo do; any other failure (a full disk) is an output error.
+macro_rules! out {
+    ($($arg:tt)*) => {
+        write_stdout(format_args!($($arg)*))?
+    };
+}
+
+fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<()> {
+    use std::io::Write;
+    let mut stdout = std::io::stdout().lock();
+    stdout
+        .write_fmt(text)
+        .and_then(|()| stdout.flush())
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,
+            _ => Error::Output {
+                message: format!("cannot write to standard output: {e}"),
+                help: Some("check where standard output is redirected".into()),
+            },
+        })
 }
 
 /// Values that must never be printed (interpolated environment variables), set once the
@@ -88,7 +114,8 @@ fn json_format() -> bool {
 fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
     if json_format() {
         for line in diagnostic::json_lines(diagnostic) {
-            println!("{}", redact(&line));
+            // Diagnostics are best effort: a closed stdout must not hide the exit code.
+            let _ = write_stdout(format_args!("{}\n", redact(&line)));
         }
         return;
     }
@@ -102,7 +129,8 @@ fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
     if handler.render_report(&mut text, diagnostic).is_err() {
         text = format!("{diagnostic}\n");
     }
-    eprint!("{}", redact(&text));
+    use std::io::Write;
+    let _ = write!(std::io::stderr(), "{}", redact(&text));
 }
 
 /// Run one command.
@@ -124,14 +152,14 @@ pub fn run(cli: Cli) -> Result<()> {
                 "{}: {} lint warning(s)",
                 args.input.pipeline.display(),
                 lints.len()
-            ));
+            ))?;
             Ok(())
         }
         Command::Plan(args) => plan(&args),
         Command::Test(args) => segment_tests(&args.input),
         Command::Explain { code } => match diagnostic::codes::find(&code) {
             Some(found) => {
-                println!("{code}: {}", found.explanation);
+                out!("{code}: {}\n", found.explanation);
                 Ok(())
             }
             None => Err(Error::Usage {
@@ -144,7 +172,7 @@ pub fn run(cli: Cli) -> Result<()> {
             }),
         },
         Command::Schema => {
-            println!("{}", schema_json());
+            out!("{}\n", schema_json());
             Ok(())
         }
     }
@@ -191,10 +219,11 @@ fn default_memory_limit() -> u64 {
 }
 
 /// A line for people on stdout; left out with `--format json`, where stdout holds JSON only.
-fn summary(line: std::fmt::Arguments<'_>) {
+fn summary(line: std::fmt::Arguments<'_>) -> Result<()> {
     if !json_format() {
-        println!("{line}");
+        out!("{line}\n");
     }
+    Ok(())
 }
 
 /// Load the pipeline, apply `--source` overrides, and work out the run options.
@@ -216,7 +245,7 @@ fn plan(args: &PlanArgs) -> Result<()> {
         PlanFormat::Physical => engine::PlanView::Physical,
     };
     let text = runtime()?.block_on(engine::explain(&pipeline, &options, view))?;
-    print!("{text}");
+    out!("{text}");
     Ok(())
 }
 
@@ -226,10 +255,10 @@ fn diff(args: &DiffArgs) -> Result<()> {
     if args.json {
         let text = serde_json::to_string_pretty(&comparison)
             .map_err(|e| Error::Internal(e.to_string()))?;
-        println!("{text}");
+        out!("{text}\n");
     } else {
         let templates = Templates::new(None)?;
-        print!(
+        out!(
             "{}",
             templates.render(
                 "comparison.md.j2",
@@ -263,8 +292,8 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
     let as_of = pipeline.as_of(input.as_of);
     let tests = &pipeline.spec.tests;
     if tests.is_empty() {
-        println!(
-            "{}: no segment tests declared (add a `tests:` section)",
+        out!(
+            "{}: no segment tests declared (add a `tests:` section)\n",
             input.pipeline.display()
         );
         return Ok(());
@@ -278,10 +307,10 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
             summary(format_args!(
                 "ok     {} ({} customers)",
                 outcome.name, outcome.checked
-            ));
+            ))?;
         } else {
             failed += 1;
-            summary(format_args!("FAILED {}", outcome.name));
+            summary(format_args!("FAILED {}", outcome.name))?;
             for failure in &outcome.failures {
                 if json_format() {
                     let failure = Error::TestFailure {
@@ -290,14 +319,14 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
                     };
                     print_diagnostic(&failure);
                 }
-                summary(format_args!("       {failure}"));
+                summary(format_args!("       {failure}"))?;
             }
         }
     }
     summary(format_args!(
         "segment tests: {} ok, {failed} failed",
         tests.len() - failed
-    ));
+    ))?;
     if failed > 0 {
         return Err(Error::TestsFailed {
             failed,
@@ -320,7 +349,7 @@ fn validate(input: &SourceArgs) -> Result<()> {
         sources.len(),
         pipeline.features.len(),
         pipeline.segments.len()
-    ));
+    ))?;
     Ok(())
 }
 
@@ -421,8 +450,12 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     };
     report::write_manifest(staged.path(), &manifest).map_err(relocate)?;
     let destination = staged.commit()?;
-    if !json_format() {
-        print_summary(&destination, &results, &analysis);
+    // The run folder is complete; a closed stdout only cuts the summary short.
+    if !json_format()
+        && let Err(error) = print_summary(&destination, &results, &analysis)
+        && !matches!(error, Error::BrokenPipe)
+    {
+        return Err(error);
     }
     report_lints(&runtime_lints, args.input.deny_warnings)?;
     if analysis.criteria.status == Status::Fail && !args.criteria_as_warnings {
@@ -460,37 +493,43 @@ fn failed_criteria(analysis: &Analysis) -> Vec<String> {
         .collect()
 }
 
-fn print_summary(destination: &Path, results: &engine::RunResults, analysis: &Analysis) {
-    println!(
-        "segmented {} customers as of {} into {} segments",
+fn print_summary(
+    destination: &Path,
+    results: &engine::RunResults,
+    analysis: &Analysis,
+) -> Result<()> {
+    out!(
+        "segmented {} customers as of {} into {} segments\n",
         results.customers,
         results.as_of,
         results.segments.len()
     );
     for segment in &results.segments {
-        println!(
-            "  {:<24} {:>9} {:>6.1}%",
+        out!(
+            "  {:<24} {:>9} {:>6.1}%\n",
             segment.id,
             segment.customers,
             segment.share * 100.0
         );
     }
     if results.unassigned > 0 {
-        println!(
-            "  {:<24} {:>9} {:>6.1}%",
+        out!(
+            "  {:<24} {:>9} {:>6.1}%\n",
             "(unassigned)",
             results.unassigned,
             results.unassigned_share * 100.0
         );
     }
     for criterion in &analysis.criteria.criteria {
-        println!(
-            "  criterion {:<16} {:?}",
-            criterion.criterion, criterion.status
+        out!(
+            "  criterion {:<16} {:?}\n",
+            criterion.criterion,
+            criterion.status
         );
     }
     if let Some(beachhead) = analysis.scoring.as_ref().and_then(|s| s.beachhead.as_ref()) {
-        println!("  beachhead: {beachhead}");
+        out!("  beachhead: {beachhead}\n");
     }
-    println!("report: {}", destination.join("report.html").display());
+    out!("report: {}\n", destination.join("report.html").display());
+    Ok(())
 }

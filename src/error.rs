@@ -43,12 +43,12 @@ pub type Result<T, E = Error> = std::result::Result<T, E>;
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
     /// A file segflow was told to read could not be read.
-    #[error("cannot read {}: {source}", path.display())]
+    #[error("cannot read {}: {reason}", path.display())]
     ReadFile {
         /// The file.
         path: PathBuf,
-        /// Why.
-        source: std::io::Error,
+        /// Why (not an error `source`, so that it is printed once).
+        reason: std::io::Error,
     },
     /// The pipeline file has problems; all of them are listed.
     #[error("{}", summary(file, problems))]
@@ -146,6 +146,9 @@ pub enum Error {
         /// DataFusion's message.
         message: String,
     },
+    /// Standard output was closed by its reader (`| head`): the command ends quietly.
+    #[error("standard output was closed")]
+    BrokenPipe,
     /// A bug in segflow.
     #[error("internal error (this is a bug in segflow, please report it): {0}")]
     Internal(String),
@@ -189,6 +192,7 @@ impl Error {
             Error::OutOfMemory { .. } => exit::MEMORY,
             Error::RunFolder { .. } => exit::RUN_FOLDER,
             Error::Internal(_) => exit::INTERNAL,
+            Error::BrokenPipe => exit::OK,
         }
     }
 
@@ -261,7 +265,7 @@ impl Diagnostic for Error {
             Error::TestsFailed { .. } | Error::TestFailure { .. } => "segflow::tests",
             Error::OutOfMemory { .. } => "segflow::memory",
             Error::RunFolder { .. } => "segflow::run-folder",
-            Error::Internal(_) => "segflow::internal",
+            Error::Internal(_) | Error::BrokenPipe => "segflow::internal",
         };
         Some(Box::new(code))
     }

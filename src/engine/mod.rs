@@ -599,13 +599,13 @@ async fn write_parquet(
 fn hash_files(files: &[PathBuf]) -> Result<String> {
     let mut hasher = Sha256::new();
     for path in files {
-        let mut file = File::open(path).map_err(|source| Error::ReadFile {
+        let mut file = File::open(path).map_err(|reason| Error::ReadFile {
             path: path.clone(),
-            source,
+            reason,
         })?;
-        std::io::copy(&mut file, &mut hasher).map_err(|source| Error::ReadFile {
+        std::io::copy(&mut file, &mut hasher).map_err(|reason| Error::ReadFile {
             path: path.clone(),
-            source,
+            reason,
         })?;
     }
     Ok(hex(&hasher.finalize()))

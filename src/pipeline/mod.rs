@@ -48,9 +48,9 @@ pub struct Pipeline {
 impl Pipeline {
     /// Read and check the pipeline file at `path`.
     pub fn load(path: &Path) -> Result<Self> {
-        let bytes = std::fs::read(path).map_err(|source| Error::ReadFile {
+        let bytes = std::fs::read(path).map_err(|reason| Error::ReadFile {
             path: path.to_path_buf(),
-            source,
+            reason,
         })?;
         let display_name = path.display().to_string();
         let text = String::from_utf8(bytes).map_err(|e| Error::Pipeline {

@@ -266,3 +266,62 @@ fn a_full_disk_is_an_output_error_and_leaves_nothing_behind() {
     let left: Vec<_> = std::fs::read_dir(disk.dir.path()).unwrap().collect();
     assert!(left.is_empty(), "the full disk still holds {left:?}");
 }
+
+/// Run segflow with stdout into a pipe whose reader goes away after `keep` bytes, like
+/// `segflow ... | head -c KEEP`.
+fn with_closed_pipe(args: &[&str], dir: &std::path::Path, keep: usize) -> std::process::Output {
+    use std::io::Read;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(args)
+        .current_dir(dir)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut stdout = child.stdout.take().unwrap();
+    let mut first = vec![0; keep];
+    stdout.read_exact(&mut first).unwrap();
+    drop(stdout);
+    child.wait_with_output().unwrap()
+}
+
+#[test]
+fn a_closed_stdout_ends_quietly_and_the_run_folder_stays_complete() {
+    let root = crate::support::repo_path("");
+    let output = with_closed_pipe(&["schema"], &root, 1);
+    assert_eq!(output.status.code(), Some(0));
+    assert_eq!(stderr(&output), "");
+
+    let workspace = Workspace::lint_clean();
+    let output = with_closed_pipe(
+        &["run", "pipeline.yaml", "--out", "out"],
+        workspace.path(),
+        1,
+    );
+    assert_eq!(output.status.code(), Some(0), "{}", stderr(&output));
+    assert_eq!(stderr(&output), "");
+    for file in ["manifest.json", "report.html", "assignments.parquet"] {
+        assert!(workspace.path().join("out").join(file).is_file(), "{file}");
+    }
+}
+
+#[test]
+fn a_full_stdout_is_an_output_error() {
+    let Ok(full) = std::fs::OpenOptions::new().write(true).open("/dev/full") else {
+        return;
+    };
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .arg("schema")
+        .env("NO_COLOR", "1")
+        .stdout(full)
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(5));
+    let message = stderr(&output);
+    assert!(
+        message.contains("cannot write to standard output: No space left on device"),
+        "{message}"
+    );
+    assert!(!message.contains("internal error"), "{message}");
+}
