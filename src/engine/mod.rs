@@ -74,6 +74,9 @@ pub struct Resources {
     pub threads: Option<usize>,
 }
 
+/// See [`session`]: skip partial aggregation when groups exceed this share of rows.
+const SKIP_PARTIAL_AGGREGATION_RATIO: f64 = 0.5;
+
 /// Share of `--memory-limit` given to DataFusion's memory pool. The rest is headroom for what the
 /// pool does not account for (Parquet read buffers, batches in flight, the output writer), so
 /// that the process stays near the limit the user asked for.
@@ -177,6 +180,14 @@ fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
             "datafusion.execution.parquet.schema_force_view_types",
             false,
         );
+    // Per-customer groups are nearly as many as the rows (a customer's events rarely share a
+    // day), so a partial aggregation before the shuffle only costs time. DataFusion skips it when
+    // a probe finds more groups than this share of the rows (default 0.8, just above the 0.79
+    // measured on the example's (customer, day) groups at 1M customers).
+    config
+        .options_mut()
+        .execution
+        .skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
     if let Some(threads) = resources.threads {
         config = config.with_target_partitions(threads.max(1));
     }
