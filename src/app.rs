@@ -515,7 +515,7 @@ fn print_summary(
     if results.unassigned > 0 {
         out!(
             "  {:<24} {:>9} {:>6.1}%\n",
-            "(unassigned)",
+            crate::pipeline::model::UNASSIGNED,
             results.unassigned,
             results.unassigned_share * 100.0
         );

@@ -8,6 +8,7 @@ use serde::Serialize;
 
 use crate::engine::FeatureStats;
 use crate::engine::compare::{FeatureBins, RunMeasures};
+use crate::pipeline::model::UNASSIGNED;
 
 /// One side of a comparison: what a run folder says about a run.
 #[derive(Debug, Clone)]
@@ -158,7 +159,6 @@ pub struct Comparison {
     pub criteria_changes: Vec<CriterionChange>,
 }
 
-const UNASSIGNED: &str = "(unassigned)";
 const NOT_IN_OLD: &str = "(not in old run)";
 const NOT_IN_NEW: &str = "(not in new run)";
 

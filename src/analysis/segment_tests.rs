@@ -5,10 +5,7 @@ use std::collections::BTreeMap;
 use serde_json::Value;
 
 use crate::engine::fixtures::Row;
-use crate::pipeline::model::{SegmentSpec, SegmentTest};
-
-/// The expected segment of a customer that no rule may match.
-pub const UNASSIGNED: &str = "(unassigned)";
+use crate::pipeline::model::{SegmentSpec, SegmentTest, UNASSIGNED};
 
 /// What one test found: a line per failed expectation.
 #[derive(Debug, Clone)]

@@ -639,6 +639,9 @@ pub enum Split {
     Value(f64),
 }
 
+/// How segment tests, reports and the summary name customers that no rule matched.
+pub const UNASSIGNED: &str = "(unassigned)";
+
 /// Names of pipelines, sources, features and segments: safe as SQL identifiers, file names and
 /// in URLs.
 pub const NAME_PATTERN: &str = "^[a-z][a-z0-9_]{0,62}$";

@@ -449,6 +449,14 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "reachable_uses_a_column_not_a_feature",
+        edits: &[Append(
+            "criteria:\n  accessible:\n    reachable: signup_date IS NOT NULL\n    share: { error_if_below: 0.5 }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "unknown_source_override",
         edits: &[],
         args: &["validate", "pipeline.yaml", "--source", "event=x.csv"],

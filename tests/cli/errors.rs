@@ -1,7 +1,7 @@
 //! Every error path of `validate` and `run`: the exact message (snapshot), its location, the
 //! exit code, and that a failed run leaves no output behind.
 
-use crate::support::{Workspace, stderr};
+use crate::support::{Workspace, files_below, stderr};
 
 /// Exit codes documented in the README.
 const USAGE: i32 = 2;
@@ -319,24 +319,6 @@ fn default_run_folder_is_named_after_pipeline_and_as_of() {
     );
 }
 
-/// Every file under `dir` with its bytes, to prove a refused `--replace` touched nothing.
-fn tree(dir: &std::path::Path) -> Vec<(String, Vec<u8>)> {
-    let mut found = Vec::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                found.push((path.display().to_string(), std::fs::read(&path).unwrap()));
-            }
-        }
-    }
-    found.sort();
-    found
-}
-
 #[test]
 fn replace_only_ever_replaces_a_segflow_run_folder() {
     let workspace = Workspace::from_fixture("windows");
@@ -353,7 +335,7 @@ fn replace_only_ever_replaces_a_segflow_run_folder() {
     workspace.edit_pipeline("path: events.csv", "path: data/events.csv");
     std::fs::create_dir_all(workspace.path().join("notes")).unwrap();
     workspace.write("notes/plan.txt", "my own file");
-    let before = tree(workspace.path());
+    let before = files_below(workspace.path());
 
     for (out, why) in [
         ("data", "it holds"),
@@ -377,7 +359,11 @@ fn replace_only_ever_replaces_a_segflow_run_folder() {
             message.contains(&format!("--replace refuses to replace {out}: {why}")),
             "--out {out}: {message}"
         );
-        assert_eq!(tree(workspace.path()), before, "--out {out} changed files");
+        assert_eq!(
+            files_below(workspace.path()),
+            before,
+            "--out {out} changed files"
+        );
     }
 
     // A folder an earlier run wrote is replaced.

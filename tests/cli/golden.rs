@@ -2,23 +2,7 @@
 //! to what segflow computes or writes shows up here as a reviewable diff. After an intended
 //! change, rewrite them with `SEGFLOW_BLESS=1 cargo test golden` and review the diff.
 
-use std::collections::BTreeMap;
-use std::path::Path;
-
-use crate::support::{ExampleRun, repo_path, segflow, stdout};
-
-/// Every file under `dir` by relative path.
-fn files(dir: &Path, prefix: &str, found: &mut BTreeMap<String, Vec<u8>>) {
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        let name = format!("{prefix}{}", entry.file_name().to_string_lossy());
-        if entry.path().is_dir() {
-            files(&entry.path(), &format!("{name}/"), found);
-        } else {
-            found.insert(name, std::fs::read(entry.path()).unwrap());
-        }
-    }
-}
+use crate::support::{ExampleRun, files_below, repo_path, segflow, stdout};
 
 /// The manifest without what differs between identical runs: start time, timings, git state.
 fn reproducible_manifest(bytes: &[u8]) -> Vec<u8> {
@@ -39,8 +23,7 @@ fn bless() -> bool {
 #[test]
 fn the_example_run_folder_matches_its_golden_copy() {
     let run = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
-    let mut produced = BTreeMap::new();
-    files(&run.dir(), "", &mut produced);
+    let mut produced = files_below(&run.dir());
     let manifest = produced.get_mut("manifest.json").expect("manifest.json");
     *manifest = reproducible_manifest(manifest);
     let golden_dir = repo_path("tests/golden/saas_quarterly");
@@ -52,8 +35,7 @@ fn the_example_run_folder_matches_its_golden_copy() {
             std::fs::write(path, bytes).unwrap();
         }
     }
-    let mut golden = BTreeMap::new();
-    files(&golden_dir, "", &mut golden);
+    let golden = files_below(&golden_dir);
     assert_eq!(
         produced.keys().collect::<Vec<_>>(),
         golden.keys().collect::<Vec<_>>()

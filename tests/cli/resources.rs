@@ -2,24 +2,9 @@
 //! spilling, the spill files are gone afterwards, and a limit too small even for spilling stops
 //! with exit 9, naming the stage and the limit.
 
-use std::collections::BTreeMap;
 use std::path::Path;
 
-use crate::support::{repo_path, segflow, stderr};
-
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    for entry in std::fs::read_dir(dir).unwrap() {
-        let entry = entry.unwrap();
-        if entry.path().is_file() {
-            found.insert(
-                entry.file_name().to_string_lossy().into_owned(),
-                std::fs::read(entry.path()).unwrap(),
-            );
-        }
-    }
-    found
-}
+use crate::support::{files_below as files, repo_path, segflow, stderr};
 
 fn run(out: &Path, tmp: &Path, args: &[&str]) -> std::process::Output {
     segflow()

@@ -7,29 +7,9 @@ use std::process::Command;
 
 use serde_json::{Value, json};
 
-use crate::support::{ExampleRun, Workspace, read_json, repo_path, segflow, stderr};
-
-/// Every file below `dir`, relative path → bytes.
-fn files(dir: &Path) -> BTreeMap<String, Vec<u8>> {
-    let mut found = BTreeMap::new();
-    let mut stack = vec![dir.to_path_buf()];
-    while let Some(folder) = stack.pop() {
-        for entry in std::fs::read_dir(&folder).unwrap() {
-            let path = entry.unwrap().path();
-            if path.is_dir() {
-                stack.push(path);
-            } else {
-                let name = path
-                    .strip_prefix(dir)
-                    .unwrap()
-                    .to_string_lossy()
-                    .into_owned();
-                found.insert(name, std::fs::read(&path).unwrap());
-            }
-        }
-    }
-    found
-}
+use crate::support::{
+    ExampleRun, Workspace, files_below as files, read_json, repo_path, segflow, stderr,
+};
 
 #[test]
 fn the_same_run_twice_gives_byte_identical_outputs() {

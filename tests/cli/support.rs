@@ -142,6 +142,28 @@ impl ExampleRun {
     }
 }
 
+/// Every file below `dir`, by path relative to it (`personas/a.md`), with its bytes.
+pub fn files_below(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    let mut found = BTreeMap::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(folder) = stack.pop() {
+        for entry in std::fs::read_dir(&folder).expect("read folder") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                let name = path
+                    .strip_prefix(dir)
+                    .expect("below dir")
+                    .to_string_lossy()
+                    .into_owned();
+                found.insert(name, std::fs::read(&path).expect("read file"));
+            }
+        }
+    }
+    found
+}
+
 /// One assignments row: column name → value.
 pub type Row = BTreeMap<String, Value>;
 

@@ -3,10 +3,12 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod references;
 mod sections;
 
+use references::{feature_condition, sql_names};
+
 use super::model::{FeatureSpec, NAME_PATTERN, PipelineSpec, format_from_path, is_valid_name};
-use super::sql::referenced_names;
 use super::validated::{
     Aggregate, Bucketing, Entity, Feature, FeatureDefinition, Quantile, Segment, Source,
 };
@@ -374,42 +376,6 @@ fn check_source_reference(
     }
 }
 
-fn sql_names(
-    file: &PipelineFile,
-    path: &str,
-    sql: &str,
-    problems: &mut Vec<Problem>,
-) -> BTreeSet<String> {
-    referenced_names(sql).unwrap_or_else(|message| {
-        // sqlparser ends its messages with " at Line: L, Column: C"; on the first line of a
-        // one-line snippet that is a position in the file.
-        let position = message.rsplit_once(" at Line: ").and_then(|(text, at)| {
-            let (line, column) = at.split_once(", Column: ")?;
-            let column: usize = column.trim().parse().ok()?;
-            (line.trim() == "1" && !sql.contains('\n')).then(|| (text.to_string(), column))
-        });
-        let problem = match position {
-            Some((text, column)) => file
-                .at_column(
-                    codes::SQL_SYNTAX,
-                    path,
-                    column,
-                    format!("SQL does not parse: {text}"),
-                )
-                .label("here"),
-            None => file
-                .at(
-                    codes::SQL_SYNTAX,
-                    path,
-                    format!("SQL does not parse: {message}"),
-                )
-                .label("in this expression"),
-        };
-        problems.push(problem);
-        BTreeSet::new()
-    })
-}
-
 /// Feature indices ordered so that each comes after the features it uses (declaration order
 /// among independent ones), or the indices of one cycle.
 fn dependency_order(
@@ -535,20 +501,14 @@ fn check_segments(
             references.push(BTreeSet::new());
             continue;
         };
-        let names = sql_names(file, &format!("{path}.when"), when, problems);
-        for name in &names {
-            if !feature_names.contains(&name.as_str()) {
-                problems.push(
-                    file
-                        .at_word(codes::UNKNOWN_FEATURE, &format!("{path}.when"), name, format!("segment `{}` uses `{name}`, which is not a feature", segment.id))
-                        .label(format!("`{name}` is used here"))
-                        .help(format!(
-                            "segment rules use features only (declare one for an entity column with `expr: <column>`); {}",
-                            available_help(name, "feature", feature_names.iter().copied())
-                        )),
-                );
-            }
-        }
+        let names = feature_condition(
+            file,
+            &format!("{path}.when"),
+            when,
+            &format!("segment `{}`", segment.id),
+            feature_names,
+            problems,
+        );
         references.push(names);
     }
     references

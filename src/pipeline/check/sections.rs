@@ -4,9 +4,11 @@
 
 use std::collections::HashSet;
 
+use super::references::feature_condition;
 use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
-use crate::pipeline::model::{PipelineSpec, ScaleMethod, Split, Threshold, is_valid_name};
-use crate::pipeline::sql::referenced_names;
+use crate::pipeline::model::{
+    PipelineSpec, ScaleMethod, Split, Threshold, UNASSIGNED, is_valid_name,
+};
 
 /// Tolerance for weights summing to 100.
 const WEIGHT_TOLERANCE: f64 = 1e-6;
@@ -65,31 +67,14 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
             }
         }
         if let Some(accessible) = &criteria.accessible {
-            match referenced_names(&accessible.reachable) {
-                Ok(names) => {
-                    for name in names {
-                        if !features.contains(&name.as_str()) {
-                            problems.push(
-                                file.at_word(
-                                    codes::UNKNOWN_FEATURE,
-                                    "criteria.accessible.reachable",
-                                    &name,
-                                    format!("`reachable` uses `{name}`, which is not a feature"),
-                                )
-                                .help(format!(
-                                    "declare a feature for it; {}",
-                                    available_help(&name, "feature", features.iter().copied())
-                                )),
-                            );
-                        }
-                    }
-                }
-                Err(message) => problems.push(file.at(
-                    codes::SQL_SYNTAX,
-                    "criteria.accessible.reachable",
-                    format!("SQL does not parse: {message}"),
-                )),
-            }
+            feature_condition(
+                file,
+                "criteria.accessible.reachable",
+                &accessible.reachable,
+                "`reachable`",
+                &features,
+                problems,
+            );
             threshold(
                 file,
                 "criteria.accessible.share",
@@ -302,7 +287,7 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
         }
         for (e, expectation) in test.expect.iter().enumerate() {
             let path = format!("tests[{t}].expect[{e}]");
-            if expectation.segment != "(unassigned)"
+            if expectation.segment != UNASSIGNED
                 && !segment_ids.contains(&expectation.segment.as_str())
             {
                 problems.push(
