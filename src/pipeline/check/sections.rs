@@ -7,7 +7,8 @@ use std::collections::HashSet;
 use super::references::feature_condition;
 use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
 use crate::pipeline::model::{
-    PipelineSpec, ScaleMethod, Split, Threshold, UNASSIGNED, is_valid_name,
+    CriteriaSpec, MatrixSpec, PipelineSpec, ScaleMethod, Split, Threshold, UNASSIGNED,
+    is_valid_name,
 };
 
 /// Tolerance for weights summing to 100.
@@ -16,101 +17,137 @@ const WEIGHT_TOLERANCE: f64 = 1e-6;
 /// Check the method sections of `spec`, appending problems.
 pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
     let features: Vec<&str> = spec.features.iter().map(|f| f.name.as_str()).collect();
-    let feature_ref = |problems: &mut Vec<Problem>, path: &str, name: &str| {
-        if !features.contains(&name) {
-            problems.push(
-                file.at(
-                    codes::UNKNOWN_FEATURE,
-                    path,
-                    format!("unknown feature `{name}`"),
-                )
-                .help(available_help(name, "feature", features.iter().copied())),
-            );
-        }
-    };
     if let Some(criteria) = &spec.criteria {
-        if let Some(identifiable) = &criteria.identifiable {
+        check_criteria(criteria, file, &features, problems);
+    }
+    check_scoring(spec, file, &features, problems);
+    check_personas(spec, file, problems);
+    check_tests(spec, file, &features, problems);
+    if let Some(matrix) = &spec.matrix {
+        check_matrix(matrix, file, &features, problems);
+    }
+}
+
+/// A problem when `name`, at node `path`, is not one of `features`.
+fn feature_ref(
+    file: &PipelineFile,
+    features: &[&str],
+    problems: &mut Vec<Problem>,
+    path: &str,
+    name: &str,
+) {
+    if !features.contains(&name) {
+        problems.push(
+            file.at(
+                codes::UNKNOWN_FEATURE,
+                path,
+                format!("unknown feature `{name}`"),
+            )
+            .help(available_help(name, "feature", features.iter().copied())),
+        );
+    }
+}
+
+/// The validation criteria: thresholds, and the features they name.
+fn check_criteria(
+    criteria: &CriteriaSpec,
+    file: &PipelineFile,
+    features: &[&str],
+    problems: &mut Vec<Problem>,
+) {
+    if let Some(identifiable) = &criteria.identifiable {
+        threshold(
+            file,
+            "criteria.identifiable.unassigned_share",
+            &identifiable.unassigned_share,
+            true,
+            problems,
+        );
+    }
+    if let Some(substantial) = &criteria.substantial {
+        if let Some(share) = &substantial.share {
+            threshold(file, "criteria.substantial.share", share, true, problems);
+        }
+        if let Some(customers) = &substantial.customers {
             threshold(
                 file,
-                "criteria.identifiable.unassigned_share",
-                &identifiable.unassigned_share,
-                true,
-                problems,
-            );
-        }
-        if let Some(substantial) = &criteria.substantial {
-            if let Some(share) = &substantial.share {
-                threshold(file, "criteria.substantial.share", share, true, problems);
-            }
-            if let Some(customers) = &substantial.customers {
-                threshold(
-                    file,
-                    "criteria.substantial.customers",
-                    customers,
-                    false,
-                    problems,
-                );
-            }
-            if let Some(value) = &substantial.value_share {
-                feature_ref(
-                    problems,
-                    "criteria.substantial.value_share.feature",
-                    &value.feature,
-                );
-                threshold(
-                    file,
-                    "criteria.substantial.value_share.threshold",
-                    &value.threshold,
-                    true,
-                    problems,
-                );
-            }
-        }
-        if let Some(accessible) = &criteria.accessible {
-            feature_condition(
-                file,
-                "criteria.accessible.reachable",
-                &accessible.reachable,
-                "`reachable`",
-                &features,
-                problems,
-            );
-            threshold(
-                file,
-                "criteria.accessible.share",
-                &accessible.share,
-                true,
-                problems,
-            );
-        }
-        if let Some(differentiable) = &criteria.differentiable {
-            if differentiable.features.is_empty() {
-                problems.push(
-                    file.at(
-                        codes::EMPTY_LIST,
-                        "criteria.differentiable.features",
-                        "no features to compare segments on",
-                    )
-                    .help("list the numeric features that should tell segments apart"),
-                );
-            }
-            for (i, name) in differentiable.features.iter().enumerate() {
-                feature_ref(
-                    problems,
-                    &format!("criteria.differentiable.features[{i}]"),
-                    name,
-                );
-            }
-            threshold(
-                file,
-                "criteria.differentiable.effect_size",
-                &differentiable.effect_size,
+                "criteria.substantial.customers",
+                customers,
                 false,
                 problems,
             );
         }
+        if let Some(value) = &substantial.value_share {
+            feature_ref(
+                file,
+                features,
+                problems,
+                "criteria.substantial.value_share.feature",
+                &value.feature,
+            );
+            threshold(
+                file,
+                "criteria.substantial.value_share.threshold",
+                &value.threshold,
+                true,
+                problems,
+            );
+        }
     }
+    if let Some(accessible) = &criteria.accessible {
+        feature_condition(
+            file,
+            "criteria.accessible.reachable",
+            &accessible.reachable,
+            "`reachable`",
+            features,
+            problems,
+        );
+        threshold(
+            file,
+            "criteria.accessible.share",
+            &accessible.share,
+            true,
+            problems,
+        );
+    }
+    if let Some(differentiable) = &criteria.differentiable {
+        if differentiable.features.is_empty() {
+            problems.push(
+                file.at(
+                    codes::EMPTY_LIST,
+                    "criteria.differentiable.features",
+                    "no features to compare segments on",
+                )
+                .help("list the numeric features that should tell segments apart"),
+            );
+        }
+        for (i, name) in differentiable.features.iter().enumerate() {
+            feature_ref(
+                file,
+                features,
+                problems,
+                &format!("criteria.differentiable.features[{i}]"),
+                name,
+            );
+        }
+        threshold(
+            file,
+            "criteria.differentiable.effect_size",
+            &differentiable.effect_size,
+            false,
+            problems,
+        );
+    }
+}
 
+/// The prioritisation matrix: weights, derived factors, hand scores, stability.
+fn check_scoring(
+    spec: &PipelineSpec,
+    file: &PipelineFile,
+    features: &[&str],
+    problems: &mut Vec<Problem>,
+) {
     if let Some(scoring) = &spec.scoring {
         let sum: f64 = scoring.factors.iter().map(|f| f.weight).sum();
         if (sum - 100.0).abs() > WEIGHT_TOLERANCE {
@@ -159,7 +196,13 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
                 Some(derived) => {
                     use crate::pipeline::model::Metric;
                     if let Metric::Mean(f) | Metric::Median(f) | Metric::Sum(f) = &derived.metric {
-                        feature_ref(problems, &format!("{path}.derived.metric"), f);
+                        feature_ref(
+                            file,
+                            features,
+                            problems,
+                            &format!("{path}.derived.metric"),
+                            f,
+                        );
                     }
                     if let ScaleMethod::Breakpoints(points) = &derived.method
                         && (points.is_empty() || points.windows(2).any(|w| w[0] >= w[1]))
@@ -245,7 +288,10 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
             }
         }
     }
+}
 
+/// Personas: each names an existing segment, at most one per segment.
+fn check_personas(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
     let segment_ids: Vec<&str> = spec.segments.iter().map(|s| s.id.as_str()).collect();
     let mut with_persona = HashSet::new();
     for (i, persona) in spec.personas.iter().enumerate() {
@@ -264,7 +310,16 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
             ));
         }
     }
+}
 
+/// Segment tests: their sources, expected segments and features exist.
+fn check_tests(
+    spec: &PipelineSpec,
+    file: &PipelineFile,
+    features: &[&str],
+    problems: &mut Vec<Problem>,
+) {
+    let segment_ids: Vec<&str> = spec.segments.iter().map(|s| s.id.as_str()).collect();
     for (t, test) in spec.tests.iter().enumerate() {
         for source in test.sources.keys() {
             if !spec.sources.contains_key(source) {
@@ -310,23 +365,41 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
                 );
             }
             for feature in expectation.features.keys() {
-                feature_ref(problems, &format!("{path}.features.{feature}"), feature);
+                feature_ref(
+                    file,
+                    features,
+                    problems,
+                    &format!("{path}.features.{feature}"),
+                    feature,
+                );
             }
         }
     }
+}
 
-    if let Some(matrix) = &spec.matrix {
-        for (axis, spec) in [("value", &matrix.value), ("engagement", &matrix.engagement)] {
-            feature_ref(problems, &format!("matrix.{axis}.feature"), &spec.feature);
-            if let Split::Quantile(q) = spec.split
-                && !(q > 0.0 && q < 1.0)
-            {
-                problems.push(file.at(
-                    codes::THRESHOLD_RANGE,
-                    &format!("matrix.{axis}.split"),
-                    format!("quantile {q} is not between 0 and 1"),
-                ));
-            }
+/// The 2x2 matrix: its features exist and quantile splits lie in (0, 1).
+fn check_matrix(
+    matrix: &MatrixSpec,
+    file: &PipelineFile,
+    features: &[&str],
+    problems: &mut Vec<Problem>,
+) {
+    for (axis, spec) in [("value", &matrix.value), ("engagement", &matrix.engagement)] {
+        feature_ref(
+            file,
+            features,
+            problems,
+            &format!("matrix.{axis}.feature"),
+            &spec.feature,
+        );
+        if let Split::Quantile(q) = spec.split
+            && !(q > 0.0 && q < 1.0)
+        {
+            problems.push(file.at(
+                codes::THRESHOLD_RANGE,
+                &format!("matrix.{axis}.split"),
+                format!("quantile {q} is not between 0 and 1"),
+            ));
         }
     }
 }
