@@ -117,7 +117,7 @@ pub fn describe(threshold: &Threshold) -> String {
     parts.join(", ")
 }
 
-fn check(subject: &str, measure: &str, value: f64, threshold: &Threshold) -> Check {
+fn threshold_check(subject: &str, measure: &str, value: f64, threshold: &Threshold) -> Check {
     Check {
         subject: subject.to_string(),
         measure: measure.to_string(),
@@ -198,7 +198,7 @@ pub fn evaluate_all(
 
 /// Identifiable: the share of customers no rule matches.
 fn identifiable_checks(identifiable: &IdentifiableSpec, results: &RunResults) -> CriterionResult {
-    let mut unassigned = check(
+    let mut unassigned = threshold_check(
         "all customers",
         "share unassigned",
         results.unassigned_share,
@@ -216,10 +216,20 @@ fn substantial_checks(substantial: &SubstantialSpec, results: &RunResults) -> Cr
     let mut checks = Vec::new();
     for segment in &results.segments {
         if let Some(t) = &substantial.share {
-            checks.push(check(&segment.id, "share of customers", segment.share, t));
+            checks.push(threshold_check(
+                &segment.id,
+                "share of customers",
+                segment.share,
+                t,
+            ));
         }
         if let Some(t) = &substantial.customers {
-            checks.push(check(&segment.id, "customers", segment.customers as f64, t));
+            checks.push(threshold_check(
+                &segment.id,
+                "customers",
+                segment.customers as f64,
+                t,
+            ));
         }
         if let Some(value) = &substantial.value_share {
             let total = results
@@ -235,7 +245,7 @@ fn substantial_checks(substantial: &SubstantialSpec, results: &RunResults) -> Cr
             let measure = format!("share of total {}", value.feature);
             checks.push(match (part, total) {
                 (_, Some(total)) if total != 0.0 => {
-                    let mut c = check(
+                    let mut c = threshold_check(
                         &segment.id,
                         &measure,
                         part.unwrap_or(0.0) / total,
@@ -265,7 +275,7 @@ fn accessible_checks(accessible: &AccessibleSpec, results: &RunResults) -> Crite
         .iter()
         .map(|segment| match (segment.reachable, segment.customers) {
             (Some(reachable), n) if n > 0 => {
-                let mut c = check(
+                let mut c = threshold_check(
                     &segment.id,
                     "share reachable",
                     reachable as f64 / n as f64,
@@ -321,7 +331,7 @@ fn differentiable_checks(
             let subject = format!("{} ~ {}", a.id, b.id);
             checks.push(match best {
                 Some((feature, d)) => {
-                    let mut c = check(
+                    let mut c = threshold_check(
                         &subject,
                         "largest |Cohen's d|",
                         d,

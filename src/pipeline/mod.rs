@@ -74,7 +74,7 @@ impl Pipeline {
                 file: display_name.to_string(),
                 problems: vec![yaml_problem(&file, &e)],
             })?;
-        let checked = check::check(&spec, &file).map_err(|problems| Error::Pipeline {
+        let checked = check::plan(&spec, &file).map_err(|problems| Error::Pipeline {
             file: display_name.to_string(),
             problems,
         })?;

@@ -33,7 +33,7 @@ pub struct Checked {
 pub const RESERVED_NAMES: &[&str] = &["segment"];
 
 /// Check `spec`, returning the typed plan or every problem found.
-pub fn check(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Problem>> {
+pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Problem>> {
     let mut problems = Vec::new();
     if spec.version != 1 {
         problems.push(
