@@ -25,8 +25,12 @@ use crate::run_folder;
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
     let _ = FORMAT.set(cli.command.message_format());
+    // A panic inside one of DataFusion's tasks is turned into an error by DataFusion; only one
+    // that reaches the top is a bug to report. So the hook only remembers the message.
     std::panic::set_hook(Box::new(|info| {
-        print_diagnostic(&Error::Internal(info.to_string()));
+        if let Ok(mut last) = LAST_PANIC.lock() {
+            *last = Some(info.to_string());
+        }
     }));
     watch_for_interrupts();
     let outcome = std::panic::catch_unwind(|| run(cli));
@@ -37,7 +41,15 @@ pub fn main() -> ExitCode {
             print_diagnostic(&error);
             ExitCode::from(error.exit_code())
         }
-        Err(_) => ExitCode::from(exit::INTERNAL),
+        Err(_) => {
+            let message = LAST_PANIC
+                .lock()
+                .ok()
+                .and_then(|mut last| last.take())
+                .unwrap_or_else(|| "a panic".into());
+            print_diagnostic(&Error::Internal(message));
+            ExitCode::from(exit::INTERNAL)
+        }
     }
 }
 
@@ -88,6 +100,9 @@ fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<()> {
             },
         })
 }
+
+/// The message of the latest panic, printed if it reaches the top.
+static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
 /// Values that must never be printed (interpolated environment variables), set once the
 /// pipeline is loaded.

@@ -489,7 +489,7 @@ impl Compiler<'_> {
         let sql = format!("SELECT {} FROM {}", select.join(", "), ident(from));
         match self.ctx.sql(&sql).await {
             Ok(frame) => Ok(Some(self.register(
-                format!("feature {}", feature.name),
+                format!("feature `{}`", feature.name),
                 sql,
                 frame,
             )?)),
@@ -610,6 +610,53 @@ impl Compiler<'_> {
         });
         Ok(Some(frame))
     }
+}
+
+/// After a run failed on `error`, find the first stage (or segment rule) that raises it on its
+/// own, and say which feature or segment's SQL that is. `None` when no stage fails alone.
+pub async fn find_failing_stage(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    stages: &[Stage],
+) -> Option<Error> {
+    use futures::StreamExt;
+    async fn fails(ctx: &SessionContext, sql: &str) -> Option<String> {
+        let frame = match ctx.sql(sql).await {
+            Ok(frame) => frame,
+            Err(e) => return Some(first_line_of_datafusion(&e)),
+        };
+        let mut stream = match frame.execute_stream().await {
+            Ok(stream) => stream,
+            Err(e) => return Some(first_line_of_datafusion(&e)),
+        };
+        while let Some(batch) = stream.next().await {
+            if let Err(e) = batch {
+                return Some(first_line_of_datafusion(&e));
+            }
+        }
+        None
+    }
+    let (last, views) = stages.split_last()?;
+    for stage in views {
+        if let Some(message) = fails(ctx, &format!("SELECT * FROM {}", ident(&stage.view))).await {
+            return Some(Error::data(
+                format!("{}: {message}", stage.title),
+                Some("the data makes this SQL fail; guard it (e.g. NULLIF(x, 0) for a divisor) or fix the data".into()),
+            ));
+        }
+    }
+    let from = views.last().map(|stage| ident(&stage.view))?;
+    for segment in &pipeline.segments {
+        let Some(rule) = &segment.rule else { continue };
+        if let Some(message) = fails(ctx, &format!("SELECT ({rule}) FROM {from}")).await {
+            return Some(Error::data(
+                format!("the rule of segment `{}`: {message}", segment.id),
+                Some("the data makes this rule fail; guard it or fix the data".into()),
+            ));
+        }
+    }
+    let _ = last; // The last stage only orders and projects what the rules and views gave.
+    None
 }
 
 /// The bucket SQL of a quantile feature.

@@ -310,9 +310,25 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     timings.lap("check entity");
 
     let assignments_path = out_dir.join("assignments.parquet");
-    let (schema, executed) = write_parquet(&ctx, compiled.assignments, &assignments_path, progress)
+    let compile::Compiled {
+        stages,
+        assignments,
+    } = compiled;
+    let written = write_parquet(&ctx, assignments, &assignments_path, progress)
         .await
-        .map_err(in_stage("features and segments"))?;
+        .map_err(in_stage("features and segments"));
+    let (schema, executed) = match written {
+        Ok(written) => written,
+        Err(error @ Error::Data { .. }) => {
+            // Name the source file, or the feature or segment, the failure comes from.
+            let found = match sources::find_bad_file(&ctx, pipeline, &resolved).await {
+                Some(bad) => Some(bad),
+                None => compile::find_failing_stage(&ctx, pipeline, &stages).await,
+            };
+            return Err(found.unwrap_or(error));
+        }
+        Err(error) => return Err(error),
+    };
     timings.lap("features and segments");
     let profile = options.profile.then(|| {
         format!(

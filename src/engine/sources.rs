@@ -94,9 +94,21 @@ pub async fn register(
     pipeline: &Pipeline,
     sources: &[ResolvedSource],
 ) -> Result<()> {
+    use futures::FutureExt;
     for source in sources {
         let declared = &pipeline.sources[&source.name].columns;
-        let frame = read(ctx, source, declared).await?;
+        // The Parquet reader can panic on a corrupt footer; that is a bad file, not a bug.
+        let frame = std::panic::AssertUnwindSafe(read(ctx, source, declared))
+            .catch_unwind()
+            .await
+            .map_err(|panic| {
+                let file = source
+                    .files
+                    .first()
+                    .map(PathBuf::as_path)
+                    .unwrap_or(Path::new(""));
+                bad_file(source, file, &corrupt(panic.as_ref()), &[])
+            })??;
         ctx.register_table(source.name.as_str(), frame.into_view())
             .map_err(|e| source_error(&source.name, &e))?;
     }
@@ -223,4 +235,83 @@ pub fn declared_schema(found: &Schema, declared: &BTreeMap<String, ColumnType>) 
 pub async fn table_schema(ctx: &SessionContext, table: &str) -> Result<Arc<Schema>> {
     let frame = ctx.table(table).await?;
     Ok(Arc::new(frame.schema().as_arrow().clone()))
+}
+
+/// After a run failed on `error`, find the source file that raises it when read on its own, and
+/// name the source, the file and the column. `None` when every file reads cleanly (the error came
+/// from the pipeline's SQL, not from the data).
+pub async fn find_bad_file(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    sources: &[ResolvedSource],
+) -> Option<Error> {
+    use futures::{FutureExt, StreamExt};
+    for source in sources {
+        for file in &source.files {
+            let single = ResolvedSource {
+                files: vec![file.clone()],
+                ..source.clone()
+            };
+            let declared = &pipeline.sources[&source.name].columns;
+            let scan = async {
+                let frame = read(ctx, &single, declared).await?;
+                let columns: Vec<String> = frame
+                    .schema()
+                    .fields()
+                    .iter()
+                    .map(|f| f.name().clone())
+                    .collect();
+                let fail = |e: &datafusion::error::DataFusionError| {
+                    bad_file(source, file, &first_line_of_datafusion(e), &columns)
+                };
+                let mut stream = frame.execute_stream().await.map_err(|e| fail(&e))?;
+                while let Some(batch) = stream.next().await {
+                    batch.map_err(|e| fail(&e))?;
+                }
+                Ok::<(), Error>(())
+            };
+            // The Parquet reader can panic on a corrupt file; that is a bad file too.
+            match std::panic::AssertUnwindSafe(scan).catch_unwind().await {
+                Ok(Ok(())) => {}
+                Ok(Err(error)) => return Some(error),
+                Err(panic) => return Some(bad_file(source, file, &corrupt(panic.as_ref()), &[])),
+            }
+        }
+    }
+    None
+}
+
+/// What a reader's panic says about the file it read.
+fn corrupt(panic: &(dyn std::any::Any + Send)) -> String {
+    let message = panic
+        .downcast_ref::<String>()
+        .cloned()
+        .or_else(|| panic.downcast_ref::<&str>().map(|s| s.to_string()))
+        .unwrap_or_else(|| "the reader failed".into());
+    format!("the file is corrupt (the reader stopped: {message})")
+}
+
+/// A data error in `file` of `source`, naming the column when the message gives its index.
+fn bad_file(source: &ResolvedSource, file: &Path, message: &str, columns: &[String]) -> Error {
+    let column = message
+        .split("column ")
+        .nth(1)
+        .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
+        .and_then(|index| index.parse::<usize>().ok())
+        .and_then(|index| columns.get(index));
+    let file_name = if source.files.len() == 1 {
+        source.location.clone()
+    } else {
+        file.display().to_string()
+    };
+    Error::Source {
+        source_name: source.name.clone(),
+        message: match column {
+            Some(column) => format!("{file_name}, column `{column}`: {message}"),
+            None => format!("{file_name}: {message}"),
+        },
+        help: Some(
+            "fix or re-export the file; declared `columns` types must fit every value".into(),
+        ),
+    }
 }

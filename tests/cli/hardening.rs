@@ -325,3 +325,99 @@ fn a_full_stdout_is_an_output_error() {
     );
     assert!(!message.contains("internal error"), "{message}");
 }
+
+/// Write the `windows` fixture's events as Parquet, so that its bytes can be damaged.
+fn events_as_parquet(workspace: &Workspace) -> Vec<u8> {
+    use parquet::arrow::ArrowWriter;
+    use std::sync::Arc;
+    let text = workspace.read("events.csv");
+    let rows: Vec<Vec<&str>> = text
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').collect())
+        .collect();
+    let ids: Vec<i64> = rows.iter().map(|r| r[0].parse().unwrap()).collect();
+    let ts: Vec<&str> = rows.iter().map(|r| r[1]).collect();
+    let feature: Vec<&str> = rows.iter().map(|r| r[2]).collect();
+    let batch = arrow::record_batch::RecordBatch::try_from_iter([
+        (
+            "customer_id",
+            Arc::new(arrow::array::Int64Array::from(ids)) as arrow::array::ArrayRef,
+        ),
+        ("ts", Arc::new(arrow::array::StringArray::from(ts)) as _),
+        (
+            "feature",
+            Arc::new(arrow::array::StringArray::from(feature)) as _,
+        ),
+    ])
+    .unwrap();
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).unwrap();
+    writer.write(&batch).unwrap();
+    writer.close().unwrap();
+    bytes
+}
+
+#[test]
+fn damaged_parquet_files_are_data_errors_naming_source_and_file() {
+    let workspace = Workspace::lint_clean();
+    let clean = events_as_parquet(&workspace);
+    workspace.edit_pipeline("path: events.csv", "path: events.parquet");
+    // Damage a few bytes at a time, at positions from a fixed generator; keep the magic numbers.
+    let mut state: u64 = 0x2545_f491_4f6c_dd1d;
+    let mut next = || {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        state
+    };
+    let mut failures = 0;
+    for _ in 0..40 {
+        let mut bytes = clean.clone();
+        for _ in 0..4 {
+            let at = 4 + (next() as usize) % (bytes.len() - 8);
+            bytes[at] = next() as u8;
+        }
+        workspace.write_bytes("events.parquet", &bytes);
+        let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+        let message = stderr(&output);
+        assert!(
+            !message.contains("internal error") && !message.contains("panicked"),
+            "{message}"
+        );
+        match output.status.code() {
+            Some(0) => {
+                std::fs::remove_dir_all(workspace.path().join("out")).unwrap();
+            }
+            Some(code) => {
+                failures += 1;
+                assert!(code == 3 || code == 4, "exit {code}: {message}");
+                assert!(message.contains("source `events`"), "{message}");
+                assert!(!workspace.path().join("out").exists());
+            }
+            None => panic!("killed: {message}"),
+        }
+    }
+    assert!(failures > 0, "no damage was noticed");
+}
+
+#[test]
+fn a_bad_value_names_source_file_column_and_line() {
+    let workspace = Workspace::lint_clean();
+    let events = workspace.read("events.csv");
+    let broken = events.replacen("2026-09-01T00:00:00", "x", 1);
+    assert_ne!(broken, events);
+    workspace.write("events.csv", &broken);
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(4));
+    let message = stderr(&output);
+    assert!(
+        message
+            .contains("source `events`: events.csv, column `ts`: Error parsing column 1 at line"),
+        "{message}"
+    );
+    assert!(
+        message.contains("Error parsing timestamp from 'x'"),
+        "{message}"
+    );
+}

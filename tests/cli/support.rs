@@ -68,6 +68,11 @@ impl Workspace {
         std::fs::write(self.path().join(name), text).expect("write workspace file");
     }
 
+    /// Write bytes into a file of the workspace.
+    pub fn write_bytes(&self, name: &str, bytes: &[u8]) {
+        std::fs::write(self.path().join(name), bytes).expect("write workspace file");
+    }
+
     /// Rewrite `pipeline.yaml`, replacing `from` (which must occur) with `to`.
     pub fn edit_pipeline(&self, from: &str, to: &str) {
         let text = self.read("pipeline.yaml");

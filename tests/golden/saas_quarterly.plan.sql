@@ -10,15 +10,15 @@ FROM "customers" AS e
   LEFT JOIN (SELECT "customer_id" AS "__segflow_key", (sum(amount)) AS "revenue_12m" FROM "invoices" WHERE "invoice_date" < DATE '2026-10-01' AND "invoice_date" >= DATE '2025-10-01' GROUP BY "customer_id") AS a2_0 ON e."customer_id" = a2_0."__segflow_key"
   LEFT JOIN (SELECT "customer_id" AS "__segflow_key", (count(*)) AS "tickets_90" FROM "tickets" WHERE "created_at" < TIMESTAMP '2026-10-01 00:00:00' AND "created_at" >= TIMESTAMP '2026-07-03 00:00:00' GROUP BY "customer_id") AS a3_0 ON e."customer_id" = a3_0."__segflow_key";
 
--- stage 2: feature days_since_last_event
+-- stage 2: feature `days_since_last_event`
 CREATE VIEW "__segflow_step_1" AS
 SELECT "customer_id", "company_size", "industry", "country", "plan", "signup_date", "email_opt_in", "email", "last_event_date", "active_days_90", "events_90", "features_used_90", "revenue_12m", "tickets_90", (as_of() - last_event_date) AS "days_since_last_event" FROM "__segflow_step_0";
 
--- stage 3: feature tenure_days
+-- stage 3: feature `tenure_days`
 CREATE VIEW "__segflow_step_2" AS
 SELECT "customer_id", "company_size", "industry", "country", "plan", "signup_date", "email_opt_in", "email", "last_event_date", "active_days_90", "events_90", "features_used_90", "revenue_12m", "tickets_90", "days_since_last_event", (as_of() - signup_date) AS "tenure_days" FROM "__segflow_step_1";
 
--- stage 4: feature email_reachable
+-- stage 4: feature `email_reachable`
 CREATE VIEW "__segflow_step_3" AS
 SELECT "customer_id", "company_size", "industry", "country", "plan", "signup_date", "email_opt_in", "email", "last_event_date", "active_days_90", "events_90", "features_used_90", "revenue_12m", "tickets_90", "days_since_last_event", "tenure_days", (email_opt_in AND email IS NOT NULL) AS "email_reachable" FROM "__segflow_step_2";
 
