@@ -38,7 +38,13 @@ pub fn main() -> ExitCode {
         Ok(Ok(())) => ExitCode::from(exit::OK),
         Ok(Err(Error::BrokenPipe)) => ExitCode::from(exit::OK),
         Ok(Err(error)) => {
-            print_diagnostic(&error);
+            // Rendering must not turn a clear error into a crash: fall back to plain text.
+            let rendered =
+                std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| print_diagnostic(&error)));
+            if rendered.is_err() {
+                use std::io::Write;
+                let _ = writeln!(std::io::stderr(), "error: {}", redact(&error.to_string()));
+            }
             ExitCode::from(error.exit_code())
         }
         Err(_) => {

@@ -63,7 +63,9 @@ codes! {
     /// A window over a source without a time column.
     WINDOW_WITHOUT_TIME = "window-without-time", Error, "An aggregate feature has `window_days`, but its source declares no `time_column`, so there is nothing to measure the window on. Declare `time_column` on the source, or remove the window.";
     /// A window that holds no rows or no representable dates.
-    INVALID_WINDOW = "invalid-window", Error, "An aggregate's `window_days` is 0, so the window holds no rows. Use a positive number of days.";
+    INVALID_WINDOW = "invalid-window", Error, "An aggregate's `window_days` is 0, so the window holds no rows; or the window (or the as-of date itself) reaches outside 1677-09-22 to 2262-04-10, the dates a timestamp can hold. Use a positive number of days, at most a few centuries.";
+    /// A matrix axis on a feature that is not a number.
+    MATRIX_TYPE = "matrix-type", Error, "An axis of the 2x2 value x engagement matrix names a feature that is neither a number nor true/false (a date or text), so it cannot be split at a value. Choose a numeric feature, or declare one, e.g. days since a date.";
     /// A quantile feature without valid buckets or cuts.
     INVALID_QUANTILE = "invalid-quantile", Error, "A quantile feature needs either `buckets` (at least 2, equal-sized groups) or `cuts` (strictly ascending cut points), not both and not neither.";
     /// Features that use each other in a cycle.
@@ -74,6 +76,8 @@ codes! {
     CATCH_ALL = "catch-all", Error, "A segment without `when` (the catch-all) matches everyone, and rules are tried in order, so segments after it could never match. Move the catch-all to the end, or give it a rule.";
     /// SQL that does not parse.
     SQL_SYNTAX = "sql-syntax", Error, "An SQL expression (a feature, a rule, a filter) does not parse. The caret points at where the parser stopped. Expressions are single SQL expressions, not statements.";
+    /// SQL a pipeline expression may not use.
+    SQL_NOT_ALLOWED = "sql-not-allowed", Error, "A feature, rule, filter or `reachable` condition uses a subquery or a function that generates rows (`generate_series`, `range`, `unnest`). Pipeline expressions compute one value per customer: expression features and rules from features and entity columns, aggregates from their own source's rows. Reading another table is what an `aggregate` feature is for; row generators can produce unbounded data. Checked when the file loads.";
     /// SQL that parses but does not plan.
     SQL_PLAN = "sql-plan", Error, "An SQL expression parses but DataFusion cannot plan it against the sources' schemas: a function that does not exist, wrong argument types, an aggregate where none is allowed. The message is DataFusion's, naming the feature or segment.";
     /// A rule that is not true/false, or compares text with a number.

@@ -106,9 +106,28 @@ impl PipelineFile {
         span: Option<SourceSpan>,
         message: impl Into<String>,
     ) -> Problem {
+        let mut message = message.into();
+        let mut span = span;
+        // A snippet of a very long line (a minified or generated file) would be unreadable and
+        // slow to draw: say where instead.
+        if let Some(at) = span {
+            let text = self.text();
+            let start = at.offset().min(text.len());
+            let line_start = text[..start].rfind('\n').map_or(0, |i| i + 1);
+            let line_end = text[start..].find('\n').map_or(text.len(), |i| start + i);
+            if line_end - line_start > MAX_SNIPPET_LINE {
+                let line = text[..start].matches('\n').count() + 1;
+                let column = text[line_start..start].chars().count() + 1;
+                message = format!(
+                    "{message} (at {}:{line}:{column}; the line is too long to show)",
+                    self.display_name
+                );
+                span = None;
+            }
+        }
         Problem {
             code,
-            message: message.into(),
+            message,
             source: self.source.clone(),
             span,
             label: None,
@@ -117,6 +136,9 @@ impl PipelineFile {
         }
     }
 }
+
+/// Longest line (in bytes) a diagnostic shows as a snippet.
+const MAX_SNIPPET_LINE: usize = 1_000;
 
 /// Byte offset of the first occurrence of `word` in `text` not inside a longer identifier.
 fn find_word(text: &str, word: &str) -> Option<usize> {

@@ -19,6 +19,17 @@ use crate::pipeline::model::Literal;
 use crate::pipeline::sql::{ident, string_literal};
 use crate::pipeline::validated::{Aggregate, Bucketing, Feature, FeatureDefinition, Quantile};
 
+/// The earliest and latest dates Arrow's nanosecond timestamps (which SQL timestamp literals
+/// become) can hold, with a day's margin.
+const EARLIEST_TIMESTAMP_DATE: NaiveDate = match NaiveDate::from_ymd_opt(1677, 9, 22) {
+    Some(date) => date,
+    None => NaiveDate::MIN,
+};
+const LATEST_TIMESTAMP_DATE: NaiveDate = match NaiveDate::from_ymd_opt(2262, 4, 10) {
+    Some(date) => date,
+    None => NaiveDate::MAX,
+};
+
 /// One SQL stage of the compiled pipeline.
 #[derive(Debug, Clone)]
 pub struct Stage {
@@ -103,6 +114,18 @@ impl Compiler<'_> {
     }
 
     async fn compile(&mut self) -> Result<Option<DataFrame>> {
+        if !(EARLIEST_TIMESTAMP_DATE..=LATEST_TIMESTAMP_DATE).contains(&self.as_of) {
+            self.problem(
+                codes::INVALID_WINDOW,
+                "as_of",
+                format!(
+                    "as-of date {} is outside {EARLIEST_TIMESTAMP_DATE} to {LATEST_TIMESTAMP_DATE}, the dates timestamps can hold",
+                    self.as_of
+                ),
+                None,
+            );
+            return Ok(None);
+        }
         let entity = &self.pipeline.entity;
         let entity_schema = table_schema(self.ctx, &entity.source).await?;
         if entity_schema.field_with_name(&entity.key).is_err() {
@@ -121,7 +144,20 @@ impl Compiler<'_> {
         let Some(mut step) = self.join_aggregates(&entity_schema, &groups).await? else {
             return Ok(None);
         };
-        let mut failed: HashSet<&str> = HashSet::new();
+        // Aggregates that failed to plan were reported; features using them are not reported
+        // again.
+        let planned: HashSet<&str> = groups
+            .iter()
+            .flat_map(|g| g.members.iter().map(|m| m.name.as_str()))
+            .collect();
+        let mut failed: HashSet<&str> = self
+            .pipeline
+            .features
+            .iter()
+            .filter(|f| matches!(f.definition, FeatureDefinition::Aggregate(_)))
+            .map(|f| f.name.as_str())
+            .filter(|name| !planned.contains(name))
+            .collect();
         for &i in &self.pipeline.evaluation_order {
             let feature = &self.pipeline.features[i];
             let Some(expr) = self.expression_of(feature) else {
@@ -278,8 +314,26 @@ impl Compiler<'_> {
                         let start = self
                             .as_of
                             .checked_sub_days(Days::new(u64::from(days)))
-                            .unwrap_or(NaiveDate::MIN);
-                        conditions.push(format!("{} >= {}", ident(time_column), literal(start)));
+                            .filter(|start| *start >= EARLIEST_TIMESTAMP_DATE);
+                        match start {
+                            Some(start) => conditions.push(format!(
+                                "{} >= {}",
+                                ident(time_column),
+                                literal(start)
+                            )),
+                            None => {
+                                self.problem(
+                                    codes::INVALID_WINDOW,
+                                    &format!("features[{i}].aggregate.window_days"),
+                                    format!(
+                                        "a {days}-day window before {} starts before {EARLIEST_TIMESTAMP_DATE}, the earliest date a timestamp can hold",
+                                        self.as_of
+                                    ),
+                                    Some("use a window of at most a few centuries".into()),
+                                );
+                                ok = false;
+                            }
+                        }
                     }
                 }
                 Ok(data_type) => {
@@ -544,6 +598,33 @@ impl Compiler<'_> {
         }
     }
 
+    /// The 2x2 matrix splits its axes by number: both features must be numeric or true/false.
+    async fn check_matrix_types(&mut self, from: &str) {
+        let Some(matrix) = &self.pipeline.spec.matrix else {
+            return;
+        };
+        let Ok(columns) = table_schema(self.ctx, from).await else {
+            return;
+        };
+        for (axis, spec) in [("value", &matrix.value), ("engagement", &matrix.engagement)] {
+            let Ok(field) = columns.field_with_name(&spec.feature) else {
+                continue;
+            };
+            let data_type = field.data_type();
+            if !(data_type.is_numeric() || matches!(data_type, DataType::Boolean)) {
+                self.problem(
+                    codes::MATRIX_TYPE,
+                    &format!("matrix.{axis}.feature"),
+                    format!(
+                        "the matrix's {axis} axis needs a number, and feature `{}` holds {data_type}",
+                        spec.feature
+                    ),
+                    Some("choose a numeric feature, or make one, e.g. `expr: as_of() - last_event_date` for days".into()),
+                );
+            }
+        }
+    }
+
     /// The final query: key, first matching segment, features; sorted by key.
     async fn segments(&mut self, from: &str) -> Result<Option<DataFrame>> {
         let pipeline = self.pipeline;
@@ -580,6 +661,7 @@ impl Compiler<'_> {
             )
             .await;
         }
+        self.check_matrix_types(from).await;
         if !self.problems.is_empty() {
             return Ok(None);
         }

@@ -26,6 +26,9 @@ pub fn referenced_names(sql: &str) -> Result<BTreeSet<String>, String> {
             next.token
         ));
     }
+    if let Some(what) = not_allowed(&expr) {
+        return Err(format!("{NOT_ALLOWED}{what}"));
+    }
     let mut names = BTreeSet::new();
     let _ = visit_expressions(&expr, |e: &Expr| {
         let ident = match e {
@@ -39,6 +42,42 @@ pub fn referenced_names(sql: &str) -> Result<BTreeSet<String>, String> {
         ControlFlow::<()>::Continue(())
     });
     Ok(names)
+}
+
+/// Start of the message for SQL a pipeline may not use.
+pub const NOT_ALLOWED: &str = "not allowed in a pipeline expression: ";
+
+/// Functions that generate rows or arrays of any size: a feature or rule computes one value per
+/// customer from what it names, and `generate_series(1, 1e12)` would run until killed.
+const GENERATORS: &[&str] = &["generate_series", "range", "unnest"];
+
+/// What `expr` uses that pipeline expressions may not: a subquery (features and rules read the
+/// customer's features, or the rows of their own aggregate's source, never other tables), or a
+/// function that generates rows.
+fn not_allowed(expr: &Expr) -> Option<String> {
+    let mut found = None;
+    let _ = visit_expressions(expr, |e: &Expr| {
+        let what = match e {
+            Expr::Subquery(_) | Expr::Exists { .. } | Expr::InSubquery { .. } => {
+                Some("a subquery (use a feature: an `aggregate` over the source)".to_string())
+            }
+            Expr::Function(function) => {
+                let name = function.name.to_string().to_ascii_lowercase();
+                GENERATORS
+                    .contains(&name.as_str())
+                    .then(|| format!("`{name}`, which generates rows"))
+            }
+            _ => None,
+        };
+        match what {
+            Some(what) => {
+                found = Some(what);
+                ControlFlow::Break(())
+            }
+            None => ControlFlow::Continue(()),
+        }
+    });
+    found
 }
 
 /// The column name DataFusion resolves `ident` to: unquoted names lower-cased, quoted names
@@ -83,6 +122,20 @@ mod tests {
             referenced_names("ntile(5) OVER (ORDER BY revenue DESC) + as_of() - d").unwrap();
         let names: Vec<_> = names.into_iter().collect();
         assert_eq!(names, ["d", "revenue"]);
+    }
+
+    #[test]
+    fn rejects_subqueries_and_row_generators() {
+        for sql in [
+            "(SELECT count(*) FROM events) > 0",
+            "EXISTS (SELECT 1)",
+            "customer_id IN (SELECT customer_id FROM events)",
+            "cardinality(generate_series(1, 1000000000000)) > 0",
+            "array_length(RANGE(1, 10)) = 9",
+        ] {
+            let message = referenced_names(sql).unwrap_err();
+            assert!(message.starts_with(NOT_ALLOWED), "{sql}: {message}");
+        }
     }
 
     #[test]

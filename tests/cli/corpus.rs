@@ -457,6 +457,79 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "weight_not_a_number",
+        edits: &[Append(
+            "scoring:\n  factors:\n    - { id: size, name: Size, weight: .nan, derived: { metric: customers, method: min_max } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "stability_infinite_shift_and_too_many_draws",
+        edits: &[Append(
+            "scoring:\n  factors:\n    - { id: size, name: Size, weight: 100, derived: { metric: customers, method: min_max } }\n  stability: { draws: 4294967295, max_shift: .inf }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "breakpoint_not_a_number",
+        edits: &[Append(
+            "scoring:\n  factors:\n    - { id: size, name: Size, weight: 100, derived: { metric: customers, method: { breakpoints: [.nan] } } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "matrix_split_not_a_number",
+        edits: &[Append(
+            "matrix:\n  value: { feature: events_30, split: { value: .nan } }\n  engagement: { feature: active_days_30, split: median }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "matrix_on_a_date_feature",
+        edits: &[Append(
+            "matrix:\n  value: { feature: last_event, split: median }\n  engagement: { feature: active_days_30, split: median }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "window_before_the_earliest_timestamp",
+        edits: &[Pipeline(
+            "window_days: 30, default: 0 }\n  - name: events_30",
+            "window_days: 400000, default: 0 }\n  - name: events_30",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "as_of_beyond_the_latest_timestamp",
+        edits: &[],
+        args: &["validate", "pipeline.yaml", "--as-of", "2300-01-01"],
+        code: 3,
+    },
+    Case {
+        name: "subquery_in_a_rule",
+        edits: &[Pipeline(
+            "when: events_30 >= 3",
+            "when: (SELECT count(*) FROM events) > 0",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "row_generator_in_a_feature",
+        edits: &[Pipeline(
+            "expr: score * 2",
+            "expr: cardinality(generate_series(1, 1000000000000))",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "unknown_source_override",
         edits: &[],
         args: &["validate", "pipeline.yaml", "--source", "event=x.csv"],

@@ -421,3 +421,31 @@ fn a_bad_value_names_source_file_column_and_line() {
         "{message}"
     );
 }
+
+#[test]
+fn an_error_on_a_two_megabyte_line_is_reported_without_its_snippet() {
+    let workspace = Workspace::lint_clean();
+    let line = format!(
+        "{{version: 1, name: x, sources: {{a: {{path: a.csv}}}}, entity: {{source: a, key: k}}, features: [], segments: [{{id: s, name: S}}], description: \"{}\", bogus: 1}}",
+        "x".repeat(2_000_000)
+    );
+    workspace.write("long.yaml", &line);
+    let output = workspace.segflow(&["validate", "long.yaml"]);
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr(&output);
+    assert!(
+        message.contains("unknown field `bogus`"),
+        "{}",
+        &message[..500.min(message.len())]
+    );
+    assert!(
+        message.contains("(at long.yaml:1:2000142; the line is too long to show)"),
+        "{}",
+        &message[..500.min(message.len())]
+    );
+    assert!(
+        message.len() < 2_000,
+        "the snippet was printed: {} bytes",
+        message.len()
+    );
+}

@@ -201,7 +201,10 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
             }
             match (&quantile.buckets, &quantile.cuts) {
                 (Some(buckets), None) if *buckets >= 2 => {}
-                (None, Some(cuts)) if !cuts.is_empty() && cuts.windows(2).all(|w| w[0] < w[1]) => {}
+                (None, Some(cuts))
+                    if !cuts.is_empty()
+                        && cuts.iter().all(|c| c.is_finite())
+                        && cuts.windows(2).all(|w| w[0] < w[1]) => {}
                 _ => problems.push(
                     file
                         .at(codes::INVALID_QUANTILE, &format!("{path}.quantile"), format!("feature `{}` needs either `buckets` (at least 2) or strictly ascending `cuts`", feature.name))

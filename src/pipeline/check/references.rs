@@ -5,7 +5,7 @@
 use std::collections::BTreeSet;
 
 use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
-use crate::pipeline::sql::referenced_names;
+use crate::pipeline::sql::{NOT_ALLOWED, referenced_names};
 
 /// The names `sql` (at node `path`) refers to; a parse error is a problem pointing at the column.
 pub fn sql_names(
@@ -15,6 +15,13 @@ pub fn sql_names(
     problems: &mut Vec<Problem>,
 ) -> BTreeSet<String> {
     referenced_names(sql).unwrap_or_else(|message| {
+        if let Some(what) = message.strip_prefix(NOT_ALLOWED) {
+            problems.push(
+                file.at(codes::SQL_NOT_ALLOWED, path, format!("{what} is {}", NOT_ALLOWED.trim_end_matches(": ")))
+                    .help("features and rules compute one value per customer from features, entity columns or their own source's rows"),
+            );
+            return BTreeSet::new();
+        }
         // sqlparser ends its messages with " at Line: L, Column: C"; on the first line of a
         // one-line snippet that is a position in the file.
         let position = message.rsplit_once(" at Line: ").and_then(|(text, at)| {

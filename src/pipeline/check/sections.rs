@@ -11,6 +11,12 @@ use crate::pipeline::model::{
     is_valid_name,
 };
 
+/// Most random weight draws of the stability analysis (documented in the README).
+const MAX_DRAWS: u32 = 1_000_000;
+
+/// Most points a weight may move in the stability analysis: a whole weight.
+const MAX_SHIFT: f64 = 100.0;
+
 /// Tolerance for weights summing to 100.
 const WEIGHT_TOLERANCE: f64 = 1e-6;
 
@@ -150,7 +156,7 @@ fn check_scoring(
 ) {
     if let Some(scoring) = &spec.scoring {
         let sum: f64 = scoring.factors.iter().map(|f| f.weight).sum();
-        if (sum - 100.0).abs() > WEIGHT_TOLERANCE {
+        if !((sum - 100.0).abs() <= WEIGHT_TOLERANCE) {
             let listed: Vec<String> = scoring
                 .factors
                 .iter()
@@ -185,11 +191,14 @@ fn check_scoring(
                     format!("factor `{}` is declared twice", factor.id),
                 ));
             }
-            if factor.weight < 0.0 {
+            if !factor.weight.is_finite() || factor.weight < 0.0 {
                 problems.push(file.at(
                     codes::INVALID_WEIGHT,
                     &format!("{path}.weight"),
-                    format!("factor `{}` has a negative weight", factor.id),
+                    format!(
+                        "factor `{}` has weight {}: weights are finite, non-negative numbers",
+                        factor.id, factor.weight
+                    ),
                 ));
             }
             match &factor.derived {
@@ -205,7 +214,9 @@ fn check_scoring(
                         );
                     }
                     if let ScaleMethod::Breakpoints(points) = &derived.method
-                        && (points.is_empty() || points.windows(2).any(|w| w[0] >= w[1]))
+                        && (points.is_empty()
+                            || points.iter().any(|p| !p.is_finite())
+                            || points.windows(2).any(|w| w[0] >= w[1]))
                     {
                         problems.push(
                             file.at(
@@ -263,12 +274,27 @@ fn check_scoring(
             }
         }
         if let Some(stability) = &scoring.stability
-            && (stability.draws == 0 || stability.max_shift < 0.0)
+            && !(1..=MAX_DRAWS).contains(&stability.draws)
         {
             problems.push(file.at(
                 codes::INVALID_STABILITY,
-                "scoring.stability",
-                "stability needs at least one draw and a non-negative max_shift",
+                "scoring.stability.draws",
+                format!(
+                    "{} draws: the stability analysis takes 1 to {MAX_DRAWS}",
+                    stability.draws
+                ),
+            ));
+        }
+        if let Some(stability) = &scoring.stability
+            && !(0.0..=MAX_SHIFT).contains(&stability.max_shift)
+        {
+            problems.push(file.at(
+                codes::INVALID_STABILITY,
+                "scoring.stability.max_shift",
+                format!(
+                    "max_shift {}: each weight moves by 0 to {MAX_SHIFT} points",
+                    stability.max_shift
+                ),
             ));
         }
     } else {
@@ -392,6 +418,15 @@ fn check_matrix(
             &format!("matrix.{axis}.feature"),
             &spec.feature,
         );
+        if let Split::Value(value) = spec.split
+            && !value.is_finite()
+        {
+            problems.push(file.at(
+                codes::THRESHOLD_RANGE,
+                &format!("matrix.{axis}.split"),
+                format!("split value {value} is not a finite number"),
+            ));
+        }
         if let Split::Quantile(q) = spec.split
             && !(q > 0.0 && q < 1.0)
         {
@@ -422,7 +457,7 @@ fn threshold(
         problems.push(file.at(codes::THRESHOLD_EMPTY, path, "threshold has no level").help("give `warn_if_below`/`error_if_below` for a minimum or `warn_if_above`/`error_if_above` for a maximum"));
     }
     for level in levels.into_iter().flatten() {
-        if share && !(0.0..=1.0).contains(&level) || level < 0.0 {
+        if !level.is_finite() || share && !(0.0..=1.0).contains(&level) || level < 0.0 {
             let range = if share {
                 "a share between 0 and 1"
             } else {
