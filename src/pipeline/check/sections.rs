@@ -156,7 +156,7 @@ fn check_scoring(
 ) {
     if let Some(scoring) = &spec.scoring {
         let sum: f64 = scoring.factors.iter().map(|f| f.weight).sum();
-        if !((sum - 100.0).abs() <= WEIGHT_TOLERANCE) {
+        if sum.is_nan() || (sum - 100.0).abs() > WEIGHT_TOLERANCE {
             let listed: Vec<String> = scoring
                 .factors
                 .iter()
