@@ -10,6 +10,12 @@
 //!   queries (their partial results combine exactly: sum of counts, min of mins, max of maxes);
 //! - every other aggregate stays in one plain GROUP BY key, as the user wrote it.
 //!
+//! Distinct days of the time column in a window of at most [`MAX_BITMAP_DAYS`] days
+//! (`count(DISTINCT CAST(ts AS DATE))`, the classic "active days") need no set and no second
+//! level at all: each customer keeps a few 62-bit bitmaps of the window's days (`bit_or`), and
+//! the count is the number of bits set. That is one plain GROUP BY with a few integers per
+//! customer.
+//!
 //! Reading the source once per query was measured faster than one scan with FILTER aggregates
 //! or GROUPING SETS (../shared/design/SCALE.md): decoding a few Parquet columns costs less than
 //! the bigger hash tables a shared scan needs.
@@ -23,6 +29,67 @@ use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
 
 use crate::pipeline::sql::ident;
+
+/// Longest window whose distinct days are counted with bitmaps (six 62-bit words).
+pub const MAX_BITMAP_DAYS: u32 = 366;
+
+/// Days per bitmap word: 62 keeps clear of the sign bit.
+const BITS_PER_WORD: u32 = 62;
+
+/// A group's time window: the source's time column, the window's first day and its length.
+#[derive(Debug, Clone)]
+pub struct DayWindow {
+    /// The time column, as DataFusion resolves it.
+    pub column: String,
+    /// The first day in the window.
+    pub start: chrono::NaiveDate,
+    /// Days in the window.
+    pub days: u32,
+}
+
+/// `count(DISTINCT CAST(<time column> AS DATE))` over a short window as a sum of bit counts of
+/// per-customer day bitmaps.
+fn distinct_days(sql: &str, window: &DayWindow) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{CastKind, DataType};
+    if window.days > MAX_BITMAP_DAYS {
+        return None;
+    }
+    let Shape::DistinctCount { value } = shape_of(sql) else {
+        return None;
+    };
+    let expr = Parser::new(&GenericDialect {})
+        .try_with_sql(&value)
+        .and_then(|mut parser| parser.parse_expr())
+        .ok()?;
+    let Expr::Cast {
+        kind: CastKind::Cast,
+        expr: inner,
+        data_type: DataType::Date,
+        format: None,
+        ..
+    } = &expr
+    else {
+        return None;
+    };
+    let Expr::Identifier(column) = inner.as_ref() else {
+        return None;
+    };
+    if crate::pipeline::sql::resolved_name(column) != window.column {
+        return None;
+    }
+    let day = format!("({value} - DATE '{}')", window.start);
+    let words: Vec<String> = (0..window.days.div_ceil(BITS_PER_WORD))
+        .map(|word| {
+            let low = word * BITS_PER_WORD;
+            let high = low + BITS_PER_WORD;
+            format!(
+                "COALESCE(bit_count(bit_or(CASE WHEN {day} >= {low} AND {day} < {high} \
+                 THEN CAST(1 AS BIGINT) << ({day} - {low}) END)), 0)"
+            )
+        })
+        .collect();
+    Some(words.join(" + "))
+}
 
 /// Column name of the customer key inside aggregate subqueries.
 pub const JOIN_KEY: &str = "__segflow_key";
@@ -158,18 +225,22 @@ fn cast_after_aggregate(sql: &str, temporal: &[String]) -> Option<String> {
 
 /// The queries computing `members`, all over `FROM source WHERE conditions` grouped by
 /// `key`. `from_where` is `FROM ... [WHERE ...]`; `temporal` names the source's date and
-/// timestamp columns.
+/// timestamp columns; `window` is the group's time window, when it has one.
 pub fn group_queries(
     key: &str,
     from_where: &str,
     members: &[Member],
     temporal: &[String],
+    window: Option<&DayWindow>,
 ) -> Vec<GroupQuery> {
     let members: Vec<Member> = members
         .iter()
         .map(|m| Member {
             name: m.name.clone(),
-            expr: cast_after_aggregate(&m.expr, temporal).unwrap_or_else(|| m.expr.clone()),
+            expr: window
+                .and_then(|w| distinct_days(&m.expr, w))
+                .or_else(|| cast_after_aggregate(&m.expr, temporal))
+                .unwrap_or_else(|| m.expr.clone()),
         })
         .collect();
     let members = members.as_slice();
@@ -249,6 +320,35 @@ mod tests {
     use super::*;
 
     #[test]
+    fn distinct_days_of_a_short_window_are_bitmaps() {
+        let window = DayWindow {
+            column: "ts".into(),
+            start: chrono::NaiveDate::from_ymd_opt(2026, 7, 3).unwrap(),
+            days: 90,
+        };
+        let members = [
+            member("days", "count(DISTINCT CAST(ts AS DATE))"),
+            member("events", "count(*)"),
+        ];
+        let queries = group_queries("customer_id", "FROM e", &members, &[], Some(&window));
+        assert_eq!(queries.len(), 1, "one plain query: {queries:?}");
+        let sql = &queries[0].sql;
+        assert!(!queries[0].two_level);
+        assert_eq!(sql.matches("bit_count(bit_or(").count(), 2, "{sql}");
+        assert!(
+            sql.contains("THEN CAST(1 AS BIGINT) << ((CAST(ts AS DATE) - DATE '2026-07-03') - 62)"),
+            "{sql}"
+        );
+        // Other columns, and longer windows, keep the two-level shape.
+        assert!(distinct_days("count(DISTINCT CAST(other AS DATE))", &window).is_none());
+        let long = DayWindow {
+            days: 400,
+            ..window
+        };
+        assert!(distinct_days("count(DISTINCT CAST(ts AS DATE))", &long).is_none());
+    }
+
+    #[test]
     fn max_of_a_date_cast_casts_once_per_customer() {
         let temporal = ["ts".to_string()];
         assert_eq!(
@@ -320,7 +420,7 @@ mod tests {
             member("features", "count(DISTINCT feature)"),
             member("spend", "sum(amount)"),
         ];
-        let queries = group_queries("customer_id", "FROM \"events\"", &members, &[]);
+        let queries = group_queries("customer_id", "FROM \"events\"", &members, &[], None);
         let sql: Vec<&str> = queries.iter().map(|q| q.sql.as_str()).collect();
         assert_eq!(
             sql,
@@ -335,7 +435,7 @@ mod tests {
     #[test]
     fn without_distinct_counts_one_plain_query() {
         let members = [member("n", "count(*)"), member("last", "max(ts)")];
-        let queries = group_queries("k", "FROM t", &members, &[]);
+        let queries = group_queries("k", "FROM t", &members, &[], None);
         assert_eq!(queries.len(), 1);
         assert_eq!(queries[0].features, ["n", "last"]);
         assert!(!queries[0].two_level);

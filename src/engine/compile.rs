@@ -77,6 +77,7 @@ pub async fn compile(
 struct Group {
     source: String,
     window_days: Option<u32>,
+    window: Option<aggregate::DayWindow>,
     join_key: String,
     from_where: String,
     members: Vec<Member>,
@@ -237,6 +238,7 @@ impl Compiler<'_> {
                 .or_insert_with(|| Group {
                     source: aggregate.source.clone(),
                     window_days: aggregate.window_days,
+                    window: self.day_window(aggregate),
                     join_key,
                     from_where,
                     members: Vec::new(),
@@ -251,6 +253,20 @@ impl Compiler<'_> {
                 .insert(feature.name.clone(), aggregate.default.clone());
         }
         Ok(groups.into_values().collect())
+    }
+
+    /// The aggregate's time window in days, when it has one that timestamps can hold.
+    fn day_window(&self, aggregate: &Aggregate) -> Option<aggregate::DayWindow> {
+        let days = aggregate.window_days?;
+        let column = self.pipeline.sources[&aggregate.source]
+            .time_column
+            .clone()?;
+        let start = self.as_of.checked_sub_days(Days::new(u64::from(days)))?;
+        Some(aggregate::DayWindow {
+            column,
+            start,
+            days,
+        })
     }
 
     /// `FROM source WHERE <time window and filter>` for one aggregate feature, after checking
@@ -403,6 +419,7 @@ impl Compiler<'_> {
                 &group.from_where,
                 &group.members,
                 &temporal,
+                group.window.as_ref(),
             );
             let mut column_of: BTreeMap<&str, String> = BTreeMap::new();
             for (q, query) in queries.iter().enumerate() {

@@ -49,3 +49,51 @@ impl ScalarUDFImpl for AsOf {
         ))))
     }
 }
+
+/// `bit_count(x)`: the number of bits set in a 64-bit integer (null stays null). segflow uses it
+/// to count distinct days from per-customer bitmaps; DuckDB has the same function.
+#[derive(Debug, PartialEq, Eq, Hash)]
+struct BitCount {
+    signature: Signature,
+}
+
+/// The `bit_count` function.
+pub fn bit_count() -> ScalarUDF {
+    ScalarUDF::from(BitCount {
+        signature: Signature::exact(vec![DataType::Int64], Volatility::Immutable),
+    })
+}
+
+impl ScalarUDFImpl for BitCount {
+    fn name(&self) -> &str {
+        "bit_count"
+    }
+
+    fn signature(&self) -> &Signature {
+        &self.signature
+    }
+
+    fn return_type(&self, _arg_types: &[DataType]) -> Result<DataType> {
+        Ok(DataType::Int64)
+    }
+
+    fn invoke_with_args(&self, args: ScalarFunctionArgs) -> Result<ColumnarValue> {
+        use datafusion::arrow::array::{Array, Int64Array};
+        use datafusion::arrow::compute::kernels::arity::unary;
+        match &args.args[0] {
+            ColumnarValue::Scalar(ScalarValue::Int64(value)) => Ok(ColumnarValue::Scalar(
+                ScalarValue::Int64(value.map(|v| i64::from(v.count_ones()))),
+            )),
+            ColumnarValue::Array(array) => {
+                let values = array.as_any().downcast_ref::<Int64Array>().ok_or_else(|| {
+                    datafusion::error::DataFusionError::Internal("bit_count expects Int64".into())
+                })?;
+                let counted: Int64Array = unary(values, |v| i64::from(v.count_ones()));
+                Ok(ColumnarValue::Array(std::sync::Arc::new(counted)))
+            }
+            other => Err(datafusion::error::DataFusionError::Internal(format!(
+                "bit_count of {other:?}"
+            ))),
+        }
+    }
+}

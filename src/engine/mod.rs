@@ -209,6 +209,7 @@ fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
     let runtime = runtime.build_arc()?;
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udf(functions::as_of(as_of));
+    ctx.register_udf(functions::bit_count());
     Ok(ctx)
 }
 

@@ -1,4 +1,4 @@
-//! Bounded memory: under a tiny `--memory-limit` the example still gives the same outputs by
+//! Bounded memory: under a tiny `--memory-limit` (4 MiB) the example still gives the same outputs by
 //! spilling, the spill files are gone afterwards, and a limit too small even for spilling stops
 //! with exit 9, naming the stage and the limit.
 
@@ -28,7 +28,7 @@ fn a_tiny_memory_limit_spills_and_gives_the_same_outputs() {
     let tight = run(
         &dir.path().join("tight"),
         &tmp,
-        &["--memory-limit", "8MiB", "--threads", "1", "--profile"],
+        &["--memory-limit", "4MiB", "--threads", "1", "--profile"],
     );
     assert!(tight.status.success(), "{}", stderr(&tight));
 
@@ -39,7 +39,7 @@ fn a_tiny_memory_limit_spills_and_gives_the_same_outputs() {
         .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .filter_map(|n| n.parse::<u64>().ok())
         .sum();
-    assert!(spills > 0, "nothing spilled under 8 MiB:\n{profile}");
+    assert!(spills > 0, "nothing spilled under 4 MiB:\n{profile}");
 
     let (mut free, mut tight) = (
         files(&dir.path().join("free")),
