@@ -42,6 +42,7 @@ def main() -> int:
     # spills to a .tmp folder in the working directory, which the harness sets to a scratch folder.
     con = duckdb.connect(":memory:")
     con.execute(f"SET threads = {int(args.threads)}")
+    con.execute("SET enable_progress_bar = false")
     if args.memory_limit:
         con.execute(f"SET memory_limit = {quote(args.memory_limit)}")
     for table in TABLES:

@@ -127,6 +127,11 @@ def tree_rss(proc: psutil.Process) -> int:
     return total
 
 
+def busy_cpu_seconds() -> float:
+    t = psutil.cpu_times()
+    return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
+
+
 def measure(
     cmd: list[str], cwd: Path, log_dir: Path, name: str, mem_cap: int, timeout: float,
     env: dict[str, str] | None = None,
@@ -138,6 +143,7 @@ def measure(
     tree is killed when that sum passes mem_cap or the run passes timeout seconds.
     """
     stdout_path, stderr_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
+    cpu_before = busy_cpu_seconds()
     with open(stdout_path, "wb") as out, open(stderr_path, "wb") as err:
         started = time.perf_counter()
         popen = subprocess.Popen(
@@ -161,6 +167,7 @@ def measure(
                     pass
             time.sleep(0.05)
         wall = time.perf_counter() - started
+        other_cpu = busy_cpu_seconds() - cpu_before - usage.ru_utime - usage.ru_stime
         popen.returncode = os.waitstatus_to_exitcode(status)
     # Children the engine left behind are part of its run: end them too.
     try:
@@ -184,6 +191,10 @@ def measure(
         "peak_rss_bytes": peak,
         "exit_code": code,
         "outcome": outcome,
+        "cpu_s": usage.ru_utime + usage.ru_stime,
+        # CPU seconds the rest of the machine (this harness's polling included) used meanwhile:
+        # the machine may be shared, and a run that had to share the cores is slower.
+        "other_cpu_s": max(0.0, other_cpu),
         "stderr_tail": "\n".join(stderr_text.strip().splitlines()[-15:]),
         "stdout_path": str(stdout_path),
         "stderr_path": str(stderr_path),
@@ -536,6 +547,7 @@ def parse_args(argv: list[str]):
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before an engine run is killed (default: 600)")
     p.add_argument("--datagen-timeout", type=float, default=3600.0, help="seconds before data generation is killed (default: 3600)")
     p.add_argument("--duckdb-threads", type=int, default=2, help="DuckDB's threads (default: 2)")
+    p.add_argument("--label", default="", help="a note stored with the results, e.g. which commit the segflow binary was built from")
     p.add_argument("--keep", action="store_true", help="keep every run's outputs in the scratch folder (printed at the end)")
     p.add_argument("--repo", type=Path, default=HERE.parent.parent, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -596,6 +608,7 @@ def main(argv: list[str]) -> int:
     results_path.parent.mkdir(parents=True, exist_ok=True)
     scratch = Path(tempfile.mkdtemp(prefix="segflow-bench-"))
     results = {
+        "label": args.label,
         "started_at": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
         "command": shlex.join(["scripts/bench/run", *strip_repo(argv)]),
         "machine": machine_info(),
@@ -626,7 +639,7 @@ def main(argv: list[str]) -> int:
         results_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
         md = [f"Command: `{results['command']}`  ",
               f"segflow: `{args.segflow}` ({(results['segflow'] or {}).get('version', '')}), "
-              f"repo {results['repo']['describe']}  ",
+              f"repo {results['repo']['describe']}" + (f"; {args.label}" if args.label else "") + "  ",
               f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['cpu_model']}), "
               f"{results['machine']['memory_bytes'] / 2**30:.1f} GiB; DuckDB {results['machine']['duckdb']} "
               f"({args.duckdb_threads} threads), Polars {results['machine']['polars']}; "
@@ -675,7 +688,9 @@ def main(argv: list[str]) -> int:
                             run["engine_s"] = None
                     record[engine] = run
                     log(f"[{label} r{repeat + 1}] {engine:8} {run['outcome']:>8}  "
-                        f"{run['wall_s']:8.2f} s  {gib(run['peak_rss_bytes'])}")
+                        f"{run['wall_s']:8.2f} s  {gib(run['peak_rss_bytes'])}"
+                        + (f"  (other processes used {run['other_cpu_s']:.1f} CPU-s meanwhile)"
+                           if run["other_cpu_s"] > 0.1 * run["wall_s"] * (os.cpu_count() or 1) else ""))
                     if run["outcome"] == OK:
                         outputs[engine] = out
                     else:
