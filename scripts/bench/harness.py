@@ -139,8 +139,9 @@ def measure(
     """Runs cmd as a process group of its own; returns wall seconds, peak RSS and how it ended.
 
     Peak RSS is the larger of the kernel's high-water mark for the engine process (ru_maxrss from
-    wait4) and the largest sum of RSS over its process tree seen while polling every 50 ms. The
-    tree is killed when that sum passes mem_cap or the run passes timeout seconds.
+    wait4) and the largest sum of RSS over its process tree seen while polling (every 50 ms at
+    first, every 250 ms after 10 s). The tree is killed when that sum passes mem_cap or the run
+    passes timeout seconds.
     """
     stdout_path, stderr_path = log_dir / f"{name}.stdout", log_dir / f"{name}.stderr"
     cpu_before = busy_cpu_seconds()
@@ -165,7 +166,8 @@ def measure(
                     os.killpg(popen.pid, signal.SIGKILL)
                 except ProcessLookupError:
                     pass
-            time.sleep(0.05)
+            # Poll often at first (short runs), then less, to leave the cores to the engine.
+            time.sleep(0.05 if elapsed < 2 else 0.1 if elapsed < 10 else 0.25)
         wall = time.perf_counter() - started
         other_cpu = busy_cpu_seconds() - cpu_before - usage.ru_utime - usage.ru_stime
         popen.returncode = os.waitstatus_to_exitcode(status)
@@ -528,7 +530,8 @@ def parse_args(argv: list[str]):
         description="Benchmark segflow against DuckDB and Polars on generated data (see BENCHMARKS.md).",
     )
     p.add_argument("--sizes", default="100k,1m", help="customer counts, comma-separated, k and m suffixes (default: 100k,1m)")
-    p.add_argument("--repeats", type=int, default=3, help="runs of each engine per size (default: 3)")
+    p.add_argument("--repeats", default="3",
+                   help="runs of each engine per size, or one count per size, e.g. 3,3,3,1 (default: 3)")
     p.add_argument("--engines", default=",".join(ENGINES), help="engines to run, comma-separated (default: segflow,duckdb,polars)")
     p.add_argument("--segflow", type=Path, help="segflow binary to benchmark (default: build and use $CARGO_TARGET_DIR/release/segflow)")
     p.add_argument("--datagen", type=Path, help="segflow-datagen binary (default: $CARGO_TARGET_DIR/release/segflow-datagen, built if missing)")
@@ -548,6 +551,7 @@ def parse_args(argv: list[str]):
     p.add_argument("--datagen-timeout", type=float, default=3600.0, help="seconds before data generation is killed (default: 3600)")
     p.add_argument("--duckdb-threads", type=int, default=2, help="DuckDB's threads (default: 2)")
     p.add_argument("--label", default="", help="a note stored with the results, e.g. which commit the segflow binary was built from")
+    p.add_argument("--generate-only", action="store_true", help="only make the data for --sizes (timed), run no engine")
     p.add_argument("--keep", action="store_true", help="keep every run's outputs in the scratch folder (printed at the end)")
     p.add_argument("--repo", type=Path, default=HERE.parent.parent, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -559,8 +563,15 @@ def parse_args(argv: list[str]):
     unknown = [e for e in args.engines if e not in ENGINES]
     if unknown or not args.engines:
         p.error(f"unknown engines {unknown}; choose from {', '.join(ENGINES)}")
-    if args.repeats < 1:
-        p.error("--repeats must be at least 1")
+    try:
+        repeats = [int(r) for r in str(args.repeats).split(",")]
+    except ValueError:
+        p.error(f"--repeats wants a count or one count per size, got {args.repeats!r}")
+    if len(repeats) == 1:
+        repeats *= len(args.sizes)
+    if len(repeats) != len(args.sizes) or min(repeats) < 1:
+        p.error("--repeats wants one count (at least 1), or one per size")
+    args.repeats = dict(zip([label for label, _ in args.sizes], repeats))
     overrides = dict(DEFAULT_SEGFLOW_ARGS)
     for item in args.segflow_args:
         if ":" not in item:
@@ -589,6 +600,11 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.generate_only:
+        for label, customers in args.sizes:
+            info = ensure_data(args, label, customers, args.datagen)
+            print(json.dumps({label: info}, indent=2))
+        return 0
     if "segflow" in args.engines:
         if args.segflow is None:
             log("building the release binaries: cargo build --release --bins")
@@ -661,9 +677,9 @@ def main(argv: list[str]) -> int:
             if dropped:
                 log(f"[{label}] segflow run --help does not list {dropped}; running without them")
             size_result = {"data": data_info, "segflow_args": extra, "segflow_args_dropped": dropped,
-                           "repeats_asked": args.repeats, "repeats": []}
+                           "repeats_asked": args.repeats[label], "repeats": []}
             results["sizes"][label] = size_result
-            for repeat in range(args.repeats):
+            for repeat in range(args.repeats[label]):
                 order = args.engines[rotation % len(args.engines):] + args.engines[:rotation % len(args.engines)]
                 rotation += 1
                 record: dict = {"order": order}
