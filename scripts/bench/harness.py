@@ -390,6 +390,7 @@ def summarise(size_result: dict, engines: list[str]) -> dict:
             "wall_s_max": max(walls) if walls else None,
             "peak_rss_bytes_median": median(rss),
             "engine_s_median": median([r["engine_s"] for r in good if r.get("engine_s") is not None]),
+            "other_cpu_s_median": median([r["other_cpu_s"] for r in good if "other_cpu_s" in r]),
         }
     sf = summary.get("segflow")
     for engine in engines:
@@ -438,8 +439,8 @@ def markdown_size(label: str, size_result: dict, engines: list[str]) -> str:
         + (f" (dropped, not in `segflow run --help`: `{' '.join(size_result['segflow_args_dropped'])}`)"
            if size_result["segflow_args_dropped"] else ""),
         "",
-        "| engine | wall, median (min–max) | peak RSS, median | segflow ÷ engine: wall | segflow ÷ engine: RSS | runs | mismatches vs segflow |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
+        "| engine | wall, median (min–max) | peak RSS, median | segflow ÷ engine: wall | segflow ÷ engine: RSS | runs | mismatches vs segflow | other processes' CPU-s during run, median |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- |",
     ]
     for engine in engines:
         e = s[engine]
@@ -450,7 +451,8 @@ def markdown_size(label: str, size_result: dict, engines: list[str]) -> str:
             f"| {engine} | {wall} | {gib(e['peak_rss_bytes_median'])} | "
             f"{'' if engine == 'segflow' else ratio(e.get('segflow_wall_ratio'))} | "
             f"{'' if engine == 'segflow' else ratio(e.get('segflow_rss_ratio'))} | "
-            f"{status_text(e)} | {mism} |")
+            f"{status_text(e)} | {mism} | "
+            f"{'—' if e.get('other_cpu_s_median') is None else format(e['other_cpu_s_median'], '.1f')} |")
     other_pairs = {k: v for k, v in s["mismatches"].items() if not k.startswith("segflow vs")}
     if other_pairs:
         lines += ["", "Between the references: " + ", ".join(f"{k}: {v}" for k, v in other_pairs.items())
@@ -463,6 +465,28 @@ def markdown_size(label: str, size_result: dict, engines: list[str]) -> str:
     if dist:
         lines += ["", "Segment sizes: " + ", ".join(f"{k} {v:,}" for k, v in dist.items())]
     return "\n".join(lines) + "\n"
+
+
+def markdown(results: dict) -> str:
+    """The results file's tables, as Markdown (what BENCHMARKS.md quotes)."""
+    machine, settings, segflow = results["machine"], results["settings"], results.get("segflow") or {}
+    engines = settings["engines"]
+    md = [f"Command: `{results['command']}`  ",
+          f"Started {results['started_at']}"
+          + (f", finished {results['finished_at']}" if results.get("finished_at") else "") + "  ",
+          f"segflow: `{segflow.get('binary', '—')}` ({segflow.get('version', '')}, sha256 "
+          f"{segflow.get('sha256', '')[:12]}); harness from repo {results['repo']['describe']}"
+          + (f"; {results['label']}" if results.get("label") else "") + "  ",
+          f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), "
+          f"{machine['memory_bytes'] / 2**30:.1f} GiB; DuckDB {machine['duckdb']} "
+          f"({settings['duckdb_threads']} threads), Polars {machine['polars']} "
+          f"(threads: {settings['polars_threads']}); memory cap {gib(settings['mem_cap_bytes'])}, "
+          f"timeout {settings['timeout_s']:.0f} s", ""]
+    for label, size_result in results["sizes"].items():
+        if size_result.get("repeats"):
+            size_result["summary"] = summarise(size_result, engines)
+            md.append(markdown_size(label, size_result, engines))
+    return "\n".join(md)
 
 
 def print_size(label: str, size_result: dict, engines: list[str]) -> None:
@@ -552,6 +576,8 @@ def parse_args(argv: list[str]):
     p.add_argument("--duckdb-threads", type=int, default=2, help="DuckDB's threads (default: 2)")
     p.add_argument("--label", default="", help="a note stored with the results, e.g. which commit the segflow binary was built from")
     p.add_argument("--generate-only", action="store_true", help="only make the data for --sizes (timed), run no engine")
+    p.add_argument("--report", type=Path, metavar="RESULTS_JSON",
+                   help="only write RESULTS_JSON's tables again (to the .md beside it) and print them")
     p.add_argument("--keep", action="store_true", help="keep every run's outputs in the scratch folder (printed at the end)")
     p.add_argument("--repo", type=Path, default=HERE.parent.parent, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
@@ -600,6 +626,12 @@ def parse_args(argv: list[str]):
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    if args.report:
+        results = json.loads(args.report.read_text())
+        text = markdown(results)
+        args.report.with_suffix(".md").write_text(text)
+        print(text)
+        return 0
     if args.generate_only:
         for label, customers in args.sizes:
             info = ensure_data(args, label, customers, args.datagen)
@@ -653,17 +685,7 @@ def main(argv: list[str]) -> int:
 
     def save() -> None:
         results_path.write_text(json.dumps(results, indent=2, default=str) + "\n")
-        md = [f"Command: `{results['command']}`  ",
-              f"segflow: `{args.segflow}` ({(results['segflow'] or {}).get('version', '')}), "
-              f"repo {results['repo']['describe']}" + (f"; {args.label}" if args.label else "") + "  ",
-              f"Machine: {results['machine']['cpus']} CPUs ({results['machine']['cpu_model']}), "
-              f"{results['machine']['memory_bytes'] / 2**30:.1f} GiB; DuckDB {results['machine']['duckdb']} "
-              f"({args.duckdb_threads} threads), Polars {results['machine']['polars']}; "
-              f"started {results['started_at']}", ""]
-        for label, size_result in results["sizes"].items():
-            if "summary" in size_result:
-                md.append(markdown_size(label, size_result, args.engines))
-        results_path.with_suffix(".md").write_text("\n".join(md))
+        results_path.with_suffix(".md").write_text(markdown(results))
 
     exit_code = 0
     rotation = 0
