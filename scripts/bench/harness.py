@@ -299,6 +299,8 @@ def engine_command(args, engine: str, data: Path, out_dir: Path, extra: list[str
     cmd = [sys.executable, str(script), "--data", str(data), "--out", str(out)]
     if engine == "duckdb":
         cmd += ["--threads", str(args.duckdb_threads)]
+        if args.duckdb_memory_limit:
+            cmd += ["--memory-limit", args.duckdb_memory_limit]
     return cmd, out_dir, out
 
 
@@ -479,7 +481,8 @@ def markdown(results: dict) -> str:
           + (f"; {results['label']}" if results.get("label") else "") + "  ",
           f"Machine: {machine['cpus']} CPUs ({machine['cpu_model']}), "
           f"{machine['memory_bytes'] / 2**30:.1f} GiB; DuckDB {machine['duckdb']} "
-          f"({settings['duckdb_threads']} threads), Polars {machine['polars']} "
+          f"({settings['duckdb_threads']} threads, memory_limit "
+          f"{settings.get('duckdb_memory_limit', 'default (80% of RAM)')}), Polars {machine['polars']} "
           f"(threads: {settings['polars_threads']}); memory cap {gib(settings['mem_cap_bytes'])}, "
           f"timeout {settings['timeout_s']:.0f} s", ""]
     for label, size_result in results["sizes"].items():
@@ -574,6 +577,9 @@ def parse_args(argv: list[str]):
     p.add_argument("--timeout", type=float, default=600.0, help="seconds before an engine run is killed (default: 600)")
     p.add_argument("--datagen-timeout", type=float, default=3600.0, help="seconds before data generation is killed (default: 3600)")
     p.add_argument("--duckdb-threads", type=int, default=2, help="DuckDB's threads (default: 2)")
+    p.add_argument("--duckdb-memory-limit", metavar="SIZE",
+                   help="DuckDB's memory_limit, e.g. 10GiB, so that it spills below --mem-cap "
+                        "(default: DuckDB's own, 80%% of RAM)")
     p.add_argument("--label", default="", help="a note stored with the results, e.g. which commit the segflow binary was built from")
     p.add_argument("--generate-only", action="store_true", help="only make the data for --sizes (timed), run no engine")
     p.add_argument("--report", type=Path, metavar="RESULTS_JSON",
@@ -677,6 +683,7 @@ def main(argv: list[str]) -> int:
             "mem_cap_bytes": args.mem_cap,
             "timeout_s": args.timeout,
             "duckdb_threads": args.duckdb_threads,
+            "duckdb_memory_limit": args.duckdb_memory_limit or "default (80% of RAM)",
             "polars_threads": os.environ.get("POLARS_MAX_THREADS", "default (one per core)"),
             "pipeline": str(args.pipeline),
         },
