@@ -383,10 +383,13 @@ def summarise(size_result: dict, engines: list[str]) -> dict:
         outcomes: dict[str, int] = {}
         for r in runs:
             outcomes[r["outcome"]] = outcomes.get(r["outcome"], 0) + 1
+        stopped = [f"{r['outcome']} after {r['wall_s']:.1f} s at {gib(r['peak_rss_bytes'])}"
+                   for r in runs if r["outcome"] != OK]
         summary[engine] = {
             "runs": len(runs),
             "ok": len(good),
             "outcomes": outcomes,
+            "stopped": stopped,
             "wall_s_median": median(walls),
             "wall_s_min": min(walls) if walls else None,
             "wall_s_max": max(walls) if walls else None,
@@ -422,7 +425,7 @@ def summarise(size_result: dict, engines: list[str]) -> dict:
 def status_text(s: dict) -> str:
     if s["runs"] == 0:
         return "not run"
-    parts = [f"{n}× {o}" for o, n in s["outcomes"].items() if o != OK]
+    parts = s.get("stopped") or [f"{n}× {o}" for o, n in s["outcomes"].items() if o != OK]
     return f"{s['ok']}/{s['runs']} ok" + (f"; {', '.join(parts)}" if parts else "")
 
 
