@@ -7,6 +7,8 @@
 //! pipelines are seen to ignore them.
 
 use std::fs::File;
+use std::io::{BufWriter, Write};
+use std::ops::RangeInclusive;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -16,7 +18,7 @@ use datafusion::arrow::array::{
     ArrayRef, BooleanBuilder, Date32Builder, Float64Builder, Int32Builder, Int64Builder,
     RecordBatch, StringBuilder, TimestampMicrosecondBuilder,
 };
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
@@ -117,31 +119,45 @@ const FEATURES: &[&str] = &[
 ];
 const SEVERITIES: &[&str] = &["low", "medium", "high"];
 
-fn main() -> Result<(), Box<dyn std::error::Error>> {
+/// Customers generated (and written) at a time: the tables of one chunk are built in memory and
+/// appended to the files, so that memory stays bounded however many customers are asked for. The
+/// random streams run on across chunks, so the files do not depend on the chunk size except for
+/// where Parquet pages and row groups end; the shipped examples fit in one chunk.
+const CHUNK_CUSTOMERS: u64 = 100_000;
+
+type BoxError = Box<dyn std::error::Error>;
+
+fn main() -> Result<(), BoxError> {
     let args = Args::parse();
     std::fs::create_dir_all(&args.out)?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     if args.dataset == Dataset::Retail {
-        let (customers, transactions) = generate_retail(&args, &mut rng);
         let extension = if args.format == Layout::Parquet {
             "parquet"
         } else {
             "csv"
         };
-        write(&args.out.join(format!("customers.{extension}")), &customers)?;
-        write(
-            &args.out.join(format!("transactions.{extension}")),
-            &transactions,
+        let mut customers = Sink::create(
+            &args.out.join(format!("customers.{extension}")),
+            retail_customers_schema(),
         )?;
+        let mut transactions = Sink::create(
+            &args.out.join(format!("transactions.{extension}")),
+            transactions_schema(),
+        )?;
+        for ids in chunks(args.customers) {
+            let (c, t) = generate_retail(&args, &mut rng, ids);
+            customers.write(&c)?;
+            transactions.write(&t)?;
+        }
         println!(
             "wrote {} customers, {} transactions to {}",
-            customers.num_rows(),
-            transactions.num_rows(),
+            customers.finish()?,
+            transactions.finish()?,
             args.out.display()
         );
         return Ok(());
     }
-    let tables = generate(&args, &mut rng);
     let (customers, events, invoices, tickets) = match args.format {
         Layout::Example => (
             "customers.csv",
@@ -156,19 +172,43 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             "tickets.parquet",
         ),
     };
-    write(&args.out.join(customers), &tables.customers)?;
-    write(&args.out.join(events), &tables.events)?;
-    write(&args.out.join(invoices), &tables.invoices)?;
-    write(&args.out.join(tickets), &tables.tickets)?;
+    let mut customers = Sink::create(&args.out.join(customers), customers_schema())?;
+    let mut events = Sink::create(&args.out.join(events), events_schema())?;
+    let mut invoices = Sink::create(&args.out.join(invoices), invoices_schema())?;
+    let mut tickets = Sink::create(&args.out.join(tickets), tickets_schema())?;
+    for ids in chunks(args.customers) {
+        let tables = generate(&args, &mut rng, ids);
+        customers.write(&tables.customers)?;
+        events.write(&tables.events)?;
+        invoices.write(&tables.invoices)?;
+        tickets.write(&tables.tickets)?;
+    }
     println!(
         "wrote {} customers, {} events, {} invoices, {} tickets to {}",
-        tables.customers.num_rows(),
-        tables.events.num_rows(),
-        tables.invoices.num_rows(),
-        tables.tickets.num_rows(),
+        customers.finish()?,
+        events.finish()?,
+        invoices.finish()?,
+        tickets.finish()?,
         args.out.display()
     );
     Ok(())
+}
+
+/// Customer ids 1..=`customers` in chunks of [`CHUNK_CUSTOMERS`] (at least one chunk, so that
+/// every file is written even with no customers).
+fn chunks(customers: u64) -> Vec<RangeInclusive<i64>> {
+    let last = customers as i64;
+    let step = CHUNK_CUSTOMERS as i64;
+    let mut out = vec![];
+    let mut start = 1;
+    loop {
+        let end = (start + step - 1).min(last);
+        out.push(start..=end);
+        if end >= last {
+            return out;
+        }
+        start = end + 1;
+    }
 }
 
 struct Tables {
@@ -202,7 +242,7 @@ fn draw_archetype(rng: &mut ChaCha8Rng) -> Archetype {
     }
 }
 
-fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
+fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tables {
     let as_of = args.as_of;
     let reference = args.reference_date.unwrap_or(as_of);
     let day = |offset: i64| {
@@ -235,7 +275,7 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
     let mut t_created = TimestampMicrosecondBuilder::new();
     let mut t_severity = StringBuilder::new();
 
-    for id in 1..=args.customers as i64 {
+    for id in ids {
         // Who the customer is comes from a generator of its own, so that the same customer keeps
         // its attributes in every quarter generated with the same seed.
         if args.drop_every > 0 && (id as u64).is_multiple_of(args.drop_every) {
@@ -366,23 +406,9 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
         }
     }
 
-    let timestamp = DataType::Timestamp(TimeUnit::Microsecond, None);
-    let batch = |fields: Vec<Field>, columns: Vec<ArrayRef>| {
-        RecordBatch::try_new(Arc::new(Schema::new(fields)), columns)
-            .unwrap_or_else(|e| panic!("generator built inconsistent columns: {e}"))
-    };
     Tables {
         customers: batch(
-            vec![
-                Field::new("customer_id", DataType::Int64, false),
-                Field::new("company_size", DataType::Int32, false),
-                Field::new("industry", DataType::Utf8, false),
-                Field::new("country", DataType::Utf8, false),
-                Field::new("plan", DataType::Utf8, false),
-                Field::new("signup_date", DataType::Date32, false),
-                Field::new("email_opt_in", DataType::Boolean, false),
-                Field::new("email", DataType::Utf8, true),
-            ],
+            customers_schema(),
             vec![
                 Arc::new(c_id.finish()),
                 Arc::new(c_size.finish()),
@@ -395,12 +421,7 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
             ],
         ),
         events: batch(
-            vec![
-                Field::new("customer_id", DataType::Int64, false),
-                Field::new("ts", timestamp.clone(), false),
-                Field::new("feature", DataType::Utf8, false),
-                Field::new("duration_s", DataType::Float64, false),
-            ],
+            events_schema(),
             vec![
                 Arc::new(e_id.finish()),
                 Arc::new(e_ts.finish()),
@@ -409,11 +430,7 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
             ],
         ),
         invoices: batch(
-            vec![
-                Field::new("customer_id", DataType::Int64, false),
-                Field::new("invoice_date", DataType::Date32, false),
-                Field::new("amount", DataType::Float64, false),
-            ],
+            invoices_schema(),
             vec![
                 Arc::new(i_id.finish()),
                 Arc::new(i_date.finish()),
@@ -421,11 +438,7 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
             ],
         ),
         tickets: batch(
-            vec![
-                Field::new("customer_id", DataType::Int64, false),
-                Field::new("created_at", timestamp, false),
-                Field::new("severity", DataType::Utf8, false),
-            ],
+            tickets_schema(),
             vec![
                 Arc::new(t_id.finish()),
                 Arc::new(t_created.finish()),
@@ -435,9 +448,76 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng) -> Tables {
     }
 }
 
+fn batch(schema: SchemaRef, columns: Vec<ArrayRef>) -> RecordBatch {
+    RecordBatch::try_new(schema, columns)
+        .unwrap_or_else(|e| panic!("generator built inconsistent columns: {e}"))
+}
+
+fn timestamp() -> DataType {
+    DataType::Timestamp(TimeUnit::Microsecond, None)
+}
+
+fn customers_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("company_size", DataType::Int32, false),
+        Field::new("industry", DataType::Utf8, false),
+        Field::new("country", DataType::Utf8, false),
+        Field::new("plan", DataType::Utf8, false),
+        Field::new("signup_date", DataType::Date32, false),
+        Field::new("email_opt_in", DataType::Boolean, false),
+        Field::new("email", DataType::Utf8, true),
+    ]))
+}
+
+fn events_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("ts", timestamp(), false),
+        Field::new("feature", DataType::Utf8, false),
+        Field::new("duration_s", DataType::Float64, false),
+    ]))
+}
+
+fn invoices_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("invoice_date", DataType::Date32, false),
+        Field::new("amount", DataType::Float64, false),
+    ]))
+}
+
+fn tickets_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("created_at", timestamp(), false),
+        Field::new("severity", DataType::Utf8, false),
+    ]))
+}
+
+fn retail_customers_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("signup_date", DataType::Date32, false),
+        Field::new("country", DataType::Utf8, false),
+    ]))
+}
+
+fn transactions_schema() -> SchemaRef {
+    Arc::new(Schema::new(vec![
+        Field::new("customer_id", DataType::Int64, false),
+        Field::new("date", DataType::Date32, false),
+        Field::new("amount", DataType::Float64, false),
+    ]))
+}
+
 /// Retail customers and their purchases: loyal, regular, lapsed, one-off and never-buying
 /// customers, over two years before the as-of date (and a few purchases after it).
-fn generate_retail(args: &Args, rng: &mut ChaCha8Rng) -> (RecordBatch, RecordBatch) {
+fn generate_retail(
+    args: &Args,
+    rng: &mut ChaCha8Rng,
+    ids: RangeInclusive<i64>,
+) -> (RecordBatch, RecordBatch) {
     let as_of = args.as_of;
     let mut c_id = Int64Builder::new();
     let mut c_signup = Date32Builder::new();
@@ -445,7 +525,7 @@ fn generate_retail(args: &Args, rng: &mut ChaCha8Rng) -> (RecordBatch, RecordBat
     let mut t_id = Int64Builder::new();
     let mut t_date = Date32Builder::new();
     let mut t_amount = Float64Builder::new();
-    for id in 1..=args.customers as i64 {
+    for id in ids {
         let tenure: u64 = rng.random_range(30..=730);
         let signup = as_of.checked_sub_days(Days::new(tenure)).unwrap_or(as_of);
         c_id.append_value(id);
@@ -494,57 +574,85 @@ fn generate_retail(args: &Args, rng: &mut ChaCha8Rng) -> (RecordBatch, RecordBat
             t_amount.append_value(99.0);
         }
     }
-    let customers = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("customer_id", DataType::Int64, false),
-            Field::new("signup_date", DataType::Date32, false),
-            Field::new("country", DataType::Utf8, false),
-        ])),
+    let customers = batch(
+        retail_customers_schema(),
         vec![
             Arc::new(c_id.finish()),
             Arc::new(c_signup.finish()),
             Arc::new(c_country.finish()),
         ],
-    )
-    .unwrap_or_else(|e| panic!("generator built inconsistent columns: {e}"));
-    let transactions = RecordBatch::try_new(
-        Arc::new(Schema::new(vec![
-            Field::new("customer_id", DataType::Int64, false),
-            Field::new("date", DataType::Date32, false),
-            Field::new("amount", DataType::Float64, false),
-        ])),
+    );
+    let transactions = batch(
+        transactions_schema(),
         vec![
             Arc::new(t_id.finish()),
             Arc::new(t_date.finish()),
             Arc::new(t_amount.finish()),
         ],
-    )
-    .unwrap_or_else(|e| panic!("generator built inconsistent columns: {e}"));
+    );
     (customers, transactions)
 }
 
-fn write(path: &Path, batch: &RecordBatch) -> Result<(), Box<dyn std::error::Error>> {
-    let file = File::create(path)?;
-    match path.extension().and_then(|e| e.to_str()) {
-        Some("parquet") => {
-            let properties = WriterProperties::builder()
-                .set_compression(Compression::ZSTD(ZstdLevel::default()))
-                .set_max_row_group_row_count(Some(1 << 20))
-                .build();
-            let mut writer = ArrowWriter::try_new(file, batch.schema(), Some(properties))?;
-            writer.write(batch)?;
-            writer.close()?;
-        }
-        Some("csv") => {
-            let mut writer = datafusion::arrow::csv::Writer::new(file);
-            writer.write(batch)?;
-        }
-        Some("ndjson") => {
-            let mut writer = datafusion::arrow::json::LineDelimitedWriter::new(file);
-            writer.write(batch)?;
-            writer.finish()?;
-        }
-        other => return Err(format!("unsupported extension {other:?}").into()),
+/// One output file, written a chunk at a time, in the format its extension names.
+struct Sink {
+    writer: Writer,
+    rows: usize,
+}
+
+enum Writer {
+    Parquet(ArrowWriter<File>),
+    Csv(datafusion::arrow::csv::Writer<BufWriter<File>>),
+    Ndjson(datafusion::arrow::json::LineDelimitedWriter<BufWriter<File>>),
+}
+
+impl Sink {
+    fn create(path: &Path, schema: SchemaRef) -> Result<Self, BoxError> {
+        let extension = path.extension().and_then(|e| e.to_str());
+        let writer = match extension {
+            Some("parquet") => {
+                let properties = WriterProperties::builder()
+                    .set_compression(Compression::ZSTD(ZstdLevel::default()))
+                    .set_max_row_group_row_count(Some(1 << 20))
+                    .build();
+                Writer::Parquet(ArrowWriter::try_new(
+                    File::create(path)?,
+                    schema,
+                    Some(properties),
+                )?)
+            }
+            Some("csv") => Writer::Csv(datafusion::arrow::csv::Writer::new(BufWriter::new(
+                File::create(path)?,
+            ))),
+            Some("ndjson") => Writer::Ndjson(datafusion::arrow::json::LineDelimitedWriter::new(
+                BufWriter::new(File::create(path)?),
+            )),
+            other => return Err(format!("unsupported extension {other:?}").into()),
+        };
+        Ok(Self { writer, rows: 0 })
     }
-    Ok(())
+
+    fn write(&mut self, batch: &RecordBatch) -> Result<(), BoxError> {
+        match &mut self.writer {
+            Writer::Parquet(writer) => writer.write(batch)?,
+            Writer::Csv(writer) => writer.write(batch)?,
+            Writer::Ndjson(writer) => writer.write(batch)?,
+        }
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Finishes the file; returns the rows written.
+    fn finish(self) -> Result<usize, BoxError> {
+        match self.writer {
+            Writer::Parquet(writer) => {
+                writer.close()?;
+            }
+            Writer::Csv(writer) => writer.into_inner().flush()?,
+            Writer::Ndjson(mut writer) => {
+                writer.finish()?;
+                writer.into_inner().flush()?;
+            }
+        }
+        Ok(self.rows)
+    }
 }
