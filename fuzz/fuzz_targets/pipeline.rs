@@ -4,7 +4,8 @@
 
 use libfuzzer_sys::fuzz_target;
 use miette::{GraphicalReportHandler, GraphicalTheme};
-use segflow::pipeline::{Pipeline, lint};
+use segflow::lint;
+use segflow::pipeline::Pipeline;
 
 fuzz_target!(|data: &[u8]| {
     let Ok(text) = std::str::from_utf8(data) else { return };
