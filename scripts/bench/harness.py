@@ -132,6 +132,30 @@ def busy_cpu_seconds() -> float:
     return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
 
 
+def watch(popen: subprocess.Popen, started: float, mem_cap: int, timeout: float):
+    """Waits for the engine, polling its tree's RSS; kills it at the cap or the timeout.
+
+    Returns (wait status, rusage, largest RSS sum seen, why it was killed or None).
+    """
+    proc = psutil.Process(popen.pid)
+    polled_peak, killed_for = 0, None
+    while True:
+        pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
+        if pid != 0:
+            return status, usage, polled_peak, killed_for
+        rss = tree_rss(proc)
+        polled_peak = max(polled_peak, rss)
+        elapsed = time.perf_counter() - started
+        if killed_for is None and (rss > mem_cap or elapsed > timeout):
+            killed_for = OOM_CAP if rss > mem_cap else TIMEOUT
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # Poll often at first (short runs), then less, to leave the cores to the engine.
+        time.sleep(0.05 if elapsed < 2 else 0.1 if elapsed < 10 else 0.25)
+
+
 def measure(
     cmd: list[str], cwd: Path, log_dir: Path, name: str, mem_cap: int, timeout: float,
     env: dict[str, str] | None = None,
@@ -151,23 +175,15 @@ def measure(
             cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env,
         )
-        proc = psutil.Process(popen.pid)
-        polled_peak, killed_for = 0, None
-        while True:
-            pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
-            if pid != 0:
-                break
-            rss = tree_rss(proc)
-            polled_peak = max(polled_peak, rss)
-            elapsed = time.perf_counter() - started
-            if killed_for is None and (rss > mem_cap or elapsed > timeout):
-                killed_for = OOM_CAP if rss > mem_cap else TIMEOUT
-                try:
-                    os.killpg(popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            # Poll often at first (short runs), then less, to leave the cores to the engine.
-            time.sleep(0.05 if elapsed < 2 else 0.1 if elapsed < 10 else 0.25)
+        try:
+            status, usage, polled_peak, killed_for = watch(popen, started, mem_cap, timeout)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): stop the engine too.
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise
         wall = time.perf_counter() - started
         other_cpu = busy_cpu_seconds() - cpu_before - usage.ru_utime - usage.ru_stime
         popen.returncode = os.waitstatus_to_exitcode(status)
@@ -633,8 +649,16 @@ def parse_args(argv: list[str]):
     return args
 
 
+def interrupted(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # A termination signal ends the run like Ctrl-C: the engine running now is stopped and the
+    # results so far are saved.
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     if args.report:
         results = json.loads(args.report.read_text())
         text = markdown(results)
