@@ -488,6 +488,47 @@ def markdown_size(label: str, size_result: dict, engines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def overview(results: dict) -> list[str]:
+    """One row per size: the figures BENCHMARKS.md quotes."""
+    engines = results["settings"]["engines"]
+    lines = [
+        "| size | events | segflow flags | segflow wall | DuckDB wall | Polars wall | segflow peak RSS "
+        "| DuckDB peak RSS | Polars peak RSS | segflow ÷ DuckDB (wall / RSS) | segflow ÷ Polars (wall / RSS) "
+        "| mismatches (sf–duck, sf–pol, duck–pol) | other CPU-s during segflow runs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def wall(e: dict | None) -> str:
+        if e is None:
+            return "not run"
+        if e["wall_s_median"] is None:
+            return "; ".join(e.get("stopped") or ["—"])
+        text = f"{e['wall_s_median']:.2f} s ({e['wall_s_min']:.2f}–{e['wall_s_max']:.2f})"
+        return text if e["ok"] == e["runs"] else f"{text} [{e['ok']}/{e['runs']} ok]"
+
+    def rss(e: dict | None) -> str:
+        return "—" if e is None else gib(e["peak_rss_bytes_median"])
+
+    def ratios(e: dict | None) -> str:
+        if e is None or e.get("segflow_wall_ratio") is None:
+            return "—"
+        return f"{ratio(e['segflow_wall_ratio'])} / {ratio(e.get('segflow_rss_ratio'))}"
+
+    for label, size_result in results["sizes"].items():
+        if not size_result.get("repeats"):
+            continue
+        s = summarise(size_result, engines)
+        sf, duck, pol = s.get("segflow"), s.get("duckdb"), s.get("polars")
+        m = s["mismatches"]
+        mism = ", ".join(str(m.get(k, "—")) for k in ("segflow vs duckdb", "segflow vs polars", "duckdb vs polars"))
+        other = "—" if sf is None or sf.get("other_cpu_s_median") is None else f"{sf['other_cpu_s_median']:.1f}"
+        lines.append(
+            f"| {label} ×{len(size_result['repeats'])} | {size_result['data']['rows']['events']:,} "
+            f"| `{' '.join(size_result['segflow_args']) or '—'}` | {wall(sf)} | {wall(duck)} | {wall(pol)} "
+            f"| {rss(sf)} | {rss(duck)} | {rss(pol)} | {ratios(duck)} | {ratios(pol)} | {mism} | {other} |")
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The results file's tables, as Markdown (what BENCHMARKS.md quotes)."""
     machine, settings, segflow = results["machine"], results["settings"], results.get("segflow") or {}
@@ -504,6 +545,8 @@ def markdown(results: dict) -> str:
           f"{settings.get('duckdb_memory_limit', 'default (80% of RAM)')}), Polars {machine['polars']} "
           f"(threads: {settings['polars_threads']}); memory cap {gib(settings['mem_cap_bytes'])}, "
           f"timeout {settings['timeout_s']:.0f} s", ""]
+    md += ["Overview (medians; ratios are segflow's median ÷ the reference's):", "",
+           *overview(results), ""]
     for label, size_result in results["sizes"].items():
         if size_result.get("repeats"):
             size_result["summary"] = summarise(size_result, engines)
