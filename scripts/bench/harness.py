@@ -132,6 +132,30 @@ def busy_cpu_seconds() -> float:
     return sum(t) - t.idle - getattr(t, "iowait", 0.0) - getattr(t, "steal", 0.0) - getattr(t, "guest", 0.0) - getattr(t, "guest_nice", 0.0)
 
 
+def watch(popen: subprocess.Popen, started: float, mem_cap: int, timeout: float):
+    """Waits for the engine, polling its tree's RSS; kills it at the cap or the timeout.
+
+    Returns (wait status, rusage, largest RSS sum seen, why it was killed or None).
+    """
+    proc = psutil.Process(popen.pid)
+    polled_peak, killed_for = 0, None
+    while True:
+        pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
+        if pid != 0:
+            return status, usage, polled_peak, killed_for
+        rss = tree_rss(proc)
+        polled_peak = max(polled_peak, rss)
+        elapsed = time.perf_counter() - started
+        if killed_for is None and (rss > mem_cap or elapsed > timeout):
+            killed_for = OOM_CAP if rss > mem_cap else TIMEOUT
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+        # Poll often at first (short runs), then less, to leave the cores to the engine.
+        time.sleep(0.05 if elapsed < 2 else 0.1 if elapsed < 10 else 0.25)
+
+
 def measure(
     cmd: list[str], cwd: Path, log_dir: Path, name: str, mem_cap: int, timeout: float,
     env: dict[str, str] | None = None,
@@ -151,23 +175,15 @@ def measure(
             cmd, cwd=cwd, stdout=out, stderr=err, stdin=subprocess.DEVNULL,
             start_new_session=True, env=env,
         )
-        proc = psutil.Process(popen.pid)
-        polled_peak, killed_for = 0, None
-        while True:
-            pid, status, usage = os.wait4(popen.pid, os.WNOHANG)
-            if pid != 0:
-                break
-            rss = tree_rss(proc)
-            polled_peak = max(polled_peak, rss)
-            elapsed = time.perf_counter() - started
-            if killed_for is None and (rss > mem_cap or elapsed > timeout):
-                killed_for = OOM_CAP if rss > mem_cap else TIMEOUT
-                try:
-                    os.killpg(popen.pid, signal.SIGKILL)
-                except ProcessLookupError:
-                    pass
-            # Poll often at first (short runs), then less, to leave the cores to the engine.
-            time.sleep(0.05 if elapsed < 2 else 0.1 if elapsed < 10 else 0.25)
+        try:
+            status, usage, polled_peak, killed_for = watch(popen, started, mem_cap, timeout)
+        except BaseException:
+            # Interrupted (Ctrl-C, SIGTERM): stop the engine too.
+            try:
+                os.killpg(popen.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            raise
         wall = time.perf_counter() - started
         other_cpu = busy_cpu_seconds() - cpu_before - usage.ru_utime - usage.ru_stime
         popen.returncode = os.waitstatus_to_exitcode(status)
@@ -472,6 +488,47 @@ def markdown_size(label: str, size_result: dict, engines: list[str]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def overview(results: dict) -> list[str]:
+    """One row per size: the figures BENCHMARKS.md quotes."""
+    engines = results["settings"]["engines"]
+    lines = [
+        "| size | events | segflow flags | segflow wall | DuckDB wall | Polars wall | segflow peak RSS "
+        "| DuckDB peak RSS | Polars peak RSS | segflow ÷ DuckDB (wall / RSS) | segflow ÷ Polars (wall / RSS) "
+        "| mismatches (sf–duck, sf–pol, duck–pol) | other CPU-s during segflow runs |",
+        "| --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- | --- |",
+    ]
+
+    def wall(e: dict | None) -> str:
+        if e is None:
+            return "not run"
+        if e["wall_s_median"] is None:
+            return "; ".join(e.get("stopped") or ["—"])
+        text = f"{e['wall_s_median']:.2f} s ({e['wall_s_min']:.2f}–{e['wall_s_max']:.2f})"
+        return text if e["ok"] == e["runs"] else f"{text} [{e['ok']}/{e['runs']} ok]"
+
+    def rss(e: dict | None) -> str:
+        return "—" if e is None else gib(e["peak_rss_bytes_median"])
+
+    def ratios(e: dict | None) -> str:
+        if e is None or e.get("segflow_wall_ratio") is None:
+            return "—"
+        return f"{ratio(e['segflow_wall_ratio'])} / {ratio(e.get('segflow_rss_ratio'))}"
+
+    for label, size_result in results["sizes"].items():
+        if not size_result.get("repeats"):
+            continue
+        s = summarise(size_result, engines)
+        sf, duck, pol = s.get("segflow"), s.get("duckdb"), s.get("polars")
+        m = s["mismatches"]
+        mism = ", ".join(str(m.get(k, "—")) for k in ("segflow vs duckdb", "segflow vs polars", "duckdb vs polars"))
+        other = "—" if sf is None or sf.get("other_cpu_s_median") is None else f"{sf['other_cpu_s_median']:.1f}"
+        lines.append(
+            f"| {label} ×{len(size_result['repeats'])} | {size_result['data']['rows']['events']:,} "
+            f"| `{' '.join(size_result['segflow_args']) or '—'}` | {wall(sf)} | {wall(duck)} | {wall(pol)} "
+            f"| {rss(sf)} | {rss(duck)} | {rss(pol)} | {ratios(duck)} | {ratios(pol)} | {mism} | {other} |")
+    return lines
+
+
 def markdown(results: dict) -> str:
     """The results file's tables, as Markdown (what BENCHMARKS.md quotes)."""
     machine, settings, segflow = results["machine"], results["settings"], results.get("segflow") or {}
@@ -488,6 +545,8 @@ def markdown(results: dict) -> str:
           f"{settings.get('duckdb_memory_limit', 'default (80% of RAM)')}), Polars {machine['polars']} "
           f"(threads: {settings['polars_threads']}); memory cap {gib(settings['mem_cap_bytes'])}, "
           f"timeout {settings['timeout_s']:.0f} s", ""]
+    md += ["Overview (medians; ratios are segflow's median ÷ the reference's):", "",
+           *overview(results), ""]
     for label, size_result in results["sizes"].items():
         if size_result.get("repeats"):
             size_result["summary"] = summarise(size_result, engines)
@@ -633,8 +692,16 @@ def parse_args(argv: list[str]):
     return args
 
 
+def interrupted(signum, _frame):
+    raise KeyboardInterrupt(f"signal {signum}")
+
+
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    # A termination signal ends the run like Ctrl-C: the engine running now is stopped and the
+    # results so far are saved.
+    signal.signal(signal.SIGTERM, interrupted)
+    signal.signal(signal.SIGHUP, interrupted)
     if args.report:
         results = json.loads(args.report.read_text())
         text = markdown(results)
