@@ -222,6 +222,42 @@ pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<R
     Ok(resolved)
 }
 
+/// Read every row of source `name` with its declared types, returning the row count: what a run
+/// does to a source, without the rest of the pipeline (for the data-reader fuzz target and
+/// checks of a single export).
+pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> Result<u64> {
+    let ctx = session(as_of, &Resources::default())?;
+    let resolved: Vec<ResolvedSource> = sources::resolve(pipeline)?
+        .into_iter()
+        .filter(|source| source.name == name)
+        .collect();
+    sources::register(&ctx, pipeline, &resolved).await?;
+    let mut stream = ctx
+        .table(name)
+        .await?
+        .execute_stream()
+        .await
+        .map_err(|e| Error::Source {
+            source_name: name.to_string(),
+            message: crate::error::first_line_of_datafusion(&e),
+            help: None,
+        })?;
+    let mut rows = 0;
+    while let Some(batch) = stream.next().await {
+        match batch {
+            Ok(batch) => rows += batch.num_rows() as u64,
+            Err(_) => {
+                return Err(sources::find_bad_file(&ctx, pipeline, &resolved)
+                    .await
+                    .unwrap_or_else(|| {
+                        Error::data(format!("source `{name}` could not be read"), None)
+                    }));
+            }
+        }
+    }
+    Ok(rows)
+}
+
 /// Every file the pipeline's sources read (globs expanded).
 pub fn source_files(pipeline: &Pipeline) -> Result<Vec<PathBuf>> {
     Ok(sources::resolve(pipeline)?
