@@ -23,7 +23,7 @@ use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
 use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
-use futures::StreamExt;
+use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
@@ -232,30 +232,21 @@ pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> R
         .filter(|source| source.name == name)
         .collect();
     sources::register(&ctx, pipeline, &resolved).await?;
-    let mut stream = ctx
-        .table(name)
-        .await?
-        .execute_stream()
-        .await
-        .map_err(|e| Error::Source {
-            source_name: name.to_string(),
-            message: crate::error::first_line_of_datafusion(&e),
-            help: None,
-        })?;
-    let mut rows = 0;
-    while let Some(batch) = stream.next().await {
-        match batch {
-            Ok(batch) => rows += batch.num_rows() as u64,
-            Err(_) => {
-                return Err(sources::find_bad_file(&ctx, pipeline, &resolved)
-                    .await
-                    .unwrap_or_else(|| {
-                        Error::data(format!("source `{name}` could not be read"), None)
-                    }));
-            }
+    let scan = async {
+        let mut stream = ctx.table(name).await?.execute_stream().await?;
+        let mut rows = 0;
+        while let Some(batch) = stream.next().await {
+            rows += batch?.num_rows() as u64;
         }
+        Ok::<u64, datafusion::error::DataFusionError>(rows)
+    };
+    match std::panic::AssertUnwindSafe(scan).catch_unwind().await {
+        Ok(Ok(rows)) => Ok(rows),
+        // A failure or a reader's panic: find the file and say what is wrong with it.
+        Ok(Err(_)) | Err(_) => Err(sources::find_bad_file(&ctx, pipeline, &resolved)
+            .await
+            .unwrap_or_else(|| Error::data(format!("source `{name}` could not be read"), None))),
     }
-    Ok(rows)
 }
 
 /// Every file the pipeline's sources read (globs expanded).
@@ -351,9 +342,18 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         stages,
         assignments,
     } = compiled;
-    let written = write_parquet(&ctx, assignments, &assignments_path, progress)
-        .await
-        .map_err(in_stage("features and segments"));
+    // A reader can panic on a corrupt file while the plan runs; that is bad data, and the search
+    // below names the file.
+    let written = std::panic::AssertUnwindSafe(write_parquet(
+        &ctx,
+        assignments,
+        &assignments_path,
+        progress,
+    ))
+    .catch_unwind()
+    .await
+    .unwrap_or_else(|_| Err(Error::data("a source file stopped the engine", None)))
+    .map_err(in_stage("features and segments"));
     let (schema, executed) = match written {
         Ok(written) => written,
         Err(error @ Error::Data { .. }) => {

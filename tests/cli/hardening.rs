@@ -449,3 +449,26 @@ fn an_error_on_a_two_megabyte_line_is_reported_without_its_snippet() {
         message.len()
     );
 }
+
+#[test]
+fn fuzz_finding_overflowing_parquet_statistics_is_a_data_error() {
+    // Found by fuzz/fuzz_targets/sources.rs: the Parquet reader panicked (multiply with overflow)
+    // while planning over this file's statistics, outside registration.
+    let workspace = Workspace::lint_clean();
+    let bytes = std::fs::read(crate::support::repo_path(
+        "tests/fixtures/fuzz/overflowing-statistics.parquet",
+    ))
+    .unwrap();
+    workspace.write_bytes("events.parquet", &bytes);
+    workspace.edit_pipeline("path: events.csv", "path: events.parquet");
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    let message = stderr(&output);
+    assert!(
+        matches!(output.status.code(), Some(3 | 4)),
+        "{:?}: {message}",
+        output.status.code()
+    );
+    assert!(!message.contains("internal error"), "{message}");
+    assert!(message.contains("source `events`"), "{message}");
+    assert!(!workspace.path().join("out").exists());
+}
