@@ -132,7 +132,6 @@ impl PipelineFile {
             span,
             label: None,
             help: None,
-            warning: code.severity == Severity::Warning,
         }
     }
 }
@@ -159,19 +158,12 @@ pub struct Problem {
     span: Option<SourceSpan>,
     label: Option<String>,
     help: Option<String>,
-    warning: bool,
 }
 
 impl Problem {
-    /// Make this a warning (a lint) rather than an error.
-    pub fn warning(mut self) -> Self {
-        self.warning = true;
-        self
-    }
-
     /// Whether this is a warning.
     pub fn is_warning(&self) -> bool {
-        self.warning
+        self.code.severity == Severity::Warning
     }
 
     /// The problem's code, e.g. `too-many-segments`.
@@ -237,7 +229,7 @@ impl Diagnostic for Problem {
     }
 
     fn severity(&self) -> Option<miette::Severity> {
-        Some(if self.warning {
+        Some(if self.is_warning() {
             miette::Severity::Warning
         } else {
             miette::Severity::Error

@@ -434,7 +434,7 @@ impl Compiler<'_> {
                     column_of.insert(feature, format!("{alias}.{}", ident(feature)));
                 }
                 titles.push(format!(
-                    "{} of {}{} ({}){}",
+                    "{} of {}{} ({})",
                     if query.two_level {
                         "two-level GROUP BY"
                     } else {
@@ -445,7 +445,6 @@ impl Compiler<'_> {
                         .window_days
                         .map_or(String::new(), |d| format!(", last {d} days")),
                     query.features.join(", "),
-                    ""
                 ));
             }
             for member in &group.members {
@@ -735,7 +734,8 @@ pub async fn find_failing_stage(
         }
         None
     }
-    let (last, views) = stages.split_last()?;
+    // The last stage only orders and projects what the views and rules give.
+    let (_, views) = stages.split_last()?;
     for stage in views {
         if let Some(message) = fails(ctx, &format!("SELECT * FROM {}", ident(&stage.view))).await {
             return Some(Error::data(
@@ -754,7 +754,6 @@ pub async fn find_failing_stage(
             ));
         }
     }
-    let _ = last; // The last stage only orders and projects what the rules and views gave.
     None
 }
 

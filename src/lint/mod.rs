@@ -27,8 +27,7 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
         lints.push(
             file
                 .at_key(codes::TOO_MANY_SEGMENTS, "segments", format!("{} segments, more than the {} `review.max_segments` allows", spec.segments.len(), review.max_segments))
-                .help("the seeds recommend starting with 3 to 4 segments; merge segments served the same way")
-                .warning(),
+                .help("the seeds recommend starting with 3 to 4 segments; merge segments served the same way"),
         );
     }
     let kinds: BTreeMap<&str, FeatureKind> = spec
@@ -50,8 +49,7 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
         lints.push(
             file
                 .at_key(codes::DEMOGRAPHIC_ONLY, "segments", "every segment rule uses only demographic or geographic features")
-                .help("segment by what customers do, need or are worth as well: add behavioral, value or needs features to the rules")
-                .warning(),
+                .help("segment by what customers do, need or are worth as well: add behavioral, value or needs features to the rules"),
         );
     }
     let conditions: Vec<Option<Conjunction>> = spec
@@ -69,8 +67,7 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
             lints.push(
                 file
                     .at(codes::UNREACHABLE_RULE, &format!("segments[{j}].when"), format!("segment `{}` can never match: every customer it would take matches `{}` first", spec.segments[j].id, spec.segments[i].id))
-                    .help("rules are tried in order; put the more specific rule first, or remove this one")
-                    .warning(),
+                    .help("rules are tried in order; put the more specific rule first, or remove this one"),
             );
         }
     }
@@ -80,8 +77,7 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
             lints.push(
                 file
                     .at(codes::STALE_REVIEW, "review.last_reviewed", format!("segments were last reviewed {age} days before the as-of date {as_of}, more than the {}-day review interval", review.interval_days))
-                    .help("review the segments with their owners, then update `review.last_reviewed`")
-                    .warning(),
+                    .help("review the segments with their owners, then update `review.last_reviewed`"),
             );
         }
     }
@@ -93,16 +89,14 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
                     &format!("segments[{i}].id"),
                     format!("segment `{}` has no owner", segment.id),
                 )
-                .help("add `owner:` with the team or person accountable for it")
-                .warning(),
+                .help("add `owner:` with the team or person accountable for it"),
             );
         }
         if segment.actions.is_empty() && !segment.negative {
             lints.push(
                 file
                     .at(codes::MISSING_ACTION, &format!("segments[{i}].id"), format!("segment `{}` declares no actions", segment.id))
-                    .help("add `actions:` saying what the team will do for it, or mark it `negative: true` with a `negative_reason`")
-                    .warning(),
+                    .help("add `actions:` saying what the team will do for it, or mark it `negative: true` with a `negative_reason`"),
             );
         }
     }
@@ -118,8 +112,7 @@ pub fn runtime_lints(pipeline: &Pipeline, results: &RunResults) -> Vec<Problem> 
             lints.push(
                 file
                     .at(codes::EMPTY_SEGMENT, &format!("segments[{i}].id"), format!("segment `{}` has no customers in this run", segment.id))
-                    .help("its rule never matched: earlier rules may cover it, or its thresholds exclude everyone")
-                    .warning(),
+                    .help("its rule never matched: earlier rules may cover it, or its thresholds exclude everyone"),
             );
         }
     }
@@ -138,8 +131,7 @@ pub fn runtime_lints(pipeline: &Pipeline, results: &RunResults) -> Vec<Problem> 
                         persona.name, persona.segment
                     ),
                 )
-                .help("a persona needs customers behind it; revisit the persona or the segment")
-                .warning(),
+                .help("a persona needs customers behind it; revisit the persona or the segment"),
             );
         }
     }
