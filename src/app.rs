@@ -365,7 +365,8 @@ fn validate(input: &SourceArgs) -> Result<()> {
         input.deny_warnings,
     )?;
     summary(format_args!(
-        "{}: ok ({} sources, {} features, {} segments)",
+        "{}: ok ({} sources, {} features, {} segments; rows are not read, so repeated or null \
+         customer keys and values that do not fit show only in `run`)",
         input.pipeline.display(),
         sources.len(),
         pipeline.features.len(),
@@ -415,17 +416,12 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     let results = results?;
 
     let render_start = std::time::Instant::now();
-    let analysis = analysis::analyse(&pipeline, &results);
+    let mut analysis = analysis::analyse(&pipeline, &results);
     let runtime_lints = lint::runtime_lints(&pipeline, &results);
-    let mut data = ReportData::new(&pipeline, &results, &analysis);
-    data.lints = static_lints
-        .iter()
-        .chain(&runtime_lints)
-        .map(LintView::of)
-        .collect();
     let comparison = match &earlier {
         Some(earlier) => {
             // This run, from memory; its assignments are already in the staging folder.
+            let data = ReportData::new(&pipeline, &results, &analysis);
             let this_run = run_folder::Run {
                 folder: destination.display().to_string(),
                 assignments: staged.path().join(run_folder::ASSIGNMENTS),
@@ -436,6 +432,24 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         }
         None => None,
     };
+    // The stable criterion judges the comparison, so it is evaluated after it.
+    if let Some(stable) = pipeline
+        .spec
+        .criteria
+        .as_ref()
+        .and_then(|c| c.stable.as_ref())
+    {
+        analysis.criteria.add(analysis::stable::evaluate_stability(
+            stable,
+            comparison.as_ref(),
+        ));
+    }
+    let mut data = ReportData::new(&pipeline, &results, &analysis);
+    data.lints = static_lints
+        .iter()
+        .chain(&runtime_lints)
+        .map(LintView::of)
+        .collect();
     data.comparison = comparison.as_ref();
     let mut outputs = vec![run_folder::ASSIGNMENTS.to_string()];
     outputs.extend(report::write_data(staged.path(), &data).map_err(relocate)?);

@@ -12,9 +12,11 @@ use serde::{Deserialize, Serialize};
 
 use crate::analysis::compare::{Comparison, RunSummary, SegmentSummary};
 use crate::analysis::{CriteriaReport, SegmentProfile};
-use crate::engine::compare::{Assignments, is_numeric};
+use crate::engine::compare::{Assignments, Binning};
 use crate::engine::measures::{Matrix, QuantileCuts, RuleOverlap};
-use crate::engine::{FeatureInfo, FeatureStats, RunResults, SegmentResult, SourceSummary};
+use crate::engine::{
+    Exclusion, FeatureInfo, FeatureStats, RunResults, SegmentResult, SourceSummary,
+};
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::SegmentSpec;
@@ -62,7 +64,7 @@ impl<'a> PipelineInfo<'a> {
             name: Cow::Borrowed(&pipeline.spec.name),
             title: Cow::Borrowed(pipeline.title()),
             description: pipeline.spec.description.as_deref().map(Cow::Borrowed),
-            entity: Cow::Borrowed(&pipeline.spec.entity.source),
+            entity: Cow::Owned(pipeline.entity.describe()),
             key: Cow::Borrowed(&pipeline.spec.entity.key),
         }
     }
@@ -122,8 +124,11 @@ impl<'a> SegmentView<'a> {
 pub struct RunView<'a> {
     /// The as-of date in force.
     pub as_of: NaiveDate,
-    /// Customers in the entity source.
+    /// Customers as of the as-of date.
     pub customers: u64,
+    /// Customers the sources know of that the as-of date leaves out, by reason.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub exclusions: Cow<'a, [Exclusion]>,
     /// Customers no segment rule matched.
     pub unassigned: u64,
     /// Share of customers that are unassigned.
@@ -152,6 +157,7 @@ impl<'a> RunView<'a> {
         RunView {
             as_of: results.as_of,
             customers: results.customers,
+            exclusions: Cow::Borrowed(&results.exclusions),
             unassigned: results.unassigned,
             unassigned_share: results.unassigned_share,
             segments: segments
@@ -171,6 +177,12 @@ impl<'a> RunView<'a> {
             rule_overlap: Cow::Borrowed(&results.rule_overlap),
         }
     }
+}
+
+/// For `skip_serializing_if`, which hands over a reference to the field itself.
+#[allow(clippy::ptr_arg)]
+fn is_empty<T: Clone>(items: &Cow<'_, [T]>) -> bool {
+    items.is_empty()
 }
 
 /// `segments.json`: the segments, their statistics and profiles; criteria and scoring have files
@@ -280,24 +292,24 @@ fn summary(run: &Run<'_>) -> RunSummary {
 /// Compare the earlier run `old` with the later run `new`.
 pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
     let (old_summary, new_summary) = (summary(old), summary(new));
-    let numeric_in_both: Vec<String> = new_summary
+    let binned_in_both: Vec<(String, Binning)> = new_summary
         .features
         .iter()
-        .filter(|(name, data_type)| {
-            is_numeric(data_type)
-                && old_summary
-                    .features
-                    .iter()
-                    .any(|(n, t)| n == name && is_numeric(t))
+        .filter_map(|(name, data_type)| {
+            let binning = Binning::of(data_type)?;
+            old_summary
+                .features
+                .iter()
+                .any(|(n, t)| n == name && Binning::of(t) == Some(binning))
+                .then(|| (name.clone(), binning))
         })
-        .map(|(name, _)| name.clone())
         .collect();
     let assignments = |run: &Run<'_>| Assignments {
         path: run.assignments.clone(),
         key: run.segments.pipeline.key.to_string(),
     };
     let measures =
-        crate::engine::compare::measure(&assignments(old), &assignments(new), &numeric_in_both)
+        crate::engine::compare::measure(&assignments(old), &assignments(new), &binned_in_both)
             .await?;
     Ok(crate::analysis::compare::compare(
         &old_summary,

@@ -116,8 +116,8 @@ pub struct FeatureDrift {
     pub new_median: Option<f64>,
     /// New minus old median.
     pub median_change: Option<f64>,
-    /// Population stability index over the old run's decile bins; null without values in
-    /// either run.
+    /// Population stability index over the old run's decile bins (numbers) or the values of
+    /// either run (true/false, text); null without values in either run.
     pub psi: Option<f64>,
 }
 
@@ -194,7 +194,11 @@ fn run_ref(summary: &RunSummary) -> RunRef {
 
 fn feature_psi(bins: &[FeatureBins], feature: &str, segment: &str) -> Option<f64> {
     let bins = bins.iter().find(|b| b.feature == feature)?;
-    let width = bins.edges.len() + 1;
+    let width = if bins.values.is_empty() {
+        bins.edges.len() + 1
+    } else {
+        bins.values.len()
+    };
     let empty = vec![0; width];
     psi(
         bins.old.get(segment).unwrap_or(&empty),
@@ -282,6 +286,7 @@ pub fn compare(old: &RunSummary, new: &RunSummary, measures: &RunMeasures) -> Co
 
     let old_features: BTreeSet<&str> = old.features.iter().map(|f| f.0.as_str()).collect();
     let new_features: BTreeSet<&str> = new.features.iter().map(|f| f.0.as_str()).collect();
+    unmatched.extend(measures.unbinned.iter().cloned());
     for feature in new_features.difference(&old_features) {
         unmatched.push(format!("feature `{feature}` is only in the new run"));
     }
@@ -305,7 +310,8 @@ pub fn compare(old: &RunSummary, new: &RunSummary, measures: &RunMeasures) -> Co
             else {
                 continue;
             };
-            if stats.mean.is_none() && old_stats.mean.is_none() {
+            let psi = feature_psi(&measures.bins, &stats.feature, &segment.id);
+            if stats.mean.is_none() && old_stats.mean.is_none() && psi.is_none() {
                 continue;
             }
             let change = |a: Option<f64>, b: Option<f64>| a.zip(b).map(|(a, b)| b - a);
@@ -318,7 +324,7 @@ pub fn compare(old: &RunSummary, new: &RunSummary, measures: &RunMeasures) -> Co
                 old_median: old_stats.median,
                 new_median: stats.median,
                 median_change: change(old_stats.median, stats.median),
-                psi: feature_psi(&measures.bins, &stats.feature, &segment.id),
+                psi,
             });
         }
     }

@@ -90,6 +90,15 @@ pub struct CriteriaReport {
     pub differentiation: Vec<PairDifference>,
 }
 
+impl CriteriaReport {
+    /// Add a criterion judged after the others (stable, which needs the comparison), keeping
+    /// the overall status the worst of all.
+    pub fn add(&mut self, criterion: CriterionResult) {
+        self.status = self.status.max(criterion.status);
+        self.criteria.push(criterion);
+    }
+}
+
 /// Evaluate a threshold on `value`.
 pub fn evaluate(threshold: &Threshold, value: f64) -> Status {
     let below = |level: Option<f64>| level.is_some_and(|l| value < l);

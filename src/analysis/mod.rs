@@ -6,6 +6,7 @@ pub mod criteria;
 pub mod effect;
 pub mod scoring;
 pub mod segment_tests;
+pub mod stable;
 
 use serde::{Deserialize, Serialize};
 

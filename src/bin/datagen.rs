@@ -54,6 +54,15 @@ struct Args {
     /// quarter). 0 keeps everyone.
     #[arg(long, default_value_t = 0)]
     drop_every: u64,
+    /// Keep history: customers.csv gets `valid_from` and `valid_to` columns and a second row for
+    /// customers whose plan changed (a slowly changing dimension, like a dbt snapshot).
+    #[arg(long)]
+    history: bool,
+    /// Write the export as it looked at this date instead: customers who had signed up by then,
+    /// with the plan valid then (`valid_to` still empty), and only the events, invoices and tickets
+    /// before it. The same seed and as-of date give the same customers as `--history`.
+    #[arg(long, value_name = "DATE")]
+    export_as_of: Option<NaiveDate>,
     /// Folder to write into (created if missing).
     #[arg(long)]
     out: PathBuf,
@@ -172,7 +181,10 @@ fn main() -> Result<(), BoxError> {
             "tickets.parquet",
         ),
     };
-    let mut customers = Sink::create(&args.out.join(customers), customers_schema())?;
+    let mut customers = Sink::create(
+        &args.out.join(customers),
+        customers_schema(keeps_history(&args)),
+    )?;
     let mut events = Sink::create(&args.out.join(events), events_schema())?;
     let mut invoices = Sink::create(&args.out.join(invoices), invoices_schema())?;
     let mut tickets = Sink::create(&args.out.join(tickets), tickets_schema())?;
@@ -264,6 +276,12 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
     let mut c_signup = Date32Builder::new();
     let mut c_opt_in = BooleanBuilder::new();
     let mut c_email = StringBuilder::new();
+    let mut c_valid_from = Date32Builder::new();
+    let mut c_valid_to = Date32Builder::new();
+    let history = keeps_history(args);
+    // With --export-as-of, what the export did not know yet is generated (so that the random
+    // streams stay the same) but not written.
+    let known = |date: NaiveDate| args.export_as_of.is_none_or(|cut| date < cut);
     let mut e_id = Int64Builder::new();
     let mut e_ts = TimestampMicrosecondBuilder::new();
     let mut e_feature = StringBuilder::new();
@@ -305,17 +323,41 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
             (_, _, r) if r < 92 => "pro",
             _ => "enterprise",
         };
-        c_id.append_value(id);
-        c_size.append_value(size.max(1));
-        c_industry.append_value(pick(&mut who, INDUSTRIES));
-        c_country.append_value(pick(&mut who, COUNTRIES));
-        c_plan.append_value(plan);
-        c_signup.append_value(days_since_epoch(signup));
-        c_opt_in.append_value(who.random_bool(0.6));
-        if who.random_bool(0.9) {
-            c_email.append_value(format!("user{id}@example.com"));
-        } else {
-            c_email.append_null();
+        let industry = pick(&mut who, INDUSTRIES);
+        let country = pick(&mut who, COUNTRIES);
+        let opt_in = who.random_bool(0.6);
+        let email = who
+            .random_bool(0.9)
+            .then(|| format!("user{id}@example.com"));
+        // Versions of the customer's row: (plan, valid from, valid to). With history, some
+        // customers moved to their plan from another one, from a generator of their own.
+        let mut versions = vec![(plan, signup, None)];
+        let mut changes =
+            ChaCha8Rng::seed_from_u64(args.seed.wrapping_mul(7_919) ^ (id as u64).rotate_left(17));
+        if history && tenure > 2 && changes.random_bool(0.3) {
+            let changed = signup
+                .checked_add_days(Days::new(changes.random_range(1..tenure) as u64))
+                .unwrap_or(signup);
+            let earlier = if plan == "free" { "starter" } else { "free" };
+            versions = vec![(earlier, signup, Some(changed)), (plan, changed, None)];
+        }
+        for (plan, valid_from, valid_to) in versions {
+            let valid_to = match args.export_as_of {
+                // The export at `cut` holds the row valid then, not yet known to end.
+                Some(cut) if valid_from < cut && valid_to.is_none_or(|to| to >= cut) => None,
+                Some(_) => continue,
+                None => valid_to,
+            };
+            c_id.append_value(id);
+            c_size.append_value(size.max(1));
+            c_industry.append_value(industry);
+            c_country.append_value(country);
+            c_plan.append_value(plan);
+            c_signup.append_value(days_since_epoch(signup));
+            c_opt_in.append_value(opt_in);
+            c_email.append_option(email.as_deref());
+            c_valid_from.append_value(days_since_epoch(valid_from));
+            c_valid_to.append_option(valid_to.map(days_since_epoch));
         }
 
         // Activity: active days in the last 90 days, features used, older activity.
@@ -357,19 +399,25 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
         for offset in events {
             let feature = (first_feature + rng.random_range(0..feature_count)) % FEATURES.len();
             let duration = (rng.random_range(1.0..600.0_f64) * 10.0).round() / 10.0;
-            e_id.append_value(id);
-            e_ts.append_value(micros(day(offset), rng.random_range(0..86_400)));
-            e_feature.append_value(FEATURES[feature]);
-            e_duration.append_value(duration);
+            let ts = micros(day(offset), rng.random_range(0..86_400));
+            if known(day(offset)) {
+                e_id.append_value(id);
+                e_ts.append_value(ts);
+                e_feature.append_value(FEATURES[feature]);
+                e_duration.append_value(duration);
+            }
         }
         // Power users touch every feature they use in the window.
         if archetype == Archetype::Power {
             for f in 0..feature_count {
                 let offset = rng.random_range(window_start..0);
-                e_id.append_value(id);
-                e_ts.append_value(micros(day(offset), rng.random_range(0..86_400)));
-                e_feature.append_value(FEATURES[(first_feature + f) % FEATURES.len()]);
-                e_duration.append_value(30.0);
+                let ts = micros(day(offset), rng.random_range(0..86_400));
+                if known(day(offset)) {
+                    e_id.append_value(id);
+                    e_ts.append_value(ts);
+                    e_feature.append_value(FEATURES[(first_feature + f) % FEATURES.len()]);
+                    e_duration.append_value(30.0);
+                }
             }
         }
 
@@ -383,11 +431,12 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
         if monthly > 0.0 {
             let mut offset = -tenure.min(450) + rng.random_range(0..30);
             while offset < 0 {
-                i_id.append_value(id);
-                i_date.append_value(days_since_epoch(day(offset)));
-                i_amount.append_value(
-                    (monthly * rng.random_range(0.9..1.1_f64) * 100.0).round() / 100.0,
-                );
+                let amount = (monthly * rng.random_range(0.9..1.1_f64) * 100.0).round() / 100.0;
+                if known(day(offset)) {
+                    i_id.append_value(id);
+                    i_date.append_value(days_since_epoch(day(offset)));
+                    i_amount.append_value(amount);
+                }
                 offset += 30;
             }
         }
@@ -399,17 +448,20 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
             _ => u32::from(rng.random_bool(0.15)),
         };
         for _ in 0..tickets {
-            t_id.append_value(id);
             let offset = rng.random_range((-89_i64).max(-tenure)..0);
-            t_created.append_value(micros(day(offset), rng.random_range(0..86_400)));
-            t_severity.append_value(pick(rng, SEVERITIES));
+            let created = micros(day(offset), rng.random_range(0..86_400));
+            let severity = pick(rng, SEVERITIES);
+            if known(day(offset)) {
+                t_id.append_value(id);
+                t_created.append_value(created);
+                t_severity.append_value(severity);
+            }
         }
     }
 
     Tables {
-        customers: batch(
-            customers_schema(),
-            vec![
+        customers: batch(customers_schema(history), {
+            let mut columns: Vec<ArrayRef> = vec![
                 Arc::new(c_id.finish()),
                 Arc::new(c_size.finish()),
                 Arc::new(c_industry.finish()),
@@ -418,8 +470,13 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
                 Arc::new(c_signup.finish()),
                 Arc::new(c_opt_in.finish()),
                 Arc::new(c_email.finish()),
-            ],
-        ),
+            ];
+            if history {
+                columns.push(Arc::new(c_valid_from.finish()));
+                columns.push(Arc::new(c_valid_to.finish()));
+            }
+            columns
+        }),
         events: batch(
             events_schema(),
             vec![
@@ -457,17 +514,31 @@ fn timestamp() -> DataType {
     DataType::Timestamp(TimeUnit::Microsecond, None)
 }
 
-fn customers_schema() -> SchemaRef {
-    Arc::new(Schema::new(vec![
-        Field::new("customer_id", DataType::Int64, false),
-        Field::new("company_size", DataType::Int32, false),
-        Field::new("industry", DataType::Utf8, false),
-        Field::new("country", DataType::Utf8, false),
-        Field::new("plan", DataType::Utf8, false),
-        Field::new("signup_date", DataType::Date32, false),
-        Field::new("email_opt_in", DataType::Boolean, false),
-        Field::new("email", DataType::Utf8, true),
-    ]))
+/// Whether the customers table has validity columns.
+fn keeps_history(args: &Args) -> bool {
+    args.history || args.export_as_of.is_some()
+}
+
+fn customers_schema(history: bool) -> SchemaRef {
+    let validity = [
+        Field::new("valid_from", DataType::Date32, false),
+        Field::new("valid_to", DataType::Date32, true),
+    ];
+    Arc::new(Schema::new(
+        [
+            Field::new("customer_id", DataType::Int64, false),
+            Field::new("company_size", DataType::Int32, false),
+            Field::new("industry", DataType::Utf8, false),
+            Field::new("country", DataType::Utf8, false),
+            Field::new("plan", DataType::Utf8, false),
+            Field::new("signup_date", DataType::Date32, false),
+            Field::new("email_opt_in", DataType::Boolean, false),
+            Field::new("email", DataType::Utf8, true),
+        ]
+        .into_iter()
+        .chain(validity.into_iter().filter(|_| history))
+        .collect::<Vec<_>>(),
+    ))
 }
 
 fn events_schema() -> SchemaRef {

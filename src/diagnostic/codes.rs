@@ -50,6 +50,10 @@ codes! {
     FEATURE_DEFINITION = "feature-definition", Error, "A feature needs exactly one definition: `expr` (SQL over the entity's columns and other features), `aggregate` (an aggregate over another source, per customer) or `quantile` (buckets of another feature).";
     /// A source name that is not declared.
     UNKNOWN_SOURCE = "unknown-source", Error, "The entity, an aggregate feature or a segment test names a source that is not declared under `sources:`. The help line lists the declared sources.";
+    /// An entity section that does not say where the customers come from.
+    ENTITY = "entity", Error, "The `entity` section must say where the customers come from: `source` (a table with one row per customer; with `distinct: true`, any table whose distinct keys are the customers) or `from` (a list of sources whose distinct keys together are the customers), not both and not neither. `since` needs a table with one row per customer, and a source's `valid_to` needs its `valid_from`.";
+    /// An entity source that holds events, whose keys repeat.
+    ENTITY_REPEATS = "entity-repeats", Error, "The entity source declares a `time_column`, so it is a table of events (transactions, page views) whose keys repeat, and `run` would stop at the repeated keys. Known from the pipeline file, without reading rows, so `validate` reports it too. Write `distinct: true` to take the customers from its distinct keys, use `from: [...]` for several sources, or point `entity.source` at a table with one row per customer. Repeated keys in a table without a time column can only be found by reading its rows: `run` reports them (exit 4).";
     /// A name that is not a feature where a feature is required.
     UNKNOWN_FEATURE = "unknown-feature", Error, "A segment rule, a quantile, the matrix, a criterion or a scoring factor names something that is not a feature. Segment rules use features only: declare a feature for an entity column with `expr: <column>`. The help line lists the features.";
     /// A column that the source or the feature table does not have.

@@ -36,13 +36,42 @@ pub struct MigrationCell {
     pub customers: u64,
 }
 
+/// How a feature's values are binned for the population stability index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Binning {
+    /// Numbers: at the old run's deciles over all customers.
+    Deciles,
+    /// True/false and text: one bin per value seen in either run.
+    Values,
+}
+
+impl Binning {
+    /// How a feature of Arrow type `data_type` (as written in segments.json) is binned, if at
+    /// all.
+    pub fn of(data_type: &str) -> Option<Binning> {
+        if is_numeric(data_type) {
+            Some(Binning::Deciles)
+        } else if data_type == "Boolean" || data_type.contains("Utf8") {
+            Some(Binning::Values)
+        } else {
+            None
+        }
+    }
+}
+
+/// Most distinct values a true/false or text feature may have for a PSI per value; beyond it
+/// (e-mail addresses, ids) shares per value say nothing about drift.
+pub const MAX_PSI_VALUES: usize = 50;
+
 /// Counts of a feature's values per bin, per segment, in both runs.
 #[derive(Debug, Clone)]
 pub struct FeatureBins {
     /// The feature.
     pub feature: String,
-    /// Bin edges: the old run's deciles over all customers (deduplicated).
+    /// Bin edges: the old run's deciles over all customers (deduplicated); empty for values.
     pub edges: Vec<f64>,
+    /// Bin labels when binned by value, in order; empty for numbers.
+    pub values: Vec<String>,
     /// Old run: segment → counts per bin.
     pub old: BTreeMap<String, Vec<u64>>,
     /// New run: segment → counts per bin.
@@ -54,8 +83,10 @@ pub struct FeatureBins {
 pub struct RunMeasures {
     /// The migration matrix cells.
     pub migration: Vec<MigrationCell>,
-    /// Bin counts of every numeric feature both runs have.
+    /// Bin counts of every feature both runs have that can be binned.
     pub bins: Vec<FeatureBins>,
+    /// Features left without a PSI, with the reason.
+    pub unbinned: Vec<String>,
 }
 
 /// Whether a feature of Arrow type `data_type` (as written in segments.json) is binned for the
@@ -70,11 +101,11 @@ pub fn is_numeric(data_type: &str) -> bool {
 const PSI_BINS: usize = 10;
 
 /// Measure what changed between the assignments of two runs: the migration between segments,
-/// and the bin counts of each of the numeric `features` both runs have.
+/// and the bin counts of each of `features` (both runs have them, binned as given).
 pub async fn measure(
     old: &Assignments,
     new: &Assignments,
-    features: &[String],
+    features: &[(String, Binning)],
 ) -> Result<RunMeasures> {
     let ctx = SessionContext::new();
     for (name, run) in [("old", old), ("new", new)] {
@@ -105,7 +136,15 @@ pub async fn measure(
         .collect();
 
     let mut bins = Vec::new();
-    for feature in features {
+    let mut unbinned = Vec::new();
+    for (feature, binning) in features {
+        if *binning == Binning::Values {
+            match value_bins(&ctx, feature).await? {
+                Ok(feature_bins) => bins.push(feature_bins),
+                Err(reason) => unbinned.push(reason),
+            }
+            continue;
+        }
         let column = format!("CAST({} AS DOUBLE)", ident(feature));
         let quantiles: Vec<String> = (1..PSI_BINS)
             .map(|i| {
@@ -158,9 +197,69 @@ pub async fn measure(
         bins.push(FeatureBins {
             feature: feature.clone(),
             edges,
+            values: Vec::new(),
             old: old_counts,
             new: new_counts,
         });
     }
-    Ok(RunMeasures { migration, bins })
+    Ok(RunMeasures {
+        migration,
+        bins,
+        unbinned,
+    })
+}
+
+/// Counts per segment of each value of true/false or text `feature` in tables `old` and `new`,
+/// or why it has no PSI (too many values).
+async fn value_bins(
+    ctx: &SessionContext,
+    feature: &str,
+) -> Result<std::result::Result<FeatureBins, String>> {
+    let query = |table: &str| {
+        format!(
+            "SELECT segment, CAST({0} AS VARCHAR), count(*) FROM {table} WHERE {0} IS NOT NULL \
+             GROUP BY 1, 2",
+            ident(feature)
+        )
+    };
+    let (old_rows, new_rows) = (
+        query_rows(ctx, &query("old")).await?,
+        query_rows(ctx, &query("new")).await?,
+    );
+    let values: Vec<String> = old_rows
+        .iter()
+        .chain(&new_rows)
+        .filter_map(|row| row[1].as_str().map(str::to_string))
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if values.len() > MAX_PSI_VALUES {
+        return Ok(Err(format!(
+            "feature `{feature}` has {} distinct values, more than the {MAX_PSI_VALUES} a PSI per value is measured for",
+            values.len()
+        )));
+    }
+    let counts = |rows: Vec<Vec<serde_json::Value>>| {
+        let mut by_segment: BTreeMap<String, Vec<u64>> = BTreeMap::new();
+        for row in rows {
+            let (Some(segment), Some(value)) = (row[0].as_str(), row[1].as_str()) else {
+                continue;
+            };
+            let Ok(slot) = values.binary_search_by(|v| v.as_str().cmp(value)) else {
+                continue;
+            };
+            by_segment
+                .entry(segment.to_string())
+                .or_insert_with(|| vec![0; values.len()])[slot] += row[2].as_u64().unwrap_or(0);
+        }
+        by_segment
+    };
+    let (old, new) = (counts(old_rows), counts(new_rows));
+    Ok(Ok(FeatureBins {
+        feature: feature.to_string(),
+        edges: Vec::new(),
+        values,
+        old,
+        new,
+    }))
 }

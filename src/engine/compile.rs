@@ -11,13 +11,16 @@ use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::aggregate::{self, JOIN_KEY, Member};
+use super::entity;
 use super::sources::{arrow_type, table_schema};
 use crate::diagnostic::{Problem, available_help, codes, codes::Code};
 use crate::error::{Error, Result, first_line_of_datafusion};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::Literal;
 use crate::pipeline::sql::{ident, string_literal};
-use crate::pipeline::validated::{Aggregate, Bucketing, Feature, FeatureDefinition, Quantile};
+use crate::pipeline::validated::{
+    Aggregate, Bucketing, EntityOrigin, Feature, FeatureDefinition, Quantile,
+};
 
 /// The earliest and latest dates Arrow's nanosecond timestamps (which SQL timestamp literals
 /// become) can hold, with a day's margin.
@@ -47,6 +50,10 @@ pub struct Compiled {
     pub stages: Vec<Stage>,
     /// Key, `segment`, then every feature in declaration order; one row per customer, by key.
     pub assignments: DataFrame,
+    /// The table (source or stage view) holding one row per customer as of the as-of date.
+    pub customers: String,
+    /// Queries counting the customers the as-of date leaves out, by reason.
+    pub exclusions: Vec<entity::ExclusionQuery>,
 }
 
 /// Compile `pipeline` as of `as_of` against the sources registered in `ctx`.
@@ -61,6 +68,8 @@ pub async fn compile(
         as_of,
         problems: Vec::new(),
         stages: Vec::new(),
+        customers: String::new(),
+        exclusions: Vec::new(),
     };
     let result = compiler.compile().await;
     let problems = std::mem::take(&mut compiler.problems);
@@ -70,6 +79,8 @@ pub async fn compile(
     Ok(Compiled {
         stages: compiler.stages,
         assignments,
+        customers: compiler.customers,
+        exclusions: compiler.exclusions,
     })
 }
 
@@ -90,6 +101,8 @@ struct Compiler<'a> {
     as_of: NaiveDate,
     problems: Vec<Problem>,
     stages: Vec<Stage>,
+    customers: String,
+    exclusions: Vec<entity::ExclusionQuery>,
 }
 
 impl Compiler<'_> {
@@ -127,22 +140,16 @@ impl Compiler<'_> {
             );
             return Ok(None);
         }
-        let entity = &self.pipeline.entity;
-        let entity_schema = table_schema(self.ctx, &entity.source).await?;
-        if entity_schema.field_with_name(&entity.key).is_err() {
-            self.problem(
-                codes::UNKNOWN_COLUMN,
-                "entity.key",
-                format!(
-                    "source `{}` has no key column `{}`",
-                    entity.source, entity.key
-                ),
-                Some(available_help(&entity.key, "column", names(&entity_schema))),
-            );
+        let Some(customers) = self.customers().await? else {
             return Ok(None);
-        }
+        };
+        self.customers.clone_from(&customers);
+        let entity_schema = table_schema(self.ctx, &customers).await?;
         let groups = self.aggregate_groups().await?;
-        let Some(mut step) = self.join_aggregates(&entity_schema, &groups).await? else {
+        let Some(mut step) = self
+            .join_aggregates(&customers, &entity_schema, &groups)
+            .await?
+        else {
             return Ok(None);
         };
         // Aggregates that failed to plan were reported; features using them are not reported
@@ -173,7 +180,22 @@ impl Compiler<'_> {
                 continue;
             }
             let columns = table_schema(self.ctx, &step).await?;
-            match self.project(feature, &expr, &columns, &step).await? {
+            let from = match &feature.definition {
+                FeatureDefinition::Quantile(
+                    quantile @ Quantile {
+                        bucketing: Bucketing::TiesTogether(_),
+                        ..
+                    },
+                ) => match self.ranks(feature, quantile, &columns, &step).await? {
+                    Some(from) => from,
+                    None => {
+                        failed.insert(&feature.name);
+                        continue;
+                    }
+                },
+                _ => ident(&step),
+            };
+            match self.project(feature, &expr, &columns, &from).await? {
                 Some(next) => step = next,
                 None => {
                     failed.insert(&feature.name);
@@ -184,6 +206,183 @@ impl Compiler<'_> {
             return Ok(None);
         }
         self.segments(&step).await
+    }
+
+    /// The customers as of the as-of date, returning the table they are read from: the entity
+    /// source itself, or a stage selecting its rows valid then, or the distinct keys of event
+    /// sources before then.
+    async fn customers(&mut self) -> Result<Option<String>> {
+        let pipeline = self.pipeline;
+        let entity = &pipeline.entity;
+        let key = &entity.key;
+        match &entity.origin {
+            EntityOrigin::Table(source) => {
+                let schema = table_schema(self.ctx, source).await?;
+                if schema.field_with_name(key).is_err() {
+                    self.problem(
+                        codes::UNKNOWN_COLUMN,
+                        "entity.key",
+                        format!("source `{source}` has no key column `{key}`"),
+                        Some(available_help(key, "column", names(&schema))),
+                    );
+                    return Ok(None);
+                }
+                let mut bounds = entity::TableBounds::default();
+                let mut ok = true;
+                if let Some(validity) = &pipeline.sources[source].validity {
+                    let path = format!("sources.{source}.valid_from");
+                    match self
+                        .temporal_column(source, &validity.from, &path, "validity column")
+                        .await?
+                    {
+                        Some(data_type) => {
+                            bounds.valid_from = Some((validity.from.clone(), data_type))
+                        }
+                        None => ok = false,
+                    }
+                    if let Some(to) = &validity.to {
+                        let path = format!("sources.{source}.valid_to");
+                        match self
+                            .temporal_column(source, to, &path, "validity column")
+                            .await?
+                        {
+                            Some(data_type) => bounds.valid_to = Some((to.clone(), data_type)),
+                            None => ok = false,
+                        }
+                    }
+                }
+                if let Some(since) = &entity.since {
+                    match self
+                        .temporal_column(source, since, "entity.since", "join-date column")
+                        .await?
+                    {
+                        Some(data_type) => bounds.since = Some((since.clone(), data_type)),
+                        None => ok = false,
+                    }
+                }
+                if !ok {
+                    return Ok(None);
+                }
+                let Some(sql) = entity::table_sql(source, &bounds, self.as_of) else {
+                    return Ok(Some(source.clone()));
+                };
+                self.exclusions = entity::table_exclusions(source, key, &bounds, self.as_of);
+                let title = format!(
+                    "the customers as of {}: rows of {source} {}",
+                    self.as_of,
+                    bounds.describe()
+                );
+                self.customers_view(title, sql).await
+            }
+            EntityOrigin::Keys(sources) => {
+                let mut parts = Vec::new();
+                for (i, source) in sources.iter().enumerate() {
+                    let path = if pipeline.spec.entity.distinct {
+                        "entity.source".to_string()
+                    } else {
+                        format!("entity.from[{i}]")
+                    };
+                    let join_key = &pipeline.sources[source].join_key;
+                    let schema = table_schema(self.ctx, source).await?;
+                    if schema.field_with_name(join_key).is_err() {
+                        self.problem(
+                            codes::UNKNOWN_COLUMN,
+                            &path,
+                            format!("source `{source}` has no key column `{join_key}`"),
+                            Some(format!(
+                                "declare the column holding the customer key with `key:` on source `{source}`; {}",
+                                available_help(join_key, "column", names(&schema))
+                            )),
+                        );
+                        continue;
+                    }
+                    let time = match &pipeline.sources[source].time_column {
+                        Some(column) => {
+                            let path = format!("sources.{source}.time_column");
+                            match self
+                                .temporal_column(source, column, &path, "time column")
+                                .await?
+                            {
+                                Some(data_type) => Some((column.clone(), data_type)),
+                                None => continue,
+                            }
+                        }
+                        None => None,
+                    };
+                    parts.push(entity::KeySource {
+                        source: source.clone(),
+                        join_key: join_key.clone(),
+                        time,
+                    });
+                }
+                if !self.problems.is_empty() {
+                    return Ok(None);
+                }
+                let sql = entity::keys_sql(&parts, key, self.as_of);
+                self.exclusions = entity::keys_exclusions(&parts, self.as_of);
+                let title = format!(
+                    "the customers as of {}: distinct keys of {}",
+                    self.as_of,
+                    sources.join(", ")
+                );
+                self.customers_view(title, sql).await
+            }
+        }
+    }
+
+    /// Register the customers' stage, or report why it does not plan.
+    async fn customers_view(&mut self, title: String, sql: String) -> Result<Option<String>> {
+        match self.ctx.sql(&sql).await {
+            Ok(frame) => Ok(Some(self.register(title, sql, frame)?)),
+            Err(e) => {
+                self.problem(
+                    codes::SQL_PLAN,
+                    "entity",
+                    format!(
+                        "the customers do not plan: {}",
+                        first_line_of_datafusion(&e)
+                    ),
+                    Some("the sources' key columns must have types that can be compared, e.g. all integers or all text".into()),
+                );
+                Ok(None)
+            }
+        }
+    }
+
+    /// Check that `column` of `source` (declared at `path` as its `role`) holds dates or
+    /// timestamps, returning its type; `None` after reporting a problem.
+    async fn temporal_column(
+        &mut self,
+        source: &str,
+        column: &str,
+        path: &str,
+        role: &str,
+    ) -> Result<Option<DataType>> {
+        let schema = table_schema(self.ctx, source).await?;
+        match schema
+            .field_with_name(column)
+            .map(|f| f.data_type().clone())
+        {
+            Ok(data_type) if is_temporal(&data_type) => Ok(Some(data_type)),
+            Ok(data_type) => {
+                self.problem(
+                    codes::TIME_COLUMN_TYPE,
+                    path,
+                    format!("{role} `{column}` of source `{source}` holds {data_type}, not dates or timestamps"),
+                    Some(format!("declare its type under `columns:`, e.g. `{column}: timestamp` or `{column}: date`")),
+                );
+                Ok(None)
+            }
+            Err(_) => {
+                self.problem(
+                    codes::UNKNOWN_COLUMN,
+                    path,
+                    format!("source `{source}` has no {role} `{column}`"),
+                    Some(available_help(column, "column", names(&schema))),
+                );
+                Ok(None)
+            }
+        }
     }
 
     /// The SQL of an expression or quantile feature (`None` for aggregates).
@@ -319,11 +518,12 @@ impl Compiler<'_> {
         }
         let mut conditions = Vec::new();
         if let Some(time_column) = &source.time_column {
-            match schema
-                .field_with_name(time_column)
-                .map(|f| f.data_type().clone())
+            let path = format!("sources.{}.time_column", aggregate.source);
+            match self
+                .temporal_column(&aggregate.source, time_column, &path, "time column")
+                .await?
             {
-                Ok(data_type) if is_temporal(&data_type) => {
+                Some(data_type) => {
                     let literal = |date: NaiveDate| temporal_literal(&data_type, date);
                     conditions.push(format!("{} < {}", ident(time_column), literal(self.as_of)));
                     if let Some(days) = aggregate.window_days {
@@ -352,27 +552,7 @@ impl Compiler<'_> {
                         }
                     }
                 }
-                Ok(data_type) => {
-                    self.problem(
-                        codes::TIME_COLUMN_TYPE,
-                        &format!("sources.{}.time_column", aggregate.source),
-                        format!("time column `{time_column}` of source `{}` holds {data_type}, not dates or timestamps", aggregate.source),
-                        Some(format!("declare its type under `columns:`, e.g. `{time_column}: timestamp` or `{time_column}: date`")),
-                    );
-                    ok = false;
-                }
-                Err(_) => {
-                    self.problem(
-                        codes::UNKNOWN_COLUMN,
-                        &format!("sources.{}.time_column", aggregate.source),
-                        format!(
-                            "source `{}` has no time column `{time_column}`",
-                            aggregate.source
-                        ),
-                        Some(available_help(time_column, "column", names(&schema))),
-                    );
-                    ok = false;
-                }
+                None => ok = false,
             }
         }
         if let Some(filter) = &aggregate.filter {
@@ -392,6 +572,7 @@ impl Compiler<'_> {
     /// Join every aggregate query onto the customers, with defaults for customers without rows.
     async fn join_aggregates(
         &mut self,
+        customers: &str,
         entity: &Schema,
         groups: &[Group],
     ) -> Result<Option<String>> {
@@ -465,7 +646,7 @@ impl Compiler<'_> {
         let sql = format!(
             "SELECT {}\nFROM {} AS e{joins}",
             select.join(", "),
-            ident(&self.pipeline.entity.source)
+            ident(customers)
         );
         let title = if titles.is_empty() {
             "the customers".to_string()
@@ -514,6 +695,79 @@ impl Compiler<'_> {
         Ok(view)
     }
 
+    /// For a quantile keeping ties together: a stage adding each customer's minimum rank,
+    /// position and the count of values of the bucketed feature to view `from`, and the FROM
+    /// clause joining it with the bucket edges (see [`tied_quantile_sql`]).
+    async fn ranks(
+        &mut self,
+        feature: &Feature,
+        quantile: &Quantile,
+        columns: &Schema,
+        from: &str,
+    ) -> Result<Option<String>> {
+        let Bucketing::TiesTogether(buckets) = quantile.bucketing else {
+            return Ok(Some(ident(from)));
+        };
+        let of = ident(&quantile.of);
+        let order = if quantile.descending { "DESC" } else { "ASC" };
+        let window = format!("OVER (PARTITION BY {of} IS NULL ORDER BY {of} {order})");
+        let mut select: Vec<String> = names(columns).map(ident).collect();
+        select.push(format!(
+            "CAST(rank() {window} AS BIGINT) AS {}",
+            ident(RANK)
+        ));
+        select.push(format!(
+            "CAST(row_number() {window} AS BIGINT) AS {}",
+            ident(POSITION)
+        ));
+        select.push(format!("count({of}) OVER () AS {}", ident(VALUES)));
+        let sql = format!("SELECT {} FROM {}", select.join(", "), ident(from));
+        let ranked = match self.ctx.sql(&sql).await {
+            Ok(frame) => self.register(
+                format!("ranks of `{}` for feature `{}`", quantile.of, feature.name),
+                sql,
+                frame,
+            )?,
+            Err(e) => {
+                self.problem(
+                    codes::SQL_PLAN,
+                    &format!("features[{}].quantile", feature.index),
+                    format!(
+                        "feature `{}` does not plan: {}",
+                        feature.name,
+                        first_line_of_datafusion(&e)
+                    ),
+                    None,
+                );
+                return Ok(None);
+            }
+        };
+        let (position, rank, values) = (ident(POSITION), ident(RANK), ident(VALUES));
+        let q = i64::from(buckets);
+        // Edge j of pandas' qcut is the linear interpolation of the sorted ranks at (n-1)·j/q:
+        // ranks[lo] + k/q · (ranks[lo+1] − ranks[lo]) with lo = (n-1)·j div q, k = (n-1)·j mod q.
+        // Scaled by q it is a whole number, so edges are compared exactly.
+        let edges: Vec<String> = (0..=q)
+            .map(|j| {
+                let at = |offset: i64| {
+                    format!(
+                        "max(CASE WHEN {position} = ({values} - 1) * {j} / {q} + {offset} THEN {rank} END)"
+                    )
+                };
+                let (low, high) = (at(1), at(2));
+                format!(
+                    "{q} * {low} + max(({values} - 1) * {j} % {q}) * (COALESCE({high}, {low}) - {low}) AS e{j}"
+                )
+            })
+            .collect();
+        Ok(Some(format!(
+            "{} AS r CROSS JOIN (SELECT {} FROM {} WHERE {of} IS NOT NULL) AS e",
+            ident(&ranked),
+            edges.join(", "),
+            ident(&ranked)
+        )))
+    }
+
     /// Add expression or quantile feature `feature` on top of view `from`, returning the new
     /// view.
     async fn project(
@@ -537,7 +791,7 @@ impl Compiler<'_> {
                     &format!("features[{i}].expr"),
                     format!(
                         "feature `{}` uses `{name}`, which is neither a column of `{}` nor a feature",
-                        feature.name, self.pipeline.entity.source
+                        feature.name, self.pipeline.entity.describe()
                     ),
                     Some(available_help(name, "column", names(columns))),
                 );
@@ -547,17 +801,29 @@ impl Compiler<'_> {
         if !ok {
             return Ok(None);
         }
-        let mut select: Vec<String> = names(columns)
+        let select: Vec<String> = names(columns)
             .filter(|name| *name != feature.name)
             .map(ident)
             .collect();
-        select.push(format!(
-            "{} AS {}",
-            self.cast_to_declared(&feature.name, format!("({expr})")),
-            ident(&feature.name)
-        ));
-        let sql = format!("SELECT {} FROM {}", select.join(", "), ident(from));
-        match self.ctx.sql(&sql).await {
+        let value = format!("({expr})");
+        let with = |value: &str| {
+            let mut select = select.clone();
+            select.push(format!("{value} AS {}", ident(&feature.name)));
+            format!("SELECT {} FROM {from}", select.join(", "))
+        };
+        let mut sql = with(&self.cast_to_declared(&feature.name, value.clone()));
+        let mut planned = self.ctx.sql(&sql).await;
+        // Unsigned integers (ntile, rank, row_number) become BIGINT, the type every other whole
+        // number feature has, so `ntile` in an `expr` and a `quantile` give the same type.
+        if feature.column_type.is_none()
+            && let Ok(frame) = &planned
+            && let Ok(field) = frame.schema().field_with_unqualified_name(&feature.name)
+            && field.data_type().is_unsigned_integer()
+        {
+            sql = with(&format!("CAST({value} AS BIGINT)"));
+            planned = self.ctx.sql(&sql).await;
+        }
+        match planned {
             Ok(frame) => Ok(Some(self.register(
                 format!("feature `{}`", feature.name),
                 sql,
@@ -757,10 +1023,33 @@ pub async fn find_failing_stage(
     None
 }
 
+/// Columns of the ranks stage of a quantile keeping ties together.
+const RANK: &str = "__segflow_rank";
+const POSITION: &str = "__segflow_position";
+const VALUES: &str = "__segflow_values";
+
+/// The bucket of a quantile keeping ties together, over the ranks stage `r` and the edges `e`
+/// (scaled by the number of buckets `q`): one plus the number of distinct edges above the
+/// first that lie below the customer's rank, as `pd.cut` does with the edges `qcut` found,
+/// duplicates dropped.
+fn tied_quantile_sql(buckets: u32) -> String {
+    let rank = ident(RANK);
+    let counted: Vec<String> = (1..buckets)
+        .map(|j| {
+            format!(
+                "CASE WHEN e.e{j} > e.e{} AND e.e{j} < {buckets} * r.{rank} THEN 1 ELSE 0 END",
+                j - 1
+            )
+        })
+        .collect();
+    format!("1 + {}", counted.join(" + "))
+}
+
 /// The bucket SQL of a quantile feature.
 fn quantile_sql(quantile: &Quantile, key: &str) -> String {
     let of = ident(&quantile.of);
     let bucket = match &quantile.bucketing {
+        Bucketing::TiesTogether(buckets) => tied_quantile_sql(*buckets),
         Bucketing::Equal(buckets) => {
             let order = if quantile.descending { "DESC" } else { "ASC" };
             // Customers without a value get no bucket and do not take a share of the buckets.
@@ -847,14 +1136,14 @@ fn names(schema: &Schema) -> impl Iterator<Item = &str> + Clone {
     schema.fields().iter().map(|f| f.name().as_str())
 }
 
-fn is_temporal(data_type: &DataType) -> bool {
+pub(super) fn is_temporal(data_type: &DataType) -> bool {
     matches!(
         data_type,
         DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
     )
 }
 
-fn temporal_literal(data_type: &DataType, date: NaiveDate) -> String {
+pub(super) fn temporal_literal(data_type: &DataType, date: NaiveDate) -> String {
     match data_type {
         DataType::Timestamp(..) => format!("TIMESTAMP '{date} 00:00:00'"),
         _ => format!("DATE '{date}'"),

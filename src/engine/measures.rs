@@ -9,6 +9,7 @@ use super::stats::query_rows;
 use crate::error::{Error, Result};
 use crate::pipeline::model::{AxisSpec, Split};
 use crate::pipeline::sql::ident;
+use crate::pipeline::validated::Bucketing;
 use crate::pipeline::{FeatureDefinition, Pipeline};
 
 /// The value range one bucket of a quantile feature covers.
@@ -33,6 +34,9 @@ pub struct QuantileCuts {
     pub of: String,
     /// Buckets in order; customers without a value are not in any.
     pub buckets: Vec<BucketRange>,
+    /// How tie handling shaped the buckets, when equal values are kept together.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
 }
 
 /// One quadrant of the 2x2 matrix.
@@ -154,6 +158,23 @@ pub async fn reachable(
         .collect())
 }
 
+/// What keeping ties together did to the buckets of a quantile: how many are used and how
+/// unequal they are.
+fn ties_note(requested: u32, buckets: &[BucketRange]) -> String {
+    let sizes = buckets.iter().map(|b| b.customers);
+    let (smallest, largest) = (sizes.clone().min().unwrap_or(0), sizes.max().unwrap_or(0));
+    let mut note = format!(
+        "equal values are kept in one bucket (ties: together), so buckets may be unequal: {} of {requested} buckets used",
+        buckets.len()
+    );
+    if smallest == largest {
+        note.push_str(&format!(", each with {smallest} customers"));
+    } else {
+        note.push_str(&format!(", holding {smallest} to {largest} customers"));
+    }
+    note
+}
+
 /// The value range of every bucket of every quantile feature.
 pub async fn quantile_cuts(
     ctx: &SessionContext,
@@ -171,7 +192,7 @@ pub async fn quantile_cuts(
              WHERE {bucket} IS NOT NULL GROUP BY {bucket} ORDER BY {bucket}",
             ident(table)
         );
-        let buckets = query_rows(ctx, &sql)
+        let buckets: Vec<BucketRange> = query_rows(ctx, &sql)
             .await?
             .into_iter()
             .map(|row| BucketRange {
@@ -181,10 +202,15 @@ pub async fn quantile_cuts(
                 max: row[3].clone(),
             })
             .collect();
+        let note = match quantile.bucketing {
+            Bucketing::TiesTogether(requested) => Some(ties_note(requested, &buckets)),
+            _ => None,
+        };
         all.push(QuantileCuts {
             feature: feature.name.clone(),
             of: quantile.of.clone(),
             buckets,
+            note,
         });
     }
     Ok(all)

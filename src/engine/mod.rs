@@ -4,6 +4,7 @@
 mod aggregate;
 pub mod compare;
 pub mod compile;
+mod entity;
 pub mod fixtures;
 mod functions;
 pub mod measures;
@@ -27,6 +28,7 @@ use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
+pub use entity::{Exclusion, ExclusionReason};
 pub use sources::ResolvedSource;
 pub use stats::FeatureStats;
 
@@ -87,8 +89,11 @@ const POOL_SHARE: f64 = 0.8;
 pub struct RunResults {
     /// The as-of date in force.
     pub as_of: NaiveDate,
-    /// Customers in the entity source.
+    /// Customers as of the as-of date.
     pub customers: u64,
+    /// Customers the sources know of that the as-of date leaves out, by reason (with `since`,
+    /// validity columns, or customers taken from event keys).
+    pub exclusions: Vec<Exclusion>,
     /// Customers no segment rule matched (only possible without a catch-all).
     pub unassigned: u64,
     /// Share of customers that are unassigned.
@@ -332,7 +337,10 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
     timings.lap("plan");
 
-    let customers = check_entity_key(&ctx, pipeline)
+    let customers = entity::check_unique(&ctx, pipeline, &compiled.customers)
+        .await
+        .map_err(in_stage("check entity"))?;
+    let exclusions = entity::count_exclusions(&ctx, &compiled.exclusions)
         .await
         .map_err(in_stage("check entity"))?;
     timings.lap("check entity");
@@ -341,6 +349,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     let compile::Compiled {
         stages,
         assignments,
+        ..
     } = compiled;
     // A reader can panic on a corrupt file while the plan runs; that is bad data, and the search
     // below names the file.
@@ -461,6 +470,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     Ok(RunResults {
         as_of: options.as_of,
         customers,
+        exclusions,
         unassigned,
         unassigned_share: share(unassigned),
         segments,
@@ -543,76 +553,6 @@ fn empty_stats(features: &[String]) -> Vec<FeatureStats> {
             max: None,
         })
         .collect()
-}
-
-/// The entity key must be unique and never null, so every customer appears exactly once.
-async fn check_entity_key(ctx: &SessionContext, pipeline: &Pipeline) -> Result<u64> {
-    let entity = &pipeline.entity;
-    let key = ident(&entity.key);
-    let table = ident(&entity.source);
-    // Repeated keys are counted with a GROUP BY, which can spill, rather than with
-    // count(DISTINCT key), whose hash set of every key cannot.
-    let sql = format!(
-        "SELECT (SELECT count(*) FROM {table}), (SELECT count({key}) FROM {table}), \
-         (SELECT COALESCE(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} \
-         WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1))"
-    );
-    let row = stats::query_rows(ctx, &sql)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("count returned no row".into()))?;
-    let value = |i: usize| -> Result<u64> {
-        row[i]
-            .as_u64()
-            .ok_or_else(|| Error::Internal("count is not a number".into()))
-    };
-    let (rows, non_null, repeated) = (value(0)?, value(1)?, value(2)?);
-    let distinct = non_null - repeated.min(non_null);
-    let source_error = |message: String, help: &str| Error::Source {
-        source_name: entity.source.clone(),
-        message,
-        help: Some(help.to_string()),
-    };
-    if rows == 0 {
-        return Err(source_error(
-            "the entity source has no rows, so there are no customers to segment".into(),
-            "check that the export is complete, or point `--source` at the right file",
-        ));
-    }
-    if non_null < rows {
-        return Err(source_error(
-            format!(
-                "{} customers have no `{}` (null key)",
-                rows - non_null,
-                entity.key
-            ),
-            "every customer needs a key; fix the export or filter those rows out upstream",
-        ));
-    }
-    if distinct < non_null {
-        let sql = format!(
-            "SELECT CAST({key} AS VARCHAR) AS duplicate FROM {table} GROUP BY {key} HAVING count(*) > 1 ORDER BY {key} LIMIT 5"
-        );
-        let examples: Vec<String> = ctx
-            .sql(&sql)
-            .await?
-            .collect()
-            .await?
-            .iter()
-            .flat_map(|b| (0..b.num_rows()).map(move |r| stats::scalar(b.column(0).as_ref(), r)))
-            .map(|v| v.map(|v| v.as_str().unwrap_or_default().to_string()))
-            .collect::<Result<_>>()?;
-        return Err(source_error(
-            format!(
-                "{} rows repeat a `{}` already seen (e.g. {})",
-                non_null - distinct,
-                entity.key,
-                examples.join(", ")
-            ),
-            "the entity source must list each customer once; deduplicate the export",
-        ));
-    }
-    Ok(rows)
 }
 
 async fn count_rows(ctx: &SessionContext, table: &str) -> Result<u64> {

@@ -169,6 +169,16 @@ pub struct SourceSpec {
     /// exactly this type; others keep the type found in the file.
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub columns: BTreeMap<String, ColumnType>,
+    /// For a table that keeps history (a slowly changing dimension, like a dbt snapshot): the
+    /// column (date or timestamp) from which each row is valid. As the entity source, only the
+    /// rows valid at the as-of date count: `valid_from` before it (or null) and `valid_to` null
+    /// or at or after it, so a past quarter is rerun with the attributes customers had then.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_from: Option<String>,
+    /// The column (date or timestamp) at which each row stopped being valid, exclusive; null
+    /// for the current row. Needs `valid_from`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub valid_to: Option<String>,
 }
 
 /// File format of a source.
@@ -203,15 +213,36 @@ pub enum ColumnType {
     Timestamp,
 }
 
-/// The customers: the table with one row per customer and the column identifying them.
+/// The customers: where they come from and the column identifying them. Give `source` (a table
+/// with one row per customer, or with `distinct: true` any table whose distinct keys are the
+/// customers) or `from` (several sources whose keys together are the customers).
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct EntitySpec {
-    /// Name of the source listing every customer exactly once.
-    pub source: String,
-    /// Key column of that source (unique, never null). Other sources join on a column of the same
+    /// Name of the source listing every customer exactly once (at the as-of date, when it
+    /// declares `valid_from`). With `distinct: true`, a source whose distinct keys are the
+    /// customers, e.g. a transactions export without a customer table.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+    /// Sources whose distinct keys, together, are the customers, e.g. `[transactions,
+    /// web_events]`. Rows at or after the as-of date (by each source's `time_column`) and null
+    /// keys are left out. The customers then have only the key column.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub from: Vec<String>,
+    /// Key column (unique per customer, never null). Other sources join on a column of the same
     /// name unless they declare their own `key`.
     pub key: String,
+    /// Take the customers from the distinct keys of `source` instead of one row per customer:
+    /// its rows before the as-of date (by its `time_column`), null keys left out. The customers
+    /// then have only the key column.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub distinct: bool,
+    /// Column of the entity source holding when each customer joined (a date or timestamp, e.g.
+    /// `signup_date`). Customers who joined on or after the as-of date are left out, so a past
+    /// quarter's rerun sees only the customers of then; customers without a value are kept. The
+    /// report says how many were left out.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub since: Option<String>,
 }
 
 /// The segmentation vocabulary: what kind of characteristic a feature describes.
@@ -353,10 +384,17 @@ pub struct HandScore {
 pub struct QuantileSpec {
     /// The feature to bucket.
     pub of: String,
-    /// Number of equal-count buckets (5 for quintiles), assigned with `ntile` in order of the
-    /// feature, ties broken by the entity key.
+    /// Number of equal-count buckets (5 for quintiles), assigned in order of the feature; how
+    /// equal values are bucketed is set by `ties`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<u32>,
+    /// With `buckets`: what happens to customers with equal values. `by_key` (the default) fills
+    /// buckets to equal counts (`ntile`), breaking ties by the entity key, so equal customers
+    /// can land in different buckets. `together` keeps equal values in one bucket, as pandas'
+    /// `qcut(x.rank(method="min"), buckets, labels=False, duplicates="drop") + 1` does: buckets
+    /// may then be unequal or fewer, and the report says so. At most 100 buckets.
+    #[serde(default, skip_serializing_if = "Ties::is_by_key")]
+    pub ties: Ties,
     /// Ascending cut points instead of equal counts: a value below the first cut is bucket 1, at or
     /// above the last is bucket `len + 1`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -365,6 +403,24 @@ pub struct QuantileSpec {
     /// purchase scores higher).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub descending: bool,
+}
+
+/// How equal-count buckets treat customers with equal values.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum Ties {
+    /// Equal counts per bucket; equal values are split by the entity key (`ntile`).
+    #[default]
+    ByKey,
+    /// Equal values share a bucket (pandas `qcut` on minimum ranks, duplicate edges dropped).
+    Together,
+}
+
+impl Ties {
+    /// Whether this is the default, `by_key`.
+    pub fn is_by_key(&self) -> bool {
+        *self == Ties::ByKey
+    }
 }
 
 /// Warn and error levels for one measured value. Give `*_if_below` for minimums and
@@ -406,6 +462,29 @@ pub struct CriteriaSpec {
     /// segments need a reason.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub actionable: Option<ActionableSpec>,
+    /// Stable over time? Judges this run against the earlier one given with `--compare-to`:
+    /// feature drift within segments and the share of customers who changed segment. Without
+    /// `--compare-to` it is reported as not judged.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub stable: Option<StableSpec>,
+}
+
+/// Drift gates of the stable criterion, judged against an earlier run.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct StableSpec {
+    /// Levels for the population stability index (PSI) of each judged feature within each
+    /// segment present in both runs: numbers binned at the earlier run's deciles, true/false and
+    /// text by their shares per value. 0.1 is commonly read as moderate, 0.25 as large drift.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub psi: Option<Threshold>,
+    /// The features whose PSI is judged; all features with a PSI when left out. Leave out
+    /// features that move every quarter by design, such as tenure.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+    /// Levels for the share (0 to 1) of customers in both runs whose segment changed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub migration: Option<Threshold>,
 }
 
 /// Thresholds of the identifiable criterion.

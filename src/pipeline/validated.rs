@@ -24,15 +24,57 @@ pub struct Source {
     pub time_column: Option<String>,
     /// Declared column types.
     pub columns: std::collections::BTreeMap<String, ColumnType>,
+    /// The columns bounding when each row is valid, for a table that keeps history.
+    pub validity: Option<Validity>,
 }
 
-/// The customers: which source lists them and by which key.
+/// The validity columns of a table that keeps history (a slowly changing dimension).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Validity {
+    /// The row is valid from this date or timestamp (null: always was).
+    pub from: String,
+    /// The row is valid until this date or timestamp, exclusive (null: still is).
+    pub to: Option<String>,
+}
+
+/// The customers: where they come from and by which key.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Entity {
-    /// The source with one row per customer.
-    pub source: String,
-    /// Its key column.
+    /// The source(s) listing them.
+    pub origin: EntityOrigin,
+    /// The key column.
     pub key: String,
+    /// The column holding when each customer joined; later joiners are left out.
+    pub since: Option<String>,
+}
+
+/// Where the customers come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum EntityOrigin {
+    /// A source with one row per customer (its rows valid at the as-of date, when it keeps
+    /// history), whose columns are the customers' attributes.
+    Table(String),
+    /// The distinct keys of these sources' rows before the as-of date; the key is the only
+    /// column.
+    Keys(Vec<String>),
+}
+
+impl Entity {
+    /// The source with one row per customer, when the customers come from one.
+    pub fn table(&self) -> Option<&str> {
+        match &self.origin {
+            EntityOrigin::Table(source) => Some(source),
+            EntityOrigin::Keys(_) => None,
+        }
+    }
+
+    /// Where the customers come from, in words: `customers`, or `keys of transactions`.
+    pub fn describe(&self) -> String {
+        match &self.origin {
+            EntityOrigin::Table(source) => source.clone(),
+            EntityOrigin::Keys(sources) => format!("keys of {}", sources.join(" + ")),
+        }
+    }
 }
 
 /// A feature, with its one definition.
@@ -95,8 +137,10 @@ pub struct Quantile {
 /// How a quantile feature draws its buckets.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Bucketing {
-    /// This many equal-count buckets.
+    /// This many equal-count buckets; ties split by the entity key.
     Equal(u32),
+    /// At most this many buckets, equal values kept together (pandas `qcut` on minimum ranks).
+    TiesTogether(u32),
     /// Declared, strictly ascending cut points.
     Cuts(Vec<f64>),
 }

@@ -14,3 +14,4 @@ mod resources;
 mod review;
 mod schema;
 mod support;
+mod time;

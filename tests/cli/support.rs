@@ -75,9 +75,14 @@ impl Workspace {
 
     /// Rewrite `pipeline.yaml`, replacing `from` (which must occur) with `to`.
     pub fn edit_pipeline(&self, from: &str, to: &str) {
-        let text = self.read("pipeline.yaml");
-        assert!(text.contains(from), "pipeline.yaml has no `{from}`");
-        self.write("pipeline.yaml", &text.replacen(from, to, 1));
+        self.edit_pipeline_file("pipeline.yaml", from, to);
+    }
+
+    /// Rewrite the workspace's file `name`, replacing `from` (which must occur) with `to`.
+    pub fn edit_pipeline_file(&self, name: &str, from: &str, to: &str) {
+        let text = self.read(name);
+        assert!(text.contains(from), "{name} has no `{from}`");
+        self.write(name, &text.replacen(from, to, 1));
     }
 
     /// Run segflow with `args` inside the workspace.

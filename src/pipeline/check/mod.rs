@@ -8,9 +8,12 @@ mod sections;
 
 use references::{feature_condition, sql_names};
 
-use super::model::{FeatureSpec, NAME_PATTERN, PipelineSpec, format_from_path, is_valid_name};
+use super::model::{
+    FeatureSpec, NAME_PATTERN, PipelineSpec, Ties, format_from_path, is_valid_name,
+};
 use super::validated::{
-    Aggregate, Bucketing, Entity, Feature, FeatureDefinition, Quantile, Segment, Source,
+    Aggregate, Bucketing, Entity, EntityOrigin, Feature, FeatureDefinition, Quantile, Segment,
+    Source, Validity,
 };
 use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
 
@@ -28,6 +31,9 @@ pub struct Checked {
     /// Segments in rule order.
     pub segments: Vec<Segment>,
 }
+
+/// Most buckets of a quantile with `ties: together` (its SQL carries one edge per bucket).
+pub const MAX_TIED_BUCKETS: u32 = 100;
 
 /// Column names segflow adds to the assignments table, which features may not take.
 pub const RESERVED_NAMES: &[&str] = &["segment"];
@@ -71,13 +77,7 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
         }
     }
     check_sources(spec, file, &mut problems);
-    check_source_reference(
-        spec,
-        file,
-        "entity.source",
-        &spec.entity.source,
-        &mut problems,
-    );
+    let entity = check_entity(spec, file, &mut problems);
 
     let feature_names: Vec<&str> = spec.features.iter().map(|f| f.name.as_str()).collect();
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -200,7 +200,14 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
                 );
             }
             match (&quantile.buckets, &quantile.cuts) {
-                (Some(buckets), None) if *buckets >= 2 => {}
+                (Some(buckets), None)
+                    if *buckets >= 2
+                        && (quantile.ties == Ties::ByKey || *buckets <= MAX_TIED_BUCKETS) => {}
+                (None, Some(_)) if quantile.ties == Ties::Together => problems.push(
+                    file
+                        .at(codes::INVALID_QUANTILE, &format!("{path}.quantile.ties"), format!("feature `{}` sets `ties` with declared `cuts`", feature.name))
+                        .help("`ties` decides how equal-count `buckets` treat equal values; with `cuts` equal values always share a bucket"),
+                ),
                 (None, Some(cuts))
                     if !cuts.is_empty()
                         && cuts.iter().all(|c| c.is_finite())
@@ -241,10 +248,7 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
     }
     Ok(Checked {
         sources: resolved_sources(spec),
-        entity: Entity {
-            source: spec.entity.source.clone(),
-            key: spec.entity.key.clone(),
-        },
+        entity: entity.ok_or_else(Vec::new)?,
         features: spec
             .features
             .iter()
@@ -293,6 +297,10 @@ fn resolved_sources(spec: &PipelineSpec) -> BTreeMap<String, Source> {
                         .unwrap_or_else(|| spec.entity.key.clone()),
                     time_column: source.time_column.clone(),
                     columns: source.columns.clone(),
+                    validity: source.valid_from.clone().map(|from| Validity {
+                        from,
+                        to: source.valid_to.clone(),
+                    }),
                 },
             ))
         })
@@ -315,6 +323,7 @@ fn definition(feature: &FeatureSpec) -> Option<FeatureDefinition> {
     }
     let quantile = feature.quantile.as_ref()?;
     let bucketing = match (&quantile.buckets, &quantile.cuts) {
+        (Some(buckets), _) if quantile.ties == Ties::Together => Bucketing::TiesTogether(*buckets),
         (Some(buckets), _) => Bucketing::Equal(*buckets),
         (None, Some(cuts)) => Bucketing::Cuts(cuts.clone()),
         (None, None) => return None,
@@ -354,6 +363,82 @@ fn check_sources(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Pr
             );
         }
     }
+}
+
+/// Where the customers come from: exactly one of `source` and `from`, known sources, and the
+/// repeated keys that can be known without reading rows. `None` after a problem.
+fn check_entity(
+    spec: &PipelineSpec,
+    file: &PipelineFile,
+    problems: &mut Vec<Problem>,
+) -> Option<Entity> {
+    let entity = &spec.entity;
+    let before = problems.len();
+    let origin = match (&entity.source, entity.from.as_slice()) {
+        (Some(source), []) => {
+            check_source_reference(spec, file, "entity.source", source, problems);
+            if entity.distinct {
+                EntityOrigin::Keys(vec![source.clone()])
+            } else {
+                EntityOrigin::Table(source.clone())
+            }
+        }
+        (None, from) if !from.is_empty() => {
+            for (i, source) in from.iter().enumerate() {
+                check_source_reference(spec, file, &format!("entity.from[{i}]"), source, problems);
+            }
+            EntityOrigin::Keys(from.to_vec())
+        }
+        (source, _) => {
+            let message = if source.is_some() {
+                "the entity gives both `source` and `from`"
+            } else {
+                "the entity names no source: give `source` or `from`"
+            };
+            problems.push(
+                file.at_key(codes::ENTITY, "entity", message)
+                    .help("`source: customers` for a table with one row per customer, `source: transactions` with `distinct: true` for the keys of one table, or `from: [transactions, web_events]` for the keys of several"),
+            );
+            return None;
+        }
+    };
+    match &origin {
+        EntityOrigin::Table(name) => {
+            if let Some(source) = spec.sources.get(name)
+                && let (Some(time_column), None) = (&source.time_column, &source.valid_from)
+            {
+                problems.push(
+                    file.at(codes::ENTITY_REPEATS, "entity.source", format!("entity source `{name}` declares time column `{time_column}`, so it holds events, and its keys repeat"))
+                        .help(format!("write `distinct: true` to take the customers from the distinct keys of `{name}`, or point `entity.source` at a table with one row per customer (a customer table's join date goes in `since:`, not `time_column`)")),
+                );
+            }
+        }
+        EntityOrigin::Keys(_) => {
+            if let Some(since) = &entity.since {
+                problems.push(
+                    file.at(codes::ENTITY, "entity.since", format!("`since: {since}` needs a table with one row per customer, but these customers are distinct keys with no other column"))
+                        .help("customers taken from keys exist from their first row before the as-of date; remove `since`"),
+                );
+            }
+        }
+    }
+    for (name, source) in &spec.sources {
+        if source.valid_to.is_some() && source.valid_from.is_none() {
+            problems.push(
+                file.at(
+                    codes::ENTITY,
+                    &format!("sources.{name}.valid_to"),
+                    format!("source `{name}` declares `valid_to` without `valid_from`"),
+                )
+                .help("declare `valid_from`, the column from which each row is valid"),
+            );
+        }
+    }
+    (problems.len() == before).then(|| Entity {
+        origin,
+        key: entity.key.clone(),
+        since: entity.since.clone(),
+    })
 }
 
 fn check_source_reference(

@@ -145,6 +145,33 @@ fn check_criteria(
             problems,
         );
     }
+    if let Some(stable) = &criteria.stable {
+        if stable.psi.is_none() && stable.migration.is_none() {
+            problems.push(
+                file.at(
+                    codes::THRESHOLD_EMPTY,
+                    "criteria.stable",
+                    "the stable criterion gives no levels",
+                )
+                .help("give `psi: { warn_if_above: 0.1, error_if_above: 0.25 }`, `migration: { warn_if_above: 0.3 }` or both"),
+            );
+        }
+        if let Some(psi) = &stable.psi {
+            threshold(file, "criteria.stable.psi", psi, false, problems);
+        }
+        if let Some(migration) = &stable.migration {
+            threshold(file, "criteria.stable.migration", migration, true, problems);
+        }
+        for (i, name) in stable.features.iter().enumerate() {
+            feature_ref(
+                file,
+                features,
+                problems,
+                &format!("criteria.stable.features[{i}]"),
+                name,
+            );
+        }
+    }
 }
 
 /// The prioritisation matrix: weights, derived factors, hand scores, stability.
