@@ -71,7 +71,7 @@ codes! {
     /// A matrix axis on a feature that is not a number.
     MATRIX_TYPE = "matrix-type", Error, "An axis of the 2x2 value x engagement matrix names a feature that is neither a number nor true/false (a date or text), so it cannot be split at a value. Choose a numeric feature, or declare one, e.g. days since a date.";
     /// A quantile feature without valid buckets or cuts.
-    INVALID_QUANTILE = "invalid-quantile", Error, "A quantile feature needs either `buckets` (at least 2, equal-sized groups) or `cuts` (strictly ascending cut points), not both and not neither.";
+    INVALID_QUANTILE = "invalid-quantile", Error, "A quantile feature needs either `buckets` (at least 2, equal-sized groups; at most 100 with `ties: together`) or `cuts` (strictly ascending cut points), not both and not neither; `ties` applies to `buckets` only.";
     /// Features that use each other in a cycle.
     FEATURE_CYCLE = "feature-cycle", Error, "Features use each other in a cycle, so none of them can be computed first. A feature may use other features only if they do not, directly or indirectly, use it.";
     /// No segments declared.

@@ -530,6 +530,110 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "entity_source_and_from",
+        edits: &[Pipeline(
+            "entity: { source: customers, key: customer_id }",
+            "entity: { source: customers, from: [events], key: customer_id }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "entity_without_source",
+        edits: &[Pipeline(
+            "entity: { source: customers, key: customer_id }",
+            "entity: { key: customer_id }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "entity_is_an_event_table",
+        edits: &[Pipeline(
+            "entity: { source: customers, key: customer_id }",
+            "entity: { source: events, key: customer_id }",
+        )],
+        args: RUN,
+        code: 3,
+    },
+    Case {
+        name: "since_on_distinct_keys",
+        edits: &[Pipeline(
+            "entity: { source: customers, key: customer_id }",
+            "entity: { source: events, key: customer_id, distinct: true, since: ts }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "distinct_keys_source_without_the_key",
+        edits: &[Pipeline(
+            "entity: { source: customers, key: customer_id }",
+            "entity: { source: events, key: user_id, distinct: true }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "since_not_a_date",
+        edits: &[Pipeline(
+            "entity: { source: customers, key: customer_id }",
+            "entity: { source: customers, key: customer_id, since: score }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "valid_to_without_valid_from",
+        edits: &[Pipeline(
+            "score: int64 }\n",
+            "score: int64 }\n    valid_to: signup_date\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "valid_from_not_a_column",
+        edits: &[Pipeline(
+            "score: int64 }\n",
+            "score: int64 }\n    valid_from: valid_since\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "ties_with_cuts",
+        edits: &[Pipeline(
+            "features:\n",
+            "features:\n  - { name: score_band, kind: needs, description: Bands., quantile: { of: score_double, cuts: [2, 4], ties: together } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "ties_together_with_too_many_buckets",
+        edits: &[Pipeline(
+            "features:\n",
+            "features:\n  - { name: score_band, kind: needs, description: Bands., quantile: { of: score_double, buckets: 101, ties: together } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "stable_without_levels",
+        edits: &[Append("criteria:\n  stable: { features: [engagement] }\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "stable_unknown_feature_and_share_above_one",
+        edits: &[Append(
+            "criteria:\n  stable: { features: [engagment], migration: { warn_if_above: 1.5 } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "unknown_source_override",
         edits: &[],
         args: &["validate", "pipeline.yaml", "--source", "event=x.csv"],

@@ -203,6 +203,11 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
                 (Some(buckets), None)
                     if *buckets >= 2
                         && (quantile.ties == Ties::ByKey || *buckets <= MAX_TIED_BUCKETS) => {}
+                (Some(buckets), None) if *buckets > MAX_TIED_BUCKETS => problems.push(
+                    file
+                        .at(codes::INVALID_QUANTILE, &format!("{path}.quantile.buckets"), format!("feature `{}` keeps ties together in {buckets} buckets, more than the {MAX_TIED_BUCKETS} segflow computes edges for", feature.name))
+                        .help(format!("use at most {MAX_TIED_BUCKETS} buckets (percentiles), or `ties: by_key`")),
+                ),
                 (None, Some(_)) if quantile.ties == Ties::Together => problems.push(
                     file
                         .at(codes::INVALID_QUANTILE, &format!("{path}.quantile.ties"), format!("feature `{}` sets `ties` with declared `cuts`", feature.name))
