@@ -571,3 +571,24 @@ fn drift_gates_judge_a_run_against_the_earlier_one() {
     );
     assert!(workspace.path().join("strict/report.html").is_file());
 }
+
+#[test]
+fn an_empty_ndjson_export_is_a_table_of_its_declared_columns() {
+    let workspace = Workspace::from_fixture("entity");
+    workspace.write("tickets.ndjson", "");
+    let pipeline = workspace.read("distinct.yaml").replace(
+        "entity:",
+        "  tickets:\n    path: tickets.ndjson\n    time_column: created_at\n    columns: { customer_id: int64, created_at: timestamp }\nentity:",
+    ).replace(
+        "segments:",
+        "  - name: tickets\n    kind: behavioral\n    description: Support tickets.\n    aggregate: { source: tickets, expr: count(*), default: 0 }\nsegments:",
+    );
+    workspace.write("tickets.yaml", &pipeline);
+    run(&workspace, "tickets.yaml", "out", &[]);
+    let (rows, _) = read_assignments(
+        &workspace.path().join("out/assignments.parquet"),
+        "customer_id",
+    );
+    assert_eq!(rows.len(), 3);
+    assert!(rows.values().all(|row| row["tickets"] == json!(0)));
+}
