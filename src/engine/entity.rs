@@ -36,9 +36,9 @@ impl TableBounds {
             parts.push("valid then");
         }
         if self.since.is_some() {
-            parts.push("of customers who joined before then");
+            parts.push("joined before then");
         }
-        parts.join(", ")
+        parts.join(" and ")
     }
 }
 

@@ -542,6 +542,14 @@ fn drift_gates_judge_a_run_against_the_earlier_one() {
             .any(|d| d["feature"] == "email_reachable" && d["psi"].is_number()),
         "{comparison}"
     );
+    assert!(
+        comparison["criteria_changes"]
+            .as_array()
+            .expect("criteria changes")
+            .iter()
+            .all(|change| change["criterion"] != "stable"),
+        "the gate judges the comparison; it is no change of the run"
+    );
     let failed = stable["status"] == "fail";
     assert_eq!(
         second.status.code(),
