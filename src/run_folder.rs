@@ -19,6 +19,8 @@ use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::SegmentSpec;
 
+pub mod history;
+
 /// One row per customer: key, segment, features.
 pub const ASSIGNMENTS: &str = "assignments.parquet";
 /// Segments, their statistics and profiles ([`SegmentsDocument`]).
@@ -292,10 +294,6 @@ pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
         })
         .map(|(name, _)| name.clone())
         .collect();
-    let assignments = |run: &Run<'_>| Assignments {
-        path: run.assignments.clone(),
-        key: run.segments.pipeline.key.to_string(),
-    };
     let measures =
         crate::engine::compare::measure(&assignments(old), &assignments(new), &numeric_in_both)
             .await?;
@@ -304,4 +302,12 @@ pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
         &new_summary,
         &measures,
     ))
+}
+
+/// Where a run's assignments are and which column holds the customer key.
+fn assignments(run: &Run<'_>) -> Assignments {
+    Assignments {
+        path: run.assignments.clone(),
+        key: run.segments.pipeline.key.to_string(),
+    }
 }
