@@ -314,6 +314,12 @@ fn history(args: &HistoryArgs) -> Result<()> {
         .iter()
         .map(|folder| run_folder::read(folder))
         .collect::<Result<Vec<_>>>()?;
+    if let Some(dir) = args.templates.as_deref().filter(|dir| !dir.is_dir()) {
+        return Err(Error::Usage {
+            message: format!("--templates {}: no such folder", dir.display()),
+            help: Some("name a folder holding history.md.j2 or history.html.j2".into()),
+        });
+    }
     let templates = Templates::new(args.templates.clone())?;
     let history = runtime()?.block_on(run_folder::history::history(&runs, &args.features))?;
     let (Some(first), Some(last)) = (history.runs.first(), history.runs.last()) else {

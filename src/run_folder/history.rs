@@ -48,8 +48,9 @@ pub fn is_history_folder(folder: &Path) -> bool {
 
 /// The run folders `arguments` name: each is a folder, or a glob pattern (`runs/q*`) when no
 /// file of that name exists, for shells that did not expand it. A pattern's matches are its
-/// folders in name order, without history folders; a pattern matching none is a run folder
-/// error. A folder named twice counts once.
+/// folders in name order, without history folders and (as in a shell) without hidden ones
+/// unless the pattern spells the dot; a pattern matching none is a run folder error. A folder
+/// named twice counts once.
 pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut folders: Vec<PathBuf> = Vec::new();
     let add = |folder: PathBuf, folders: &mut Vec<PathBuf>| {
@@ -68,7 +69,12 @@ pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
             add(argument.clone(), &mut folders);
             continue;
         }
-        let matches = glob::glob(&text).map_err(|e| Error::Usage {
+        // Like a shell: `*` does not match a leading dot, so staging folders stay out.
+        let options = glob::MatchOptions {
+            require_literal_leading_dot: true,
+            ..glob::MatchOptions::new()
+        };
+        let matches = glob::glob_with(&text, options).map_err(|e| Error::Usage {
             message: format!("`{text}` is not a valid glob pattern: {e}"),
             help: Some("quote patterns as in `segflow history 'runs/saas_quarterly-*'`".into()),
         })?;

@@ -458,3 +458,38 @@ fn history_refuses_what_it_cannot_show() {
         "{entries:?}"
     );
 }
+
+#[test]
+fn templates_in_a_folder_replace_the_built_in_history_reports() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--as-of",
+        "2026-09-01",
+        "--out",
+        "q3",
+    ]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
+    std::fs::create_dir(workspace.path().join("mine")).unwrap();
+    workspace.write(
+        "mine/history.md.j2",
+        "{% for s in history.steps %}{{ s.from }}→{{ s.to }}: {{ s.moved }} moved\n{% endfor %}",
+    );
+    workspace.segflow_ok(&["history", "q3", "q4", "--templates", "mine", "--out", "h"]);
+    let history = read_json(&workspace.path().join("h/history.json"));
+    assert_eq!(
+        workspace.read("h/history.md"),
+        format!(
+            "2026-09-01→2026-10-01: {} moved\n",
+            history["steps"][0]["moved"]
+        )
+    );
+    assert!(
+        workspace.read("h/history.html").contains("<svg"),
+        "the built-in HTML template where the folder has none"
+    );
+    let output = workspace.segflow(&["history", "q3", "q4", "--templates", "theirs"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("--templates theirs: no such folder"));
+}
