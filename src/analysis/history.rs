@@ -257,6 +257,8 @@ pub fn history(
                 }
             }
         }
+        // Segments a run lacks are noted once for the whole history above; the step keeps what
+        // else its comparison could not match (features only one of the runs has).
         notes.extend(
             comparison
                 .unmatched

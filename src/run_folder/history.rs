@@ -53,12 +53,8 @@ pub fn is_history_folder(folder: &Path) -> bool {
 /// named twice counts once.
 pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
     let mut folders: Vec<PathBuf> = Vec::new();
-    let add = |folder: PathBuf, folders: &mut Vec<PathBuf>| {
-        let same = |a: &Path, b: &Path| match (a.canonicalize(), b.canonicalize()) {
-            (Ok(a), Ok(b)) => a == b,
-            _ => a == b,
-        };
-        if !folders.iter().any(|f| same(f, &folder)) {
+    let mut add = |folder: PathBuf| {
+        if !folders.iter().any(|known| same_folder(known, &folder)) {
             folders.push(folder);
         }
     };
@@ -66,7 +62,7 @@ pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
         let text = argument.to_string_lossy();
         let is_pattern = text.contains(['*', '?', '[']);
         if argument.exists() || !is_pattern {
-            add(argument.clone(), &mut folders);
+            add(argument.clone());
             continue;
         }
         // Like a shell: `*` does not match a leading dot, so staging folders stay out.
@@ -82,7 +78,7 @@ pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
         for path in matches.flatten() {
             if path.is_dir() && !is_history_folder(&path) {
                 found += 1;
-                add(path, &mut folders);
+                add(path);
             }
         }
         if found == 0 {
@@ -93,6 +89,14 @@ pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(folders)
+}
+
+/// Whether `a` and `b` name the same folder (or, when either does not exist, the same path).
+fn same_folder(a: &Path, b: &Path) -> bool {
+    match (a.canonicalize(), b.canonicalize()) {
+        (Ok(a), Ok(b)) => a == b,
+        _ => a == b,
+    }
 }
 
 /// The history of `runs` (any order): they are put in as-of order, refused when two runs of one
@@ -127,13 +131,19 @@ pub async fn history(runs: &[Run<'_>], features: &[String]) -> Result<History> {
                 known.push(name);
             }
         }
-        if let Some(unknown) = features.iter().find(|f| !known.contains(&f.as_str())) {
-            return Err(Error::Usage {
-                message: format!("--feature `{unknown}` is in none of the runs"),
-                help: Some(available_help(unknown, "feature", known.iter().copied())),
-            });
+        let mut chosen: Vec<String> = Vec::new();
+        for feature in features {
+            if !known.contains(&feature.as_str()) {
+                return Err(Error::Usage {
+                    message: format!("--feature `{feature}` is in none of the runs"),
+                    help: Some(available_help(feature, "feature", known.iter().copied())),
+                });
+            }
+            if !chosen.contains(feature) {
+                chosen.push(feature.clone());
+            }
         }
-        features.to_vec()
+        chosen
     };
     let mut steps = Vec::new();
     for pair in runs.windows(2) {

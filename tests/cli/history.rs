@@ -431,6 +431,22 @@ fn history_refuses_what_it_cannot_show() {
         stderr(&output)
     );
 
+    // A feature named twice is shown once.
+    workspace.segflow_ok(&[
+        "history",
+        "q3",
+        "q4",
+        "--feature",
+        "events_30",
+        "--feature",
+        "events_30",
+        "--out",
+        "twice",
+    ]);
+    let twice = read_json(&workspace.path().join("twice/history.json"));
+    assert_eq!(twice["features"], json!(["events_30"]));
+    assert_eq!(twice["means"].as_array().unwrap().len(), 1);
+
     // The output folder: never overwritten without --replace, and --replace only replaces a
     // folder segflow wrote.
     workspace.segflow_ok(&["history", "q3", "q4", "--out", "h"]);
