@@ -509,3 +509,52 @@ fn templates_in_a_folder_replace_the_built_in_history_reports() {
     assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
     assert!(stderr(&output).contains("--templates theirs: no such folder"));
 }
+
+#[test]
+fn customers_who_appear_or_disappear_flow_from_and_to_outside_the_runs() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--as-of",
+        "2026-09-01",
+        "--out",
+        "q3",
+    ]);
+    // Next quarter customer 2 is gone and customer 6 has joined.
+    let customers = workspace.read("customers.csv");
+    assert!(customers.contains("2,2025-01-01,free,\n"));
+    workspace.write(
+        "customers.csv",
+        &format!(
+            "{}6,2026-09-15,pro,3\n",
+            customers.replace("2,2025-01-01,free,\n", "")
+        ),
+    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
+    workspace.segflow_ok(&["history", "q4", "q3", "--out", "h"]);
+    let history = read_json(&workspace.path().join("h/history.json"));
+    check_against_the_runs(workspace.path(), &history);
+    let step = &history["steps"][0];
+    assert_eq!(
+        (&step["appeared"], &step["disappeared"]),
+        (&json!(1), &json!(1))
+    );
+    let flows = flows_reported(step);
+    assert_eq!(
+        flows
+            .iter()
+            .filter(|((from, to), _)| from == "(not in earlier run)" || to == "(not in later run)")
+            .count(),
+        2,
+        "{flows:?}"
+    );
+    // The chart draws them from and to outlined bars beside the runs' own.
+    let html = workspace.read("h/history.html");
+    assert!(html.contains("new in the next run, as of 2026-09-01: 1 customers"));
+    assert!(html.contains("gone since the previous run, as of 2026-10-01: 1 customers"));
+    assert_eq!(
+        html.matches("<path class=\"flow\"").count(),
+        step["flows"].as_array().unwrap().len()
+    );
+}
