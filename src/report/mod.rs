@@ -12,7 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-pub use history::{FlowChart, write_history, write_history_manifest};
+pub use history::{write_history, write_history_manifest};
 pub use output::{StagedOutput, remove_active_staging};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};

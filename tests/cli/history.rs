@@ -117,6 +117,7 @@ fn check_against_the_runs(dir: &Path, history: &Value) {
         assert_eq!(run["as_of"], segments["as_of"]);
         assert_eq!(run["customers"], segments["customers"]);
         assert_eq!(run["unassigned"], segments["unassigned"]);
+        assert_eq!(run["unassigned_share"], segments["unassigned_share"]);
         let declared = segments["segments"].as_array().unwrap();
         for segment in history["segments"].as_array().unwrap() {
             let size = &segment["sizes"][j];
