@@ -286,7 +286,8 @@ pub struct HistoryArgs {
     /// features of the latest run.
     #[arg(long = "feature", value_name = "NAME")]
     pub features: Vec<String>,
-    /// History folder to create. Default: runs/<pipeline>-history-<first as-of>-<last as-of>.
+    /// History folder to create. Default: runs/NAME-history-FIRST-LAST, with the latest run's
+    /// pipeline NAME and the first and last as-of dates.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
     /// Replace the history folder if it exists (only one segflow wrote), once the new one is

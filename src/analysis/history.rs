@@ -1,6 +1,6 @@
 //! The history of many runs (quarter after quarter): each segment's size and share per run, the
 //! flows of customers between consecutive runs, the mean of chosen features per segment, and each
-//! criteria check's status per run. Segments are matched by id, as [`compare`](super::compare)
+//! criteria check's status per run. Segments are matched by id, as [`compare`]
 //! matches them; each step between two runs is that comparison. Nothing here touches DataFusion.
 
 use std::collections::{BTreeMap, BTreeSet};
