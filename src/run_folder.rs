@@ -294,6 +294,10 @@ pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
         })
         .map(|(name, _)| name.clone())
         .collect();
+    let assignments = |run: &Run<'_>| Assignments {
+        path: run.assignments.clone(),
+        key: run.segments.pipeline.key.to_string(),
+    };
     let measures =
         crate::engine::compare::measure(&assignments(old), &assignments(new), &numeric_in_both)
             .await?;
@@ -302,12 +306,4 @@ pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
         &new_summary,
         &measures,
     ))
-}
-
-/// Where a run's assignments are and which column holds the customer key.
-fn assignments(run: &Run<'_>) -> Assignments {
-    Assignments {
-        path: run.assignments.clone(),
-        key: run.segments.pipeline.key.to_string(),
-    }
 }

@@ -6,10 +6,11 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-use super::{MANIFEST, Run, assignments, summary};
+use super::{MANIFEST, Run, summary};
 use crate::analysis::compare::RunSummary;
 use crate::analysis::history::{self, History, SameAsOf};
 use crate::diagnostic::available_help;
+use crate::engine::compare::Assignments;
 use crate::error::{Error, Result};
 
 /// The history as data ([`History`]).
@@ -89,6 +90,14 @@ pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
         }
     }
     Ok(folders)
+}
+
+/// Where a run's assignments are and which column holds the customer key.
+fn assignments(run: &Run<'_>) -> Assignments {
+    Assignments {
+        path: run.assignments.clone(),
+        key: run.segments.pipeline.key.to_string(),
+    }
 }
 
 /// Whether `a` and `b` name the same folder (or, when either does not exist, the same path).
