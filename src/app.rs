@@ -10,7 +10,7 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::analysis::{self, Analysis, Status};
 use crate::cli::{
-    Cli, Command, DiffArgs, MessageFormat, PlanArgs, PlanFormat, RunArgs, SourceArgs,
+    Cli, Command, DiffArgs, HistoryArgs, MessageFormat, PlanArgs, PlanFormat, RunArgs, SourceArgs,
 };
 use crate::diagnostic::{self, Problem, available_help};
 use crate::engine::{self, RunOptions};
@@ -165,6 +165,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Run(args) => run_pipeline(args),
         Command::Validate(args) => validate(&args.input),
         Command::Diff(args) => diff(&args),
+        Command::History(args) => history(&args),
         Command::Lint(args) => {
             let (pipeline, options) = prepare(&args.input)?;
             let lints = lint::static_lints(&pipeline, options.as_of);
@@ -287,6 +288,96 @@ fn diff(args: &DiffArgs) -> Result<()> {
             )?
         );
     }
+    Ok(())
+}
+
+/// Write the history of many runs into a history folder and print a summary.
+fn history(args: &HistoryArgs) -> Result<()> {
+    use run_folder::history::{HistoryManifest, expand};
+    let folders = expand(&args.runs)?;
+    if folders.len() < 2 {
+        let named: Vec<String> = folders.iter().map(|f| f.display().to_string()).collect();
+        return Err(Error::Usage {
+            message: format!(
+                "a history needs at least two run folders, got {}: {}",
+                folders.len(),
+                named.join(", ")
+            ),
+            help: Some(
+                "name two or more run folders, or a glob pattern such as \
+                 'runs/saas_quarterly-*'"
+                    .into(),
+            ),
+        });
+    }
+    let runs = folders
+        .iter()
+        .map(|folder| run_folder::read(folder))
+        .collect::<Result<Vec<_>>>()?;
+    if let Some(dir) = args.templates.as_deref().filter(|dir| !dir.is_dir()) {
+        return Err(Error::Usage {
+            message: format!("--templates {}: no such folder", dir.display()),
+            help: Some("name a folder holding history.md.j2 or history.html.j2".into()),
+        });
+    }
+    let templates = Templates::new(args.templates.clone())?;
+    let history = runtime()?.block_on(run_folder::history::history(&runs, &args.features))?;
+    let (Some(first), Some(last)) = (history.runs.first(), history.runs.last()) else {
+        return Err(Error::Internal("a history of no runs".into()));
+    };
+    let destination = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!(
+            "{}-history-{}-{}",
+            history.pipeline, first.as_of, last.as_of
+        ))
+    });
+    let mut protected = folders.clone();
+    protected.push(PathBuf::from("."));
+    let staged = StagedOutput::begin(&destination, args.replace, &protected)?;
+    let relocate = |e: Error| e.relocated(staged.path(), &destination);
+    let mut outputs =
+        report::write_history(staged.path(), &history, &templates).map_err(relocate)?;
+    outputs.push(run_folder::MANIFEST.into());
+    let manifest = HistoryManifest {
+        segflow_version: env!("CARGO_PKG_VERSION").into(),
+        kind: run_folder::history::HISTORY_KIND.into(),
+        runs: history.runs.iter().map(|r| r.folder.clone()).collect(),
+        features: history.features.clone(),
+        outputs,
+    };
+    report::write_history_manifest(staged.path(), &manifest).map_err(relocate)?;
+    let destination = staged.commit()?;
+    out!(
+        "history of {} runs as of {} to {}\n",
+        history.runs.len(),
+        first.as_of,
+        last.as_of
+    );
+    for run in &history.runs {
+        out!(
+            "  {} {:>9} customers  {}\n",
+            run.as_of,
+            run.customers,
+            run.folder
+        );
+    }
+    for step in &history.steps {
+        out!(
+            "  {} → {}: {} stayed, {} moved, {} appeared, {} disappeared\n",
+            step.from,
+            step.to,
+            step.stayed,
+            step.moved,
+            step.appeared,
+            step.disappeared
+        );
+    }
+    out!(
+        "report: {}\n",
+        destination
+            .join(run_folder::history::HISTORY_HTML)
+            .display()
+    );
     Ok(())
 }
 

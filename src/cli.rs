@@ -57,6 +57,23 @@ pub enum Command {
     ///   segflow diff runs/saas_quarterly-2026-07-01 runs/saas_quarterly-2026-10-01
     #[command(verbatim_doc_comment)]
     Diff(DiffArgs),
+    /// Show how the segments changed over many runs: sizes, flows, feature means, criteria.
+    ///
+    /// Reads run folders (or glob patterns, expanded by segflow when the shell did not), puts
+    /// them in order of as-of date and writes a history folder: history.json, history.md and
+    /// history.html with each segment's customers and share per run, the flows of customers
+    /// between consecutive runs (a Sankey-style chart and tables: who stayed, moved, appeared
+    /// or disappeared), the mean of chosen features per segment, and each criteria check's
+    /// status per run. Segments are matched by id, as `diff` does; a segment that a run's
+    /// pipeline does not declare is shown as absent, not as 0. Two runs of one pipeline with
+    /// the same as-of date are refused.
+    ///
+    /// Example:
+    ///   segflow history 'runs/saas_quarterly-*'
+    ///   segflow history runs/2026q1 runs/2026q2 runs/2026q3 --feature revenue_12m \
+    ///       --out runs/history-2026
+    #[command(verbatim_doc_comment)]
+    History(HistoryArgs),
     /// Lint the segmentation: warnings about anti-patterns and rules that can never match.
     ///
     /// Codes: too-many-segments, demographic-only, unreachable-rule, stale-review,
@@ -256,6 +273,31 @@ pub struct DiffArgs {
     /// Print the comparison as JSON (the content of comparison.json) instead of Markdown.
     #[arg(long)]
     pub json: bool,
+}
+
+/// Options of `segflow history`.
+#[derive(Debug, Args)]
+pub struct HistoryArgs {
+    /// Run folders, or glob patterns matching them (`'runs/saas_quarterly-*'`; history folders
+    /// are skipped), in any order: they are shown in order of as-of date. At least two.
+    #[arg(value_name = "RUN_FOLDER", required = true)]
+    pub runs: Vec<PathBuf>,
+    /// Show the mean of feature NAME per segment and run. Repeatable. Default: the numeric
+    /// features of the latest run.
+    #[arg(long = "feature", value_name = "NAME")]
+    pub features: Vec<String>,
+    /// History folder to create. Default: runs/NAME-history-FIRST-LAST, with the latest run's
+    /// pipeline NAME and the first and last as-of dates.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace the history folder if it exists (only one segflow wrote), once the new one is
+    /// complete.
+    #[arg(long)]
+    pub replace: bool,
+    /// Read history.md.j2 and history.html.j2 from DIR when it has them, instead of the
+    /// built-in templates.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
 }
 
 /// Options of `segflow validate`, `lint` and `test`.

@@ -28,7 +28,8 @@ pub mod exit {
     pub const TESTS: u8 = 8;
     /// The run needed more memory than `--memory-limit` allows, even with spilling.
     pub const MEMORY: u8 = 9;
-    /// A run folder given to `diff` or `--compare-to` is missing, incomplete or corrupt.
+    /// A run folder given to `diff`, `history` or `--compare-to` is missing, incomplete or
+    /// corrupt.
     pub const RUN_FOLDER: u8 = 10;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;

@@ -21,6 +21,8 @@ use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::SegmentSpec;
 
+pub mod history;
+
 /// One row per customer: key, segment, features.
 pub const ASSIGNMENTS: &str = "assignments.parquet";
 /// Segments, their statistics and profiles ([`SegmentsDocument`]).

@@ -159,8 +159,10 @@ pub struct Comparison {
     pub criteria_changes: Vec<CriterionChange>,
 }
 
-const NOT_IN_OLD: &str = "(not in old run)";
-const NOT_IN_NEW: &str = "(not in new run)";
+/// Migration label of customers only in the new run.
+pub const NOT_IN_OLD: &str = "(not in old run)";
+/// Migration label of customers only in the old run.
+pub const NOT_IN_NEW: &str = "(not in new run)";
 
 /// Smallest proportion used in the PSI, so empty bins do not divide by zero.
 const PSI_FLOOR: f64 = 1e-4;

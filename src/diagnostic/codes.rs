@@ -157,7 +157,7 @@ codes! {
     /// The engine ran out of memory even after spilling.
     MEMORY = "memory", Error, "A stage of the run needed more memory than `--memory-limit` allows, even after spilling to the temporary folder. The message names the stage and the limit. Raise --memory-limit, or give the run a machine with more memory. Exit code 9.";
     /// A run folder that cannot be compared with.
-    RUN_FOLDER = "run-folder", Error, "A run folder given to `segflow diff` or `run --compare-to` is missing, is not a folder, or lacks or has a corrupt segments.json, criteria.json or assignments.parquet. A comparison never treats a missing file as \"nothing changed\". Pass a folder written by `segflow run`. Exit code 10.";
+    RUN_FOLDER = "run-folder", Error, "A run folder given to `segflow diff`, `segflow history` or `run --compare-to` is missing, is not a folder, or lacks or has a corrupt segments.json, criteria.json or assignments.parquet. A comparison never treats a missing file as \"nothing changed\". A `history` glob pattern that matches no run folder is this error too. Pass a folder written by `segflow run`. Exit code 10.";
     /// A bug.
     INTERNAL = "internal", Error, "A bug in segflow. Please report it with the command and, if you can, the pipeline file. Exit code 70.";
 }

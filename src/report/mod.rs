@@ -1,6 +1,7 @@
 //! Writing a run's outputs: machine-readable files (JSON, CSV, manifest) and the Markdown and
 //! HTML reports rendered from templates. Numbers arrive computed; this module only presents them.
 
+mod history;
 mod output;
 mod provenance;
 mod templates;
@@ -11,6 +12,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use history::{write_history, write_history_manifest};
 pub use output::{StagedOutput, remove_active_staging};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};

@@ -8,6 +8,7 @@ use std::sync::Mutex;
 use tempfile::TempDir;
 
 use crate::error::{Error, Result};
+use crate::run_folder::history::HISTORY_KIND;
 
 /// The staging folder being written, for the interrupt handler to remove.
 static ACTIVE: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -52,15 +53,16 @@ fn remove_abandoned(parent: &Path, name: &str) {
 /// Refuse to replace `destination` unless an earlier segflow run wrote it and it holds none of
 /// `protected`.
 fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
-    let refuse = |why: String| {
-        Error::Output {
-        message: format!("--replace refuses to replace {}: {why}", destination.display()),
+    let refuse = |why: String| Error::Output {
+        message: format!(
+            "--replace refuses to replace {}: {why}",
+            destination.display()
+        ),
         help: Some(
-            "--replace only replaces a run folder written by segflow (one with its manifest.json); \
-             choose another --out"
+            "--replace only replaces a run or history folder written by segflow (one with its \
+             manifest.json); choose another --out"
                 .into(),
         ),
-    }
     };
     let metadata = destination
         .symlink_metadata()
@@ -84,9 +86,11 @@ fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
     let manifest = std::fs::read_to_string(destination.join("manifest.json"))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    // A run's manifest names its pipeline's hash; a history's says it is one.
     let written_by_segflow = manifest.is_some_and(|m| {
         m.get("segflow_version").is_some_and(|v| v.is_string())
-            && m.get("pipeline_sha256").is_some_and(|v| v.is_string())
+            && (m.get("pipeline_sha256").is_some_and(|v| v.is_string())
+                || m.get("kind").and_then(|v| v.as_str()) == Some(HISTORY_KIND))
     });
     if !written_by_segflow {
         return Err(refuse(

@@ -23,6 +23,14 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         "persona.md.j2",
         include_str!("../../templates/persona.md.j2"),
     ),
+    (
+        "history.md.j2",
+        include_str!("../../templates/history.md.j2"),
+    ),
+    (
+        "history.html.j2",
+        include_str!("../../templates/history.html.j2"),
+    ),
 ];
 
 /// Report templates ready to render.

@@ -122,3 +122,48 @@ fn injected_markup_in_data_and_pipeline_never_runs_in_the_report() {
         "an injected script element exists"
     );
 }
+
+#[test]
+fn the_history_chart_renders_and_injected_segment_names_stay_text() {
+    let Some(browser) = chromium() else { return };
+    let workspace = Workspace::from_fixture("windows");
+    let payload = serde_json::to_string(PAYLOAD).unwrap();
+    workspace.edit_pipeline("    name: Busy\n", &format!("    name: {payload}\n"));
+    for (as_of, out) in [("2026-09-01", "q3"), ("2026-10-01", "q4")] {
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--as-of", as_of, "--out", out]);
+    }
+    workspace.segflow_ok(&["history", "q3", "q4", "--out", "h"]);
+    let html = workspace.read("h/history.html");
+    assert!(
+        !html.contains("<script"),
+        "the history holds no script element"
+    );
+    assert!(
+        html.contains("&lt;script&gt;"),
+        "the segment name is escaped"
+    );
+
+    let dom = rendered_dom(&browser, &workspace.path().join("h/history.html"));
+    let flows = dom.matches("<path class=\"flow\"").count();
+    let history: serde_json::Value =
+        serde_json::from_str(&workspace.read("h/history.json")).unwrap();
+    assert_eq!(
+        flows,
+        history["steps"][0]["flows"].as_array().unwrap().len(),
+        "one band per flow in the rendered SVG"
+    );
+    assert!(dom.contains("<svg role=\"img\""), "the chart is in the DOM");
+    assert!(
+        dom.contains("<title id=\"flow-chart-title\">"),
+        "the chart has an accessible title"
+    );
+    assert!(!dom.contains("data-pwned"), "an injected handler ran");
+    assert!(
+        !dom.contains("<script"),
+        "an injected script element exists"
+    );
+    assert!(
+        !dom.contains("<title>PWNED</title>"),
+        "an injected script ran"
+    );
+}

@@ -8,6 +8,7 @@ mod example;
 mod golden;
 mod hand_worked;
 mod hardening;
+mod history;
 mod lints;
 mod method;
 mod resources;
