@@ -215,6 +215,16 @@ pub struct Run<'a> {
     pub criteria: Cow<'a, CriteriaReport>,
 }
 
+impl Run<'_> {
+    /// Where the run's assignments are and which column holds the customer key.
+    pub fn keyed_assignments(&self) -> Assignments {
+        Assignments {
+            path: self.assignments.clone(),
+            key: self.segments.pipeline.key.to_string(),
+        }
+    }
+}
+
 /// Read the finished run folder at `path`.
 pub fn read(path: &Path) -> Result<Run<'static>> {
     let folder = path.display().to_string();
@@ -254,7 +264,12 @@ fn summary(run: &Run<'_>) -> RunSummary {
     let results = &run.segments.results;
     let mut checks = BTreeMap::new();
     // The stable criterion judges a comparison, not the run: its status is no change of the run.
-    for criterion in run.criteria.criteria.iter().filter(|c| c.criterion != "stable") {
+    for criterion in run
+        .criteria
+        .criteria
+        .iter()
+        .filter(|c| c.criterion != "stable")
+    {
         for check in &criterion.checks {
             checks.insert(
                 (
@@ -307,13 +322,12 @@ pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
                 .then(|| (name.clone(), binning))
         })
         .collect();
-    let assignments = |run: &Run<'_>| Assignments {
-        path: run.assignments.clone(),
-        key: run.segments.pipeline.key.to_string(),
-    };
-    let measures =
-        crate::engine::compare::measure(&assignments(old), &assignments(new), &binned_in_both)
-            .await?;
+    let measures = crate::engine::compare::measure(
+        &old.keyed_assignments(),
+        &new.keyed_assignments(),
+        &binned_in_both,
+    )
+    .await?;
     Ok(crate::analysis::compare::compare(
         &old_summary,
         &new_summary,

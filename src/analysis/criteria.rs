@@ -137,7 +137,8 @@ fn threshold_check(subject: &str, measure: &str, value: f64, threshold: &Thresho
     }
 }
 
-fn criterion(
+/// A criterion's result: its checks and their worst status.
+pub(super) fn criterion(
     criterion: &'static str,
     question: &'static str,
     checks: Vec<Check>,

@@ -2,10 +2,8 @@
 //! with (`--compare-to`): each segment's largest feature PSI, and the share of customers who
 //! changed segment.
 
-use std::borrow::Cow;
-
 use super::compare::Comparison;
-use super::criteria::{Check, CriterionResult, Status, describe, evaluate};
+use super::criteria::{Check, CriterionResult, Status, criterion, describe, evaluate};
 use crate::pipeline::model::StableSpec;
 
 /// The question the stable criterion answers.
@@ -88,14 +86,5 @@ pub fn evaluate_stability(spec: &StableSpec, comparison: Option<&Comparison>) ->
 }
 
 fn result(checks: Vec<Check>) -> CriterionResult {
-    CriterionResult {
-        criterion: Cow::Borrowed("stable"),
-        question: Cow::Borrowed(QUESTION),
-        status: checks
-            .iter()
-            .map(|c| c.status)
-            .max()
-            .unwrap_or(Status::Pass),
-        checks,
-    }
+    criterion("stable", QUESTION, checks)
 }

@@ -10,7 +10,6 @@ use super::{MANIFEST, Run, summary};
 use crate::analysis::compare::RunSummary;
 use crate::analysis::history::{self, History, SameAsOf};
 use crate::diagnostic::available_help;
-use crate::engine::compare::Assignments;
 use crate::error::{Error, Result};
 
 /// The history as data ([`History`]).
@@ -92,14 +91,6 @@ pub fn expand(arguments: &[PathBuf]) -> Result<Vec<PathBuf>> {
     Ok(folders)
 }
 
-/// Where a run's assignments are and which column holds the customer key.
-fn assignments(run: &Run<'_>) -> Assignments {
-    Assignments {
-        path: run.assignments.clone(),
-        key: run.segments.pipeline.key.to_string(),
-    }
-}
-
 /// Whether `a` and `b` name the same folder (or, when either does not exist, the same path).
 fn same_folder(a: &Path, b: &Path) -> bool {
     match (a.canonicalize(), b.canonicalize()) {
@@ -157,8 +148,12 @@ pub async fn history(runs: &[Run<'_>], features: &[String]) -> Result<History> {
     let mut steps = Vec::new();
     for pair in runs.windows(2) {
         steps.push(
-            crate::engine::compare::measure(&assignments(pair[0]), &assignments(pair[1]), &[])
-                .await?,
+            crate::engine::compare::measure(
+                &pair[0].keyed_assignments(),
+                &pair[1].keyed_assignments(),
+                &[],
+            )
+            .await?,
         );
     }
     Ok(history::history(
