@@ -155,7 +155,7 @@ pub fn table_exclusions(
         queries.push(ExclusionQuery {
             reason: ExclusionReason::NotYetValid,
             detail: format!(
-                "every row of `{source}` becomes valid (`{}`) on or after {as_of}",
+                "every row of {source} becomes valid ({}) on or after {as_of}",
                 from.0
             ),
             sql: per_key(&format!("NOT bool_or({valid}) AND NOT bool_or({started})")),
@@ -164,7 +164,7 @@ pub fn table_exclusions(
             queries.push(ExclusionQuery {
                 reason: ExclusionReason::NoLongerValid,
                 detail: format!(
-                    "the last row of `{source}` stopped being valid (`{}`) before {as_of}",
+                    "the last row of {source} stopped being valid ({}) before {as_of}",
                     to.0
                 ),
                 sql: per_key(&format!("NOT bool_or({valid}) AND bool_or({started})")),
@@ -174,7 +174,7 @@ pub fn table_exclusions(
     if let Some(since) = &bounds.since {
         queries.push(ExclusionQuery {
             reason: ExclusionReason::JoinedLater,
-            detail: format!("joined (`{}`) on or after {as_of}", since.0),
+            detail: format!("joined ({}) on or after {as_of}", since.0),
             sql: format!(
                 "SELECT count(*) FROM {table} WHERE {key} IS NOT NULL AND {} AND NOT {}",
                 valid(bounds, as_of),
