@@ -697,7 +697,7 @@ impl Compiler<'_> {
 
     /// For a quantile keeping ties together: a stage adding each customer's minimum rank,
     /// position and the count of values of the bucketed feature to view `from`, and the FROM
-    /// clause joining it with the bucket edges (see [`tied_quantile_sql`]).
+    /// clause adding the bucket edges to it (see [`tied_quantile_sql`]).
     async fn ranks(
         &mut self,
         feature: &Feature,
@@ -747,22 +747,25 @@ impl Compiler<'_> {
         // Edge j of pandas' qcut is the linear interpolation of the sorted ranks at (n-1)·j/q:
         // ranks[lo] + k/q · (ranks[lo+1] − ranks[lo]) with lo = (n-1)·j div q, k = (n-1)·j mod q.
         // Scaled by q it is a whole number, so edges are compared exactly.
+        // Window aggregates over all customers rather than a join with an aggregate of the
+        // ranks: each stage reads the one before it once, so that plans grow linearly with the
+        // number of such features (a join reading the ranks twice doubled the plan each time).
         let edges: Vec<String> = (0..=q)
             .map(|j| {
                 let at = |offset: i64| {
                     format!(
-                        "max(CASE WHEN {position} = ({values} - 1) * {j} / {q} + {offset} THEN {rank} END)"
+                        "max(CASE WHEN {of} IS NOT NULL AND {position} = ({values} - 1) * {j} / {q} + {offset} THEN {rank} END) OVER ()"
                     )
                 };
                 let (low, high) = (at(1), at(2));
                 format!(
-                    "{q} * {low} + max(({values} - 1) * {j} % {q}) * (COALESCE({high}, {low}) - {low}) AS e{j}"
+                    "{q} * {low} + (({values} - 1) * {j} % {q}) * (COALESCE({high}, {low}) - {low}) AS {}",
+                    ident(&format!("{EDGE}{j}"))
                 )
             })
             .collect();
         Ok(Some(format!(
-            "{} AS r CROSS JOIN (SELECT {} FROM {} WHERE {of} IS NOT NULL) AS e",
-            ident(&ranked),
+            "(SELECT *, {} FROM {}) AS r",
             edges.join(", "),
             ident(&ranked)
         )))
@@ -1028,17 +1031,23 @@ const RANK: &str = "__segflow_rank";
 const POSITION: &str = "__segflow_position";
 const VALUES: &str = "__segflow_values";
 
-/// The bucket of a quantile keeping ties together, over the ranks stage `r` and the edges `e`
-/// (scaled by the number of buckets `q`): one plus the number of distinct edges above the
-/// first that lie below the customer's rank, as `pd.cut` does with the edges `qcut` found,
+/// Prefix of the edge columns (edge j scaled by the number of buckets) of a quantile keeping
+/// ties together.
+const EDGE: &str = "__segflow_edge_";
+
+/// The bucket of a quantile keeping ties together, over the ranks and edges (scaled by the
+/// number of buckets `q`) of [`Compiler::ranks`]: one plus the number of distinct edges above
+/// the first that lie below the customer's rank, as `pd.cut` does with the edges `qcut` found,
 /// duplicates dropped.
 fn tied_quantile_sql(buckets: u32) -> String {
     let rank = ident(RANK);
+    let edge = |j: u32| ident(&format!("{EDGE}{j}"));
     let counted: Vec<String> = (1..buckets)
         .map(|j| {
             format!(
-                "CASE WHEN e.e{j} > e.e{} AND e.e{j} < {buckets} * r.{rank} THEN 1 ELSE 0 END",
-                j - 1
+                "CASE WHEN {0} > {1} AND {0} < {buckets} * {rank} THEN 1 ELSE 0 END",
+                edge(j),
+                edge(j - 1)
             )
         })
         .collect();

@@ -597,3 +597,35 @@ fn an_empty_ndjson_export_is_a_table_of_its_declared_columns() {
     assert_eq!(rows.len(), 3);
     assert!(rows.values().all(|row| row["tickets"] == json!(0)));
 }
+
+#[test]
+fn plans_grow_linearly_with_quantiles_keeping_ties_together() {
+    // Regression: each such quantile once read the previous stage twice, doubling the plan
+    // per feature; a dozen of them ran out of memory on eight customers.
+    let workspace = Workspace::from_fixture("ties");
+    let lines = |features: u32| -> usize {
+        let quantiles: String = (0..features)
+            .map(|i| {
+                format!(
+                    "  - {{ name: q{i}, kind: value, description: Buckets., quantile: {{ of: monetary, buckets: {}, ties: together }} }}\n",
+                    i + 2
+                )
+            })
+            .collect();
+        let pipeline = workspace
+            .read("pipeline.yaml")
+            .replace("segments:", &format!("{quantiles}segments:"));
+        let name = format!("many{features}.yaml");
+        workspace.write(&name, &pipeline);
+        stdout(&workspace.segflow_ok(&["plan", &name, "--format", "logical"]))
+            .lines()
+            .count()
+    };
+    let (three, six, twelve) = (lines(3), lines(6), lines(12));
+    assert_eq!(
+        twelve - six,
+        2 * (six - three),
+        "{three}, {six}, {twelve} lines"
+    );
+    workspace.segflow_ok(&["run", "many12.yaml", "--out", "out"]);
+}
