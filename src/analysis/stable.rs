@@ -62,6 +62,20 @@ pub fn evaluate_stability(spec: &StableSpec, comparison: Option<&Comparison>) ->
             });
         }
     }
+    if spec.psi.is_some() && checks.is_empty() {
+        // A gate that measured nothing must not read as a pass.
+        checks.push(Check {
+            subject: "all customers".into(),
+            measure: "largest feature PSI".into(),
+            value: None,
+            threshold: "needs a feature with a PSI".into(),
+            status: Status::Warn,
+            detail: Some(
+                "not measured: no judged feature has a PSI in a segment of both runs (numbers, true/false, or text with at most 50 values)"
+                    .into(),
+            ),
+        });
+    }
     if let Some(levels) = &spec.migration {
         let migration = &comparison.migration;
         let both = migration.stayed + migration.moved;

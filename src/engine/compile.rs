@@ -276,6 +276,7 @@ impl Compiler<'_> {
             }
             EntityOrigin::Keys(sources) => {
                 let mut parts = Vec::new();
+                let mut key_types: Vec<(String, DataType)> = Vec::new();
                 for (i, source) in sources.iter().enumerate() {
                     let path = if pipeline.spec.entity.distinct {
                         "entity.source".to_string()
@@ -309,11 +310,39 @@ impl Compiler<'_> {
                         }
                         None => None,
                     };
+                    if let Ok(field) = schema.field_with_name(join_key) {
+                        key_types.push((source.clone(), field.data_type().clone()));
+                    }
                     parts.push(entity::KeySource {
                         source: source.clone(),
                         join_key: join_key.clone(),
                         time,
                     });
+                }
+                // DataFusion would coerce the keys of a union to one type and fail (or, worse,
+                // match) mid-run; keys of different kinds are never the same customer.
+                let kind = |t: &DataType| {
+                    if t.is_integer() {
+                        "whole numbers".to_string()
+                    } else if matches!(t, DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View)
+                    {
+                        "text".to_string()
+                    } else {
+                        t.to_string()
+                    }
+                };
+                if let Some((first, first_type)) = key_types.first()
+                    && let Some((other, other_type)) =
+                        key_types.iter().find(|(_, t)| kind(t) != kind(first_type))
+                {
+                    self.problem(
+                        codes::ENTITY,
+                        "entity",
+                        format!(
+                            "the customer keys of `{first}` ({first_type}) and `{other}` ({other_type}) are of different kinds, so no key of one can be a customer of the other"
+                        ),
+                        Some("declare the key columns with one type under each source's `columns:`, e.g. `customer_id: int64` or `user: string`".into()),
+                    );
                 }
                 if !self.problems.is_empty() {
                     return Ok(None);
@@ -1038,7 +1067,8 @@ const EDGE: &str = "__segflow_edge_";
 /// The bucket of a quantile keeping ties together, over the ranks and edges (scaled by the
 /// number of buckets `q`) of [`Compiler::ranks`]: one plus the number of distinct edges above
 /// the first that lie below the customer's rank, as `pd.cut` does with the edges `qcut` found,
-/// duplicates dropped.
+/// duplicates dropped. When every edge is the same (all values equal, or one customer) no bin
+/// is left and, as with pandas, no customer gets a bucket.
 fn tied_quantile_sql(buckets: u32) -> String {
     let rank = ident(RANK);
     let edge = |j: u32| ident(&format!("{EDGE}{j}"));
@@ -1051,7 +1081,12 @@ fn tied_quantile_sql(buckets: u32) -> String {
             )
         })
         .collect();
-    format!("1 + {}", counted.join(" + "))
+    format!(
+        "CASE WHEN {} > {} THEN 1 + {} END",
+        edge(buckets),
+        edge(0),
+        counted.join(" + ")
+    )
 }
 
 /// The bucket SQL of a quantile feature.

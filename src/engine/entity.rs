@@ -201,6 +201,7 @@ fn keys_union(sources: &[KeySource], as_of: NaiveDate) -> String {
     sources
         .iter()
         .map(|s| {
+            // Null for a row without a time: not known to be before the as-of date.
             let before = match &s.time {
                 Some((column, data_type)) => {
                     format!("{} < {}", ident(column), temporal_literal(data_type, as_of))
@@ -237,12 +238,12 @@ pub fn keys_exclusions(sources: &[KeySource], as_of: NaiveDate) -> Vec<Exclusion
     vec![ExclusionQuery {
         reason: ExclusionReason::OnlyLaterRows,
         detail: format!(
-            "their keys appear in {} only on or after {as_of}",
+            "their keys appear in {} only on or after {as_of} (or in rows without a time)",
             names.join(", ")
         ),
         sql: format!(
             "SELECT count(*) FROM (SELECT k FROM ({}) WHERE k IS NOT NULL GROUP BY k \
-             HAVING NOT bool_or(before))",
+             HAVING NOT COALESCE(bool_or(before), FALSE))",
             keys_union(sources, as_of)
         ),
     }]
@@ -340,13 +341,18 @@ pub async fn check_unique(ctx: &SessionContext, pipeline: &Pipeline, table: &str
             .flat_map(|b| (0..b.num_rows()).map(move |r| stats::scalar(b.column(0).as_ref(), r)))
             .map(|v| v.map(|v| v.as_str().unwrap_or_default().to_string()))
             .collect::<Result<_>>()?;
-        let keeps_history = entity
+        let validity = entity
             .table()
-            .is_some_and(|source| pipeline.sources[source].validity.is_some());
-        let (what, help) = if keeps_history {
+            .and_then(|source| pipeline.sources[source].validity.as_ref());
+        let (what, help) = if validity.is_some_and(|v| v.to.is_some()) {
             (
                 " among the rows valid at the as-of date",
                 "each customer needs exactly one row valid at any date: the rows' `valid_from`/`valid_to` ranges overlap",
+            )
+        } else if validity.is_some() {
+            (
+                " among the rows valid at the as-of date",
+                "without `valid_to` every row counts from its `valid_from` on, so a customer with several rows repeats: declare `valid_to`, the column where each row stops being valid",
             )
         } else {
             (

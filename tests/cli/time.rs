@@ -78,7 +78,9 @@ fn customers_from_the_distinct_keys_of_a_transactions_export() {
     );
     let report = workspace.read("out/report.md");
     assert!(
-        report.contains("- 1: their keys appear in transactions only on or after 2026-10-01"),
+        report.contains(
+            "- 1: their keys appear in transactions only on or after 2026-10-01 (or in rows without a time)"
+        ),
         "{report}"
     );
 }
@@ -424,7 +426,7 @@ fn quantiles_keeping_ties_together_match_pandas() {
             compared += 1;
         }
     }
-    assert_eq!(compared, 211 * 5);
+    assert_eq!(compared, 211 * 6);
     // ntile in an expression and a quantile give the same numbers and the same type.
     for row in rows.values() {
         assert_eq!(row["f_score_by_key"], row["f_ntile"]);
@@ -555,6 +557,40 @@ fn drift_gates_judge_a_run_against_the_earlier_one() {
         stderr(&second)
     );
 
+    // A gate on features without a PSI (a date) measured nothing: it warns, it does not pass.
+    let dates = gated.replace(
+        "features: [events_90, email_reachable]",
+        "features: [last_event_date]",
+    );
+    workspace.write("dates.yaml", &dates);
+    workspace.segflow_ok(&[
+        "run",
+        "dates.yaml",
+        "--as-of",
+        "2026-10-01",
+        "--out",
+        "dates",
+        "--compare-to",
+        "q3",
+        "--criteria-as-warnings",
+    ]);
+    let criteria = read_json(&workspace.path().join("dates/criteria.json"));
+    let stable = criteria["criteria"]
+        .as_array()
+        .and_then(|all| all.iter().find(|c| c["criterion"] == "stable"))
+        .expect("stable criterion");
+    assert!(
+        stable["checks"]
+            .as_array()
+            .expect("checks")
+            .iter()
+            .any(|c| c["status"] == "warn"
+                && c["detail"]
+                    .as_str()
+                    .is_some_and(|d| d.starts_with("not measured"))),
+        "{stable}"
+    );
+
     // A strict gate fails the run with the criteria exit code, after writing everything.
     let strict = gated.replace("error_if_above: 0.9", "error_if_above: 0.011");
     workspace.write("strict.yaml", &strict);
@@ -628,4 +664,44 @@ fn plans_grow_linearly_with_quantiles_keeping_ties_together() {
         "{three}, {six}, {twelve} lines"
     );
     workspace.segflow_ok(&["run", "many12.yaml", "--out", "out"]);
+}
+
+#[test]
+fn keys_of_different_kinds_and_validity_on_keys_are_refused_when_the_file_loads() {
+    let workspace = Workspace::from_fixture("entity");
+    workspace.edit_pipeline_file("union.yaml", "user: int64", "user: string");
+    let output = workspace.segflow(&["validate", "union.yaml", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    let message = stdout(&output);
+    assert!(message.contains("\"code\":\"entity\""), "{message}");
+    assert!(
+        message.contains("the customer keys of `transactions` (Int64) and `web_events` (Utf8) are of different kinds"),
+        "{message}"
+    );
+    workspace.edit_pipeline_file(
+        "distinct.yaml",
+        "    time_column: date\n",
+        "    time_column: date\n    valid_from: date\n",
+    );
+    let output = workspace.segflow(&["validate", "distinct.yaml", "--format", "json"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stdout(&output)
+            .contains("declares validity columns, but the customers are taken from its keys"),
+        "{}",
+        stdout(&output)
+    );
+}
+
+#[test]
+fn keys_seen_only_in_rows_without_a_time_are_counted_as_left_out() {
+    let workspace = Workspace::from_fixture("entity");
+    let transactions = workspace.read("transactions.csv") + "7,,4.0\n";
+    workspace.write("transactions.csv", &transactions);
+    run(&workspace, "distinct.yaml", "out", &[]);
+    assert_eq!(segments_of(&workspace, "out").len(), 3);
+    assert_eq!(
+        exclusions(&workspace, "out"),
+        [("only_later_rows".to_string(), 2)]
+    );
 }

@@ -418,7 +418,19 @@ fn check_entity(
                 );
             }
         }
-        EntityOrigin::Keys(_) => {
+        EntityOrigin::Keys(sources) => {
+            for name in sources {
+                if spec
+                    .sources
+                    .get(name)
+                    .is_some_and(|s| s.valid_from.is_some())
+                {
+                    problems.push(
+                        file.at(codes::ENTITY, &format!("sources.{name}.valid_from"), format!("source `{name}` declares validity columns, but the customers are taken from its keys, not from rows valid at a date"))
+                            .help(format!("validity columns pick the rows of a table with one row per customer at a time: use `entity.source: {name}` without `distinct`, or remove `valid_from`/`valid_to`")),
+                    );
+                }
+            }
             if let Some(since) = &entity.since {
                 problems.push(
                     file.at(codes::ENTITY, "entity.since", format!("`since: {since}` needs a table with one row per customer, but these customers are distinct keys with no other column"))
