@@ -13,6 +13,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 use super::aggregate::{self, JOIN_KEY, Member};
 use super::entity;
 use super::sources::{arrow_type, table_schema};
+use super::temporal::{is_temporal, temporal_literal};
 use crate::diagnostic::{Problem, available_help, codes, codes::Code};
 use crate::error::{Error, Result, first_line_of_datafusion};
 use crate::pipeline::Pipeline;
@@ -1178,20 +1179,6 @@ fn mixed_comparisons(condition: &str, columns: &Schema) -> Vec<(String, DataType
 
 fn names(schema: &Schema) -> impl Iterator<Item = &str> + Clone {
     schema.fields().iter().map(|f| f.name().as_str())
-}
-
-pub(super) fn is_temporal(data_type: &DataType) -> bool {
-    matches!(
-        data_type,
-        DataType::Date32 | DataType::Date64 | DataType::Timestamp(..)
-    )
-}
-
-pub(super) fn temporal_literal(data_type: &DataType, date: NaiveDate) -> String {
-    match data_type {
-        DataType::Timestamp(..) => format!("TIMESTAMP '{date} 00:00:00'"),
-        _ => format!("DATE '{date}'"),
-    }
 }
 
 fn sql_literal(value: &Literal) -> String {

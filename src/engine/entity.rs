@@ -8,8 +8,8 @@ use datafusion::arrow::datatypes::DataType;
 use datafusion::prelude::SessionContext;
 use serde::{Deserialize, Serialize};
 
-use super::compile::temporal_literal;
 use super::stats;
+use super::temporal::temporal_literal;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::sql::ident;

@@ -10,6 +10,7 @@ mod functions;
 pub mod measures;
 mod sources;
 pub mod stats;
+mod temporal;
 
 use std::fs::File;
 use std::path::{Path, PathBuf};
