@@ -36,7 +36,7 @@ pub fn evaluate(
         let customer = expectation.customer.to_string();
         let Some(row) = rows.get(&customer) else {
             failures.push(format!(
-                "customer {customer} is not among the test's entity rows"
+                "customer {customer} is not a customer of the test as of the as-of date: not among its entity rows, or left out (joined later, no row valid then, or only seen after it)"
             ));
             continue;
         };
