@@ -106,7 +106,8 @@ pub enum ExclusionReason {
     JoinedLater,
     /// Every row of theirs becomes valid only on or after the as-of date.
     NotYetValid,
-    /// Their last row stopped being valid before the as-of date.
+    /// No row of theirs is valid at the as-of date, though rows began before it: the last
+    /// ended before it (or there is a gap).
     NoLongerValid,
     /// Their keys appear only in rows on or after the as-of date.
     OnlyLaterRows,
@@ -164,7 +165,7 @@ pub fn table_exclusions(
             queries.push(ExclusionQuery {
                 reason: ExclusionReason::NoLongerValid,
                 detail: format!(
-                    "the last row of {source} stopped being valid ({}) before {as_of}",
+                    "no row of {source} is valid on {as_of}: the rows that began before it had ended ({}) by then",
                     to.0
                 ),
                 sql: per_key(&format!("NOT bool_or({valid}) AND bool_or({started})")),
