@@ -360,16 +360,7 @@ fn segments_of_another_pipeline_version_are_matched_by_id_and_absent_elsewhere()
 
 #[test]
 fn history_refuses_what_it_cannot_show() {
-    let workspace = Workspace::from_fixture("windows");
-    workspace.segflow_ok(&[
-        "run",
-        "pipeline.yaml",
-        "--as-of",
-        "2026-09-01",
-        "--out",
-        "q3",
-    ]);
-    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
+    let workspace = two_quarters_of_windows();
 
     // One run is not a history.
     let output = workspace.segflow(&["history", "q4"]);
@@ -478,16 +469,7 @@ fn history_refuses_what_it_cannot_show() {
 
 #[test]
 fn templates_in_a_folder_replace_the_built_in_history_reports() {
-    let workspace = Workspace::from_fixture("windows");
-    workspace.segflow_ok(&[
-        "run",
-        "pipeline.yaml",
-        "--as-of",
-        "2026-09-01",
-        "--out",
-        "q3",
-    ]);
-    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
+    let workspace = two_quarters_of_windows();
     std::fs::create_dir(workspace.path().join("mine")).unwrap();
     workspace.write(
         "mine/history.md.j2",
@@ -558,4 +540,19 @@ fn customers_who_appear_or_disappear_flow_from_and_to_outside_the_runs() {
         html.matches("<path class=\"flow\"").count(),
         step["flows"].as_array().unwrap().len()
     );
+}
+
+/// The `windows` fixture run as of 2026-09-01 into `q3` and as of its own date into `q4`.
+fn two_quarters_of_windows() -> Workspace {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--as-of",
+        "2026-09-01",
+        "--out",
+        "q3",
+    ]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
+    workspace
 }
