@@ -137,6 +137,24 @@ fn threshold_check(subject: &str, measure: &str, value: f64, threshold: &Thresho
     }
 }
 
+/// The criteria in the order reports list them: the five of the method, then `stable`.
+pub const CRITERIA_ORDER: [&str; 6] = [
+    "identifiable",
+    "substantial",
+    "accessible",
+    "differentiable",
+    "actionable",
+    "stable",
+];
+
+/// Where a criterion comes in [`CRITERIA_ORDER`] (an unknown name, from a newer segflow, last).
+pub fn criterion_rank(criterion: &str) -> usize {
+    CRITERIA_ORDER
+        .iter()
+        .position(|known| *known == criterion)
+        .unwrap_or(CRITERIA_ORDER.len())
+}
+
 /// A criterion's result: its checks and their worst status.
 pub(super) fn criterion(
     criterion: &'static str,

@@ -9,6 +9,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 use super::compare::{self, NOT_IN_NEW, NOT_IN_OLD, RunSummary};
+use super::criteria::criterion_rank;
 use crate::engine::compare::{RunMeasures, is_numeric};
 
 /// Flow label of customers who are in a run but not in the run before it.
@@ -317,6 +318,9 @@ pub fn history(
 
     let checks: BTreeSet<&(String, String, String)> =
         runs.iter().flat_map(|run| run.checks.keys()).collect();
+    let mut checks: Vec<_> = checks.into_iter().collect();
+    // The method's order, as each run's report lists them; within a criterion by subject.
+    checks.sort_by_key(|key| criterion_rank(&key.0));
     let criteria = checks
         .into_iter()
         .map(|key| CheckHistory {
@@ -494,6 +498,46 @@ mod tests {
                 .any(|n| n.starts_with("segment `new` is absent from the runs as of 2026-01-01")),
             "{:?}",
             history.notes
+        );
+    }
+
+    #[test]
+    fn criteria_come_in_the_methods_order_not_alphabetically() {
+        let mut early = run("q1", "2026-01-01", &[("a", 3)]);
+        let mut late = run("q2", "2026-04-01", &[("a", 4)]);
+        for (criterion, subject) in [
+            ("stable", "a"),
+            ("actionable", "a"),
+            ("identifiable", "(all)"),
+            ("accessible", "b"),
+            ("accessible", "a"),
+        ] {
+            let key = (criterion.to_string(), subject.to_string(), "m".to_string());
+            early.checks.insert(key.clone(), "pass".into());
+            late.checks.insert(key, "warn".into());
+        }
+        let step = RunMeasures {
+            migration: Vec::new(),
+            bins: Vec::new(),
+            unbinned: Vec::new(),
+        };
+        let runs = [early, late];
+        let history = history(&runs, "T", &[step], &default_features(&runs[1]));
+        let order: Vec<(&str, &str)> = history
+            .criteria
+            .iter()
+            .map(|c| (c.criterion.as_str(), c.subject.as_str()))
+            .collect();
+        assert_eq!(
+            order,
+            [
+                ("identifiable", "(all)"),
+                ("substantial", "a"),
+                ("accessible", "a"),
+                ("accessible", "b"),
+                ("actionable", "a"),
+                ("stable", "a"),
+            ]
         );
     }
 }
