@@ -13,6 +13,7 @@ use super::temporal::temporal_literal;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::sql::ident;
+use crate::pipeline::validated::EntityOrigin;
 
 /// A column with its (date or timestamp) type.
 pub type TemporalColumn = (String, DataType);
@@ -278,23 +279,38 @@ pub async fn check_unique(ctx: &SessionContext, pipeline: &Pipeline, table: &str
     let entity = &pipeline.entity;
     let key = ident(&entity.key);
     let table = ident(table);
-    // Repeated keys are counted with a GROUP BY, which can spill, rather than with
-    // count(DISTINCT key), whose hash set of every key cannot.
-    let sql = format!(
-        "SELECT (SELECT count(*) FROM {table}), (SELECT count({key}) FROM {table}), \
-         (SELECT COALESCE(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} \
-         WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1))"
-    );
-    let row = stats::query_rows(ctx, &sql)
-        .await?
-        .pop()
-        .ok_or_else(|| Error::Internal("count returned no row".into()))?;
-    let value = |i: usize| -> Result<u64> {
-        row[i]
-            .as_u64()
-            .ok_or_else(|| Error::Internal("count is not a number".into()))
+    let counts = |sql: String| async move {
+        let row = stats::query_rows(ctx, &sql)
+            .await?
+            .pop()
+            .ok_or_else(|| Error::Internal("count returned no row".into()))?;
+        row.iter()
+            .map(|count| {
+                count
+                    .as_u64()
+                    .ok_or_else(|| Error::Internal("count is not a number".into()))
+            })
+            .collect::<Result<Vec<u64>>>()
     };
-    let (rows, non_null, repeated) = (value(0)?, value(1)?, value(2)?);
+    let totals = counts(format!("SELECT count(*), count({key}) FROM {table}")).await?;
+    let (rows, non_null) = match totals[..] {
+        [rows, non_null] => (rows, non_null),
+        _ => return Err(Error::Internal("expected two counts".into())),
+    };
+    let repeated = match entity.origin {
+        // Keys taken from event rows are grouped already: distinct and never null.
+        EntityOrigin::Keys(_) => 0,
+        // Repeated keys are counted with a GROUP BY, which can spill, rather than with
+        // count(DISTINCT key), whose hash set of every key cannot.
+        EntityOrigin::Table(_) => counts(format!(
+            "SELECT COALESCE(sum(n - 1), 0) FROM (SELECT count(*) AS n FROM {table} \
+             WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1)"
+        ))
+        .await?
+        .first()
+        .copied()
+        .ok_or_else(|| Error::Internal("expected a count".into()))?,
+    };
     let distinct = non_null - repeated.min(non_null);
     let source_error = |message: String, help: &str| Error::Source {
         source_name: entity.describe(),
