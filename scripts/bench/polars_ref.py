@@ -62,6 +62,8 @@ def query(data: str) -> pl.LazyFrame:
     )
     features = (
         scan("customers")
+        # entity.since: signup_date (a null date is kept).
+        .filter(pl.col("signup_date").is_null() | (pl.col("signup_date") < AS_OF))
         .join(events, on="customer_id", how="left")
         .join(invoices, on="customer_id", how="left")
         .join(tickets, on="customer_id", how="left")

@@ -5,6 +5,7 @@
 --   as_of = 2026-10-01; a window of N days is ts >= as_of - N days AND ts < as_of;
 --   events on or after as_of count for nothing, not even last_event_date;
 --   counts and sums default to 0 / 0.0 for customers without rows; last_event_date stays NULL;
+--   customers who signed up on or after as_of are left out (entity.since), a null date kept;
 --   segments: first match wins in declared order, dormant catches the rest.
 WITH
 params AS (
@@ -53,6 +54,8 @@ features AS (
     LEFT JOIN event_features e ON e.customer_id = c.customer_id
     LEFT JOIN invoice_features i ON i.customer_id = c.customer_id
     LEFT JOIN ticket_features t ON t.customer_id = c.customer_id
+    -- entity.since: signup_date: customers who joined on or after as_of are not yet customers.
+    WHERE c.signup_date IS NULL OR c.signup_date < p.as_of
 )
 SELECT
     customer_id,
