@@ -473,6 +473,14 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "threshold_not_a_number",
+        edits: &[Append(
+            "criteria:\n  stable: { psi: { warn_if_above: .nan, error_if_above: .inf }, migration: { warn_if_above: -.inf } }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "breakpoint_not_a_number",
         edits: &[Append(
             "scoring:\n  factors:\n    - { id: size, name: Size, weight: 100, derived: { metric: customers, method: { breakpoints: [.nan] } } }\n",

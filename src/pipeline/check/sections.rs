@@ -488,19 +488,20 @@ fn threshold(
             let range = if share {
                 "a share between 0 and 1"
             } else {
-                "not negative"
+                "0 or more"
+            };
+            let problem = if level.is_finite() {
+                format!("threshold {level} is out of range: it must be {range}")
+            } else {
+                format!("threshold {level} is not a finite number: it must be {range}")
             };
             problems.push(
-                file.at(
-                    codes::THRESHOLD_RANGE,
-                    path,
-                    format!("threshold {level} is out of range: it must be {range}"),
-                )
-                .help(if share {
-                    "shares are fractions: 5% is 0.05"
-                } else {
-                    "use a non-negative number"
-                }),
+                file.at(codes::THRESHOLD_RANGE, path, problem)
+                    .help(if share {
+                        "shares are fractions: 5% is 0.05"
+                    } else {
+                        "use a non-negative number"
+                    }),
             );
         }
     }
