@@ -315,6 +315,25 @@ pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) 
     })
 }
 
+/// A data error as the user can act on it: naming the source file it comes from, or else the
+/// feature or segment whose SQL raised it. Other errors are returned as they are.
+async fn name_the_cause(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    resolved: &[sources::ResolvedSource],
+    stages: &[compile::Stage],
+    error: Error,
+) -> Error {
+    if !matches!(error, Error::Data { .. }) {
+        return error;
+    }
+    let found = match sources::find_bad_file(ctx, pipeline, resolved).await {
+        Some(bad) => Some(bad),
+        None => compile::find_failing_stage(ctx, pipeline, stages).await,
+    };
+    found.unwrap_or(error)
+}
+
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
     let mut timings = Timings::new();
@@ -338,12 +357,21 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
     timings.lap("plan");
 
-    let customers = entity::check_unique(&ctx, pipeline, &compiled.customers)
-        .await
-        .map_err(in_stage("check entity"))?;
-    let exclusions = entity::count_exclusions(&ctx, &compiled.exclusions)
-        .await
-        .map_err(in_stage("check entity"))?;
+    // Reading the customers can be the first time a typed column is parsed (a join date or a
+    // validity column), so a data error here is traced to its file as in the features stage.
+    let checked = async {
+        let customers = entity::check_unique(&ctx, pipeline, &compiled.customers).await?;
+        let exclusions = entity::count_exclusions(&ctx, &compiled.exclusions).await?;
+        Ok((customers, exclusions))
+    }
+    .await
+    .map_err(in_stage("check entity"));
+    let (customers, exclusions) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            return Err(name_the_cause(&ctx, pipeline, &resolved, &compiled.stages, error).await);
+        }
+    };
     timings.lap("check entity");
 
     let assignments_path = out_dir.join("assignments.parquet");
@@ -366,15 +394,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     .map_err(in_stage("features and segments"));
     let (schema, executed) = match written {
         Ok(written) => written,
-        Err(error @ Error::Data { .. }) => {
-            // Name the source file, or the feature or segment, the failure comes from.
-            let found = match sources::find_bad_file(&ctx, pipeline, &resolved).await {
-                Some(bad) => Some(bad),
-                None => compile::find_failing_stage(&ctx, pipeline, &stages).await,
-            };
-            return Err(found.unwrap_or(error));
-        }
-        Err(error) => return Err(error),
+        Err(error) => return Err(name_the_cause(&ctx, pipeline, &resolved, &stages, error).await),
     };
     timings.lap("features and segments");
     let profile = options.profile.then(|| {

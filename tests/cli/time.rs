@@ -705,3 +705,57 @@ fn keys_seen_only_in_rows_without_a_time_are_counted_as_left_out() {
         [("only_later_rows".to_string(), 2)]
     );
 }
+
+/// The customers stage can be the first to parse a typed column (a join date, a validity
+/// column, the time column of the keys' source): its data errors name the source, the file and
+/// the column, as the features stage's do, and leave no run folder.
+#[test]
+fn a_bad_value_read_by_the_customers_stage_names_source_file_and_column() {
+    let cases = [
+        (
+            "since.yaml",
+            "customers.csv",
+            "2026-03-01",
+            "someday",
+            "customers",
+            "signup_date",
+        ),
+        (
+            "history.yaml",
+            "customers_history.csv",
+            "2026-06-15,2026-06-15,",
+            "2026-06-15,someday,",
+            "customers",
+            "valid_from",
+        ),
+        (
+            "distinct.yaml",
+            "transactions.csv",
+            "2026-09-15",
+            "someday",
+            "transactions",
+            "date",
+        ),
+    ];
+    for (pipeline, file, value, bad, source, column) in cases {
+        let workspace = Workspace::from_fixture("entity");
+        let data = workspace.read(file);
+        let broken = data.replacen(value, bad, 1);
+        assert_ne!(broken, data, "{file} holds {value}");
+        workspace.write(file, &broken);
+        let output = workspace.segflow(&["run", pipeline, "--out", "out"]);
+        assert_eq!(
+            output.status.code(),
+            Some(4),
+            "{pipeline}: {}",
+            stderr(&output)
+        );
+        let message = stderr(&output);
+        assert!(
+            message.contains(&format!("source `{source}`: {file}, column `{column}`: ")),
+            "{pipeline}: {message}"
+        );
+        assert!(message.contains("'someday'"), "{pipeline}: {message}");
+        assert!(!workspace.path().join("out").exists(), "{pipeline}");
+    }
+}
