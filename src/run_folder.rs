@@ -251,12 +251,42 @@ pub fn read(path: &Path) -> Result<Run<'static>> {
     if !assignments.is_file() {
         return Err(broken(format!("{ASSIGNMENTS} is missing")));
     }
+    // The footer is read now, so a damaged or foreign file is this folder's fault (exit 10),
+    // not a data error found halfway through a comparison.
+    let columns = parquet_columns(&assignments).map_err(|e| {
+        broken(format!(
+            "{ASSIGNMENTS} is not a Parquet file segflow wrote: {e}"
+        ))
+    })?;
+    let needed = [segments.pipeline.key.as_ref(), "segment"]
+        .into_iter()
+        .chain(segments.results.features.iter().map(|f| f.name.as_str()));
+    for column in needed {
+        if !columns.iter().any(|c| c == column) {
+            return Err(broken(format!(
+                "{ASSIGNMENTS} has no column `{column}`, which {SEGMENTS} lists"
+            )));
+        }
+    }
     Ok(Run {
         folder,
         assignments,
         segments,
         criteria: Cow::Owned(criteria),
     })
+}
+
+/// The column names of a Parquet file, from its footer.
+fn parquet_columns(path: &Path) -> std::result::Result<Vec<String>, String> {
+    use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| e.to_string())?;
+    Ok(builder
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| field.name().clone())
+        .collect())
 }
 
 /// What a comparison reads of one run.

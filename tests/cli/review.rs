@@ -434,3 +434,50 @@ fn a_missing_or_broken_run_folder_is_an_error_never_silence() {
     );
     assert_eq!(workspace.entries(), before);
 }
+
+#[test]
+fn a_damaged_assignments_file_is_the_run_folders_fault() {
+    let workspace = Workspace::lint_clean();
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q3"]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
+    let intact = std::fs::read(workspace.path().join("q4/assignments.parquet")).unwrap();
+
+    // Cut short: no footer.
+    workspace.write_bytes("q3/assignments.parquet", &intact[..100]);
+    for args in [
+        &["diff", "q3", "q4"][..],
+        &["history", "q3", "q4", "--out", "h"][..],
+        &["run", "pipeline.yaml", "--out", "q5", "--compare-to", "q3"][..],
+    ] {
+        let output = workspace.segflow(args);
+        assert_eq!(
+            output.status.code(),
+            Some(10),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output)
+                .contains("run folder q3: assignments.parquet is not a Parquet file segflow wrote"),
+            "{args:?}: {}",
+            stderr(&output)
+        );
+    }
+    assert!(!workspace.path().join("h").exists());
+    assert!(!workspace.path().join("q5").exists());
+
+    // A Parquet file of another shape put in its place: exit 10, naming the missing column.
+    let events = std::fs::read(repo_path("pipelines/data/saas/events.parquet")).unwrap();
+    workspace.write_bytes("q3/assignments.parquet", &events);
+    let output = workspace.segflow(&["diff", "q3", "q4"]);
+    assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("run folder q3: assignments.parquet has no column `segment`"),
+        "{}",
+        stderr(&output)
+    );
+
+    // The intact file back: the comparison runs.
+    workspace.write_bytes("q3/assignments.parquet", &intact);
+    workspace.segflow_ok(&["diff", "q3", "q4"]);
+}
