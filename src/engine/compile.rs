@@ -169,9 +169,9 @@ impl Compiler<'_> {
             .collect();
         for &i in &self.pipeline.evaluation_order {
             let feature = &self.pipeline.features[i];
-            let Some(expr) = self.expression_of(feature) else {
+            if matches!(feature.definition, FeatureDefinition::Aggregate(_)) {
                 continue;
-            };
+            }
             if feature
                 .references
                 .iter()
@@ -181,6 +181,9 @@ impl Compiler<'_> {
                 continue;
             }
             let columns = table_schema(self.ctx, &step).await?;
+            let Some(expr) = self.expression_of(feature, &columns) else {
+                continue;
+            };
             let from = match &feature.definition {
                 FeatureDefinition::Quantile(
                     quantile @ Quantile {
@@ -416,13 +419,15 @@ impl Compiler<'_> {
     }
 
     /// The SQL of an expression or quantile feature (`None` for aggregates).
-    fn expression_of(&self, feature: &Feature) -> Option<String> {
+    fn expression_of(&self, feature: &Feature, columns: &Schema) -> Option<String> {
         match &feature.definition {
             FeatureDefinition::Expr { sql } => Some(sql.clone()),
             FeatureDefinition::Aggregate(_) => None,
-            FeatureDefinition::Quantile(quantile) => {
-                Some(quantile_sql(quantile, &self.pipeline.entity.key))
-            }
+            FeatureDefinition::Quantile(quantile) => Some(quantile_sql(
+                quantile,
+                &quantile_value(&quantile.of, columns),
+                &self.pipeline.entity.key,
+            )),
         }
     }
 
@@ -738,7 +743,7 @@ impl Compiler<'_> {
         let Bucketing::TiesTogether(buckets) = quantile.bucketing else {
             return Ok(Some(ident(from)));
         };
-        let of = ident(&quantile.of);
+        let of = quantile_value(&quantile.of, columns);
         let order = if quantile.descending { "DESC" } else { "ASC" };
         let window = format!("OVER (PARTITION BY {of} IS NULL ORDER BY {of} {order})");
         let mut select: Vec<String> = names(columns).map(ident).collect();
@@ -1090,9 +1095,21 @@ fn tied_quantile_sql(buckets: u32) -> String {
     )
 }
 
-/// The bucket SQL of a quantile feature.
-fn quantile_sql(quantile: &Quantile, key: &str) -> String {
-    let of = ident(&quantile.of);
+/// The value a quantile feature buckets, as SQL. For floating point, NaN is no value (like
+/// null) and -0.0 is 0.0: equal numbers share a rank, as in pandas. (Arrow orders floats by
+/// IEEE total order, which puts -0.0 before 0.0 and NaN above every number.)
+fn quantile_value(of: &str, columns: &Schema) -> String {
+    let column = ident(of);
+    match columns.field_with_name(of) {
+        Ok(field) if field.data_type().is_floating() => format!(
+            "(CASE WHEN isnan({column}) THEN NULL WHEN abs({column}) = 0 THEN 0 ELSE {column} END)"
+        ),
+        _ => column,
+    }
+}
+
+/// The bucket SQL of a quantile feature bucketing `of` (see [`quantile_value`]).
+fn quantile_sql(quantile: &Quantile, of: &str, key: &str) -> String {
     let bucket = match &quantile.bucketing {
         Bucketing::TiesTogether(buckets) => tied_quantile_sql(*buckets),
         Bucketing::Equal(buckets) => {

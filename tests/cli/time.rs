@@ -759,3 +759,69 @@ fn a_bad_value_read_by_the_customers_stage_names_source_file_and_column() {
         assert!(!workspace.path().join("out").exists(), "{pipeline}");
     }
 }
+
+/// Minus zero equals zero and NaN is no value, as in pandas: Arrow's total order of floats
+/// would otherwise rank -0.0 below 0.0 and NaN above every number.
+#[test]
+fn quantiles_rank_minus_zero_as_zero_and_nan_as_no_value() {
+    let workspace = Workspace::from_fixture("ties");
+    workspace.write(
+        "zeros.csv",
+        "customer_id,v\n1,-0.0\n2,0.0\n3,1.0\n4,NaN\n5,\n6,-0.0\n",
+    );
+    workspace.write(
+        "zeros.yaml",
+        "version: 1\nname: zeros\nas_of: 2026-10-01\n\
+         sources:\n  customers: { path: zeros.csv, columns: { customer_id: int64, v: float64 } }\n\
+         entity: { source: customers, key: customer_id }\n\
+         features:\n\
+         \x20 - { name: x, kind: value, description: The value., expr: v }\n\
+         \x20 - { name: together, kind: value, description: Ties together., quantile: { of: x, buckets: 2, ties: together } }\n\
+         \x20 - { name: by_key, kind: value, description: Ties by key., quantile: { of: x, buckets: 2 } }\n\
+         \x20 - { name: cut, kind: value, description: Cut at one., quantile: { of: x, cuts: [0.5] } }\n\
+         segments:\n  - { id: all, name: All, owner: crm, actions: [Act] }\n",
+    );
+    run(&workspace, "zeros.yaml", "out", &["--criteria-as-warnings"]);
+    let (rows, _) = read_assignments(
+        &workspace.path().join("out/assignments.parquet"),
+        "customer_id",
+    );
+    let column = |name: &str| -> Vec<Value> { rows.values().map(|r| r[name].clone()).collect() };
+    // pandas: qcut(x.rank(method="min"), 2, labels=False, duplicates="drop") + 1 gives
+    // 1, 1, 1, NaN, NaN, 1: ranks 1, 1, 4, -, -, 1, so the median edge equals the lowest and
+    // one bucket is left. (Ranking -0.0 below 0.0 gave 1, 2, 2, -, -, 1.)
+    assert_eq!(
+        column("together"),
+        [
+            json!(1),
+            json!(1),
+            json!(1),
+            Value::Null,
+            Value::Null,
+            json!(1)
+        ]
+    );
+    // By key: the three zeros in key order, then 1.0; NaN and null get no bucket.
+    assert_eq!(
+        column("by_key"),
+        [
+            json!(1),
+            json!(1),
+            json!(2),
+            Value::Null,
+            Value::Null,
+            json!(2)
+        ]
+    );
+    assert_eq!(
+        column("cut"),
+        [
+            json!(1),
+            json!(1),
+            json!(2),
+            Value::Null,
+            Value::Null,
+            json!(1)
+        ]
+    );
+}
