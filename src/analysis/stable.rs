@@ -23,8 +23,11 @@ pub fn evaluate_stability(spec: &StableSpec, comparison: Option<&Comparison>) ->
     };
     let mut checks = Vec::new();
     if let Some(levels) = &spec.psi {
-        let judged =
-            |feature: &str| spec.features.is_empty() || spec.features.iter().any(|f| f == feature);
+        let judged = |feature: &str| {
+            spec.features
+                .as_ref()
+                .is_none_or(|judged| judged.iter().any(|f| f == feature))
+        };
         let mut segments: Vec<&str> = Vec::new();
         for drift in &comparison.drift {
             if !segments.contains(&drift.segment.as_str()) {

@@ -480,8 +480,8 @@ pub struct StableSpec {
     pub psi: Option<Threshold>,
     /// The features whose PSI is judged; all features with a PSI when left out. Leave out
     /// features that move every quarter by design, such as tenure.
-    #[serde(default, skip_serializing_if = "Vec::is_empty")]
-    pub features: Vec<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub features: Option<Vec<String>>,
     /// Levels for the share (0 to 1) of customers in both runs whose segment changed.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub migration: Option<Threshold>,

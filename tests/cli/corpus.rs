@@ -473,6 +473,14 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "stable_empty_feature_list",
+        edits: &[Append(
+            "criteria:\n  stable: { psi: { warn_if_above: 0.1 }, features: [] }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "threshold_not_a_number",
         edits: &[Append(
             "criteria:\n  stable: { psi: { warn_if_above: .nan, error_if_above: .inf }, migration: { warn_if_above: -.inf } }\n",

@@ -162,7 +162,17 @@ fn check_criteria(
         if let Some(migration) = &stable.migration {
             threshold(file, "criteria.stable.migration", migration, true, problems);
         }
-        for (i, name) in stable.features.iter().enumerate() {
+        if stable.features.as_ref().is_some_and(Vec::is_empty) {
+            problems.push(
+                file.at(
+                    codes::EMPTY_LIST,
+                    "criteria.stable.features",
+                    "an empty list judges no feature's drift",
+                )
+                .help("list the features whose PSI is judged, or leave `features` out to judge every feature"),
+            );
+        }
+        for (i, name) in stable.features.iter().flatten().enumerate() {
             feature_ref(
                 file,
                 features,
