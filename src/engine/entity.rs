@@ -327,6 +327,11 @@ pub async fn check_unique(ctx: &SessionContext, pipeline: &Pipeline, table: &str
                 "no customers as of the as-of date: every row is left out by its validity or join date",
                 "check the as-of date, and the validity and `since` columns",
             )
+        } else if matches!(entity.origin, EntityOrigin::Keys(_)) {
+            (
+                "no customers as of the as-of date: no row before it holds a key (the sources are empty, or all their keyed rows are on or after the as-of date)",
+                "check the as-of date and the exports; a customer exists from its first row before the as-of date",
+            )
         } else {
             (
                 "the entity source has no rows, so there are no customers to segment",
@@ -379,8 +384,11 @@ pub async fn check_unique(ctx: &SessionContext, pipeline: &Pipeline, table: &str
         };
         return Err(source_error(
             format!(
-                "{} rows repeat a `{}` already seen{what} (e.g. {})",
-                non_null - distinct,
+                "{} a `{}` already seen{what} (e.g. {})",
+                match non_null - distinct {
+                    1 => "1 row repeats".to_string(),
+                    n => format!("{n} rows repeat"),
+                },
                 entity.key,
                 examples.join(", ")
             ),

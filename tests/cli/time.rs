@@ -157,7 +157,7 @@ fn repeated_keys_without_a_time_column_are_found_by_run_only() {
     );
     let output = workspace.segflow(&["run", "since.yaml", "--out", "out"]);
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    assert!(stderr(&output).contains("1 rows repeat a `customer_id` already seen (e.g. 1)"));
+    assert!(stderr(&output).contains("1 row repeats a `customer_id` already seen (e.g. 1)"));
     assert!(!workspace.path().join("out").exists());
 }
 
@@ -208,7 +208,7 @@ fn overlapping_versions_are_a_data_error_naming_the_overlap() {
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
     let message = stderr(&output);
     assert!(
-        message.contains("1 rows repeat a `customer_id`"),
+        message.contains("1 row repeats a `customer_id`"),
         "{message}"
     );
     assert!(message.contains("ranges overlap"), "{message}");
@@ -824,4 +824,27 @@ fn quantiles_rank_minus_zero_as_zero_and_nan_as_no_value() {
             json!(1)
         ]
     );
+}
+
+#[test]
+fn customers_from_keys_that_all_come_later_are_named_as_such() {
+    let workspace = Workspace::from_fixture("entity");
+    let output = workspace.segflow(&[
+        "run",
+        "distinct.yaml",
+        "--out",
+        "out",
+        "--as-of",
+        "2025-01-01",
+    ]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let message = stderr(&output)
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        message.contains("no customers as of the as-of date: no row before it holds a key"),
+        "{message}"
+    );
+    assert!(!workspace.path().join("out").exists());
 }
