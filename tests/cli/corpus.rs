@@ -481,6 +481,15 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "validity_on_a_source_that_is_not_the_entity",
+        edits: &[Pipeline(
+            "    path: events.csv\n",
+            "    path: events.csv\n    valid_from: ts\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "threshold_not_a_number",
         edits: &[Append(
             "criteria:\n  stable: { psi: { warn_if_above: .nan, error_if_above: .inf }, migration: { warn_if_above: -.inf } }\n",

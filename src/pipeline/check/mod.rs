@@ -440,6 +440,18 @@ fn check_entity(
         }
     }
     for (name, source) in &spec.sources {
+        let in_entity = match &origin {
+            EntityOrigin::Table(table) => table == name,
+            EntityOrigin::Keys(sources) => sources.contains(name),
+        };
+        if source.valid_from.is_some() && !in_entity {
+            // Only the entity's table is cut to the rows valid at the as-of date; ignoring the
+            // declaration elsewhere would let rows valid only later feed the features.
+            problems.push(
+                file.at(codes::ENTITY, &format!("sources.{name}.valid_from"), format!("source `{name}` declares validity columns, but only the entity's customer table is cut to the rows valid at the as-of date: every row of `{name}` would be used"))
+                    .help(format!("remove `valid_from`/`valid_to` from `{name}`, or make it the customer table with `entity.source: {name}`")),
+            );
+        }
         if source.valid_to.is_some() && source.valid_from.is_none() {
             problems.push(
                 file.at(
