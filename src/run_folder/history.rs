@@ -10,6 +10,7 @@ use super::{MANIFEST, Run, summary};
 use crate::analysis::compare::RunSummary;
 use crate::analysis::history::{self, History, SameAsOf};
 use crate::diagnostic::available_help;
+use crate::engine::compare::is_numeric;
 use crate::error::{Error, Result};
 
 /// The history as data ([`History`]).
@@ -137,6 +138,22 @@ pub async fn history(runs: &[Run<'_>], features: &[String]) -> Result<History> {
                 return Err(Error::Usage {
                     message: format!("--feature `{feature}` is in none of the runs"),
                     help: Some(available_help(feature, "feature", known.iter().copied())),
+                });
+            }
+            // Means are of numbers: a text or true/false feature would show only empty cells.
+            let numeric = summaries
+                .iter()
+                .flat_map(|s| &s.features)
+                .any(|(name, data_type)| name == feature && is_numeric(data_type));
+            if !numeric {
+                return Err(Error::Usage {
+                    message: format!(
+                        "--feature `{feature}` is not a number in any of the runs, and the history shows means"
+                    ),
+                    help: Some(format!(
+                        "choose numeric features (by default: {})",
+                        history::default_features(latest).join(", ")
+                    )),
                 });
             }
             if !chosen.contains(feature) {

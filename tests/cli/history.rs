@@ -423,6 +423,15 @@ fn history_refuses_what_it_cannot_show() {
         stderr(&output)
     );
 
+    // A text feature has no mean.
+    let output = workspace.segflow(&["history", "q3", "q4", "--feature", "plan"]);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("--feature `plan` is not a number in any of the runs"),
+        "{}",
+        stderr(&output)
+    );
+
     // A feature named twice is shown once.
     workspace.segflow_ok(&[
         "history",
