@@ -490,6 +490,15 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "validity_from_and_to_the_same_column",
+        edits: &[Pipeline(
+            "    path: customers.csv\n",
+            "    path: customers.csv\n    valid_from: signup_date\n    valid_to: signup_date\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "threshold_not_a_number",
         edits: &[Append(
             "criteria:\n  stable: { psi: { warn_if_above: .nan, error_if_above: .inf }, migration: { warn_if_above: -.inf } }\n",

@@ -452,6 +452,18 @@ fn check_entity(
                     .help(format!("remove `valid_from`/`valid_to` from `{name}`, or make it the customer table with `entity.source: {name}`")),
             );
         }
+        if let (Some(from), Some(to)) = (&source.valid_from, &source.valid_to)
+            && from == to
+        {
+            problems.push(
+                file.at(
+                    codes::ENTITY,
+                    &format!("sources.{name}.valid_to"),
+                    format!("source `{name}` names `{to}` as both `valid_from` and `valid_to`, so no row is ever valid"),
+                )
+                .help("`valid_to` is the column where each row stops being valid; leave it out if the table has none"),
+            );
+        }
         if source.valid_to.is_some() && source.valid_from.is_none() {
             problems.push(
                 file.at(
