@@ -181,6 +181,29 @@ async fn read(
             });
         }
     }
+    // Arrow would read a number as days or nanoseconds since 1970, silently; in an export a
+    // number where a date belongs is a mistake (an Excel serial date, a Unix time in seconds).
+    for (name, column_type) in declared {
+        let Ok(found) = schema.field_with_name(name) else {
+            continue;
+        };
+        if matches!(column_type, ColumnType::Date | ColumnType::Timestamp)
+            && found.data_type().is_numeric()
+        {
+            return Err(Error::Source {
+                source_name: source.name.clone(),
+                message: format!(
+                    "{}, column `{name}`: holds numbers ({}), but is declared {}; segflow does not read numbers as dates",
+                    source.location,
+                    found.data_type(),
+                    if *column_type == ColumnType::Date { "date" } else { "timestamp" },
+                ),
+                help: Some(
+                    "export the column as ISO 8601 text (2026-01-31 or 2026-01-31T12:00:00), or as a Parquet date or timestamp".into(),
+                ),
+            });
+        }
+    }
     if declared.is_empty() {
         return Ok(inferred);
     }

@@ -472,3 +472,35 @@ fn fuzz_finding_overflowing_parquet_statistics_is_a_data_error() {
     assert!(message.contains("source `events`"), "{message}");
     assert!(!workspace.path().join("out").exists());
 }
+
+/// Arrow reads a number in a date column as days since 1970 without a word; an export with
+/// numbers there (an Excel serial date, a Unix time) is refused, naming the file and column.
+#[test]
+fn numbers_in_a_declared_date_column_are_refused_not_read_as_days() {
+    let workspace = Workspace::lint_clean();
+    let mut ndjson = String::new();
+    for (i, line) in workspace.read("customers.csv").lines().skip(1).enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        ndjson.push_str(&format!(
+            "{{\"customer_id\": {}, \"signup_date\": {}, \"plan\": \"{}\", \"score\": null}}\n",
+            cells[0],
+            20_000 + i,
+            cells[2]
+        ));
+    }
+    workspace.write("customers.ndjson", &ndjson);
+    workspace.edit_pipeline("path: customers.csv", "path: customers.ndjson");
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    // The message as one line, without miette's wrapping.
+    let message = stderr(&output)
+        .split_whitespace()
+        .filter(|word| *word != "│")
+        .collect::<Vec<_>>()
+        .join(" ");
+    assert!(
+        message.contains("source `customers`: customers.ndjson, column `signup_date`: holds numbers (Int64), but is declared date"),
+        "{message}"
+    );
+    assert!(!workspace.path().join("out").exists());
+}
