@@ -3,7 +3,7 @@
 
 use std::path::Path;
 
-use crate::support::{Workspace, segflow, stderr, stdout};
+use crate::support::{Workspace, segflow, stderr, stderr_unwrapped, stdout};
 
 const SECRET: &str = "s3cr3t-token-4f9a";
 
@@ -492,12 +492,7 @@ fn numbers_in_a_declared_date_column_are_refused_not_read_as_days() {
     workspace.edit_pipeline("path: customers.csv", "path: customers.ndjson");
     let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    // The message as one line, without miette's wrapping.
-    let message = stderr(&output)
-        .split_whitespace()
-        .filter(|word| *word != "│")
-        .collect::<Vec<_>>()
-        .join(" ");
+    let message = stderr_unwrapped(&output);
     assert!(
         message.contains("source `customers`: customers.ndjson, column `signup_date`: holds numbers (Int64), but is declared date"),
         "{message}"

@@ -219,6 +219,16 @@ pub fn stderr(output: &Output) -> String {
     String::from_utf8_lossy(&output.stderr).into_owned()
 }
 
+/// Stderr of a finished command as one line: miette's wrapping (line breaks, indents and its
+/// `│` gutter) undone, so a long message can be matched whole.
+pub fn stderr_unwrapped(output: &Output) -> String {
+    stderr(output)
+        .split_whitespace()
+        .filter(|word| *word != "│")
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 /// Stdout of a finished command, as text.
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()

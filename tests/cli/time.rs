@@ -6,7 +6,9 @@ use std::collections::BTreeMap;
 
 use serde_json::{Value, json};
 
-use crate::support::{Workspace, read_assignments, read_json, repo_path, stderr, stdout};
+use crate::support::{
+    Workspace, read_assignments, read_json, repo_path, stderr, stderr_unwrapped, stdout,
+};
 
 /// Run `pipeline` in `workspace` into `out` with `args`, requiring success.
 fn run(workspace: &Workspace, pipeline: &str, out: &str, args: &[&str]) {
@@ -838,10 +840,7 @@ fn customers_from_keys_that_all_come_later_are_named_as_such() {
         "2025-01-01",
     ]);
     assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
-    let message = stderr(&output)
-        .split_whitespace()
-        .collect::<Vec<_>>()
-        .join(" ");
+    let message = stderr_unwrapped(&output);
     assert!(
         message.contains("no customers as of the as-of date: no row before it holds a key"),
         "{message}"
