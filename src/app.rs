@@ -20,6 +20,7 @@ use crate::pipeline::{Pipeline, PipelineSpec};
 use crate::progress::Progress;
 use crate::report::{self, LintView, Manifest, ReportData, StageTiming, StagedOutput, Templates};
 use crate::run_folder;
+use crate::secrets::{self, redact};
 
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> ExitCode {
@@ -94,9 +95,10 @@ macro_rules! out {
 
 fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<()> {
     use std::io::Write;
+    let text = text.to_string();
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_fmt(text)
+        .write_all(redact(&text).as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,
@@ -110,20 +112,6 @@ fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<()> {
 /// The message of the latest panic, printed if it reaches the top.
 static LAST_PANIC: std::sync::Mutex<Option<String>> = std::sync::Mutex::new(None);
 
-/// Values that must never be printed (interpolated environment variables), set once the
-/// pipeline is loaded.
-static SECRETS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
-
-fn redact(text: &str) -> String {
-    SECRETS
-        .get()
-        .into_iter()
-        .flatten()
-        .fold(text.to_string(), |text, secret| {
-            text.replace(secret.as_str(), "[redacted]")
-        })
-}
-
 /// How diagnostics are printed, set once from the command line.
 static FORMAT: std::sync::OnceLock<MessageFormat> = std::sync::OnceLock::new();
 
@@ -136,7 +124,7 @@ fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
     if json_format() {
         for line in diagnostic::json_lines(diagnostic) {
             // Diagnostics are best effort: a closed stdout must not hide the exit code.
-            let _ = write_stdout(format_args!("{}\n", redact(&line)));
+            let _ = write_stdout(format_args!("{line}\n"));
         }
         return;
     }
@@ -395,7 +383,7 @@ fn report_lints(lints: &[Problem], deny: bool) -> Result<()> {
 /// Load a pipeline and remember the secrets it interpolates, for redaction.
 fn load(path: &Path) -> Result<Pipeline> {
     let pipeline = Pipeline::load(path)?;
-    let _ = SECRETS.set(pipeline.secrets());
+    secrets::remember(pipeline.secrets());
     Ok(pipeline)
 }
 

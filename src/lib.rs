@@ -5,7 +5,8 @@
 //! measured results) → [`analysis`] (criteria, scoring, comparison: pure functions) and
 //! [`lint`] (warnings about the segmentation) → [`report`] (files for machines and people).
 //! [`diagnostic`] is the problem type, code registry and rendering every stage reports through;
-//! [`error`] the error type and exit codes; [`app`] wires the commands together.
+//! [`error`] the error type and exit codes; [`secrets`] masks interpolated values in every text
+//! written; [`app`] wires the commands together.
 
 pub mod analysis;
 pub mod app;
@@ -18,3 +19,4 @@ pub mod pipeline;
 pub mod progress;
 pub mod report;
 pub mod run_folder;
+pub mod secrets;

@@ -230,8 +230,9 @@ pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     write_json(&dir.join("manifest.json"), manifest)
 }
 
+/// Every text file of a run folder is written here, with interpolated secrets masked.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
-    std::fs::write(path, bytes).map_err(|e| Error::output(path, e))
+    std::fs::write(path, crate::secrets::redact_bytes(bytes)).map_err(|e| Error::output(path, e))
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {

@@ -95,6 +95,34 @@ fn interpolated_values_never_reach_outputs_or_messages() {
     );
 }
 
+/// Every command that prints or writes plan text, profiles or data locations: DataFusion's own
+/// plan text names the resolved file paths, so these are where a secret path would surface.
+#[test]
+fn interpolated_values_never_reach_plans_or_profiles() {
+    let workspace = secret_workspace();
+    let mut everything = String::new();
+    for args in [
+        &["plan", "pipeline.yaml", "--format", "physical"][..],
+        &["plan", "pipeline.yaml", "--format", "logical"],
+        &["plan", "pipeline.yaml", "--format", "sql"],
+        &["validate", "pipeline.yaml", "--format", "json"],
+        &["lint", "pipeline.yaml", "--format", "json"],
+        &["run", "pipeline.yaml", "--out", "out", "--profile"],
+    ] {
+        let output = run_with_secret(&workspace, SECRET, args);
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        everything.push_str(&stdout(&output));
+        everything.push_str(&stderr(&output));
+    }
+    let profile = std::fs::read_to_string(workspace.path().join("out/profile.txt")).unwrap();
+    assert!(
+        profile.contains("[redacted]"),
+        "the profile names the file, masked"
+    );
+    everything.push_str(&all_text_below(&workspace.path().join("out")));
+    assert!(!everything.contains(SECRET), "the secret leaked");
+}
+
 #[test]
 fn unset_variable_is_a_pipeline_error_at_its_place() {
     let workspace = secret_workspace();
