@@ -7,6 +7,7 @@ pub mod compile;
 mod entity;
 pub mod fixtures;
 mod functions;
+pub mod location;
 pub mod measures;
 mod sources;
 pub mod stats;
