@@ -24,7 +24,10 @@ use crate::secrets::{self, redact};
 
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => return clap_exit(&error),
+    };
     let _ = FORMAT.set(cli.command.message_format());
     // A panic inside one of DataFusion's tasks is turned into an error by DataFusion; only one
     // that reaches the top is a bug to report. So the hook only remembers the message.
@@ -57,6 +60,27 @@ pub fn main() -> ExitCode {
             print_diagnostic(&Error::Internal(message));
             ExitCode::from(exit::INTERNAL)
         }
+    }
+}
+
+/// Print clap's help, version or usage error. Help and version go to stdout like any output: one
+/// that cannot be written is exit 5, not a silent 0.
+fn clap_exit(error: &clap::Error) -> ExitCode {
+    let printed = error.print().and_then(|()| {
+        use std::io::Write;
+        std::io::stdout().flush()
+    });
+    let code = u8::try_from(error.exit_code()).unwrap_or(exit::USAGE);
+    match printed {
+        Err(e) if !error.use_stderr() && e.kind() != std::io::ErrorKind::BrokenPipe => {
+            let error = Error::Output {
+                message: format!("cannot write to standard output: {e}"),
+                help: Some("check where standard output is redirected".into()),
+            };
+            print_diagnostic(&error);
+            ExitCode::from(error.exit_code())
+        }
+        _ => ExitCode::from(code),
     }
 }
 
@@ -120,13 +144,27 @@ fn json_format() -> bool {
 }
 
 /// Print `diagnostic` for people on stderr, or as JSON lines on stdout with `--format json`.
+/// Used for a command's final error, where a failed write cannot change the exit code.
 fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
+    if emit_diagnostic(diagnostic).is_err() && json_format() {
+        // stdout is gone (a full disk): stderr is the last place to say why the command failed.
+        use std::io::Write;
+        let _ = writeln!(
+            std::io::stderr(),
+            "error: {}",
+            redact(&diagnostic.to_string())
+        );
+    }
+}
+
+/// Print a diagnostic the command goes on after (a warning, a failed segment test): one that
+/// cannot be written is an output error, not silently lost.
+fn emit_diagnostic(diagnostic: &dyn miette::Diagnostic) -> Result<()> {
     if json_format() {
         for line in diagnostic::json_lines(diagnostic) {
-            // Diagnostics are best effort: a closed stdout must not hide the exit code.
-            let _ = write_stdout(format_args!("{line}\n"));
+            write_stdout(format_args!("{line}\n"))?;
         }
-        return;
+        return Ok(());
     }
     let theme = if std::io::stderr().is_terminal() && std::env::var_os("NO_COLOR").is_none() {
         GraphicalTheme::unicode()
@@ -139,7 +177,14 @@ fn print_diagnostic(diagnostic: &dyn miette::Diagnostic) {
         text = format!("{diagnostic}\n");
     }
     use std::io::Write;
-    let _ = write!(std::io::stderr(), "{}", redact(&text));
+    let mut stderr = std::io::stderr().lock();
+    stderr
+        .write_all(redact(&text).as_bytes())
+        .and_then(|()| stderr.flush())
+        .map_err(|e| Error::Output {
+            message: format!("cannot write to standard error: {e}"),
+            help: Some("check where standard error is redirected".into()),
+        })
 }
 
 /// Run one command.
@@ -167,20 +212,23 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan(args) => plan(&args),
         Command::Test(args) => segment_tests(&args.input),
-        Command::Explain { code } => match diagnostic::codes::find(&code) {
-            Some(found) => {
-                out!("{code}: {}\n", found.explanation);
-                Ok(())
+        // Errors print codes as `segflow::feature-cycle`; both spellings are accepted.
+        Command::Explain { code } => {
+            match diagnostic::codes::find(code.strip_prefix("segflow::").unwrap_or(&code)) {
+                Some(found) => {
+                    out!("{code}: {}\n", found.explanation);
+                    Ok(())
+                }
+                None => Err(Error::Usage {
+                    message: format!("no code `{code}`"),
+                    help: Some(available_help(
+                        &code,
+                        "code",
+                        diagnostic::codes::ALL.iter().map(|c| c.name),
+                    )),
+                }),
             }
-            None => Err(Error::Usage {
-                message: format!("no code `{code}`"),
-                help: Some(available_help(
-                    &code,
-                    "code",
-                    diagnostic::codes::ALL.iter().map(|c| c.name),
-                )),
-            }),
-        },
+        }
         Command::Schema => {
             out!("{}\n", schema_json());
             Ok(())
@@ -236,9 +284,22 @@ fn summary(line: std::fmt::Arguments<'_>) -> Result<()> {
     Ok(())
 }
 
+/// A source named twice by `--source` would silently read only the last path.
+fn refuse_repeated_sources(input: &SourceArgs) -> Result<()> {
+    let mut seen = std::collections::BTreeSet::new();
+    match input.sources.iter().find(|(name, _)| !seen.insert(name)) {
+        Some((name, _)) => Err(Error::Usage {
+            message: format!("--source names source `{name}` more than once"),
+            help: Some(format!("give one `--source {name}=PATH`")),
+        }),
+        None => Ok(()),
+    }
+}
+
 /// Load the pipeline, apply `--source` overrides, and work out the run options.
 fn prepare(input: &SourceArgs) -> Result<(Pipeline, RunOptions)> {
     let mut pipeline = load(&input.pipeline)?;
+    refuse_repeated_sources(input)?;
     for (name, path) in &input.sources {
         pipeline.override_source(name, path)?;
     }
@@ -372,7 +433,7 @@ fn history(args: &HistoryArgs) -> Result<()> {
 /// Print lint warnings; with `deny`, fail when there are any.
 fn report_lints(lints: &[Problem], deny: bool) -> Result<()> {
     for lint in lints {
-        print_diagnostic(lint);
+        emit_diagnostic(lint)?;
     }
     if deny && !lints.is_empty() {
         return Err(Error::LintDenied { count: lints.len() });
@@ -389,6 +450,7 @@ fn load(path: &Path) -> Result<Pipeline> {
 
 fn segment_tests(input: &SourceArgs) -> Result<()> {
     let pipeline = load(&input.pipeline)?;
+    refuse_repeated_sources(input)?;
     let as_of = pipeline.as_of(input.as_of);
     let tests = &pipeline.spec.tests;
     if tests.is_empty() {
@@ -417,7 +479,7 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
                         test: outcome.name.clone(),
                         failure: failure.clone(),
                     };
-                    print_diagnostic(&failure);
+                    emit_diagnostic(&failure)?;
                 }
                 summary(format_args!("       {failure}"))?;
             }

@@ -88,6 +88,8 @@ codes! {
     RULE_TYPE = "rule-type", Error, "A segment rule (or the accessible criterion's `reachable` condition) is not a true/false condition, or compares a text column with a number (or a number with text). DataFusion would cast and fail mid-run or compare as text; compare text with text ('pro') and numbers with numbers (5), or CAST one side.";
     /// A time column that holds neither dates nor timestamps.
     TIME_COLUMN_TYPE = "time-column-type", Error, "A source's `time_column` holds values that are neither dates nor timestamps, so windows cannot be measured on it. Declare its type under `columns:` (`date` or `timestamp`).";
+    /// An inline fixture value that does not fit its column's declared type.
+    FIXTURE_VALUE = "fixture-value", Error, "A value in a segment test's inline fixture rows does not fit the type its source declares for that column (text in an `int64` column, a date that is not YYYY-MM-DD). The message points at the value. Write the value as the declared type, or change the declaration. Exit code 3.";
     /// A criterion list that is empty.
     EMPTY_LIST = "empty-list", Error, "A list that must name something is empty, e.g. `criteria.differentiable.features`. Name at least one feature.";
     /// Scoring weights that do not sum to 100.

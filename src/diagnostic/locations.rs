@@ -13,11 +13,17 @@ use yaml_rust2::scanner::Marker;
 /// A path to a node, written like `features[2].aggregate.expr` or `sources.events.path`.
 pub type NodePath = str;
 
+/// How deeply a pipeline file may nest mappings and sequences. Real pipelines use under ten
+/// levels; the bound keeps a hostile file (30,000 levels in 60 KB) from exhausting the stack or
+/// memory of the parsers that read it after this index.
+pub const MAX_DEPTH: usize = 64;
+
 /// Where each node of a YAML document starts and ends, by its path.
 #[derive(Debug, Default, Clone)]
 pub struct Locations {
     values: HashMap<String, SourceSpan>,
     keys: HashMap<String, SourceSpan>,
+    too_deep: Option<SourceSpan>,
 }
 
 impl Locations {
@@ -30,9 +36,37 @@ impl Locations {
             out: Locations::default(),
         };
         let mut parser = Parser::new_from_str(text);
-        // A syntax error stops indexing; what was indexed so far stays usable.
-        let _ = parser.load(&mut builder, false);
+        // Events one by one (`Parser::load` recurses per level); a syntax error stops indexing,
+        // and what was indexed so far stays usable.
+        loop {
+            let (event, mark) = match parser.next_token() {
+                Ok(next) => next,
+                // The scanner's own bound on `[`/`{` nesting (255 levels) is too deep too.
+                Err(error) if error.info() == "recursion limit exceeded" => {
+                    let offset = builder.offset(error.marker());
+                    builder.out.too_deep = Some(SourceSpan::new(offset.into(), 1));
+                    break;
+                }
+                Err(_) => break,
+            };
+            if matches!(event, Event::StreamEnd) {
+                break;
+            }
+            if builder.stack.len() >= MAX_DEPTH
+                && matches!(event, Event::MappingStart(..) | Event::SequenceStart(..))
+            {
+                let offset = builder.offset(&mark);
+                builder.out.too_deep = Some(SourceSpan::new(offset.into(), 1));
+                break;
+            }
+            builder.on_event(event, mark);
+        }
         builder.out
+    }
+
+    /// Where the file nests deeper than [`MAX_DEPTH`], if it does.
+    pub fn too_deep(&self) -> Option<SourceSpan> {
+        self.too_deep
     }
 
     /// The span of the value at `path`, if the file has it.

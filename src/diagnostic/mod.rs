@@ -12,7 +12,7 @@ use std::sync::Arc;
 use miette::{Diagnostic, LabeledSpan, NamedSource, SourceCode, SourceSpan};
 
 pub use codes::{Code, Severity};
-pub use locations::{Locations, byte_offset};
+pub use locations::{Locations, MAX_DEPTH, byte_offset};
 pub use names::{available_help, did_you_mean};
 
 /// The pipeline file as read: its text, its name, and where each node is, for pointing problems
@@ -38,6 +38,11 @@ impl PipelineFile {
     /// The file name shown to users.
     pub fn display_name(&self) -> &str {
         &self.display_name
+    }
+
+    /// Where the file nests deeper than [`MAX_DEPTH`], if it does.
+    pub fn too_deep(&self) -> Option<SourceSpan> {
+        self.locations.too_deep()
     }
 
     /// The file's text.

@@ -14,6 +14,7 @@ use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 use super::sources::{self, ResolvedSource, declared_schema};
 use super::stats::scalar;
 use super::{compile, session};
+use crate::diagnostic::codes;
 use crate::error::{Error, Result};
 use crate::pipeline::model::{ColumnType, FixtureRows, SegmentTest};
 use crate::pipeline::{Pipeline, format_from_path};
@@ -46,7 +47,10 @@ pub async fn assign(
                 sources::register(&ctx, pipeline, &[source]).await?;
             }
             Some(FixtureRows::Rows(rows)) => {
-                ctx.register_batch(name.as_str(), batch(test, name, &source.columns, rows)?)?;
+                let table = batch(test, name, &source.columns, rows).map_err(|error| {
+                    locate_bad_value(pipeline, test, name, rows).unwrap_or(error)
+                })?;
+                ctx.register_batch(name.as_str(), table)?;
             }
             None => {
                 ctx.register_batch(name.as_str(), batch(test, name, &source.columns, &[])?)?;
@@ -77,6 +81,59 @@ fn fixture_error(test: &SegmentTest, source: &str, message: String) -> Error {
             "fixture rows are maps of column to value; declared `columns` set their types".into(),
         ),
     }
+}
+
+/// When inline rows do not fit the declared types: the first value that does not, as a problem
+/// at its line and column in the pipeline file (found by converting row by row, then value by
+/// value, so that the check is the conversion itself).
+fn locate_bad_value(
+    pipeline: &Pipeline,
+    test: &SegmentTest,
+    name: &str,
+    rows: &[Row],
+) -> Option<Error> {
+    let declared = &pipeline.sources[name].columns;
+    let test_index = pipeline
+        .spec
+        .tests
+        .iter()
+        .position(|t| t.name == test.name)?;
+    for (r, row) in rows.iter().enumerate() {
+        for (column, value) in row {
+            let Some(column_type) = declared.get(column) else {
+                continue;
+            };
+            let single = BTreeMap::from([(column.clone(), *column_type)]);
+            let alone = Row::from([(column.clone(), value.clone())]);
+            if let Err(error) = batch(test, name, &single, &[alone]) {
+                let prefix = format!("in test `{}`: ", test.name);
+                let reason = match error {
+                    Error::Source { message, .. } => message
+                        .strip_prefix(&prefix)
+                        .map_or(message.clone(), str::to_string),
+                    other => other.to_string(),
+                };
+                let path = format!("tests[{test_index}].sources.{name}[{r}].{column}");
+                let problem = pipeline
+                    .file
+                    .at(
+                        codes::FIXTURE_VALUE,
+                        &path,
+                        format!(
+                            "test `{}`: {value} in column `{column}` of `{name}` is not a valid `{}` value",
+                            test.name,
+                            column_type.name()
+                        ),
+                    )
+                    .help(format!("the source declares `{column}: {}`; {reason}", column_type.name()));
+                return Some(Error::Pipeline {
+                    file: pipeline.file.display_name().to_string(),
+                    problems: vec![problem],
+                });
+            }
+        }
+    }
+    None
 }
 
 /// Inline rows as an Arrow table: declared columns get their declared types, the others the

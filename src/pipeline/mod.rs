@@ -16,7 +16,9 @@ use sha2::{Digest, Sha256};
 pub use model::{NAME_PATTERN, PipelineSpec, format_from_path, is_valid_name};
 pub use validated::{Entity, Feature, FeatureDefinition, Segment, Source};
 
-use crate::diagnostic::{PipelineFile, available_help, byte_offset, codes, did_you_mean};
+use crate::diagnostic::{
+    MAX_DEPTH, PipelineFile, available_help, byte_offset, codes, did_you_mean,
+};
 use crate::error::{Error, Result};
 
 /// The validated plan: a pipeline file that parsed and passed every check that needs no data,
@@ -69,11 +71,30 @@ impl Pipeline {
     pub fn from_text(display_name: &str, text: String, base_dir: PathBuf) -> Result<Self> {
         let sha256 = hex(&Sha256::digest(text.as_bytes()));
         let file = PipelineFile::new(display_name, text);
-        let spec: PipelineSpec =
-            serde_yaml::from_str(file.text()).map_err(|e| Error::Pipeline {
+        if let Some(span) = file.too_deep() {
+            return Err(Error::Pipeline {
                 file: display_name.to_string(),
-                problems: vec![yaml_problem(&file, &e)],
-            })?;
+                problems: vec![
+                    file.problem(
+                        codes::INVALID_YAML,
+                        Some(span),
+                        format!(
+                            "the file nests mappings and lists more than {MAX_DEPTH} levels deep"
+                        ),
+                    )
+                    .help(
+                        "a pipeline needs a few levels; check for runaway brackets or indentation",
+                    ),
+                ],
+            });
+        }
+        let mut spec = parse_spec(&file).map_err(|problem| Error::Pipeline {
+            file: display_name.to_string(),
+            problems: vec![*problem],
+        })?;
+        for snippet in spec.sql_snippets_mut() {
+            *snippet = sql::blank_comments(snippet);
+        }
         let checked = check::plan(&spec, &file).map_err(|problems| Error::Pipeline {
             file: display_name.to_string(),
             problems,
@@ -177,6 +198,34 @@ pub fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
+/// The typed content of `file`. YAML merge keys (`<<: *defaults`, how YAML users share blocks)
+/// are applied first; serde_yaml only applies them on a generic value, so a file with them takes
+/// that way, and its remaining errors name the key path instead of a line.
+fn parse_spec(
+    file: &PipelineFile,
+) -> std::result::Result<PipelineSpec, Box<crate::diagnostic::Problem>> {
+    let direct = serde_yaml::from_str::<PipelineSpec>(file.text());
+    match direct {
+        Ok(spec) => return Ok(spec),
+        Err(error) if error.to_string().contains("unknown field `<<`") => {}
+        Err(error) => return Err(Box::new(yaml_problem(file, &error))),
+    }
+    let merged = serde_yaml::from_str::<serde_yaml::Value>(file.text()).and_then(|mut value| {
+        value.apply_merge()?;
+        serde_yaml::from_value::<PipelineSpec>(value)
+    });
+    merged.map_err(|merged_error| {
+        if merged_error.location().is_some() {
+            return Box::new(yaml_problem(file, &merged_error));
+        }
+        let message = in_user_words(&merged_error.to_string());
+        Box::new(file.problem(codes::INVALID_YAML, None, message).help(
+            "the file uses YAML merge keys (`<<`), after which positions are not known; \
+             look for the key the message names",
+        ))
+    })
+}
+
 fn yaml_problem(file: &PipelineFile, error: &serde_yaml::Error) -> crate::diagnostic::Problem {
     if file.text().trim().is_empty() {
         return file
@@ -185,7 +234,7 @@ fn yaml_problem(file: &PipelineFile, error: &serde_yaml::Error) -> crate::diagno
                 "start from an example in pipelines/, or see the README's pipeline file section",
             );
     }
-    let full = error.to_string();
+    let full = in_user_words(&error.to_string());
     // serde_yaml appends " at line L column C"; the snippet shows that better.
     let message = match full.rfind(" at line ") {
         Some(at) => full[..at].to_string(),
@@ -228,6 +277,52 @@ fn yaml_problem(file: &PipelineFile, error: &serde_yaml::Error) -> crate::diagno
     problem.maybe_help(suggestion(&message))
 }
 
+/// serde's message without Rust's names for types (`struct PipelineSpec`, `u32`, `sequence`),
+/// which mean nothing to someone writing YAML.
+fn in_user_words(message: &str) -> String {
+    let mut words: Vec<String> = Vec::new();
+    let mut tokens = message.split(' ').peekable();
+    while let Some(token) = tokens.next() {
+        let (word, tail) = split_punctuation(token);
+        let replacement = match word {
+            "struct" | "enum" if words.last().is_some_and(|w| w == "expected") => {
+                // `expected struct FeatureSpec,` → `expected a mapping,`
+                let (_, tail) = tokens.next().map(split_punctuation).unwrap_or_default();
+                let what = if word == "struct" {
+                    "a mapping"
+                } else {
+                    "one of the allowed values"
+                };
+                format!("{what}{tail}")
+            }
+            "untagged" if tokens.peek() == Some(&"enum") => {
+                tokens.next();
+                let (name, tail) = tokens.next().map(split_punctuation).unwrap_or_default();
+                let forms = match name {
+                    "Literal" => "the allowed forms (true or false, a number, or text)",
+                    "FixtureRows" => "the allowed forms (a list of rows, or `path: FILE`)",
+                    _ => "the allowed forms",
+                };
+                format!("{forms}{tail}")
+            }
+            "u8" | "u16" | "u32" | "u64" | "usize" => format!("a whole number of 0 or more{tail}"),
+            "i8" | "i16" | "i32" | "i64" | "isize" => format!("a whole number{tail}"),
+            "f32" | "f64" => format!("a number{tail}"),
+            "sequence" => format!("list{tail}"),
+            "map" => format!("mapping{tail}"),
+            _ => token.to_string(),
+        };
+        words.push(replacement);
+    }
+    words.join(" ")
+}
+
+/// `"PipelineSpec,"` → `("PipelineSpec", ",")`: a word and the punctuation after it.
+fn split_punctuation(token: &str) -> (&str, &str) {
+    let end = token.trim_end_matches([',', ';', ':', '.']).len();
+    token.split_at(end)
+}
+
 /// For serde's "unknown field `x`, expected one of `a`, `b`" messages: the likely intended name.
 fn suggestion(message: &str) -> Option<String> {
     let rest = message
@@ -237,4 +332,31 @@ fn suggestion(message: &str) -> Option<String> {
     let (unknown, expected) = rest.split_once('`')?;
     let candidates: Vec<&str> = expected.split('`').skip(1).step_by(2).collect();
     did_you_mean(unknown, candidates.iter().copied()).map(|best| format!("did you mean `{best}`?"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::in_user_words;
+
+    #[test]
+    fn serde_messages_lose_rust_type_names() {
+        assert_eq!(
+            in_user_words("invalid type: sequence, expected struct PipelineSpec"),
+            "invalid type: list, expected a mapping"
+        );
+        assert_eq!(
+            in_user_words(
+                "features[0].aggregate.window_days: invalid value: integer `-3`, expected u32"
+            ),
+            "features[0].aggregate.window_days: invalid value: integer `-3`, expected a whole number of 0 or more"
+        );
+        assert_eq!(
+            in_user_words("invalid type: map, expected a sequence"),
+            "invalid type: mapping, expected a list"
+        );
+        assert_eq!(
+            in_user_words("data did not match any variant of untagged enum Literal"),
+            "data did not match any variant of the allowed forms (true or false, a number, or text)"
+        );
+    }
 }

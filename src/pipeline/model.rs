@@ -213,6 +213,21 @@ pub enum ColumnType {
     Timestamp,
 }
 
+impl ColumnType {
+    /// The name as written in a pipeline file (`int64`, `date`).
+    pub fn name(self) -> &'static str {
+        match self {
+            ColumnType::Int32 => "int32",
+            ColumnType::Int64 => "int64",
+            ColumnType::Float64 => "float64",
+            ColumnType::String => "string",
+            ColumnType::Bool => "bool",
+            ColumnType::Date => "date",
+            ColumnType::Timestamp => "timestamp",
+        }
+    }
+}
+
 /// The customers: where they come from and the column identifying them. Give `source` (a table
 /// with one row per customer, or with `distinct: true` any table whose distinct keys are the
 /// customers) or `from` (several sources whose keys together are the customers).
@@ -265,6 +280,36 @@ pub enum FeatureKind {
     Technographic,
     /// Where customers are: country, region, market.
     Geographic,
+}
+
+impl PipelineSpec {
+    /// Every SQL snippet of the file (feature expressions, aggregate expressions and conditions,
+    /// segment rules, the accessible criterion's condition), for rewriting them all alike.
+    pub fn sql_snippets_mut(&mut self) -> impl Iterator<Item = &mut String> {
+        let features = self.features.iter_mut().flat_map(|feature| {
+            let aggregate = feature
+                .aggregate
+                .as_mut()
+                .map(|a| (&mut a.expr, &mut a.filter));
+            let (aggregate_expr, filter) = match aggregate {
+                Some((expr, filter)) => (Some(expr), filter.as_mut()),
+                None => (None, None),
+            };
+            feature
+                .expr
+                .as_mut()
+                .into_iter()
+                .chain(aggregate_expr)
+                .chain(filter)
+        });
+        let rules = self.segments.iter_mut().filter_map(|s| s.when.as_mut());
+        let reachable = self
+            .criteria
+            .as_mut()
+            .and_then(|c| c.accessible.as_mut())
+            .map(|a| &mut a.reachable);
+        features.chain(rules).chain(reachable)
+    }
 }
 
 /// One per-customer value. Give exactly one of `expr`, `aggregate` or `quantile`.

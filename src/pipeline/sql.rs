@@ -7,7 +7,7 @@ use std::ops::ControlFlow;
 use datafusion::sql::sqlparser::ast::{Expr, Ident, visit_expressions};
 use datafusion::sql::sqlparser::dialect::GenericDialect;
 use datafusion::sql::sqlparser::parser::Parser;
-use datafusion::sql::sqlparser::tokenizer::Token;
+use datafusion::sql::sqlparser::tokenizer::{Location, Token, Tokenizer, Whitespace};
 
 /// The column names an SQL expression refers to, as DataFusion will resolve them: unquoted names
 /// are lower-cased, quoted names kept as written. A qualified name `t.c` counts as `c`.
@@ -93,6 +93,55 @@ fn clean_parser_message(message: &str) -> String {
     message.trim_start_matches("sql parser error: ").to_string()
 }
 
+/// `sql` with its comments (`-- ...` to the end of the line, `/* ... */`) replaced by spaces, so
+/// that a rule like `events_90 >= 30 -- active` still means what it says when segflow embeds it
+/// in larger SQL, and positions in messages still point at the user's text. Text that does not
+/// tokenize is returned as is: the parser reports it.
+pub fn blank_comments(sql: &str) -> String {
+    let dialect = GenericDialect {};
+    let Ok(tokens) = Tokenizer::new(&dialect, sql).tokenize_with_location() else {
+        return sql.to_string();
+    };
+    let line_starts: Vec<usize> = std::iter::once(0)
+        .chain(sql.match_indices('\n').map(|(i, _)| i + 1))
+        .collect();
+    // Token locations are 1-based lines and character columns.
+    let offset = |location: Location| -> usize {
+        let Some(start) = usize::try_from(location.line)
+            .ok()
+            .and_then(|line| line_starts.get(line.saturating_sub(1)))
+        else {
+            return sql.len();
+        };
+        let column = usize::try_from(location.column)
+            .unwrap_or(1)
+            .saturating_sub(1);
+        start
+            + sql[*start..]
+                .chars()
+                .take(column)
+                .map(char::len_utf8)
+                .sum::<usize>()
+    };
+    let mut out = sql.to_string();
+    for token in tokens {
+        if let Token::Whitespace(
+            Whitespace::SingleLineComment { .. } | Whitespace::MultiLineComment(_),
+        ) = token.token
+        {
+            let (start, end) = (offset(token.span.start), offset(token.span.end));
+            if start < end && end <= out.len() {
+                let blank: String = out[start..end]
+                    .chars()
+                    .map(|c| if c == '\n' { '\n' } else { ' ' })
+                    .collect();
+                out.replace_range(start..end, &blank);
+            }
+        }
+    }
+    out.trim_end().to_string()
+}
+
 /// Quote `name` as an SQL identifier.
 pub fn ident(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
@@ -136,6 +185,17 @@ mod tests {
             let message = referenced_names(sql).unwrap_err();
             assert!(message.starts_with(NOT_ALLOWED), "{sql}: {message}");
         }
+    }
+
+    #[test]
+    fn comments_become_spaces_and_strings_keep_theirs() {
+        assert_eq!(blank_comments("a >= 30 -- busy"), "a >= 30");
+        assert_eq!(
+            blank_comments("a /* x */ > 1 -- y\n AND b = '-- not a comment'"),
+            "a         > 1     \n AND b = '-- not a comment'"
+        );
+        assert_eq!(blank_comments("é /* ü */ + 1"), "é         + 1");
+        assert_eq!(blank_comments("'unterminated"), "'unterminated");
     }
 
     #[test]
