@@ -8,7 +8,10 @@ use std::sync::Mutex;
 use tempfile::TempDir;
 
 use crate::error::{Error, Result};
-use crate::run_folder::history::HISTORY_KIND;
+
+mod ownership;
+
+use ownership::Owned;
 
 /// The staging folder being written, for the interrupt handler to remove.
 static ACTIVE: Mutex<Option<PathBuf>> = Mutex::new(None);
@@ -60,7 +63,8 @@ fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
         ),
         help: Some(
             "--replace only replaces a run or history folder written by segflow (one with its \
-             manifest.json); choose another --out"
+             manifest.json) that holds nothing but the files its manifest lists; move your own \
+             files out of it, or choose another --out"
                 .into(),
         ),
     };
@@ -83,19 +87,13 @@ fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
             )));
         }
     }
-    let manifest = std::fs::read_to_string(destination.join("manifest.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-    // A run's manifest names its pipeline's hash; a history's says it is one.
-    let written_by_segflow = manifest.is_some_and(|m| {
-        m.get("segflow_version").is_some_and(|v| v.is_string())
-            && (m.get("pipeline_sha256").is_some_and(|v| v.is_string())
-                || m.get("kind").and_then(|v| v.as_str()) == Some(HISTORY_KIND))
-    });
-    if !written_by_segflow {
+    let Some(owned) = Owned::read(destination) else {
         return Err(refuse(
             "it is not a segflow run folder (no segflow manifest.json)".into(),
         ));
+    };
+    if let Some(why) = owned.foreign_entries(destination).refusal() {
+        return Err(refuse(why));
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ mod hardening;
 mod history;
 mod lints;
 mod method;
+mod replace;
 mod resources;
 mod review;
 mod schema;
