@@ -13,7 +13,7 @@ use std::path::Path;
 use serde::{Deserialize, Serialize};
 
 pub use history::{write_history, write_history_manifest};
-pub use output::{StagedOutput, remove_active_staging};
+pub use output::{Interrupt, StagedOutput, interrupt};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 pub use views::LintView;

@@ -134,7 +134,8 @@ impl Owned {
             };
             if kind.is_dir() && self.owns_folder(&relative) {
                 self.walk(&entry.path(), &format!("{relative}/"), foreign);
-            } else if kind.is_file() && self.owns_file(&relative) {
+            } else if kind.is_file() && (self.owns_file(&relative) || is_marker(&entry, &relative))
+            {
                 continue;
             } else {
                 foreign.unknown.push(if kind.is_dir() {
@@ -145,6 +146,11 @@ impl Owned {
             }
         }
     }
+}
+
+/// segflow's empty staging marker, which a run killed just after its commit leaves behind.
+fn is_marker(entry: &std::fs::DirEntry, relative: &str) -> bool {
+    relative == super::STAGING_MARKER && entry.metadata().is_ok_and(|m| m.len() == 0)
 }
 
 /// How a folder's own entries were named: `.` for the folder itself.
