@@ -322,3 +322,76 @@ fn the_cleanup_removes_only_segflows_own_abandoned_staging_folders() {
     expected.sort();
     assert_eq!(leftovers(&workspace), expected);
 }
+
+#[test]
+fn run_folders_with_glob_characters_in_their_names_are_read_literally() {
+    let workspace = Workspace::from_fixture("windows");
+    // Two runs, one of them in a folder whose name is a valid glob pattern.
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "runs/q3 [draft]",
+        "--as-of",
+        "2026-07-01",
+    ]);
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "runs/q4 [draft]",
+        "--compare-to",
+        "runs/q3 [draft]",
+    ]);
+    assert!(
+        workspace
+            .path()
+            .join("runs/q4 [draft]/comparison.json")
+            .is_file()
+    );
+    workspace.segflow_ok(&["diff", "runs/q3 [draft]", "runs/q4 [draft]"]);
+    workspace.segflow_ok(&[
+        "history",
+        "runs/q3 [draft]",
+        "runs/q4 [draft]",
+        "--out",
+        "runs/h [1]",
+    ]);
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "runs/q4 [draft]",
+        "--replace",
+    ]);
+}
+
+#[test]
+fn a_project_folder_with_glob_characters_runs_with_the_default_out() {
+    let workspace = Workspace::from_fixture("windows");
+    let project = workspace.path().join("Projects [2026]");
+    std::fs::create_dir(&project).unwrap();
+    for file in ["pipeline.yaml", "customers.csv", "events.csv"] {
+        std::fs::copy(workspace.path().join(file), project.join(file)).unwrap();
+    }
+    let output = crate::support::segflow()
+        .current_dir(&project)
+        .args(["run", "pipeline.yaml"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs: Vec<_> = std::fs::read_dir(project.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].join("assignments.parquet").is_file());
+    // diff and history on folders named by absolute paths under it.
+    let run = runs[0].to_string_lossy().into_owned();
+    let output = crate::support::segflow()
+        .current_dir(&project)
+        .args(["diff", &run, &run])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}
