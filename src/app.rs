@@ -84,16 +84,19 @@ fn clap_exit(error: &clap::Error) -> ExitCode {
     }
 }
 
-/// On Ctrl-C or a termination signal, remove the run folder being staged (so nothing
-/// half-written remains and earlier runs stay untouched) and exit with 130.
+/// On Ctrl-C, a termination signal or a closed terminal (SIGHUP), remove the run folder being
+/// staged (so nothing half-written remains and earlier runs stay untouched) and exit with 130.
+/// A signal after the run folder is in place lets the command finish with its own outcome.
 fn watch_for_interrupts() {
-    use signal_hook::consts::{SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM]) else {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
         return;
     };
     std::thread::spawn(move || {
-        if signals.forever().next().is_some() {
-            let removed = report::remove_active_staging();
+        for _ in signals.forever() {
+            let report::Interrupt::Stop { removed } = report::interrupt() else {
+                continue;
+            };
             use std::io::Write;
             let _ = writeln!(
                 std::io::stderr(),

@@ -109,9 +109,10 @@ pub async fn measure(
 ) -> Result<RunMeasures> {
     let ctx = SessionContext::new();
     for (name, run) in [("old", old), ("new", new)] {
+        // As a URL: a run folder's name may hold `[`, which a plain path would make a glob.
         ctx.register_parquet(
             name,
-            run.path.to_string_lossy().as_ref(),
+            &super::location::literal(&run.path)?,
             ParquetReadOptions::default(),
         )
         .await?;

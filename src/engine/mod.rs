@@ -526,9 +526,10 @@ async fn measure(
     schema: &datafusion::arrow::datatypes::Schema,
     customers: u64,
 ) -> Result<Measured> {
+    // As a URL: the run folder's name may hold `[`, which a plain path would make a glob.
     ctx.register_parquet(
         ASSIGNMENTS,
-        assignments.to_string_lossy().as_ref(),
+        &self::location::literal(assignments)?,
         ParquetReadOptions::default(),
     )
     .await?;

@@ -10,10 +10,10 @@ mod views;
 use std::borrow::Cow;
 use std::path::Path;
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 pub use history::{write_history, write_history_manifest};
-pub use output::{StagedOutput, remove_active_staging};
+pub use output::{Interrupt, StagedOutput, interrupt};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 pub use views::LintView;
@@ -29,8 +29,9 @@ use crate::run_folder::{
     CRITERIA, PROFILE, PipelineInfo, RunView, SEGMENTS, SegmentView, SegmentsDocument,
 };
 
-/// What a reviewer needs to reproduce a run, written as `manifest.json`.
-#[derive(Debug, Clone, Serialize)]
+/// What a reviewer needs to reproduce a run, written as `manifest.json` (and read back by
+/// `--replace`, which replaces only the files its `outputs` list).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Manifest {
     /// segflow's version.
     pub segflow_version: String,
@@ -56,7 +57,7 @@ pub struct Manifest {
 }
 
 /// Seconds one stage took.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct StageTiming {
     /// The stage.
     pub stage: String,

@@ -1,53 +1,125 @@
 //! Atomic output folders: a run writes into a hidden staging folder beside the destination and
 //! moves it into place only when everything succeeded, so a failed run leaves nothing behind and
 //! never touches an earlier run.
+//!
+//! One run at a time writes into a destination (a lock file beside it). `--replace` commits with
+//! two renames (old run to `.NAME.replaced`, staging to NAME): a signal waits until both are
+//! done, and a run killed between them is finished or rolled back by the next run's start.
 
 use std::path::{Path, PathBuf};
-use std::sync::Mutex;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError};
 
 use tempfile::TempDir;
 
 use crate::error::{Error, Result};
-use crate::run_folder::history::HISTORY_KIND;
 
-/// The staging folder being written, for the interrupt handler to remove.
-static ACTIVE: Mutex<Option<PathBuf>> = Mutex::new(None);
+mod lock;
+mod ownership;
+mod recovery;
 
-fn set_active(path: Option<PathBuf>) {
-    if let Ok(mut active) = ACTIVE.lock() {
-        *active = path;
-    }
+use lock::Lock;
+use ownership::Owned;
+
+/// A file in every staging folder: the cleanup of abandoned ones removes only folders holding it.
+pub(crate) const STAGING_MARKER: &str = ".segflow-staging";
+/// Random characters at the end of a staging folder's name.
+const RANDOM_LEN: usize = 6;
+
+/// What the interrupt handler removes: the staging folder being written and its lock file.
+struct Active {
+    staging: PathBuf,
+    lock: PathBuf,
 }
 
-/// Remove the staging folder of the run in progress, if any; called when the process is
-/// interrupted, so that nothing half-written remains.
-pub fn remove_active_staging() -> Option<PathBuf> {
-    let path = ACTIVE.lock().ok()?.take()?;
-    std::fs::remove_dir_all(&path).ok()?;
-    Some(path)
+static ACTIVE: Mutex<Option<Active>> = Mutex::new(None);
+/// Held by the commit across its renames, and by the interrupt handler until the process exits:
+/// a signal never strikes between the renames.
+static COMMIT: Mutex<()> = Mutex::new(());
+/// Set once the run folder is in place: a signal after that is no interruption of the run.
+static COMMITTED: AtomicBool = AtomicBool::new(false);
+
+fn set_active(active: Option<Active>) {
+    *ACTIVE.lock().unwrap_or_else(PoisonError::into_inner) = active;
 }
 
-/// Remove staging folders of `name` left in `parent` by runs that were killed (their process no
-/// longer exists). Only where `/proc` tells which processes exist.
-fn remove_abandoned(parent: &Path, name: &str) {
-    let proc = Path::new("/proc");
-    if !proc.is_dir() {
-        return;
+fn commit_guard() -> MutexGuard<'static, ()> {
+    COMMIT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// What a termination signal means now.
+pub enum Interrupt {
+    /// The run folder is already in place: the command finishes with its own outcome.
+    AfterCommit,
+    /// Stop now (exit 130); the staging folder removed, if there was one.
+    Stop {
+        /// The staging folder removed.
+        removed: Option<PathBuf>,
+    },
+}
+
+/// Called on SIGINT, SIGTERM or SIGHUP. When it returns [`Interrupt::Stop`] no commit can start
+/// any more, and the caller exits.
+pub fn interrupt() -> Interrupt {
+    let guard = commit_guard();
+    if COMMITTED.load(Ordering::SeqCst) {
+        return Interrupt::AfterCommit;
     }
-    let prefix = format!(".{name}.segflow-staging-");
-    let Ok(entries) = std::fs::read_dir(parent) else {
-        return;
+    // Kept until the process exits, so that the commit cannot begin its renames.
+    std::mem::forget(guard);
+    let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let removed = active.and_then(|active| {
+        let _ = std::fs::remove_file(&active.lock);
+        std::fs::remove_dir_all(&active.staging)
+            .ok()
+            .map(|()| active.staging)
+    });
+    Interrupt::Stop { removed }
+}
+
+/// A note on stderr about something segflow repaired or left.
+fn note(text: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "note: {}", crate::secrets::redact(text));
+}
+
+/// The folder `destination` is created in, and its name; refuses a destination ending in `.` or
+/// `..`, which names no folder of its own to create or replace.
+fn place(destination: &Path) -> Result<(PathBuf, String)> {
+    let text = destination.to_string_lossy();
+    let last = text.trim_end_matches('/').rsplit('/').next().unwrap_or("");
+    if matches!(last, "" | "." | "..") {
+        return Err(Error::Output {
+            message: format!(
+                "--out {text} does not name a run folder: it ends in `{}`",
+                if last.is_empty() { "/" } else { last }
+            ),
+            help: Some("name the run folder itself, as in `--out runs/q4`".into()),
+        });
+    }
+    let parent = match destination.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
     };
-    for entry in entries.flatten() {
-        let file_name = entry.file_name().to_string_lossy().into_owned();
-        let Some(rest) = file_name.strip_prefix(&prefix) else {
-            continue;
-        };
-        let pid = rest.split('-').next().unwrap_or_default();
-        if !pid.is_empty() && !proc.join(pid).exists() {
-            let _ = std::fs::remove_dir_all(entry.path());
-        }
+    Ok((parent, last.to_string()))
+}
+
+/// Refuse `destination` if it exists, unless `replace` is set and it may be replaced.
+fn refuse_existing(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<()> {
+    if destination.symlink_metadata().is_err() {
+        return Ok(());
     }
+    if !replace {
+        return Err(Error::Output {
+            message: format!("{} already exists", destination.display()),
+            help: Some(
+                "runs are never overwritten: pass `--out` with a new folder, or `--replace` \
+                 to replace it once the new run has succeeded"
+                    .into(),
+            ),
+        });
+    }
+    check_replaceable(destination, protected)
 }
 
 /// Refuse to replace `destination` unless an earlier segflow run wrote it and it holds none of
@@ -60,7 +132,8 @@ fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
         ),
         help: Some(
             "--replace only replaces a run or history folder written by segflow (one with its \
-             manifest.json); choose another --out"
+             manifest.json) that holds nothing but the files its manifest lists; move your own \
+             files out of it, or choose another --out"
                 .into(),
         ),
     };
@@ -83,19 +156,13 @@ fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
             )));
         }
     }
-    let manifest = std::fs::read_to_string(destination.join("manifest.json"))
-        .ok()
-        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
-    // A run's manifest names its pipeline's hash; a history's says it is one.
-    let written_by_segflow = manifest.is_some_and(|m| {
-        m.get("segflow_version").is_some_and(|v| v.is_string())
-            && (m.get("pipeline_sha256").is_some_and(|v| v.is_string())
-                || m.get("kind").and_then(|v| v.as_str()) == Some(HISTORY_KIND))
-    });
-    if !written_by_segflow {
+    let Some(owned) = Owned::read(destination) else {
         return Err(refuse(
             "it is not a segflow run folder (no segflow manifest.json)".into(),
         ));
+    };
+    if let Some(why) = owned.foreign_entries(destination).refusal() {
+        return Err(refuse(why));
     }
     Ok(())
 }
@@ -103,7 +170,11 @@ fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
 /// A run folder being written.
 pub struct StagedOutput {
     destination: PathBuf,
+    parent: PathBuf,
+    name: String,
+    // Declared before the lock, so that a failed run's folder is removed while still locked.
     staging: Option<TempDir>,
+    _lock: Lock,
     replace: bool,
 }
 
@@ -112,27 +183,12 @@ impl StagedOutput {
     /// `replace` is set (the old folder is then replaced only on [`StagedOutput::commit`]).
     ///
     /// `--replace` only ever replaces a folder an earlier segflow run wrote (it holds a segflow
-    /// `manifest.json`), and never one that holds any of `protected` (the pipeline file, its
-    /// source files, the working directory).
+    /// `manifest.json` and nothing it does not list), and never one that holds any of
+    /// `protected` (the pipeline file, its source files, the working directory). Everything is
+    /// checked before any work is done: a refusal touches nothing.
     pub fn begin(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<Self> {
-        let exists = destination.symlink_metadata().is_ok();
-        if exists && !replace {
-            return Err(Error::Output {
-                message: format!("{} already exists", destination.display()),
-                help: Some(
-                    "runs are never overwritten: pass `--out` with a new folder, or `--replace` \
-                     to replace it once the new run has succeeded"
-                        .into(),
-                ),
-            });
-        }
-        if exists {
-            check_replaceable(destination, protected)?;
-        }
-        let parent = match destination.parent() {
-            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-            _ => PathBuf::from("."),
-        };
+        refuse_existing(destination, replace, protected)?;
+        let (parent, name) = place(destination)?;
         std::fs::create_dir_all(&parent).map_err(|e| Error::Output {
             message: format!(
                 "cannot create the folder {} for the run: {e}",
@@ -140,19 +196,28 @@ impl StagedOutput {
             ),
             help: Some("choose another `--out`; a file may have the name of a folder".into()),
         })?;
-        let name = destination
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_else(|| "run".into());
-        remove_abandoned(&parent, &name);
+        let lock = Lock::acquire(&parent, &name, destination)?;
+        recovery::finish_replace(&parent, &name, destination)?;
+        recovery::remove_abandoned(&parent, &name);
+        // Again under the lock: another run may have finished in the meantime.
+        refuse_existing(destination, replace, protected)?;
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{name}.segflow-staging-{}-", std::process::id()))
+            .rand_bytes(RANDOM_LEN)
             .tempdir_in(&parent)
             .map_err(|e| Error::output(&parent, e))?;
-        set_active(Some(staging.path().to_path_buf()));
+        let marker = staging.path().join(STAGING_MARKER);
+        std::fs::write(&marker, b"").map_err(|e| Error::output(&marker, e))?;
+        set_active(Some(Active {
+            staging: staging.path().to_path_buf(),
+            lock: lock.path().to_path_buf(),
+        }));
         Ok(StagedOutput {
             destination: destination.to_path_buf(),
+            parent,
+            name,
             staging: Some(staging),
+            _lock: lock,
             replace,
         })
     }
@@ -164,34 +229,90 @@ impl StagedOutput {
 
     /// Move the finished run into place.
     pub fn commit(mut self) -> Result<PathBuf> {
+        pause_for_tests("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT");
+        let guard = commit_guard();
         set_active(None);
-        let destination = self.destination.clone();
         let staged = self
             .staging
             .take()
             .ok_or_else(|| Error::Internal("run folder committed twice".into()))?
             .keep();
-        if self.replace && destination.exists() {
-            let old = staged.with_extension("replaced");
-            std::fs::rename(&destination, &old).map_err(|e| Error::output(&destination, e))?;
-            if let Err(e) = std::fs::rename(&staged, &destination) {
-                // Put the previous run back and drop the new one: nothing half-done remains.
-                let _ = std::fs::rename(&old, &destination);
-                let _ = std::fs::remove_dir_all(&staged);
-                return Err(Error::output(&destination, e));
-            }
-            std::fs::remove_dir_all(&old).map_err(|e| Error::output(&old, e))?;
-        } else if let Err(e) = std::fs::rename(&staged, &destination) {
+        let swapped = self.swap_in(&staged);
+        if swapped.is_ok() {
+            // Kept until now so that a staging folder is always marked, even one a SIGKILL
+            // leaves between the renames; ownership accepts a marker a kill leaves here.
+            let _ = std::fs::remove_file(self.destination.join(STAGING_MARKER));
+            COMMITTED.store(true, Ordering::SeqCst);
+        } else {
             let _ = std::fs::remove_dir_all(&staged);
-            return Err(Error::output(&destination, e));
         }
-        Ok(destination)
+        drop(guard);
+        if let Some(old) = swapped? {
+            // The new run is in place: a leftover old run is reported, and the next run into
+            // this destination removes it.
+            if let Err(e) = std::fs::remove_dir_all(&old) {
+                note(&format!(
+                    "the previous run, moved to {}, could not be removed: {e}",
+                    old.display()
+                ));
+            }
+        }
+        Ok(self.destination.clone())
+    }
+
+    /// Rename `staged` to the destination; with `--replace`, first move the old run aside and
+    /// return where it is.
+    fn swap_in(&self, staged: &Path) -> Result<Option<PathBuf>> {
+        let destination = &self.destination;
+        let replacing = self.replace && destination.symlink_metadata().is_ok();
+        if !replacing {
+            std::fs::rename(staged, destination).map_err(|e| Error::output(destination, e))?;
+            return Ok(None);
+        }
+        let old = recovery::replaced_path(&self.parent, &self.name);
+        std::fs::rename(destination, &old).map_err(|e| Error::output(destination, e))?;
+        pause_for_tests("SEGFLOW_TEST_PAUSE_IN_COMMIT");
+        if let Err(e) = std::fs::rename(staged, destination) {
+            // Put the previous run back: nothing half-done remains.
+            return Err(match std::fs::rename(&old, destination) {
+                Ok(()) => Error::output(destination, e),
+                Err(back) => Error::Output {
+                    message: format!(
+                        "cannot write {}: {e}; the previous run is kept in {} ({back})",
+                        destination.display(),
+                        old.display()
+                    ),
+                    help: Some(format!(
+                        "rename {} back to {}",
+                        old.display(),
+                        destination.display()
+                    )),
+                },
+            });
+        }
+        Ok(Some(old))
+    }
+}
+
+/// Tests stop a run just before its commit, or between the renames of `--replace`, to send a
+/// signal there; the variable gives milliseconds. Debug builds only.
+fn pause_for_tests(variable: &str) {
+    #[cfg(not(debug_assertions))]
+    let _ = variable;
+    #[cfg(debug_assertions)]
+    if let Some(millis) = std::env::var(variable)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(millis));
     }
 }
 
 impl Drop for StagedOutput {
     fn drop(&mut self) {
         // A failed run: the TempDir removes the folder; the handler has nothing left to do.
-        set_active(None);
+        if self.staging.is_some() {
+            set_active(None);
+        }
     }
 }

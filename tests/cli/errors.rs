@@ -289,9 +289,14 @@ fn existing_run_folder_is_never_overwritten() {
     assert_eq!(workspace.entries(), before);
     assert_eq!(workspace.read("out/note.txt"), "reviewed");
 
-    let replaced = workspace.segflow(&["run", "pipeline.yaml", "--out", "out", "--replace"]);
-    assert!(replaced.status.success(), "{}", stderr(&replaced));
-    assert!(!workspace.path().join("out/note.txt").exists());
+    // --replace never deletes a file segflow did not write: it refuses, and touches nothing.
+    let files = files_below(workspace.path());
+    let refused = workspace.segflow(&["run", "pipeline.yaml", "--out", "out", "--replace"]);
+    let message = stderr(&refused);
+    assert_eq!(refused.status.code(), Some(OUTPUT), "{message}");
+    assert!(message.contains("note.txt"), "{message}");
+    assert_eq!(workspace.read("out/note.txt"), "reviewed");
+    assert_eq!(files_below(workspace.path()), files);
     assert_eq!(workspace.entries(), before, "no staging folder left behind");
 }
 

@@ -12,6 +12,7 @@ mod history;
 mod lints;
 mod method;
 mod pipeline_input;
+mod replace;
 mod resources;
 mod review;
 mod schema;

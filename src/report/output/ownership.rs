@@ -1,0 +1,233 @@
+//! Which entries of a run or history folder segflow wrote. `--replace` deletes the old folder,
+//! so it must hold nothing else: a note, a folder or a symlink the user added is theirs.
+
+use std::collections::BTreeSet;
+use std::path::Path;
+
+use crate::pipeline::model::is_valid_name;
+use crate::report::Manifest;
+use crate::run_folder::history::{
+    HISTORY, HISTORY_HTML, HISTORY_KIND, HISTORY_MD, HistoryManifest,
+};
+use crate::run_folder::{
+    ASSIGNMENTS, COMPARISON, CRITERIA, LINT, MANIFEST, PERSONAS, PROFILE, SCORING, SEGMENTS,
+    SEGMENTS_CSV,
+};
+
+/// Unknown entries named in a refusal; the rest are counted.
+const NAMED: usize = 3;
+
+/// The files segflow claims in a folder.
+#[derive(Debug)]
+pub(super) enum Owned {
+    /// The manifest's `outputs` (paths relative to the folder, `personas/a.md`).
+    Listed(BTreeSet<String>),
+    /// A manifest written before it listed its outputs: only segflow's own file names.
+    Known,
+}
+
+/// Names every segflow version has written into a run or history folder.
+const KNOWN: &[&str] = &[
+    ASSIGNMENTS,
+    SEGMENTS,
+    SEGMENTS_CSV,
+    CRITERIA,
+    SCORING,
+    LINT,
+    COMPARISON,
+    MANIFEST,
+    PROFILE,
+    "report.md",
+    "report.html",
+    HISTORY,
+    HISTORY_MD,
+    HISTORY_HTML,
+];
+
+impl Owned {
+    /// What the manifest in `folder` claims, or `None` when the folder has no segflow manifest.
+    pub(super) fn read(folder: &Path) -> Option<Owned> {
+        let text = std::fs::read_to_string(folder.join(MANIFEST)).ok()?;
+        if let Ok(run) = serde_json::from_str::<Manifest>(&text) {
+            return Some(Owned::listed(run.outputs));
+        }
+        if let Ok(history) = serde_json::from_str::<HistoryManifest>(&text)
+            && history.kind == HISTORY_KIND
+        {
+            return Some(Owned::listed(history.outputs));
+        }
+        // Older manifests: a run's names its pipeline's hash; a history's says it is one.
+        let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
+        let written_by_segflow = manifest
+            .get("segflow_version")
+            .is_some_and(|v| v.is_string())
+            && (manifest
+                .get("pipeline_sha256")
+                .is_some_and(|v| v.is_string())
+                || manifest.get("kind").and_then(|v| v.as_str()) == Some(HISTORY_KIND));
+        written_by_segflow.then_some(Owned::Known)
+    }
+
+    fn listed(outputs: Vec<String>) -> Owned {
+        let mut files: BTreeSet<String> = outputs.into_iter().collect();
+        // The manifest is segflow's even where an old version did not list it.
+        files.insert(MANIFEST.into());
+        Owned::Listed(files)
+    }
+
+    fn owns_file(&self, relative: &str) -> bool {
+        match self {
+            Owned::Listed(files) => files.contains(relative),
+            Owned::Known => {
+                KNOWN.contains(&relative)
+                    || relative
+                        .strip_prefix(PERSONAS)
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .and_then(|file| file.strip_suffix(".md"))
+                        .is_some_and(is_valid_name)
+            }
+        }
+    }
+
+    fn owns_folder(&self, relative: &str) -> bool {
+        match self {
+            Owned::Listed(files) => {
+                let prefix = format!("{relative}/");
+                files.iter().any(|file| file.starts_with(&prefix))
+            }
+            Owned::Known => relative == PERSONAS,
+        }
+    }
+
+    /// The entries below `folder` this claim does not cover (symlinks never: segflow writes
+    /// none), and the folders that cannot be emptied because they are read-only.
+    pub(super) fn foreign_entries(&self, folder: &Path) -> Foreign {
+        let mut foreign = Foreign::default();
+        self.walk(folder, "", &mut foreign);
+        foreign
+    }
+
+    fn walk(&self, folder: &Path, prefix: &str, foreign: &mut Foreign) {
+        let Ok(metadata) = folder.symlink_metadata() else {
+            return;
+        };
+        if metadata.permissions().readonly() {
+            foreign.read_only.push(shown(prefix));
+        }
+        let Ok(entries) = std::fs::read_dir(folder) else {
+            foreign.unknown.push(shown(prefix));
+            return;
+        };
+        let mut names: Vec<_> = entries.flatten().collect();
+        names.sort_by_key(|entry| entry.file_name());
+        for entry in names {
+            let Some(name) = entry.file_name().to_str().map(String::from) else {
+                foreign
+                    .unknown
+                    .push(format!("{prefix}{}", entry.file_name().to_string_lossy()));
+                continue;
+            };
+            let relative = format!("{prefix}{name}");
+            let Ok(kind) = entry.file_type() else {
+                foreign.unknown.push(relative);
+                continue;
+            };
+            if kind.is_dir() && self.owns_folder(&relative) {
+                self.walk(&entry.path(), &format!("{relative}/"), foreign);
+            } else if kind.is_file() && (self.owns_file(&relative) || is_marker(&entry, &relative))
+            {
+                continue;
+            } else {
+                foreign.unknown.push(if kind.is_dir() {
+                    format!("{relative}/")
+                } else {
+                    relative
+                });
+            }
+        }
+    }
+}
+
+/// segflow's empty staging marker, which a run killed just after its commit leaves behind.
+fn is_marker(entry: &std::fs::DirEntry, relative: &str) -> bool {
+    relative == super::STAGING_MARKER && entry.metadata().is_ok_and(|m| m.len() == 0)
+}
+
+/// How a folder's own entries were named: `.` for the folder itself.
+fn shown(prefix: &str) -> String {
+    if prefix.is_empty() {
+        ".".into()
+    } else {
+        prefix.into()
+    }
+}
+
+/// What stops a folder from being replaced.
+#[derive(Debug, Default)]
+pub(super) struct Foreign {
+    /// Entries segflow did not write (folders end in `/`).
+    pub unknown: Vec<String>,
+    /// Folders without write permission.
+    pub read_only: Vec<String>,
+}
+
+impl Foreign {
+    /// Why the folder cannot be replaced, if it cannot.
+    pub(super) fn refusal(&self) -> Option<String> {
+        if !self.unknown.is_empty() {
+            return Some(format!(
+                "it holds {} segflow did not write: {}",
+                if self.unknown.len() == 1 {
+                    "an entry"
+                } else {
+                    "entries"
+                },
+                listing(&self.unknown)
+            ));
+        }
+        if !self.read_only.is_empty() {
+            return Some(format!(
+                "it is read-only ({}), so --replace will not delete it",
+                listing(&self.read_only)
+            ));
+        }
+        None
+    }
+}
+
+fn listing(names: &[String]) -> String {
+    let mut text = names
+        .iter()
+        .take(NAMED)
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .join(", ");
+    if names.len() > NAMED {
+        text.push_str(&format!(" and {} more", names.len() - NAMED));
+    }
+    text
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_legacy_claim_covers_segflow_names_only() {
+        let owned = Owned::Known;
+        assert!(owned.owns_file("segments.json"));
+        assert!(owned.owns_file("personas/power_users.md"));
+        assert!(!owned.owns_file("personas/Mine.md"));
+        assert!(!owned.owns_file("NOTES.md"));
+        assert!(owned.owns_folder("personas"));
+        assert!(!owned.owns_folder("mine"));
+    }
+
+    #[test]
+    fn a_listed_claim_covers_its_files_and_their_folders() {
+        let owned = Owned::listed(vec!["report.md".into(), "personas/a.md".into()]);
+        assert!(owned.owns_file("report.md") && owned.owns_file("manifest.json"));
+        assert!(owned.owns_folder("personas") && !owned.owns_file("personas/b.md"));
+        assert!(!owned.owns_file("segments.json"));
+    }
+}

@@ -1,0 +1,116 @@
+//! What an earlier run left beside a destination: staging folders of runs that were killed, and
+//! the old run of a `--replace` that stopped between its two renames. Both are handled under
+//! the destination's lock, before a new run starts.
+
+use std::path::{Path, PathBuf};
+
+use super::ownership::Owned;
+use super::{RANDOM_LEN, STAGING_MARKER};
+use crate::error::{Error, Result};
+
+/// Where `--replace` moves the old run folder `name` between its two renames.
+pub(super) fn replaced_path(parent: &Path, name: &str) -> PathBuf {
+    parent.join(format!(".{name}.replaced"))
+}
+
+/// Finish or roll back a `--replace` of `destination` that stopped between its renames (SIGKILL,
+/// power loss): with no run at the destination the old one is put back; with a complete run
+/// there, the old one is removed if its manifest proves segflow wrote all of it.
+pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> Result<()> {
+    let old = replaced_path(parent, name);
+    let Ok(metadata) = old.symlink_metadata() else {
+        return Ok(());
+    };
+    let stale = |why: String| Error::Output {
+        message: format!(
+            "{} is left from an earlier --replace of {} and {why}",
+            old.display(),
+            destination.display()
+        ),
+        help: Some("look into it and move it away, then run again".into()),
+    };
+    if !metadata.is_dir() {
+        return Err(stale("is not a folder".into()));
+    }
+    if destination.symlink_metadata().is_err() {
+        std::fs::rename(&old, destination)
+            .map_err(|e| stale(format!("cannot be put back: {e}")))?;
+        super::note(&format!(
+            "{} was put back: an earlier --replace stopped before the new run was in place",
+            destination.display()
+        ));
+        return Ok(());
+    }
+    if Owned::read(destination).is_none() {
+        return Err(stale(format!(
+            "{} is not a complete segflow run",
+            destination.display()
+        )));
+    }
+    let owned = Owned::read(&old).ok_or_else(|| stale("is not a segflow run folder".into()))?;
+    if let Some(why) = owned.foreign_entries(&old).refusal() {
+        return Err(stale(why));
+    }
+    std::fs::remove_dir_all(&old).map_err(|e| stale(format!("cannot be removed: {e}")))
+}
+
+/// Remove staging folders of `name` in `parent` left by runs that were killed: only entries
+/// named exactly as segflow names them (`.NAME.segflow-staging-<pid>-<random>`), that are
+/// folders holding segflow's marker, of a process that no longer exists (where `/proc` says).
+pub(super) fn remove_abandoned(parent: &Path, name: &str) {
+    let proc = Path::new("/proc");
+    if !proc.is_dir() {
+        return;
+    }
+    let prefix = format!(".{name}.segflow-staging-");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(staging_pid)
+        else {
+            continue;
+        };
+        let path = entry.path();
+        let folder = path.symlink_metadata().is_ok_and(|m| m.is_dir());
+        let marked = path
+            .join(STAGING_MARKER)
+            .symlink_metadata()
+            .is_ok_and(|m| m.is_file());
+        if folder && marked && !proc.join(pid).exists() {
+            let _ = std::fs::remove_dir_all(&path);
+        }
+    }
+}
+
+/// The pid of a staging folder's name after the prefix (`<pid>-<random>`), if it is one.
+fn staging_pid(rest: &str) -> Option<&str> {
+    let (pid, random) = rest.split_once('-')?;
+    let digits = !pid.is_empty() && pid.bytes().all(|b| b.is_ascii_digit());
+    let random_ok = random.len() == RANDOM_LEN && random.bytes().all(|b| b.is_ascii_alphanumeric());
+    (digits && random_ok).then_some(pid)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_segflows_own_staging_names_match() {
+        assert_eq!(staging_pid("123-aB3xYz"), Some("123"));
+        for other in [
+            "123-aB3xYz-copy",
+            "x1-aB3xYz",
+            "123-ab",
+            "123",
+            "-aB3xYz",
+            "1 2-aB3xYz",
+        ] {
+            assert_eq!(staging_pid(other), None, "{other}");
+        }
+    }
+}

@@ -1,0 +1,397 @@
+//! `--replace` and the commit of a run folder: it replaces only what segflow wrote, one run at a
+//! time, recoverably, and reads run folders under any name (`runs/q4 [draft]`).
+
+use std::path::Path;
+
+use crate::support::{Workspace, files_below, stderr};
+
+const OUTPUT: i32 = 5;
+
+/// A workspace with a finished run in `out`.
+fn with_run(out: &str) -> Workspace {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", out]);
+    workspace
+}
+
+/// Every file below the workspace, and the names of its hidden entries at the top and in `runs`.
+fn snapshot(workspace: &Workspace) -> (std::collections::BTreeMap<String, Vec<u8>>, Vec<String>) {
+    let mut hidden = Vec::new();
+    for folder in [
+        workspace.path().to_path_buf(),
+        workspace.path().join("runs"),
+    ] {
+        if let Ok(entries) = std::fs::read_dir(&folder) {
+            for entry in entries.flatten() {
+                hidden.push(entry.file_name().to_string_lossy().into_owned());
+            }
+        }
+    }
+    hidden.sort();
+    (files_below(workspace.path()), hidden)
+}
+
+/// `--replace` into `out` is refused with exit 5, naming `named`, and changes nothing.
+fn assert_refused(workspace: &Workspace, args: &[&str], named: &str) {
+    let before = snapshot(workspace);
+    let output = workspace.segflow(args);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(OUTPUT), "{args:?}: {message}");
+    assert!(
+        message.contains(named),
+        "{args:?} should name {named}: {message}"
+    );
+    assert!(snapshot(workspace) == before, "{args:?} changed files");
+}
+
+/// Adds something of the user's to a run folder.
+type Addition = fn(&Path);
+
+#[test]
+fn replace_refuses_a_run_folder_holding_anything_segflow_did_not_write() {
+    let run = ["run", "pipeline.yaml", "--out", "runs/q3", "--replace"];
+    // One entry of each kind a user adds: a note, a folder, a hidden file, a symlink, and a
+    // symlink under the name of one of segflow's own files.
+    let additions: [(&str, Addition); 5] = [
+        ("NOTES.md", |dir| {
+            std::fs::write(dir.join("NOTES.md"), "mine").unwrap()
+        }),
+        ("mine/", |dir| {
+            std::fs::create_dir(dir.join("mine")).unwrap();
+            std::fs::write(dir.join("mine/keep.txt"), "keep").unwrap();
+        }),
+        (".hidden", |dir| {
+            std::fs::write(dir.join(".hidden"), "x").unwrap()
+        }),
+        ("link", |dir| {
+            std::os::unix::fs::symlink("../../pipeline.yaml", dir.join("link")).unwrap()
+        }),
+        ("report.md", |dir| {
+            std::fs::remove_file(dir.join("report.md")).unwrap();
+            std::os::unix::fs::symlink("../../pipeline.yaml", dir.join("report.md")).unwrap();
+        }),
+    ];
+    for (named, add) in additions {
+        let workspace = with_run("runs/q3");
+        add(&workspace.path().join("runs/q3"));
+        assert_refused(&workspace, &run, named);
+    }
+}
+
+#[test]
+fn replace_refuses_a_history_folder_holding_a_file_of_the_users() {
+    let workspace = Workspace::from_fixture("windows");
+    for (out, as_of) in [("runs/q3", "2026-07-01"), ("runs/q4", "2026-10-01")] {
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--out", out, "--as-of", as_of]);
+    }
+    let history = ["history", "runs/q3", "runs/q4", "--out", "hist"];
+    workspace.segflow_ok(&history);
+    workspace.write("hist/NOTES.md", "mine");
+    let mut replace = history.to_vec();
+    replace.push("--replace");
+    assert_refused(&workspace, &replace, "NOTES.md");
+    std::fs::remove_file(workspace.path().join("hist/NOTES.md")).unwrap();
+    workspace.segflow_ok(&replace);
+}
+
+#[test]
+fn a_run_folder_from_before_manifests_listed_outputs_is_judged_by_segflows_file_names() {
+    let workspace = with_run("out");
+    let manifest_path = workspace.path().join("out/manifest.json");
+    let mut manifest: serde_json::Value =
+        serde_json::from_str(&workspace.read("out/manifest.json")).unwrap();
+    manifest.as_object_mut().unwrap().remove("outputs");
+    std::fs::write(&manifest_path, manifest.to_string()).unwrap();
+    workspace.write("out/NOTES.md", "mine");
+    let run = ["run", "pipeline.yaml", "--out", "out", "--replace"];
+    assert_refused(&workspace, &run, "NOTES.md");
+    std::fs::remove_file(workspace.path().join("out/NOTES.md")).unwrap();
+    workspace.segflow_ok(&run);
+    assert!(workspace.path().join("out/report.html").is_file());
+}
+
+#[test]
+fn replace_refuses_a_read_only_run_folder_before_computing() {
+    let workspace = with_run("out");
+    let folder = workspace.path().join("out");
+    let mode = |mode| {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(mode)).unwrap();
+    };
+    mode(0o555);
+    let run = ["run", "pipeline.yaml", "--out", "out", "--replace"];
+    assert_refused(&workspace, &run, "read-only");
+    mode(0o755);
+    workspace.segflow_ok(&run);
+}
+
+/// `segflow run pipeline.yaml --out out --replace`, started with `env` set, not awaited.
+fn spawn_replace(workspace: &Workspace, env: (&str, &str)) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .current_dir(workspace.path())
+        .args(["run", "pipeline.yaml", "--out", "out", "--replace"])
+        .env(env.0, env.1)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+/// Wait until `ready` holds (the child is then paused where the test wants it).
+fn wait_until(child: &mut std::process::Child, ready: impl Fn() -> bool) {
+    let started = std::time::Instant::now();
+    while !ready() {
+        assert!(started.elapsed().as_secs() < 60, "the run never got there");
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the run ended too early"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+}
+
+fn signal(child: &std::process::Child, name: &str) {
+    let sent = std::process::Command::new("kill")
+        .args([name, &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+}
+
+fn finish(child: std::process::Child) -> (Option<i32>, String) {
+    let output = child.wait_with_output().unwrap();
+    (
+        output.status.code(),
+        String::from_utf8_lossy(&output.stderr).into_owned(),
+    )
+}
+
+/// Hidden entries segflow keeps beside a run folder while it works.
+fn leftovers(workspace: &Workspace) -> Vec<String> {
+    workspace
+        .entries()
+        .into_iter()
+        .filter(|name| name.starts_with(".out."))
+        .collect()
+}
+
+#[test]
+fn a_signal_between_the_two_renames_of_replace_waits_for_the_commit() {
+    for name in ["-TERM", "-INT", "-HUP"] {
+        let workspace = with_run("out");
+        workspace.edit_pipeline("2026-10-01", "2026-09-01");
+        let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "1500"));
+        let replaced = workspace.path().join(".out.replaced");
+        wait_until(&mut child, || replaced.exists());
+        signal(&child, name);
+        let (code, message) = finish(child);
+        assert_eq!(code, Some(0), "{name}: the run was committed: {message}");
+        assert!(!message.contains("interrupted"), "{name}: {message}");
+        assert!(workspace.read("out/segments.json").contains("2026-09-01"));
+        assert_eq!(leftovers(&workspace), Vec::<String>::new(), "{name}");
+    }
+}
+
+#[test]
+fn a_run_killed_between_the_renames_is_rolled_back_by_the_next_run() {
+    let workspace = with_run("out");
+    let previous = files_below(&workspace.path().join("out"));
+    let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "20000"));
+    let replaced = workspace.path().join(".out.replaced");
+    wait_until(&mut child, || replaced.exists());
+    signal(&child, "-KILL");
+    let _ = finish(child);
+    assert!(!workspace.path().join("out").exists());
+
+    // Without --replace: the old run is put back, and then it exists.
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(OUTPUT), "{message}");
+    assert!(message.contains("was put back"), "{message}");
+    assert!(message.contains("out already exists"), "{message}");
+    assert!(files_below(&workspace.path().join("out")) == previous);
+    // The killed run's staging folder goes with the next run.
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out", "--replace"]);
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+}
+
+#[test]
+fn an_old_run_left_beside_a_complete_one_is_removed_only_if_segflow_wrote_all_of_it() {
+    let workspace = with_run("out");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", ".out.replaced"]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out", "--replace"]);
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", ".out.replaced"]);
+    workspace.write(".out.replaced/NOTES.md", "mine");
+    let run = ["run", "pipeline.yaml", "--out", "out", "--replace"];
+    assert_refused(&workspace, &run, ".out.replaced");
+    assert_eq!(workspace.read(".out.replaced/NOTES.md"), "mine");
+}
+
+#[test]
+fn concurrent_runs_into_one_folder_have_one_winner_and_a_clear_loser() {
+    let workspace = with_run("out");
+    let mut winner = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
+    let replaced = workspace.path().join(".out.replaced");
+    wait_until(&mut winner, || replaced.exists());
+    let pid = winner.id();
+    for args in [
+        &["run", "pipeline.yaml", "--out", "out", "--replace"][..],
+        &["run", "pipeline.yaml", "--out", "out"][..],
+    ] {
+        let loser = workspace.segflow(args);
+        let message = stderr(&loser);
+        assert_eq!(loser.status.code(), Some(OUTPUT), "{message}");
+        assert!(
+            message.contains(&format!("another segflow run is writing out (pid {pid})")),
+            "{message}"
+        );
+    }
+    let (code, message) = finish(winner);
+    assert_eq!(code, Some(0), "{message}");
+    assert!(workspace.path().join("out/manifest.json").is_file());
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+}
+
+#[test]
+fn a_destination_ending_in_a_dot_is_refused_before_any_work() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "runs/ok"]);
+    for out in [
+        "runs/new/.",
+        "runs/new/..",
+        "runs/ok/.",
+        "runs/ok/..",
+        "runs/new/./",
+    ] {
+        for extra in [&[][..], &["--replace"][..]] {
+            let mut args = vec!["run", "pipeline.yaml", "--out", out];
+            args.extend_from_slice(extra);
+            let before = snapshot(&workspace);
+            let output = workspace.segflow(&args);
+            let message = stderr(&output);
+            assert_eq!(output.status.code(), Some(OUTPUT), "{args:?}: {message}");
+            assert!(snapshot(&workspace) == before, "{args:?} changed files");
+        }
+    }
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "runs/new/."]);
+    assert!(
+        stderr(&output).contains("--out runs/new/. does not name a run folder"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn sighup_before_the_commit_removes_the_staging_folder() {
+    let workspace = with_run("out");
+    let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "20000"));
+    wait_until(&mut child, || {
+        leftovers(&workspace)
+            .iter()
+            .any(|name| name.starts_with(".out.segflow-staging-"))
+    });
+    signal(&child, "-HUP");
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(130), "{message}");
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+    assert!(workspace.path().join("out/manifest.json").is_file());
+}
+
+#[test]
+fn the_cleanup_removes_only_segflows_own_abandoned_staging_folders() {
+    let workspace = Workspace::from_fixture("windows");
+    let dead = ".out.segflow-staging-99999999-aB3xYz";
+    let keep = [
+        ".out.segflow-staging-mine",
+        ".out.segflow-staging-99999999-unmarked",
+        ".out.segflow-staging-99999998-aB3xYz",
+    ];
+    for folder in [dead].iter().chain(&keep) {
+        std::fs::create_dir(workspace.path().join(folder)).unwrap();
+    }
+    for folder in [dead, ".out.segflow-staging-mine"] {
+        workspace.write(&format!("{folder}/.segflow-staging"), "");
+    }
+    // Not a folder: a file of that name is the user's.
+    workspace.write(".out.segflow-staging-99999997-aB3xYz", "mine");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    let mut expected: Vec<String> = keep.iter().map(|s| s.to_string()).collect();
+    expected.push(".out.segflow-staging-99999997-aB3xYz".into());
+    expected.sort();
+    assert_eq!(leftovers(&workspace), expected);
+}
+
+#[test]
+fn run_folders_with_glob_characters_in_their_names_are_read_literally() {
+    let workspace = Workspace::from_fixture("windows");
+    // Two runs, one of them in a folder whose name is a valid glob pattern.
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "runs/q3 [draft]",
+        "--as-of",
+        "2026-07-01",
+    ]);
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "runs/q4 [draft]",
+        "--compare-to",
+        "runs/q3 [draft]",
+    ]);
+    assert!(
+        workspace
+            .path()
+            .join("runs/q4 [draft]/comparison.json")
+            .is_file()
+    );
+    workspace.segflow_ok(&["diff", "runs/q3 [draft]", "runs/q4 [draft]"]);
+    workspace.segflow_ok(&[
+        "history",
+        "runs/q3 [draft]",
+        "runs/q4 [draft]",
+        "--out",
+        "runs/h [1]",
+    ]);
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "runs/q4 [draft]",
+        "--replace",
+    ]);
+}
+
+#[test]
+fn a_project_folder_with_glob_characters_runs_with_the_default_out() {
+    let workspace = Workspace::from_fixture("windows");
+    let project = workspace.path().join("Projects [2026]");
+    std::fs::create_dir(&project).unwrap();
+    for file in ["pipeline.yaml", "customers.csv", "events.csv"] {
+        std::fs::copy(workspace.path().join(file), project.join(file)).unwrap();
+    }
+    let output = crate::support::segflow()
+        .current_dir(&project)
+        .args(["run", "pipeline.yaml"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs: Vec<_> = std::fs::read_dir(project.join("runs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(runs.len(), 1, "{runs:?}");
+    assert!(runs[0].join("assignments.parquet").is_file());
+    // diff and history on folders named by absolute paths under it.
+    let run = runs[0].to_string_lossy().into_owned();
+    let output = crate::support::segflow()
+        .current_dir(&project)
+        .args(["diff", &run, &run])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+}
