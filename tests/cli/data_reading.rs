@@ -1,0 +1,240 @@
+//! Reading sources: every file of a glob checked against the declared types whatever its name,
+//! one time-zone rule for every format, literal paths, and messages naming the file.
+
+use std::sync::Arc;
+
+use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray};
+use arrow::record_batch::RecordBatch;
+use parquet::arrow::ArrowWriter;
+
+use crate::support::{Workspace, stderr_unwrapped};
+
+/// The `windows` fixture's events as rows (customer, ts, feature).
+fn events(workspace: &Workspace) -> Vec<(i64, String, String)> {
+    workspace
+        .read("events.csv")
+        .lines()
+        .skip(1)
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            (
+                cells[0].parse().expect("id"),
+                cells[1].to_string(),
+                cells[2].to_string(),
+            )
+        })
+        .collect()
+}
+
+fn write_parquet(workspace: &Workspace, name: &str, columns: Vec<(&str, ArrayRef)>) {
+    let batch = RecordBatch::try_from_iter(columns).expect("batch");
+    let mut bytes = Vec::new();
+    let mut writer = ArrowWriter::try_new(&mut bytes, batch.schema(), None).expect("writer");
+    writer.write(&batch).expect("write");
+    writer.close().expect("close");
+    workspace.write_bytes(name, &bytes);
+}
+
+/// Write `rows` as Parquet events, with `ts` as their `ts` column.
+fn events_parquet(workspace: &Workspace, name: &str, rows: &[(i64, String, String)], ts: ArrayRef) {
+    let ids = Int64Array::from_iter_values(rows.iter().map(|r| r.0));
+    let features = StringArray::from_iter_values(rows.iter().map(|r| r.2.clone()));
+    write_parquet(
+        workspace,
+        name,
+        vec![
+            ("customer_id", Arc::new(ids) as ArrayRef),
+            ("ts", ts),
+            ("feature", Arc::new(features)),
+        ],
+    );
+}
+
+/// Run the pipeline and require a refusal (exit 4, nothing written) whose message holds `parts`.
+fn refused(workspace: &Workspace, parts: &[&str]) {
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    let message = stderr_unwrapped(&output);
+    assert_eq!(output.status.code(), Some(4), "{message}");
+    for part in parts {
+        assert!(message.contains(part), "`{part}` not in: {message}");
+    }
+    assert!(!workspace.path().join("out").exists());
+}
+
+/// Issue 17: a Parquet glob where one file's `ts` is int64 was read as microseconds since 1970
+/// when that file's name sorted last. Whatever the name, it is refused, naming file and column.
+#[test]
+fn a_parquet_file_with_numbers_for_a_timestamp_is_refused_whatever_its_name() {
+    for odd_name in ["a.parquet", "m.parquet", "z.parquet"] {
+        let workspace = Workspace::lint_clean();
+        std::fs::create_dir(workspace.path().join("events")).expect("mkdir");
+        workspace.edit_pipeline("path: events.csv", "path: events/*.parquet");
+        let rows = events(&workspace);
+        let (text, numbers) = rows.split_at(rows.len() - 2);
+        let text_ts = StringArray::from_iter_values(text.iter().map(|r| r.1.clone()));
+        events_parquet(&workspace, "events/f.parquet", text, Arc::new(text_ts));
+        let micros = Int64Array::from_iter_values(numbers.iter().map(|_| 1_790_000_000_000_000));
+        let name = format!("events/{odd_name}");
+        events_parquet(&workspace, &name, numbers, Arc::new(micros));
+        refused(
+            &workspace,
+            &[
+                "source `events`",
+                odd_name,
+                "column `ts`",
+                "holds numbers (Int64)",
+            ],
+        );
+    }
+}
+
+/// NDJSON where some rows of a declared timestamp hold numbers and others strings: refused, with
+/// the file and the editor's line, in whichever file and on whichever line the number is.
+#[test]
+fn ndjson_numbers_among_timestamp_strings_are_refused_wherever_they_are() {
+    let files = ["events/a.ndjson", "events/m.ndjson", "events/z.ndjson"];
+    for (bad_file, bad_line) in [(0, 1), (1, 2), (2, 3), (2, 1)] {
+        let workspace = Workspace::lint_clean();
+        std::fs::create_dir(workspace.path().join("events")).expect("mkdir");
+        workspace.edit_pipeline("path: events.csv", "path: events/*.ndjson");
+        let rows = events(&workspace);
+        for (f, file) in files.iter().enumerate() {
+            let mut text = String::new();
+            for (i, (id, ts, feature)) in rows.iter().skip(f * 3).take(3).enumerate() {
+                let ts = if f == bad_file && i + 1 == bad_line {
+                    "1790000000000000".to_string()
+                } else {
+                    format!("\"{ts}\"")
+                };
+                text.push_str(&format!(
+                    "{{\"customer_id\": {id}, \"ts\": {ts}, \"feature\": \"{feature}\"}}\n"
+                ));
+            }
+            workspace.write(file, &text);
+        }
+        let line = format!("{}, line {bad_line}, column `ts`", files[bad_file]);
+        refused(&workspace, &["source `events`", &line, "holds numbers"]);
+    }
+}
+
+/// Dates too: a number among date strings in NDJSON is not read as days since 1970.
+#[test]
+fn ndjson_numbers_among_date_strings_are_refused() {
+    let workspace = Workspace::lint_clean();
+    let mut ndjson = String::new();
+    for (i, line) in workspace.read("customers.csv").lines().skip(1).enumerate() {
+        let cells: Vec<&str> = line.split(',').collect();
+        let date = if i == 2 {
+            "20000".to_string()
+        } else {
+            format!("\"{}\"", cells[1])
+        };
+        ndjson.push_str(&format!(
+            "{{\"customer_id\": {}, \"signup_date\": {date}, \"plan\": \"{}\", \"score\": null}}\n",
+            cells[0], cells[2]
+        ));
+    }
+    workspace.write("customers.ndjson", &ndjson);
+    workspace.edit_pipeline("path: customers.csv", "path: customers.ndjson");
+    refused(
+        &workspace,
+        &[
+            "customers.ndjson, line 3, column `signup_date`",
+            "declared date",
+        ],
+    );
+}
+
+/// Instants on both sides of the as-of date's midnight UTC (2026-10-01) and of the 30-day
+/// window's start, written with offsets that put their local dates on the other side.
+const INSTANTS: [(i64, &str); 4] = [
+    (1, "2026-09-30T22:00:00-05:00"), // 03:00 UTC on the as-of date: outside
+    (1, "2026-10-01T08:00:00+09:00"), // 23:00 UTC the day before: inside
+    (3, "2026-09-01T02:00:00+03:00"), // 23:00 UTC before the window: outside
+    (3, "2026-08-31T22:00:00-04:00"), // 02:00 UTC on the window's first day: inside
+];
+
+/// `events_30` of customers 1 and 3 in a run of the workspace's pipeline with TZ=`zone`.
+fn events_30(workspace: &Workspace, zone: &str) -> Vec<serde_json::Value> {
+    let out = workspace.path().join("out");
+    let _ = std::fs::remove_dir_all(&out);
+    let output = crate::support::segflow()
+        .current_dir(workspace.path())
+        .env("TZ", zone)
+        .args(["run", "pipeline.yaml", "--out", "out"])
+        .output()
+        .expect("run segflow");
+    assert!(output.status.success(), "{}", stderr_unwrapped(&output));
+    let (rows, _) =
+        crate::support::read_assignments(&out.join("assignments.parquet"), "customer_id");
+    [1, 3]
+        .iter()
+        .map(|id| rows[id]["events_30"].clone())
+        .collect()
+}
+
+/// Issue 17: the as-of cutoff was local midnight for Parquet timestamps with a time zone and
+/// midnight UTC for CSV and NDJSON with offsets. Every format now compares instants in UTC,
+/// whatever the zone of the data or of the machine.
+#[test]
+fn the_same_instants_count_the_same_in_every_format_and_machine_zone() {
+    let workspace = Workspace::lint_clean();
+    let mut csv = String::from("customer_id,ts,feature\n");
+    let mut ndjson = String::new();
+    for (id, ts) in INSTANTS {
+        csv.push_str(&format!("{id},{ts},a\n"));
+        ndjson.push_str(&format!(
+            "{{\"customer_id\": {id}, \"ts\": \"{ts}\", \"feature\": \"a\"}}\n"
+        ));
+    }
+    workspace.write("events.csv", &csv);
+    workspace.write("events.ndjson", &ndjson);
+    let micros: Vec<i64> = INSTANTS
+        .iter()
+        .map(|(_, ts)| {
+            chrono::DateTime::parse_from_rfc3339(ts)
+                .expect("instant")
+                .timestamp_micros()
+        })
+        .collect();
+    for zone in ["America/New_York", "Asia/Tokyo"] {
+        let name = format!("events-{}.parquet", zone.replace('/', "-"));
+        write_parquet(
+            &workspace,
+            &name,
+            vec![
+                (
+                    "customer_id",
+                    Arc::new(Int64Array::from_iter_values(INSTANTS.iter().map(|r| r.0)))
+                        as ArrayRef,
+                ),
+                (
+                    "ts",
+                    Arc::new(TimestampMicrosecondArray::from(micros.clone()).with_timezone(zone)),
+                ),
+                (
+                    "feature",
+                    Arc::new(StringArray::from_iter_values(INSTANTS.iter().map(|_| "a"))),
+                ),
+            ],
+        );
+    }
+    let expected = vec![serde_json::json!(1), serde_json::json!(1)];
+    let mut path = "events.csv".to_string();
+    for file in [
+        "events.ndjson",
+        "events-America-New_York.parquet",
+        "events-Asia-Tokyo.parquet",
+        "events.csv",
+    ] {
+        for zone in ["America/New_York", "Asia/Tokyo", "UTC"] {
+            assert_eq!(
+                events_30(&workspace, zone),
+                expected,
+                "{path} with TZ={zone}"
+            );
+        }
+        workspace.edit_pipeline(&format!("path: {path}"), &format!("path: {file}"));
+        path = file.to_string();
+    }
+}
