@@ -238,3 +238,55 @@ fn the_same_instants_count_the_same_in_every_format_and_machine_zone() {
         path = file.to_string();
     }
 }
+
+/// Names with every glob character and spaces, for folders and files.
+const ODD_NAMES: [&str; 3] = ["q4 [draft]", "what? *all*", "a]b[c"];
+
+/// Issue 17: a project folder whose name holds `[`, `]`, `?` or `*` was taken as a pattern, and
+/// the run failed with "No files found". The folder is literal; the pipeline's glob still works.
+#[test]
+fn a_project_folder_with_glob_characters_is_read_literally() {
+    for odd in ODD_NAMES {
+        let workspace = Workspace::lint_clean();
+        let project = workspace.path().join(format!("Projects {odd}"));
+        std::fs::create_dir_all(project.join("events")).expect("mkdir");
+        for name in ["pipeline.yaml", "customers.csv"] {
+            std::fs::copy(workspace.path().join(name), project.join(name)).expect("copy");
+        }
+        std::fs::copy(
+            workspace.path().join("events.csv"),
+            project.join("events/all.csv"),
+        )
+        .expect("copy");
+        let pipeline = project.join("pipeline.yaml");
+        let text = std::fs::read_to_string(&pipeline).expect("read");
+        std::fs::write(
+            &pipeline,
+            text.replace("path: events.csv", "path: events/*.csv"),
+        )
+        .expect("write");
+        let pipeline = format!("Projects {odd}/pipeline.yaml");
+        workspace.segflow_ok(&["run", &pipeline, "--out", "out"]);
+    }
+}
+
+/// `--source NAME=PATH` is always a literal path, and a pipeline's `path:` naming a file that
+/// exists is that file, though it reads as a pattern.
+#[test]
+fn source_paths_with_glob_characters_are_literal() {
+    for odd in ODD_NAMES {
+        let workspace = Workspace::lint_clean();
+        std::fs::create_dir(workspace.path().join(odd)).expect("mkdir");
+        let file = format!("{odd}/{odd}.csv");
+        std::fs::copy(
+            workspace.path().join("events.csv"),
+            workspace.path().join(&file),
+        )
+        .expect("copy");
+        let given = format!("events={file}");
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--source", &given, "--out", "out"]);
+        std::fs::remove_dir_all(workspace.path().join("out")).expect("clean");
+        workspace.edit_pipeline("path: events.csv", &format!("path: \"{file}\""));
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    }
+}
