@@ -285,25 +285,47 @@ fn scan_ndjson(
             continue;
         }
         let value: serde_json::Value = serde_json::from_str(text)
-            .map_err(|e| file_error(source, file, &at, &format!("is not valid JSON: {e}")))?;
+            .map_err(|e| file_error(source, file, &at, &json_problem(&e)))?;
         let Some(object) = value.as_object() else {
             return Err(file_error(source, file, &at, "is not a JSON object"));
         };
-        for (name, column_type) in declared {
-            if let Some(found @ serde_json::Value::Number(_)) = object.get(name)
-                && is_temporal(*column_type)
-            {
-                let at = format!("{at}, column `{name}`");
-                let file = shown(source, file);
-                return Err(numbers_refused(
-                    source,
-                    &file,
-                    &at,
-                    &found.to_string(),
-                    *column_type,
-                ));
+        for (name, column_type) in declared.iter().filter(|(_, t)| is_temporal(**t)) {
+            let at = format!("{at}, column `{name}`");
+            match object.get(name) {
+                Some(found @ serde_json::Value::Number(_)) => {
+                    let file = shown(source, file);
+                    let found = found.to_string();
+                    return Err(numbers_refused(source, &file, &at, &found, *column_type));
+                }
+                Some(serde_json::Value::String(text)) => {
+                    parse_time(text, *column_type)
+                        .map_err(|reason| file_error(source, file, &at, &reason))?;
+                }
+                _ => {}
             }
         }
     }
     Ok(())
+}
+
+/// serde_json's message without its "at line 1 column N" (the line is one of many), with the
+/// column in front.
+fn json_problem(error: &serde_json::Error) -> String {
+    let text = error.to_string();
+    let reason = text.split(" at line ").next().unwrap_or(&text);
+    format!("is not valid JSON (column {}): {reason}", error.column())
+}
+
+/// `text` read as the declared date or timestamp, the way the cast after reading does.
+fn parse_time(text: &str, column_type: ColumnType) -> std::result::Result<(), String> {
+    use datafusion::arrow::array::StringArray;
+    use datafusion::arrow::compute::{CastOptions, cast_with_options};
+    let options = CastOptions {
+        safe: false,
+        ..CastOptions::default()
+    };
+    let array = StringArray::from(vec![text]);
+    cast_with_options(&array, &super::sources::arrow_type(column_type), &options)
+        .map(|_| ())
+        .map_err(|e| e.to_string())
 }

@@ -413,6 +413,18 @@ fn corrupt(panic: &(dyn std::any::Any + Send)) -> String {
     format!("the file is corrupt (the reader stopped: {message})")
 }
 
+/// The CSV reader's "at line N" counts data rows; an editor counts the header too.
+fn editor_line(message: &str) -> String {
+    let Some((before, after)) = message.split_once(" at line ") else {
+        return message.to_string();
+    };
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u64>() {
+        Ok(line) => format!("{before} at line {}{}", line + 1, &after[digits.len()..]),
+        Err(_) => message.to_string(),
+    }
+}
+
 /// A data error in `file` of `source`, naming the column when the message gives its index.
 fn bad_file(source: &ResolvedSource, file: &Path, message: &str, columns: &[String]) -> Error {
     let column = message
@@ -421,10 +433,10 @@ fn bad_file(source: &ResolvedSource, file: &Path, message: &str, columns: &[Stri
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|index| index.parse::<usize>().ok())
         .and_then(|index| columns.get(index));
-    let file_name = if source.files.len() == 1 {
-        source.location.clone()
-    } else {
-        file.display().to_string()
+    let file_name = source_files::shown(source, file);
+    let message = match source.format {
+        SourceFormat::Csv => editor_line(message),
+        _ => message.to_string(),
     };
     Error::Source {
         source_name: source.name.clone(),

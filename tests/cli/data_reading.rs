@@ -290,3 +290,113 @@ fn source_paths_with_glob_characters_are_literal() {
         workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
     }
 }
+
+/// Issue 17: errors for unreadable CSV and NDJSON did not name the file, and gave line numbers
+/// one less than an editor's. Each names source, file and line (the CSV header is line 1).
+#[test]
+fn text_file_errors_name_file_and_editor_line() {
+    let header = "customer_id,ts,feature\n";
+    let row = "1,2026-09-01T00:00:00,a\n";
+    let json = "{\"customer_id\": 1, \"ts\": \"2026-09-01T00:00:00\", \"feature\": \"a\"}\n";
+    let utf16: Vec<u8> = [0xFF, 0xFE]
+        .into_iter()
+        .chain(
+            format!("{header}{row}")
+                .encode_utf16()
+                .flat_map(u16::to_le_bytes),
+        )
+        .collect();
+    let cases: Vec<(&str, Vec<u8>, &str)> = vec![
+        (
+            "e.csv",
+            [
+                format!("{header}{row}1,2026-09-02T00:00:00,caf").as_bytes(),
+                b"\xE9\n",
+            ]
+            .concat(),
+            "e.csv, line 3: is not UTF-8 text",
+        ),
+        ("e.csv", utf16, "e.csv: is UTF-16 text"),
+        (
+            "e.csv",
+            format!("{header}{row}{row}1,2026-09-02T00:00:00\n").into_bytes(),
+            "e.csv, line 4: has 2 fields, but the header has 3",
+        ),
+        (
+            "e.csv",
+            format!("{header}{row}1,x,b\n").into_bytes(),
+            "e.csv, column `ts`: Error parsing column 1 at line 3",
+        ),
+        (
+            "e.csv",
+            "customer_id,ts,feature,ts\n1,2026-09-01T00:00:00,a,b\n".into(),
+            "column `ts` appears twice in the header of e.csv",
+        ),
+        (
+            "e.ndjson",
+            format!("{json}{{\"customer_id\": 1,\n").into_bytes(),
+            "e.ndjson, line 2: is not valid JSON",
+        ),
+        (
+            "e.ndjson",
+            format!("{json}{json}{}", json.replace("2026-09-01T00:00:00", "x")).into_bytes(),
+            "e.ndjson, line 3, column `ts`: Parser error",
+        ),
+    ];
+    for (name, bytes, expected) in cases {
+        let workspace = Workspace::lint_clean();
+        workspace.write_bytes(name, &bytes);
+        workspace.edit_pipeline("path: events.csv", &format!("path: {name}"));
+        refused(&workspace, &["source `events`: ", expected]);
+    }
+}
+
+/// A change that spoils one file of a workspace.
+type Spoil = dyn Fn(&Workspace);
+
+/// Parquet problems name the file of the glob they are in: a column typed differently from the
+/// other files, and a damaged footer.
+#[test]
+fn parquet_file_errors_name_the_file() {
+    let clash = |workspace: &Workspace| {
+        let rows = events(workspace);
+        let ids = Int64Array::from_iter_values(rows.iter().map(|r| r.0));
+        let ts = StringArray::from_iter_values(rows.iter().map(|r| r.1.clone()));
+        let numbers = Int64Array::from_iter_values(rows.iter().map(|_| 7));
+        write_parquet(
+            workspace,
+            "events/b.parquet",
+            vec![
+                ("customer_id", Arc::new(ids) as ArrayRef),
+                ("ts", Arc::new(ts)),
+                ("feature", Arc::new(numbers)),
+            ],
+        );
+    };
+    let damage = |workspace: &Workspace| {
+        let path = workspace.path().join("events/b.parquet");
+        let mut bytes = std::fs::read(&path).expect("read");
+        let at = bytes.len() - 8;
+        bytes[at..at + 4].copy_from_slice(&[0xFF, 0xFF, 0xFF, 0x7F]);
+        std::fs::write(&path, bytes).expect("write");
+    };
+    let cases: [(&Spoil, &str); 2] = [
+        (
+            &clash,
+            "events/b.parquet, column `feature`: is Int64 here but Utf8",
+        ),
+        (&damage, "events/b.parquet: not a readable Parquet file"),
+    ];
+    for (spoil, expected) in cases {
+        let workspace = Workspace::lint_clean();
+        std::fs::create_dir(workspace.path().join("events")).expect("mkdir");
+        workspace.edit_pipeline("path: events.csv", "path: events/*.parquet");
+        let rows = events(&workspace);
+        for name in ["events/a.parquet", "events/b.parquet", "events/c.parquet"] {
+            let ts = StringArray::from_iter_values(rows.iter().map(|r| r.1.clone()));
+            events_parquet(&workspace, name, &rows, Arc::new(ts));
+        }
+        spoil(&workspace);
+        refused(&workspace, &["source `events`: ", expected]);
+    }
+}
