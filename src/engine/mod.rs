@@ -9,6 +9,7 @@ pub mod fixtures;
 mod functions;
 pub mod location;
 pub mod measures;
+mod source_files;
 mod sources;
 pub mod stats;
 mod temporal;

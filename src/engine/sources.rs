@@ -16,6 +16,9 @@ use crate::error::{Error, Result, first_line_of_datafusion};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::{ColumnType, SourceFormat};
 
+use super::location;
+use super::source_files;
+
 /// A source as this run reads it.
 #[derive(Debug, Clone)]
 pub struct ResolvedSource {
@@ -48,8 +51,17 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<ResolvedSource>> {
         .sources
         .values()
         .map(|source| {
-            let pattern = pipeline.source_path(&source.name)?;
-            let files = find_files(&source.name, &source.location, &pattern)?;
+            let path = pipeline.source_path(&source.name)?;
+            let files = if source.overridden {
+                literal_file(&source.name, &source.location, &path)?
+            } else {
+                find_files(
+                    &source.name,
+                    &source.location,
+                    &path,
+                    pattern(pipeline, &path),
+                )?
+            };
             Ok(ResolvedSource {
                 name: source.name.clone(),
                 location: source.location.clone(),
@@ -60,31 +72,65 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<ResolvedSource>> {
         .collect()
 }
 
-/// The files of source `name`; messages show `location` (as written, variables not expanded).
-fn find_files(name: &str, location: &str, pattern: &Path) -> Result<Vec<PathBuf>> {
-    let text = pattern.to_string_lossy();
-    let not_found = |message: String| Error::Source {
+/// The glob pattern of a declared `path:`, or `None` when it has no wildcard. The pipeline's
+/// folder is matched literally (a project folder may be named `Projects [2026]`); only what the
+/// pipeline wrote is a pattern.
+fn pattern(pipeline: &Pipeline, path: &Path) -> Option<String> {
+    let (base, written) = match path.strip_prefix(&pipeline.base_dir) {
+        Ok(relative) if !pipeline.base_dir.as_os_str().is_empty() => (
+            format!(
+                "{}/",
+                glob::Pattern::escape(&pipeline.base_dir.to_string_lossy())
+            ),
+            relative.to_string_lossy(),
+        ),
+        _ => (String::new(), path.to_string_lossy()),
+    };
+    written
+        .contains(['*', '?', '['])
+        .then(|| format!("{base}{written}"))
+}
+
+fn not_found(name: &str, message: String) -> Error {
+    Error::Source {
         source_name: name.to_string(),
         message,
         help: Some(format!(
             "check the source's `path` in the pipeline, or pass `--source {name}=PATH`"
         )),
-    };
-    if !text.contains(['*', '?', '[']) {
-        return match std::fs::metadata(pattern) {
-            Ok(meta) if meta.is_file() => Ok(vec![pattern.to_path_buf()]),
-            Ok(_) => Err(not_found(format!("{location} is not a file"))),
-            Err(e) => Err(not_found(format!("cannot read {location}: {e}"))),
-        };
     }
-    let paths = glob::glob(&text).map_err(|e| not_found(format!("bad glob `{location}`: {e}")))?;
+}
+
+/// The one file at `path`, taken literally (`--source NAME=PATH`, or a `path:` naming a file).
+fn literal_file(name: &str, location: &str, path: &Path) -> Result<Vec<PathBuf>> {
+    match std::fs::metadata(path) {
+        Ok(meta) if meta.is_file() => Ok(vec![path.to_path_buf()]),
+        Ok(_) => Err(not_found(name, format!("{location} is not a file"))),
+        Err(e) => Err(not_found(name, format!("cannot read {location}: {e}"))),
+    }
+}
+
+/// The files of source `name` at the declared `path`: the file of that exact name if there is
+/// one, else the files matching `pattern`. Messages show `location` (as written, variables not
+/// expanded).
+fn find_files(
+    name: &str,
+    location: &str,
+    path: &Path,
+    pattern: Option<String>,
+) -> Result<Vec<PathBuf>> {
+    let Some(pattern) = pattern.filter(|_| !path.is_file()) else {
+        return literal_file(name, location, path);
+    };
+    let paths =
+        glob::glob(&pattern).map_err(|e| not_found(name, format!("bad glob `{location}`: {e}")))?;
     let mut files: Vec<PathBuf> = paths
         .filter_map(|entry| entry.ok())
         .filter(|path| path.is_file())
         .collect();
     files.sort();
     if files.is_empty() {
-        return Err(not_found(format!("no files match `{location}`")));
+        return Err(not_found(name, format!("no files match `{location}`")));
     }
     Ok(files)
 }
@@ -124,19 +170,24 @@ fn source_error(name: &str, error: &datafusion::error::DataFusionError) -> Error
     }
 }
 
-/// Read one source with declared types: CSV and NDJSON are parsed with them, Parquet is cast.
+/// Read one source with declared types: CSV is parsed with them; NDJSON and Parquet are cast,
+/// NDJSON's date and timestamp columns from text so that a number there is refused, not read as
+/// a time since 1970.
 async fn read(
     ctx: &SessionContext,
     source: &ResolvedSource,
     declared: &BTreeMap<String, ColumnType>,
 ) -> Result<DataFrame> {
-    let paths: Vec<String> = source
+    source_files::check(source, declared)?;
+    let paths = source
         .files
         .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect();
+        .map(|p| location::literal(p))
+        .collect::<Result<Vec<String>>>()?;
     let extension = extension_of(&source.files[0]);
-    let fail = |e: datafusion::error::DataFusionError| source_error(&source.name, &e);
+    let fail = |e: datafusion::error::DataFusionError| {
+        source_files::diagnose(source, declared).unwrap_or_else(|| source_error(&source.name, &e))
+    };
     let inferred = match source.format {
         SourceFormat::Csv => {
             let options = CsvReadOptions::new().file_extension(&extension);
@@ -164,6 +215,79 @@ async fn read(
         let empty = RecordBatch::new_empty(Arc::new(Schema::new(fields)));
         return ctx.read_batch(empty).map_err(fail);
     }
+    check_declared(source, &schema, declared)?;
+    let typed = declared_schema(&schema, declared);
+    let frame = match source.format {
+        SourceFormat::Csv if !declared.is_empty() => {
+            let options = CsvReadOptions::new()
+                .file_extension(&extension)
+                .schema(&typed);
+            ctx.read_csv(paths, options).await.map_err(fail)?
+        }
+        SourceFormat::Ndjson if !declared.is_empty() => {
+            let as_text = text_for_times(&typed, declared);
+            let options = JsonReadOptions::default()
+                .file_extension(&extension)
+                .schema(&as_text);
+            ctx.read_json(paths, options).await.map_err(fail)?
+        }
+        _ => inferred,
+    };
+    let columns = cast_columns(&frame, &typed);
+    frame.select(columns).map_err(fail)
+}
+
+/// The columns of `frame` cast to the types of `typed`, and every timestamp with a time zone made
+/// the same instant in UTC without a zone: instants are compared in UTC, whatever the format.
+fn cast_columns(frame: &DataFrame, typed: &Schema) -> Vec<datafusion::prelude::Expr> {
+    frame
+        .schema()
+        .fields()
+        .iter()
+        .map(|field| {
+            let mut column = col(format!("\"{}\"", field.name()));
+            let mut found = field.data_type().clone();
+            if let DataType::Timestamp(unit, Some(_)) = found {
+                column = cast(column, DataType::Timestamp(unit, Some("UTC".into())));
+                found = DataType::Timestamp(unit, None);
+            }
+            let wanted = typed
+                .field_with_name(field.name())
+                .map(|f| f.data_type().clone())
+                .unwrap_or(found.clone());
+            if wanted != found {
+                column = cast(column, wanted);
+            } else if found == *field.data_type() {
+                return column;
+            } else {
+                column = cast(column, found);
+            }
+            column.alias(field.name())
+        })
+        .collect()
+}
+
+/// `typed` with declared date and timestamp columns as text, for the JSON reader.
+fn text_for_times(typed: &Schema, declared: &BTreeMap<String, ColumnType>) -> Schema {
+    let fields: Vec<Field> = typed
+        .fields()
+        .iter()
+        .map(|field| match declared.get(field.name()) {
+            Some(ColumnType::Date | ColumnType::Timestamp) => {
+                Field::new(field.name(), DataType::Utf8, true)
+            }
+            _ => field.as_ref().clone(),
+        })
+        .collect();
+    Schema::new(fields)
+}
+
+/// Every declared column is in `schema`, and none declared a date or timestamp holds numbers.
+fn check_declared(
+    source: &ResolvedSource,
+    schema: &Schema,
+    declared: &BTreeMap<String, ColumnType>,
+) -> Result<()> {
     if schema.fields().is_empty() {
         return Err(Error::Source {
             source_name: source.name.clone(),
@@ -181,8 +305,6 @@ async fn read(
             });
         }
     }
-    // Arrow would read a number as days or nanoseconds since 1970, silently; in an export a
-    // number where a date belongs is a mistake (an Excel serial date, a Unix time in seconds).
     for (name, column_type) in declared {
         let Ok(found) = schema.field_with_name(name) else {
             continue;
@@ -190,53 +312,16 @@ async fn read(
         if matches!(column_type, ColumnType::Date | ColumnType::Timestamp)
             && found.data_type().is_numeric()
         {
-            return Err(Error::Source {
-                source_name: source.name.clone(),
-                message: format!(
-                    "{}, column `{name}`: holds numbers ({}), but is declared {}; segflow does not read numbers as dates",
-                    source.location,
-                    found.data_type(),
-                    if *column_type == ColumnType::Date { "date" } else { "timestamp" },
-                ),
-                help: Some(
-                    "export the column as ISO 8601 text (2026-01-31 or 2026-01-31T12:00:00), or as a Parquet date or timestamp".into(),
-                ),
-            });
+            return Err(source_files::numbers_refused(
+                source,
+                &source.location,
+                &format!(", column `{name}`"),
+                &found.data_type().to_string(),
+                *column_type,
+            ));
         }
     }
-    if declared.is_empty() {
-        return Ok(inferred);
-    }
-    let typed = declared_schema(&schema, declared);
-    match source.format {
-        SourceFormat::Csv => {
-            let options = CsvReadOptions::new()
-                .file_extension(&extension)
-                .schema(&typed);
-            ctx.read_csv(paths, options).await.map_err(fail)
-        }
-        SourceFormat::Ndjson => {
-            let options = JsonReadOptions::default()
-                .file_extension(&extension)
-                .schema(&typed);
-            ctx.read_json(paths, options).await.map_err(fail)
-        }
-        SourceFormat::Parquet => {
-            let columns = typed
-                .fields()
-                .iter()
-                .map(|field| {
-                    let column = col(format!("\"{}\"", field.name()));
-                    if declared.contains_key(field.name()) {
-                        cast(column, field.data_type().clone()).alias(field.name())
-                    } else {
-                        column
-                    }
-                })
-                .collect::<Vec<_>>();
-            inferred.select(columns).map_err(fail)
-        }
-    }
+    Ok(())
 }
 
 fn extension_of(path: &Path) -> String {
@@ -281,12 +366,15 @@ pub async fn find_bad_file(
 ) -> Option<Error> {
     use futures::{FutureExt, StreamExt};
     for source in sources {
+        let declared = &pipeline.sources[&source.name].columns;
+        if let Some(error) = source_files::diagnose(source, declared) {
+            return Some(error);
+        }
         for file in &source.files {
             let single = ResolvedSource {
                 files: vec![file.clone()],
                 ..source.clone()
             };
-            let declared = &pipeline.sources[&source.name].columns;
             let scan = async {
                 let frame = read(ctx, &single, declared).await?;
                 let columns: Vec<String> = frame
@@ -325,6 +413,18 @@ fn corrupt(panic: &(dyn std::any::Any + Send)) -> String {
     format!("the file is corrupt (the reader stopped: {message})")
 }
 
+/// The CSV reader's "at line N" counts data rows; an editor counts the header too.
+fn editor_line(message: &str) -> String {
+    let Some((before, after)) = message.split_once(" at line ") else {
+        return message.to_string();
+    };
+    let digits: String = after.chars().take_while(char::is_ascii_digit).collect();
+    match digits.parse::<u64>() {
+        Ok(line) => format!("{before} at line {}{}", line + 1, &after[digits.len()..]),
+        Err(_) => message.to_string(),
+    }
+}
+
 /// A data error in `file` of `source`, naming the column when the message gives its index.
 fn bad_file(source: &ResolvedSource, file: &Path, message: &str, columns: &[String]) -> Error {
     let column = message
@@ -333,10 +433,10 @@ fn bad_file(source: &ResolvedSource, file: &Path, message: &str, columns: &[Stri
         .and_then(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .and_then(|index| index.parse::<usize>().ok())
         .and_then(|index| columns.get(index));
-    let file_name = if source.files.len() == 1 {
-        source.location.clone()
-    } else {
-        file.display().to_string()
+    let file_name = source_files::shown(source, file);
+    let message = match source.format {
+        SourceFormat::Csv => editor_line(message),
+        _ => message.to_string(),
     };
     Error::Source {
         source_name: source.name.clone(),

@@ -2,6 +2,7 @@
 
 mod browser;
 mod corpus;
+mod data_reading;
 mod diagnostics;
 mod errors;
 mod example;
