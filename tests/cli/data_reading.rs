@@ -400,3 +400,15 @@ fn parquet_file_errors_name_the_file() {
         refused(&workspace, &["source `events`: ", expected]);
     }
 }
+
+/// Issue 17: a time column of the wrong type was reported once per aggregate over its source.
+#[test]
+fn a_time_column_error_is_printed_once() {
+    let workspace = Workspace::lint_clean();
+    workspace.edit_pipeline("columns: { ts: timestamp }", "columns: { ts: string }");
+    let output = workspace.segflow(&["validate", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr_unwrapped(&output);
+    let problem = "time column `ts` of source `events` holds Utf8";
+    assert_eq!(message.matches(problem).count(), 1, "{message}");
+}
