@@ -251,9 +251,12 @@ fn cast_columns(frame: &DataFrame, typed: &Schema) -> Vec<datafusion::prelude::E
                 column = cast(column, DataType::Timestamp(unit, Some("UTC".into())));
                 found = DataType::Timestamp(unit, None);
             }
+            // A column `typed` leaves as found keeps the UTC form.
             let wanted = typed
                 .field_with_name(field.name())
                 .map(|f| f.data_type().clone())
+                .ok()
+                .filter(|wanted| wanted != field.data_type())
                 .unwrap_or(found.clone());
             if wanted != found {
                 column = cast(column, wanted);

@@ -221,21 +221,27 @@ fn the_same_instants_count_the_same_in_every_format_and_machine_zone() {
     }
     let expected = vec![serde_json::json!(1), serde_json::json!(1)];
     let mut path = "events.csv".to_string();
-    for file in [
+    // Parquet with the column declared `timestamp`, then as stored (undeclared, with its zone).
+    let files = [
+        "events.csv",
         "events.ndjson",
         "events-America-New_York.parquet",
         "events-Asia-Tokyo.parquet",
-        "events.csv",
-    ] {
-        for zone in ["America/New_York", "Asia/Tokyo", "UTC"] {
-            assert_eq!(
-                events_30(&workspace, zone),
-                expected,
-                "{path} with TZ={zone}"
-            );
+        "undeclared",
+        "events-America-New_York.parquet",
+        "events-Asia-Tokyo.parquet",
+    ];
+    for file in files {
+        if file == "undeclared" {
+            workspace.edit_pipeline("columns: { ts: timestamp }", "columns: {}");
+            continue;
         }
         workspace.edit_pipeline(&format!("path: {path}"), &format!("path: {file}"));
         path = file.to_string();
+        for zone in ["America/New_York", "Asia/Tokyo", "UTC"] {
+            let found = events_30(&workspace, zone);
+            assert_eq!(found, expected, "{path} with TZ={zone}");
+        }
     }
 }
 
