@@ -418,3 +418,20 @@ fn a_time_column_error_is_printed_once() {
     let problem = "time column `ts` of source `events` holds Utf8";
     assert_eq!(message.matches(problem).count(), 1, "{message}");
 }
+
+/// A CSV large enough for DataFusion to split into byte ranges (over 10 MB) still gets the
+/// editor's line of a bad value, not its line within a range.
+#[test]
+fn a_bad_value_deep_in_a_large_csv_gets_its_editor_line() {
+    let workspace = Workspace::lint_clean();
+    let rows = 400_000;
+    let mut csv = String::from("customer_id,ts,feature\n");
+    csv.push_str(&"1,2026-09-01T00:00:00,aaaaaaaaaa\n".repeat(rows));
+    csv.push_str("1,x,b\n");
+    workspace.write("events.csv", &csv);
+    let line = format!(
+        "events.csv, column `ts`: Error parsing column 1 at line {}",
+        rows + 2
+    );
+    refused(&workspace, &["source `events`: ", &line]);
+}
