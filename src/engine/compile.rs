@@ -108,6 +108,10 @@ struct Compiler<'a> {
 
 impl Compiler<'_> {
     fn problem(&mut self, code: &'static Code, path: &str, message: String, help: Option<String>) {
+        // One source's time column is checked once per aggregate over it: report it once.
+        if self.problems.iter().any(|p| p.message() == message) {
+            return;
+        }
         let problem = self.pipeline.file.at(code, path, message).maybe_help(help);
         self.problems.push(problem);
     }

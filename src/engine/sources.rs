@@ -251,9 +251,12 @@ fn cast_columns(frame: &DataFrame, typed: &Schema) -> Vec<datafusion::prelude::E
                 column = cast(column, DataType::Timestamp(unit, Some("UTC".into())));
                 found = DataType::Timestamp(unit, None);
             }
+            // A column `typed` leaves as found keeps the UTC form.
             let wanted = typed
                 .field_with_name(field.name())
                 .map(|f| f.data_type().clone())
+                .ok()
+                .filter(|wanted| wanted != field.data_type())
                 .unwrap_or(found.clone());
             if wanted != found {
                 column = cast(column, wanted);
@@ -365,6 +368,15 @@ pub async fn find_bad_file(
     sources: &[ResolvedSource],
 ) -> Option<Error> {
     use futures::{FutureExt, StreamExt};
+    // Each file read whole, so that the CSV reader's line numbers count from its first line
+    // (a split scan counts from the start of each byte range).
+    let state = ctx.state_ref();
+    state
+        .write()
+        .config_mut()
+        .options_mut()
+        .optimizer
+        .repartition_file_scans = false;
     for source in sources {
         let declared = &pipeline.sources[&source.name].columns;
         if let Some(error) = source_files::diagnose(source, declared) {

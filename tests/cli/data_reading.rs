@@ -221,21 +221,27 @@ fn the_same_instants_count_the_same_in_every_format_and_machine_zone() {
     }
     let expected = vec![serde_json::json!(1), serde_json::json!(1)];
     let mut path = "events.csv".to_string();
-    for file in [
+    // Parquet with the column declared `timestamp`, then as stored (undeclared, with its zone).
+    let files = [
+        "events.csv",
         "events.ndjson",
         "events-America-New_York.parquet",
         "events-Asia-Tokyo.parquet",
-        "events.csv",
-    ] {
-        for zone in ["America/New_York", "Asia/Tokyo", "UTC"] {
-            assert_eq!(
-                events_30(&workspace, zone),
-                expected,
-                "{path} with TZ={zone}"
-            );
+        "undeclared",
+        "events-America-New_York.parquet",
+        "events-Asia-Tokyo.parquet",
+    ];
+    for file in files {
+        if file == "undeclared" {
+            workspace.edit_pipeline("columns: { ts: timestamp }", "columns: {}");
+            continue;
         }
         workspace.edit_pipeline(&format!("path: {path}"), &format!("path: {file}"));
         path = file.to_string();
+        for zone in ["America/New_York", "Asia/Tokyo", "UTC"] {
+            let found = events_30(&workspace, zone);
+            assert_eq!(found, expected, "{path} with TZ={zone}");
+        }
     }
 }
 
@@ -399,4 +405,33 @@ fn parquet_file_errors_name_the_file() {
         spoil(&workspace);
         refused(&workspace, &["source `events`: ", expected]);
     }
+}
+
+/// Issue 17: a time column of the wrong type was reported once per aggregate over its source.
+#[test]
+fn a_time_column_error_is_printed_once() {
+    let workspace = Workspace::lint_clean();
+    workspace.edit_pipeline("columns: { ts: timestamp }", "columns: { ts: string }");
+    let output = workspace.segflow(&["validate", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr_unwrapped(&output);
+    let problem = "time column `ts` of source `events` holds Utf8";
+    assert_eq!(message.matches(problem).count(), 1, "{message}");
+}
+
+/// A CSV large enough for DataFusion to split into byte ranges (over 10 MB) still gets the
+/// editor's line of a bad value, not its line within a range.
+#[test]
+fn a_bad_value_deep_in_a_large_csv_gets_its_editor_line() {
+    let workspace = Workspace::lint_clean();
+    let rows = 400_000;
+    let mut csv = String::from("customer_id,ts,feature\n");
+    csv.push_str(&"1,2026-09-01T00:00:00,aaaaaaaaaa\n".repeat(rows));
+    csv.push_str("1,x,b\n");
+    workspace.write("events.csv", &csv);
+    let line = format!(
+        "events.csv, column `ts`: Error parsing column 1 at line {}",
+        rows + 2
+    );
+    refused(&workspace, &["source `events`: ", &line]);
 }
