@@ -39,6 +39,14 @@ pub struct Templates {
     overrides: Option<PathBuf>,
 }
 
+/// A pipeline's templates folder: the only place on disk templates are read from.
+struct Folder {
+    /// As given, for messages.
+    shown: PathBuf,
+    /// Symlinks resolved, to check where a template really is.
+    root: PathBuf,
+}
+
 impl Templates {
     /// Built-in templates, each replaced by a file of the same name in `overrides` if present.
     pub fn new(overrides: Option<PathBuf>) -> Result<Self> {
@@ -59,8 +67,11 @@ impl Templates {
                 AutoEscape::None
             }
         });
-        let folder = overrides.clone();
-        env.set_loader(move |name| load(folder.as_deref(), name));
+        let folder = match &overrides {
+            Some(dir) => Some(Folder::new(dir)?),
+            None => None,
+        };
+        env.set_loader(move |name| load(folder.as_ref(), name));
         env.add_filter("thousands", thousands);
         env.add_filter("pct", pct);
         env.add_filter("num", num);
@@ -99,25 +110,94 @@ impl Templates {
     }
 }
 
+/// A template by name: from the folder when it holds one, else built in. Names that could reach
+/// outside the folder are refused, so a template cannot read other files (`/etc/passwd`,
+/// `/proc/self/environ`).
 fn load(
-    overrides: Option<&Path>,
+    folder: Option<&Folder>,
     name: &str,
 ) -> std::result::Result<Option<String>, minijinja::Error> {
-    if let Some(dir) = overrides {
-        let path = dir.join(name);
-        if path.is_file() {
-            return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            });
-        }
+    if let Err(reason) = check_name(name) {
+        return Err(refused(name, &reason));
+    }
+    if let Some(folder) = folder
+        && let Some(text) = folder.read(name)?
+    {
+        return Ok(Some(text));
     }
     Ok(DEFAULT_TEMPLATES
         .iter()
         .find(|(n, _)| *n == name)
         .map(|(_, text)| (*text).to_string()))
+}
+
+/// Why a template name is not a plain name relative to the templates folder, if it is not.
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.contains('\0') {
+        return Err("it contains a NUL byte".into());
+    }
+    if name.contains('\\') {
+        return Err("it contains a backslash".into());
+    }
+    if name.starts_with('/') {
+        return Err("it is an absolute path".into());
+    }
+    if name.split('/').any(|part| part == "..") {
+        return Err("it goes up a folder (`..`)".into());
+    }
+    if name.split('/').any(|part| part.is_empty() || part == ".") {
+        return Err("it has an empty or `.` part".into());
+    }
+    Ok(())
+}
+
+fn refused(name: &str, reason: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "refused to load template `{}`: {reason}; templates come only from the templates \
+             folder or the built-in set",
+            name.escape_default()
+        ),
+    )
+}
+
+impl Folder {
+    fn new(dir: &Path) -> Result<Self> {
+        let root = dir.canonicalize().map_err(|e| Error::Template {
+            template: dir.display().to_string(),
+            message: format!("cannot read the templates folder: {e}"),
+        })?;
+        Ok(Folder {
+            shown: dir.to_path_buf(),
+            root,
+        })
+    }
+
+    /// The text of template `name` (already checked by `check_name`), or None when the folder has
+    /// no such file. A file that resolves outside the folder (through a symlink) is refused.
+    fn read(&self, name: &str) -> std::result::Result<Option<String>, minijinja::Error> {
+        let Ok(real) = self.root.join(name).canonicalize() else {
+            return Ok(None);
+        };
+        if !real.starts_with(&self.root) {
+            let reason = format!(
+                "it resolves to {}, outside the templates folder {}",
+                real.display(),
+                self.shown.display()
+            );
+            return Err(refused(name, &reason));
+        }
+        if !real.is_file() {
+            return Ok(None);
+        }
+        std::fs::read_to_string(&real).map(Some).map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot read {}: {e}", self.shown.join(name).display()),
+            )
+        })
+    }
 }
 
 /// Text safe inside a Markdown table cell: pipes escaped, line breaks folded.

@@ -15,4 +15,5 @@ mod resources;
 mod review;
 mod schema;
 mod support;
+mod templates_safety;
 mod time;
