@@ -1,6 +1,7 @@
 //! Writing a run's outputs: machine-readable files (JSON, CSV, manifest) and the Markdown and
 //! HTML reports rendered from templates. Numbers arrive computed; this module only presents them.
 
+mod escape;
 mod history;
 mod output;
 mod provenance;

@@ -166,3 +166,52 @@ fn squashed(text: &str) -> String {
         .filter(|c| !c.is_whitespace() && *c != '│')
         .collect()
 }
+
+/// Run the pipeline with `report.md.j2` (and `others`) in its templates folder; require exit 3
+/// and a message containing each of `expected`, with nothing written.
+fn assert_render_fails(report: &str, others: &[(&str, &[u8])], expected: &[&str]) {
+    let mut files = vec![("report.md.j2", report.as_bytes())];
+    files.extend_from_slice(others);
+    let workspace = with_templates(&files);
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    let message = squashed(&stderr(&output));
+    assert_eq!(output.status.code(), Some(3), "{message}");
+    for text in expected {
+        assert!(message.contains(&squashed(text)), "{text}: {message}");
+    }
+    assert!(!workspace.path().join("out").exists());
+}
+
+#[test]
+fn a_template_that_never_ends_is_stopped_with_its_name() {
+    for report in [
+        "{% for i in range(100000) %}{% for j in range(100000) %}{% endfor %}{% endfor %}",
+        "{% for s in segments %}{% for i in range(100000) %}{% for j in range(100000) %}{{ i }}\
+         {% endfor %}{% endfor %}{% endfor %}",
+    ] {
+        assert_render_fails(
+            report,
+            &[],
+            &["template `report.md.j2 (tpl/report.md.j2)`: did too much work"],
+        );
+    }
+}
+
+#[test]
+fn a_template_including_itself_is_named() {
+    assert_render_fails(
+        "{% include \"report.md.j2\" %}",
+        &[],
+        &["`report.md.j2` includes itself", "recursion too deep"],
+    );
+    assert_render_fails(
+        "a{% include \"b.j2\" %}",
+        &[("b.j2", b"b{% include \"report.md.j2\" %}")],
+        &["includes itself (report.md.j2 → b.j2 → report.md.j2)"],
+    );
+    assert_render_fails(
+        "{% macro f(n) %}{{ f(n + 1) }}{% endmacro %}{{ f(1) }}",
+        &[],
+        &["template `report.md.j2", "a macro calls itself"],
+    );
+}
