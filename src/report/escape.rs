@@ -20,6 +20,18 @@ pub fn strip_nul(text: &str) -> String {
     text.replace('\0', "")
 }
 
+/// A text cell of a CSV file, safe to open in a spreadsheet: NUL removed, and a `'` before a
+/// leading `=`, `+`, `-`, `@`, tab or carriage return so that it is not read as a formula
+/// (OWASP's rule). Only for text columns: a number column keeps its sign.
+pub fn csv_text(text: &str) -> String {
+    let text = strip_nul(text);
+    if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
+        format!("'{text}")
+    } else {
+        text
+    }
+}
+
 fn text_of(value: &Value) -> String {
     value
         .as_str()
@@ -276,6 +288,19 @@ mod tests {
         assert_eq!(cell("- not a list in a cell"), "- not a list in a cell");
         assert_eq!(code_cell("x || y"), "`x \\|\\| y`");
         assert_eq!(cell("match `a | b`"), "match `a \\| b`");
+    }
+
+    #[test]
+    fn formula_cells_are_neutralised() {
+        assert_eq!(csv_text("=HYPERLINK(\"x\")"), "'=HYPERLINK(\"x\")");
+        for lead in ["+", "-", "@", "\t", "\r"] {
+            assert_eq!(
+                csv_text(&format!("{lead}SUM(A1)")),
+                format!("'{lead}SUM(A1)")
+            );
+        }
+        assert_eq!(csv_text("Power users"), "Power users");
+        assert_eq!(csv_text("a\0b"), "ab");
     }
 
     #[test]

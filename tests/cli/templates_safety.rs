@@ -215,3 +215,185 @@ fn a_template_including_itself_is_named() {
         &["template `report.md.j2", "a macro calls itself"],
     );
 }
+
+/// Markup that must render as text: raw HTML, a `javascript:` link, emphasis, a table-breaking
+/// pipe and a NUL byte (YAML's `\0`).
+const PAYLOAD: &str =
+    r"<img src=x onerror=alert(1)> [click](javascript:alert(1)) a|b **bold** \0end";
+
+/// The windows fixture with the payload in every kind of pipeline text and in a data value.
+fn injected() -> Workspace {
+    let workspace = Workspace::from_fixture("windows");
+    let p = |tag: &str| format!("\"{tag} {PAYLOAD}\"");
+    workspace.edit_pipeline(
+        "name: windows\n",
+        &format!(
+            "name: windows\ntitle: {}\ndescription: \"Intro\\n# {PAYLOAD}\\n- {PAYLOAD}\"\n",
+            p("Title")
+        ),
+    );
+    workspace.edit_pipeline(
+        "    name: Busy\n    when: events_30 >= 3\n",
+        &format!(
+            "    name: {}\n    description: {}\n    owner: {}\n    actions: [{}]\n    \
+             when: \"events_30 >= 3 OR plan = '<b>|`x`</b>'\"\n",
+            p("Busy"),
+            p("Desc"),
+            p("Owner"),
+            p("Act")
+        ),
+    );
+    workspace.edit_pipeline(
+        "    description: Events in [as_of - 30 days, as_of).\n",
+        &format!("    description: {}\n", p("Feature")),
+    );
+    let persona = ["name", "role", "context", "quote"]
+        .map(|field| format!("{field}: {}", p(field)))
+        .join(", ");
+    let text = workspace.read("pipeline.yaml");
+    workspace.write(
+        "pipeline.yaml",
+        &format!(
+            "{text}personas:\n  - {{ segment: busy, {persona}, goals: [{}], frustrations: [{}], \
+             behaviours: [{}] }}\n",
+            p("goal"),
+            p("frustration"),
+            p("behaviour")
+        ),
+    );
+    let customers = workspace.read("customers.csv").replacen(
+        "1,2026-09-01,pro,5",
+        "1,2026-09-01,\"<img src=x onerror=alert(1)> [a](javascript:x) a|b\",5",
+        1,
+    );
+    workspace.write("customers.csv", &customers);
+    workspace
+}
+
+/// Every way the payload could escape: raw HTML, a live link, a NUL byte, a row with more cells
+/// than its table's header.
+fn assert_inert(name: &str, text: &str) {
+    assert!(!text.contains('\0'), "{name} holds a NUL byte");
+    for raw in ["<img", "<IMG", "[click]", "[a]", "[A]", "**bold**"] {
+        assert!(!text.contains(raw), "{name} holds raw `{raw}`:\n{text}");
+    }
+    let mut columns = None;
+    for line in text.lines() {
+        if !line.starts_with('|') {
+            columns = None;
+            continue;
+        }
+        let cells = cell_count(line);
+        assert_eq!(*columns.get_or_insert(cells), cells, "{name}: {line}");
+    }
+}
+
+/// The cells of a Markdown table row: `|` not escaped with a backslash.
+fn cell_count(row: &str) -> usize {
+    let mut count = 0;
+    let mut escaped = false;
+    for c in row.chars() {
+        match c {
+            '\\' if !escaped => escaped = true,
+            '|' if !escaped => count += 1,
+            _ => escaped = false,
+        }
+    }
+    count
+}
+
+#[test]
+fn pipeline_text_and_data_render_as_text_in_every_markdown_report() {
+    let workspace = injected();
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--as-of",
+        "2026-09-01",
+        "--out",
+        "q3",
+    ]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4", "--compare-to", "q3"]);
+    workspace.segflow_ok(&["history", "q3", "q4", "--out", "h"]);
+    let diff = workspace.segflow_ok(&["diff", "q3", "q4"]);
+    let report = workspace.read("q4/report.md");
+    assert!(report.contains("## Compared with"), "{report}");
+    assert!(
+        report.contains("&lt;img src=x onerror=alert(1)&gt;"),
+        "{report}"
+    );
+    assert!(
+        report.contains("&lt;IMG SRC=X ONERROR=ALERT(1)&gt;"),
+        "data value: {report}"
+    );
+    for (name, text) in [
+        ("report.md", report.clone()),
+        ("personas/busy.md", workspace.read("q4/personas/busy.md")),
+        ("history.md", workspace.read("h/history.md")),
+        ("diff", String::from_utf8(diff.stdout).unwrap()),
+    ] {
+        assert_inert(name, &text);
+    }
+    for file in ["q4/report.html", "h/history.html", "q4/segments.csv"] {
+        assert!(
+            !workspace.read(file).contains('\0'),
+            "{file} holds a NUL byte"
+        );
+    }
+}
+
+#[test]
+fn markdown_block_markers_in_pipeline_text_stay_text() {
+    let workspace = injected();
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    let report = workspace.read("out/report.md");
+    assert!(report.contains("\\# &lt;img"), "{report}");
+    assert!(report.contains("\\- &lt;img"), "{report}");
+    assert!(
+        report.contains("| ``events_30 >= 3 OR plan = '<b>\\|`x`</b>'`` |")
+            && report.contains("- Rule: ``events_30 >= 3 OR plan = '<b>|`x`</b>'``"),
+        "rules are code, fenced past their backticks: {report}"
+    );
+}
+
+#[test]
+fn formula_cells_in_segments_csv_are_neutralised_and_numbers_kept() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.edit_pipeline(
+        "    name: Busy\n",
+        "    name: \"=HYPERLINK(\\\"http://x\\\",\\\"y\\\")\"\n",
+    );
+    workspace.edit_pipeline("    name: Active\n", "    name: \"@SUM(A1:A9)\"\n");
+    workspace.edit_pipeline("    name: Lapsed\n", "    name: \"\\tlapsed\\0\"\n");
+    workspace.edit_pipeline("    expr: upper(plan)\n", "    expr: concat('-', plan)\n");
+    workspace.edit_pipeline("    expr: score * 2\n", "    expr: score * 2 - 100\n");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    let csv = workspace.read("out/segments.csv");
+    let mut reader = csv::Reader::from_reader(csv.as_bytes());
+    let header = reader.headers().unwrap().clone();
+    let column = |name: &str| header.iter().position(|h| h == name).unwrap();
+    let rows: Vec<csv::StringRecord> = reader.records().map(Result::unwrap).collect();
+    let names: Vec<&str> = rows.iter().map(|r| &r[column("segment_name")]).collect();
+    assert!(
+        names.contains(&"'=HYPERLINK(\"http://x\",\"y\")"),
+        "{names:?}"
+    );
+    assert!(names.contains(&"'@SUM(A1:A9)"), "{names:?}");
+    assert!(names.contains(&"'\tlapsed"), "{names:?}");
+    for row in &rows {
+        for stat in ["plan__min", "plan__max"] {
+            let text = &row[column(stat)];
+            assert!(text.is_empty() || text.starts_with("'-"), "{stat}: {text}");
+        }
+        let min = &row[column("score_double__min")];
+        assert!(
+            min.is_empty() || min.parse::<f64>().is_ok(),
+            "numbers stay numbers: {min}"
+        );
+    }
+    assert!(
+        rows.iter()
+            .any(|r| r[column("score_double__min")].starts_with('-')),
+        "a negative number keeps its sign: {csv}"
+    );
+}
