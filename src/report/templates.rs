@@ -83,6 +83,7 @@ impl Templates {
         env.add_filter("thousands", thousands);
         env.add_filter("pct", pct);
         env.add_filter("num", num);
+        env.add_filter("by_pair", by_pair);
         escape::add_filters(&mut env);
         Ok(Templates { env, overrides })
     }
@@ -260,6 +261,19 @@ impl Folder {
             )
         })
     }
+}
+
+/// Pairs of segments (items with `a` and `b`) by `"a b"` and `"b a"`, so that a table over all
+/// pairs looks each one up instead of scanning the list in every cell (which grows with the
+/// fourth power of the number of segments and would exhaust the render budget).
+fn by_pair(pairs: Value) -> std::result::Result<Value, minijinja::Error> {
+    let mut map = std::collections::BTreeMap::new();
+    for pair in pairs.try_iter()? {
+        let (a, b) = (pair.get_attr("a")?, pair.get_attr("b")?);
+        map.insert(format!("{a} {b}"), pair.clone());
+        map.insert(format!("{b} {a}"), pair);
+    }
+    Ok(Value::from(map))
 }
 
 /// `1234567` → `1,234,567`.
