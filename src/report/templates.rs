@@ -119,15 +119,34 @@ impl Templates {
         {
             recursion_message(&chain)
         } else {
-            match e.line() {
-                Some(line) => format!(
-                    "line {line}: {}",
-                    e.detail().unwrap_or(&e.kind().to_string())
-                ),
-                None => e.to_string(),
-            }
+            return self.innermost_error(name, &chain);
         };
         Error::Template { template, message }
+    }
+
+    /// An error inside an included template is reported at that template and line, with where
+    /// it was included from, rather than as "error in b.j2" at the include.
+    fn innermost_error(&self, name: &str, chain: &[&minijinja::Error]) -> Error {
+        let at = |e: &minijinja::Error| match e.line() {
+            Some(line) => format!("line {line}"),
+            None => "the start".to_string(),
+        };
+        let inner = chain.last().copied().unwrap_or(chain[0]);
+        let mut message = match inner.line() {
+            Some(line) => format!(
+                "line {line}: {}",
+                inner.detail().unwrap_or(&inner.kind().to_string())
+            ),
+            None => inner.to_string(),
+        };
+        for outer in chain[..chain.len() - 1].iter().rev() {
+            let outer_name = outer.name().unwrap_or(name);
+            message.push_str(&format!(" (included from {outer_name} at {})", at(outer)));
+        }
+        Error::Template {
+            template: self.describe(inner.name().unwrap_or(name)),
+            message,
+        }
     }
 }
 

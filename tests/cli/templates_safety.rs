@@ -397,3 +397,24 @@ fn formula_cells_in_segments_csv_are_neutralised_and_numbers_kept() {
         "a negative number keeps its sign: {csv}"
     );
 }
+
+#[test]
+fn an_error_in_an_included_template_is_reported_where_it_is() {
+    assert_render_fails(
+        "first line\n{% include \"part.j2\" %}",
+        &[("part.j2", b"ok\n{{ no_such.thing }}\n")],
+        &[
+            "template `part.j2 (tpl/part.j2)`: line 2:",
+            "(included from report.md.j2 at line 2)",
+        ],
+    );
+    assert_render_fails(
+        "{% include \"part.j2\" %}",
+        &[("part.j2", b"{% include \"../secret.txt\" %}")],
+        &[
+            "template `part.j2 (tpl/part.j2)`",
+            "refused to load template `../secret.txt`",
+            "(included from report.md.j2 at line 1)",
+        ],
+    );
+}
