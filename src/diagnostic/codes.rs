@@ -145,7 +145,7 @@ codes! {
     /// Data that broke an assumption while executing.
     DATA = "data", Error, "The data broke an assumption while the pipeline executed (DataFusion reported an error evaluating it). The message says what; fix the data or the expression. Exit code 4.";
     /// A report template that fails.
-    TEMPLATE = "template", Error, "A report template (a default one, or one from the pipeline's `templates` folder) fails to load or render; the message names the template and line. Exit code 3.";
+    TEMPLATE = "template", Error, "A report template (a default one, or one from the pipeline's `templates` folder) fails to load or render; the message names the template and line. Also when a template names another one outside its folder and the built-in set (an absolute name, `..`, a backslash, a NUL byte, a symlink out of the folder), does too much work (a loop too long), or includes itself. Exit code 3.";
     /// Outputs that cannot be written.
     OUTPUT = "output", Error, "The run folder cannot be written: it exists already (use --replace or another --out), its parent is not writable, or the disk is full. Nothing half-written is left behind and earlier runs are untouched. Exit code 5.";
     /// A command line that names something that does not exist.

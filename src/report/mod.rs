@@ -1,6 +1,7 @@
 //! Writing a run's outputs: machine-readable files (JSON, CSV, manifest) and the Markdown and
 //! HTML reports rendered from templates. Numbers arrive computed; this module only presents them.
 
+mod escape;
 mod history;
 mod output;
 mod provenance;
@@ -243,9 +244,11 @@ fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     write_file(path, text.as_bytes())
 }
 
+/// `segments.csv`, rendered in memory and written through `write_file` so secrets are masked.
+/// Text cells are neutralised against spreadsheet formulas; numbers are written as they are.
 fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
-    let fail = |e: csv::Error| Error::output(path, e);
-    let mut writer = csv::Writer::from_path(path).map_err(fail)?;
+    let fail = |e: csv::Error| Error::Internal(format!("segments.csv: {e}"));
+    let mut writer = csv::Writer::from_writer(Vec::new());
     let mut header = vec![
         "segment_id".to_string(),
         "segment_name".to_string(),
@@ -259,15 +262,15 @@ fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
     }
     writer.write_record(&header).map_err(fail)?;
     let cell = |v: &Option<serde_json::Value>| match v {
-        Some(serde_json::Value::String(s)) => s.clone(),
+        Some(serde_json::Value::String(s)) => escape::csv_text(s),
         Some(v) => v.to_string(),
         None => String::new(),
     };
     let number = |v: Option<f64>| v.map(|v| v.to_string()).unwrap_or_default();
     for segment in &results.segments {
         let mut row = vec![
-            segment.id.to_string(),
-            segment.name.to_string(),
+            escape::csv_text(&segment.id),
+            escape::csv_text(&segment.name),
             segment.customers.to_string(),
             segment.share.to_string(),
         ];
@@ -291,6 +294,8 @@ fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
         }
         writer.write_record(&row).map_err(fail)?;
     }
-    writer.flush().map_err(|e| Error::output(path, e))?;
-    Ok(())
+    let bytes = writer
+        .into_inner()
+        .map_err(|e| Error::Internal(format!("segments.csv: {e}")))?;
+    write_file(path, &bytes)
 }

@@ -6,6 +6,7 @@ use std::path::{Path, PathBuf};
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
+use super::escape;
 use crate::error::{Error, Result};
 
 /// The built-in templates, by file name.
@@ -33,10 +34,24 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
     ),
 ];
 
+/// The most steps (about one per template instruction) one render may take. The example
+/// pipeline's report.md with a comparison takes about 15,000 and report.html about 15,000, so
+/// this leaves over 3,000 times that for larger pipelines, and stops a runaway template (two
+/// nested `range(100000)` loops) within seconds.
+const FUEL: u64 = 50_000_000;
+
 /// Report templates ready to render.
 pub struct Templates {
     env: Environment<'static>,
     overrides: Option<PathBuf>,
+}
+
+/// A pipeline's templates folder: the only place on disk templates are read from.
+struct Folder {
+    /// As given, for messages.
+    shown: PathBuf,
+    /// Symlinks resolved, to check where a template really is.
+    root: PathBuf,
 }
 
 impl Templates {
@@ -52,6 +67,7 @@ impl Templates {
         }
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
+        env.set_fuel(Some(FUEL));
         env.set_auto_escape_callback(|name| {
             if name.contains(".html") {
                 AutoEscape::Html
@@ -59,32 +75,109 @@ impl Templates {
                 AutoEscape::None
             }
         });
-        let folder = overrides.clone();
-        env.set_loader(move |name| load(folder.as_deref(), name));
+        let folder = match &overrides {
+            Some(dir) => Some(Folder::new(dir)?),
+            None => None,
+        };
+        env.set_loader(move |name| load(folder.as_ref(), name));
         env.add_filter("thousands", thousands);
         env.add_filter("pct", pct);
         env.add_filter("num", num);
-        env.add_filter("cell", markdown_cell);
+        env.add_filter("by_pair", by_pair);
+        escape::add_filters(&mut env);
         Ok(Templates { env, overrides })
     }
 
-    /// Render template `name` with `context`.
+    /// Render template `name` with `context`. NUL bytes never reach a report.
     pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
-        let fail = |e: minijinja::Error| Error::Template {
-            template: self.describe(e.name().unwrap_or(name)),
-            message: match e.line() {
-                Some(line) => format!(
-                    "line {line}: {}",
-                    e.detail().unwrap_or(&e.kind().to_string())
-                ),
-                None => e.to_string(),
-            },
-        };
+        let fail = |e: minijinja::Error| self.error(name, &e);
         let template = self.env.get_template(name).map_err(fail)?;
-        template
+        let text = template
             .render(Value::from_serialize(context))
-            .map_err(fail)
+            .map_err(fail)?;
+        Ok(escape::strip_nul(&text))
     }
+}
+
+impl Templates {
+    /// The error of rendering `name`, saying what went wrong in words when the engine stopped a
+    /// template that did too much work or recursed without end.
+    fn error(&self, name: &str, e: &minijinja::Error) -> Error {
+        let template = self.describe(e.name().unwrap_or(name));
+        let chain = error_chain(e);
+        let message = if chain
+            .iter()
+            .any(|e| e.kind() == minijinja::ErrorKind::OutOfFuel)
+        {
+            format!(
+                "did too much work: rendering stopped after {FUEL} steps (a loop too long or \
+                 nested too deep?); a real report needs far fewer"
+            )
+        } else if chain
+            .iter()
+            .any(|e| e.detail() == Some("recursion limit exceeded"))
+        {
+            recursion_message(&chain)
+        } else {
+            return self.innermost_error(name, &chain);
+        };
+        Error::Template { template, message }
+    }
+
+    /// An error inside an included template is reported at that template and line, with where
+    /// it was included from, rather than as "error in b.j2" at the include.
+    fn innermost_error(&self, name: &str, chain: &[&minijinja::Error]) -> Error {
+        let at = |e: &minijinja::Error| match e.line() {
+            Some(line) => format!("line {line}"),
+            None => "the start".to_string(),
+        };
+        let inner = chain.last().copied().unwrap_or(chain[0]);
+        let mut message = match inner.line() {
+            Some(line) => format!(
+                "line {line}: {}",
+                inner.detail().unwrap_or(&inner.kind().to_string())
+            ),
+            None => inner.to_string(),
+        };
+        for outer in chain[..chain.len() - 1].iter().rev() {
+            let outer_name = outer.name().unwrap_or(name);
+            message.push_str(&format!(" (included from {outer_name} at {})", at(outer)));
+        }
+        Error::Template {
+            template: self.describe(inner.name().unwrap_or(name)),
+            message,
+        }
+    }
+}
+
+/// The error and the errors it wraps (an include wraps the included template's error).
+fn error_chain(e: &minijinja::Error) -> Vec<&minijinja::Error> {
+    let mut chain = vec![e];
+    let mut current: &dyn std::error::Error = e;
+    while let Some(source) = current.source() {
+        if let Some(inner) = source.downcast_ref::<minijinja::Error>() {
+            chain.push(inner);
+        }
+        current = source;
+    }
+    chain
+}
+
+/// Which template includes itself, with the path of includes back to it, when the chain of
+/// errors shows one; else a macro that calls itself.
+fn recursion_message(chain: &[&minijinja::Error]) -> String {
+    let mut path: Vec<&str> = Vec::new();
+    for name in chain.iter().filter_map(|e| e.name()) {
+        if path.contains(&name) {
+            path.push(name);
+            return format!(
+                "`{name}` includes itself ({}): recursion too deep",
+                path.join(" → ")
+            );
+        }
+        path.push(name);
+    }
+    "recursion too deep: a template includes itself or a macro calls itself without end".into()
 }
 
 impl Templates {
@@ -99,20 +192,20 @@ impl Templates {
     }
 }
 
+/// A template by name: from the folder when it holds one, else built in. Names that could reach
+/// outside the folder are refused, so a template cannot read other files (`/etc/passwd`,
+/// `/proc/self/environ`).
 fn load(
-    overrides: Option<&Path>,
+    folder: Option<&Folder>,
     name: &str,
 ) -> std::result::Result<Option<String>, minijinja::Error> {
-    if let Some(dir) = overrides {
-        let path = dir.join(name);
-        if path.is_file() {
-            return std::fs::read_to_string(&path).map(Some).map_err(|e| {
-                minijinja::Error::new(
-                    minijinja::ErrorKind::InvalidOperation,
-                    format!("cannot read {}: {e}", path.display()),
-                )
-            });
-        }
+    if let Err(reason) = check_name(name) {
+        return Err(refused(name, &reason));
+    }
+    if let Some(folder) = folder
+        && let Some(text) = folder.read(name)?
+    {
+        return Ok(Some(text));
     }
     Ok(DEFAULT_TEMPLATES
         .iter()
@@ -120,12 +213,86 @@ fn load(
         .map(|(_, text)| (*text).to_string()))
 }
 
-/// Text safe inside a Markdown table cell: pipes escaped, line breaks folded.
-fn markdown_cell(value: Value) -> String {
-    let text = value
-        .as_str()
-        .map_or_else(|| value.to_string(), str::to_string);
-    text.replace('|', "\\|").replace(['\n', '\r'], " ")
+/// Why a template name is not a plain name relative to the templates folder, if it is not.
+fn check_name(name: &str) -> std::result::Result<(), String> {
+    if name.contains('\0') {
+        return Err("it contains a NUL byte".into());
+    }
+    if name.contains('\\') {
+        return Err("it contains a backslash".into());
+    }
+    if name.starts_with('/') {
+        return Err("it is an absolute path".into());
+    }
+    if name.split('/').any(|part| part == "..") {
+        return Err("it goes up a folder (`..`)".into());
+    }
+    if name.split('/').any(|part| part.is_empty() || part == ".") {
+        return Err("it has an empty or `.` part".into());
+    }
+    Ok(())
+}
+
+fn refused(name: &str, reason: &str) -> minijinja::Error {
+    minijinja::Error::new(
+        minijinja::ErrorKind::InvalidOperation,
+        format!(
+            "refused to load template `{}`: {reason}; templates come only from the templates \
+             folder or the built-in set",
+            name.escape_default()
+        ),
+    )
+}
+
+impl Folder {
+    fn new(dir: &Path) -> Result<Self> {
+        let root = dir.canonicalize().map_err(|e| Error::Template {
+            template: dir.display().to_string(),
+            message: format!("cannot read the templates folder: {e}"),
+        })?;
+        Ok(Folder {
+            shown: dir.to_path_buf(),
+            root,
+        })
+    }
+
+    /// The text of template `name` (already checked by `check_name`), or None when the folder has
+    /// no such file. A file that resolves outside the folder (through a symlink) is refused.
+    fn read(&self, name: &str) -> std::result::Result<Option<String>, minijinja::Error> {
+        let Ok(real) = self.root.join(name).canonicalize() else {
+            return Ok(None);
+        };
+        if !real.starts_with(&self.root) {
+            let reason = format!(
+                "it resolves to {}, outside the templates folder {}",
+                real.display(),
+                self.shown.display()
+            );
+            return Err(refused(name, &reason));
+        }
+        if !real.is_file() {
+            return Ok(None);
+        }
+        std::fs::read_to_string(&real).map(Some).map_err(|e| {
+            minijinja::Error::new(
+                minijinja::ErrorKind::InvalidOperation,
+                format!("cannot read {}: {e}", self.shown.join(name).display()),
+            )
+        })
+    }
+}
+
+/// Pairs of segments (items with `a` and `b`) by `"a b"` and `"b a"`, so that a table over all
+/// pairs looks each one up instead of scanning the list in every cell (which grows with the
+/// fourth power of the number of segments and would exhaust the render budget).
+fn by_pair(pairs: Value) -> std::result::Result<Value, minijinja::Error> {
+    let mut map = std::collections::BTreeMap::new();
+    for pair in pairs.try_iter()? {
+        let (a, b) = (pair.get_attr("a")?, pair.get_attr("b")?);
+        map.insert(format!("{a} {b}"), pair.clone());
+        map.insert(format!("{b} {a}"), pair);
+    }
+    Ok(Value::from(map))
 }
 
 /// `1234567` → `1,234,567`.

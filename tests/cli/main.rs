@@ -18,4 +18,5 @@ mod resources;
 mod review;
 mod schema;
 mod support;
+mod templates_safety;
 mod time;
