@@ -227,6 +227,17 @@ fn an_old_run_left_beside_a_complete_one_is_removed_only_if_segflow_wrote_all_of
     let run = ["run", "pipeline.yaml", "--out", "out", "--replace"];
     assert_refused(&workspace, &run, ".out.replaced");
     assert_eq!(workspace.read(".out.replaced/NOTES.md"), "mine");
+
+    // A folder of that name that segflow did not write is never moved into place.
+    std::fs::remove_dir_all(workspace.path().join(".out.replaced")).unwrap();
+    std::fs::remove_dir_all(workspace.path().join("out")).unwrap();
+    std::fs::create_dir(workspace.path().join(".out.replaced")).unwrap();
+    workspace.write(".out.replaced/mine.txt", "mine");
+    assert_refused(
+        &workspace,
+        &["run", "pipeline.yaml", "--out", "out"],
+        ".out.replaced",
+    );
 }
 
 #[test]

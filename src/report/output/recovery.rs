@@ -32,6 +32,9 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
     if !metadata.is_dir() {
         return Err(stale("is not a folder".into()));
     }
+    let Some(owned) = Owned::read(&old) else {
+        return Err(stale("is not a segflow run folder".into()));
+    };
     if destination.symlink_metadata().is_err() {
         std::fs::rename(&old, destination)
             .map_err(|e| stale(format!("cannot be put back: {e}")))?;
@@ -47,7 +50,6 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
             destination.display()
         )));
     }
-    let owned = Owned::read(&old).ok_or_else(|| stale("is not a segflow run folder".into()))?;
     if let Some(why) = owned.foreign_entries(&old).refusal() {
         return Err(stale(why));
     }
