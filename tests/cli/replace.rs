@@ -406,3 +406,21 @@ fn a_project_folder_with_glob_characters_runs_with_the_default_out() {
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
 }
+
+#[test]
+fn history_takes_an_existing_folder_literally_even_when_its_name_is_a_pattern() {
+    let workspace = Workspace::from_fixture("windows");
+    for (out, as_of) in [
+        ("runs/q3", "2026-07-01"),
+        ("runs/q4", "2026-10-01"),
+        ("runs/q[34]", "2026-04-01"),
+    ] {
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--out", out, "--as-of", as_of]);
+    }
+    // `runs/q[34]` names the folder of that name, not q3 and q4.
+    let output = workspace.segflow(&["history", "runs/q[34]", "runs/q4", "--out", "h"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = workspace.read("h/manifest.json");
+    assert!(manifest.contains("runs/q[34]"), "{manifest}");
+    assert!(!manifest.contains("\"runs/q3\""), "{manifest}");
+}
