@@ -180,7 +180,7 @@ fn a_signal_between_the_two_renames_of_replace_waits_for_the_commit() {
     for name in ["-TERM", "-INT", "-HUP"] {
         let workspace = with_run("out");
         workspace.edit_pipeline("2026-10-01", "2026-09-01");
-        let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "1500"));
+        let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
         let replaced = workspace.path().join(".out.replaced");
         wait_until(&mut child, || replaced.exists());
         signal(&child, name);
@@ -243,7 +243,8 @@ fn an_old_run_left_beside_a_complete_one_is_removed_only_if_segflow_wrote_all_of
 #[test]
 fn concurrent_runs_into_one_folder_have_one_winner_and_a_clear_loser() {
     let workspace = with_run("out");
-    let mut winner = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
+    // Long enough for both losers to start and stop on a busy machine.
+    let mut winner = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "8000"));
     let replaced = workspace.path().join(".out.replaced");
     wait_until(&mut winner, || replaced.exists());
     let pid = winner.id();
