@@ -425,3 +425,31 @@ fn history_takes_an_existing_folder_literally_even_when_its_name_is_a_pattern() 
     assert!(manifest.contains("runs/q[34]"), "{manifest}");
     assert!(!manifest.contains("\"runs/q3\""), "{manifest}");
 }
+
+#[test]
+fn a_commit_that_cannot_move_the_new_run_in_keeps_the_old_one_and_leaks_nothing() {
+    let workspace = with_run("out");
+    let previous = files_below(&workspace.path().join("out"));
+    let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
+    let replaced = workspace.path().join(".out.replaced");
+    wait_until(&mut child, || replaced.exists());
+    // Something takes the destination's name while the old run is moved aside.
+    workspace.write("out", "someone else's file");
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(OUTPUT), "{message}");
+    assert!(message.contains(".out.replaced"), "{message}");
+    assert_eq!(workspace.read("out"), "someone else's file");
+    assert!(
+        !leftovers(&workspace)
+            .iter()
+            .any(|name| name.contains("segflow-staging") || name.contains("segflow-lock")),
+        "{:?}",
+        leftovers(&workspace)
+    );
+    // Once the name is free again, the next run puts the old run back.
+    std::fs::remove_file(workspace.path().join("out")).unwrap();
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(OUTPUT), "{}", stderr(&output));
+    assert!(files_below(&workspace.path().join("out")) == previous);
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+}
