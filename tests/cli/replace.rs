@@ -453,3 +453,27 @@ fn a_commit_that_cannot_move_the_new_run_in_keeps_the_old_one_and_leaks_nothing(
     assert!(files_below(&workspace.path().join("out")) == previous);
     assert_eq!(leftovers(&workspace), Vec::<String>::new());
 }
+
+#[test]
+fn under_nohup_sighup_does_not_stop_the_run() {
+    let workspace = with_run("out");
+    // `nohup` sets SIGHUP to ignored before it runs the command.
+    let mut child = std::process::Command::new("nohup")
+        .arg(env!("CARGO_BIN_EXE_segflow"))
+        .args(["run", "pipeline.yaml", "--out", "out", "--replace"])
+        .current_dir(workspace.path())
+        .env("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "2000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(&mut child, || {
+        leftovers(&workspace)
+            .iter()
+            .any(|name| name.starts_with(".out.segflow-staging-"))
+    });
+    signal(&child, "-HUP");
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(0), "{message}");
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+}
