@@ -326,6 +326,15 @@ fn the_cleanup_removes_only_segflows_own_abandoned_staging_folders() {
     for folder in [dead, ".out.segflow-staging-mine"] {
         workspace.write(&format!("{folder}/.segflow-staging"), "");
     }
+    // Unmarked but not empty: somebody's files.
+    workspace.write(".out.segflow-staging-99999998-aB3xYz/mine.txt", "mine");
+    // Unmarked and empty: a run killed before it wrote the marker; removing it loses nothing.
+    std::fs::create_dir(
+        workspace
+            .path()
+            .join(".out.segflow-staging-99999996-aB3xYz"),
+    )
+    .unwrap();
     // Not a folder: a file of that name is the user's.
     workspace.write(".out.segflow-staging-99999997-aB3xYz", "mine");
     workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
