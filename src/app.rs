@@ -89,7 +89,12 @@ fn clap_exit(error: &clap::Error) -> ExitCode {
 /// A signal after the run folder is in place lets the command finish with its own outcome.
 fn watch_for_interrupts() {
     use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    let Ok(mut signals) = signal_hook::iterator::Signals::new([SIGINT, SIGTERM, SIGHUP]) else {
+    let mut watched = vec![SIGINT, SIGTERM];
+    // Under `nohup` SIGHUP is ignored on purpose: the run must go on when the terminal closes.
+    if !ignored_at_start(SIGHUP) {
+        watched.push(SIGHUP);
+    }
+    let Ok(mut signals) = signal_hook::iterator::Signals::new(watched) else {
         return;
     };
     std::thread::spawn(move || {
@@ -110,6 +115,19 @@ fn watch_for_interrupts() {
             std::process::exit(i32::from(exit::INTERRUPTED));
         }
     });
+}
+
+/// Whether `signal` was ignored when segflow started (the `SigIgn` mask of /proc/self/status;
+/// false where there is none).
+fn ignored_at_start(signal: i32) -> bool {
+    let Ok(status) = std::fs::read_to_string("/proc/self/status") else {
+        return false;
+    };
+    status
+        .lines()
+        .find_map(|line| line.strip_prefix("SigIgn:"))
+        .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
+        .is_some_and(|mask| signal >= 1 && mask & (1 << (signal - 1)) != 0)
 }
 
 /// Write to standard output. A closed pipe (`segflow schema | head -1`) ends the command quietly

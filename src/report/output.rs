@@ -316,3 +316,22 @@ impl Drop for StagedOutput {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_destination_must_end_in_a_name() {
+        for bad in [".", "..", "runs/ok/.", "runs/ok/..", "runs/ok/./", "/"] {
+            assert!(place(Path::new(bad)).is_err(), "{bad}");
+        }
+        let (parent, name) = place(Path::new("runs/q4 [draft]/")).unwrap();
+        assert_eq!(
+            (parent, name.as_str()),
+            (PathBuf::from("runs"), "q4 [draft]")
+        );
+        let (parent, name) = place(Path::new("q4")).unwrap();
+        assert_eq!((parent, name.as_str()), (PathBuf::from("."), "q4"));
+    }
+}

@@ -180,7 +180,7 @@ fn a_signal_between_the_two_renames_of_replace_waits_for_the_commit() {
     for name in ["-TERM", "-INT", "-HUP"] {
         let workspace = with_run("out");
         workspace.edit_pipeline("2026-10-01", "2026-09-01");
-        let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "1500"));
+        let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
         let replaced = workspace.path().join(".out.replaced");
         wait_until(&mut child, || replaced.exists());
         signal(&child, name);
@@ -227,12 +227,24 @@ fn an_old_run_left_beside_a_complete_one_is_removed_only_if_segflow_wrote_all_of
     let run = ["run", "pipeline.yaml", "--out", "out", "--replace"];
     assert_refused(&workspace, &run, ".out.replaced");
     assert_eq!(workspace.read(".out.replaced/NOTES.md"), "mine");
+
+    // A folder of that name that segflow did not write is never moved into place.
+    std::fs::remove_dir_all(workspace.path().join(".out.replaced")).unwrap();
+    std::fs::remove_dir_all(workspace.path().join("out")).unwrap();
+    std::fs::create_dir(workspace.path().join(".out.replaced")).unwrap();
+    workspace.write(".out.replaced/mine.txt", "mine");
+    assert_refused(
+        &workspace,
+        &["run", "pipeline.yaml", "--out", "out"],
+        ".out.replaced",
+    );
 }
 
 #[test]
 fn concurrent_runs_into_one_folder_have_one_winner_and_a_clear_loser() {
     let workspace = with_run("out");
-    let mut winner = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
+    // Long enough for both losers to start and stop on a busy machine.
+    let mut winner = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "8000"));
     let replaced = workspace.path().join(".out.replaced");
     wait_until(&mut winner, || replaced.exists());
     let pid = winner.id();
@@ -314,6 +326,15 @@ fn the_cleanup_removes_only_segflows_own_abandoned_staging_folders() {
     for folder in [dead, ".out.segflow-staging-mine"] {
         workspace.write(&format!("{folder}/.segflow-staging"), "");
     }
+    // Unmarked but not empty: somebody's files.
+    workspace.write(".out.segflow-staging-99999998-aB3xYz/mine.txt", "mine");
+    // Unmarked and empty: a run killed before it wrote the marker; removing it loses nothing.
+    std::fs::create_dir(
+        workspace
+            .path()
+            .join(".out.segflow-staging-99999996-aB3xYz"),
+    )
+    .unwrap();
     // Not a folder: a file of that name is the user's.
     workspace.write(".out.segflow-staging-99999997-aB3xYz", "mine");
     workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
@@ -394,4 +415,74 @@ fn a_project_folder_with_glob_characters_runs_with_the_default_out() {
         .output()
         .unwrap();
     assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn history_takes_an_existing_folder_literally_even_when_its_name_is_a_pattern() {
+    let workspace = Workspace::from_fixture("windows");
+    for (out, as_of) in [
+        ("runs/q3", "2026-07-01"),
+        ("runs/q4", "2026-10-01"),
+        ("runs/q[34]", "2026-04-01"),
+    ] {
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--out", out, "--as-of", as_of]);
+    }
+    // `runs/q[34]` names the folder of that name, not q3 and q4.
+    let output = workspace.segflow(&["history", "runs/q[34]", "runs/q4", "--out", "h"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = workspace.read("h/manifest.json");
+    assert!(manifest.contains("runs/q[34]"), "{manifest}");
+    assert!(!manifest.contains("\"runs/q3\""), "{manifest}");
+}
+
+#[test]
+fn a_commit_that_cannot_move_the_new_run_in_keeps_the_old_one_and_leaks_nothing() {
+    let workspace = with_run("out");
+    let previous = files_below(&workspace.path().join("out"));
+    let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
+    let replaced = workspace.path().join(".out.replaced");
+    wait_until(&mut child, || replaced.exists());
+    // Something takes the destination's name while the old run is moved aside.
+    workspace.write("out", "someone else's file");
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(OUTPUT), "{message}");
+    assert!(message.contains(".out.replaced"), "{message}");
+    assert_eq!(workspace.read("out"), "someone else's file");
+    assert!(
+        !leftovers(&workspace)
+            .iter()
+            .any(|name| name.contains("segflow-staging") || name.contains("segflow-lock")),
+        "{:?}",
+        leftovers(&workspace)
+    );
+    // Once the name is free again, the next run puts the old run back.
+    std::fs::remove_file(workspace.path().join("out")).unwrap();
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    assert_eq!(output.status.code(), Some(OUTPUT), "{}", stderr(&output));
+    assert!(files_below(&workspace.path().join("out")) == previous);
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+}
+
+#[test]
+fn under_nohup_sighup_does_not_stop_the_run() {
+    let workspace = with_run("out");
+    // `nohup` sets SIGHUP to ignored before it runs the command.
+    let mut child = std::process::Command::new("nohup")
+        .arg(env!("CARGO_BIN_EXE_segflow"))
+        .args(["run", "pipeline.yaml", "--out", "out", "--replace"])
+        .current_dir(workspace.path())
+        .env("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "2000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(&mut child, || {
+        leftovers(&workspace)
+            .iter()
+            .any(|name| name.starts_with(".out.segflow-staging-"))
+    });
+    signal(&child, "-HUP");
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(0), "{message}");
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
 }

@@ -32,6 +32,9 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
     if !metadata.is_dir() {
         return Err(stale("is not a folder".into()));
     }
+    let Some(owned) = Owned::read(&old) else {
+        return Err(stale("is not a segflow run folder".into()));
+    };
     if destination.symlink_metadata().is_err() {
         std::fs::rename(&old, destination)
             .map_err(|e| stale(format!("cannot be put back: {e}")))?;
@@ -47,7 +50,6 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
             destination.display()
         )));
     }
-    let owned = Owned::read(&old).ok_or_else(|| stale("is not a segflow run folder".into()))?;
     if let Some(why) = owned.foreign_entries(&old).refusal() {
         return Err(stale(why));
     }
@@ -56,7 +58,8 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
 
 /// Remove staging folders of `name` in `parent` left by runs that were killed: only entries
 /// named exactly as segflow names them (`.NAME.segflow-staging-<pid>-<random>`), that are
-/// folders holding segflow's marker, of a process that no longer exists (where `/proc` says).
+/// folders holding segflow's marker (or empty), of a process that no longer exists (where
+/// `/proc` says).
 pub(super) fn remove_abandoned(parent: &Path, name: &str) {
     let proc = Path::new("/proc");
     if !proc.is_dir() {
@@ -81,8 +84,15 @@ pub(super) fn remove_abandoned(parent: &Path, name: &str) {
             .join(STAGING_MARKER)
             .symlink_metadata()
             .is_ok_and(|m| m.is_file());
-        if folder && marked && !proc.join(pid).exists() {
+        if !folder || proc.join(pid).exists() {
+            continue;
+        }
+        if marked {
             let _ = std::fs::remove_dir_all(&path);
+        } else {
+            // A run killed before it wrote the marker leaves an empty folder; `remove_dir`
+            // removes only an empty one, so nothing anybody put there is lost.
+            let _ = std::fs::remove_dir(&path);
         }
     }
 }
