@@ -37,6 +37,7 @@ pub fn main() -> ExitCode {
         }
     }));
     watch_for_interrupts();
+    bound_address_space();
     let outcome = std::panic::catch_unwind(|| run(cli));
     match outcome {
         Ok(Ok(())) => ExitCode::from(exit::OK),
@@ -128,6 +129,47 @@ fn ignored_at_start(signal: i32) -> bool {
         .find_map(|line| line.strip_prefix("SigIgn:"))
         .and_then(|mask| u64::from_str_radix(mask.trim(), 16).ok())
         .is_some_and(|mask| signal >= 1 && mask & (1 << (signal - 1)) != 0)
+}
+
+/// Called by the executable's allocator when the machine refuses an allocation of `size` bytes:
+/// remove the unfinished run folder, say what happened, and exit 9 like any other resources
+/// error. Small allocations still succeed at this point (only the huge one failed), so the
+/// cleanup and the message can allocate; a second refusal while doing so aborts.
+pub fn allocation_refused(size: usize) -> ! {
+    static REFUSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if REFUSED.swap(true, std::sync::atomic::Ordering::SeqCst) {
+        std::process::abort();
+    }
+    let removed = match report::interrupt() {
+        report::Interrupt::Stop { removed } => removed.is_some(),
+        report::Interrupt::AfterCommit => false,
+    };
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr(),
+        "error: segflow::resources\n\n  × the machine refused {} of memory in one piece: an expression \
+         or a template builds a value far too large (e.g. `repeat` with a huge count, or text \
+         doubled in a loop){}",
+        size_text(size),
+        if removed {
+            "; the unfinished run folder was removed"
+        } else {
+            ""
+        }
+    );
+    std::process::exit(i32::from(exit::MEMORY))
+}
+
+/// `204800000000` → `190.7 GiB`.
+fn size_text(bytes: usize) -> String {
+    const UNITS: [&str; 5] = ["bytes", "KiB", "MiB", "GiB", "TiB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    while value >= 1024.0 && unit + 1 < UNITS.len() {
+        value /= 1024.0;
+        unit += 1;
+    }
+    format!("{value:.1} {}", UNITS[unit])
 }
 
 /// Write to standard output. A closed pipe (`segflow schema | head -1`) ends the command quietly
@@ -281,20 +323,51 @@ fn runtime_with(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
 
 /// The default memory limit: half of the machine's memory, or 4 GiB when it cannot be read.
 fn default_memory_limit() -> u64 {
-    std::fs::read_to_string("/proc/meminfo")
-        .ok()
-        .and_then(|info| {
-            info.lines()
-                .find_map(|line| line.strip_prefix("MemTotal:"))
-                .and_then(|rest| {
-                    rest.trim()
-                        .trim_end_matches("kB")
-                        .trim()
-                        .parse::<u64>()
-                        .ok()
-                })
-        })
-        .map_or(4 << 30, |kib| kib * 1024 / 2)
+    machine_memory().map_or(4 << 30, |bytes| bytes / 2)
+}
+
+/// The machine's memory (`MemTotal`), where Linux tells it.
+fn machine_memory() -> Option<u64> {
+    let info = std::fs::read_to_string("/proc/meminfo").ok()?;
+    let kib = info
+        .lines()
+        .find_map(|line| line.strip_prefix("MemTotal:"))?
+        .trim()
+        .trim_end_matches("kB")
+        .trim()
+        .parse::<u64>()
+        .ok()?;
+    Some(kib * 1024)
+}
+
+/// Bound the process's address space to the machine's memory (at least 8 GiB), unless a lower
+/// bound is set already. With overcommit Linux grants any allocation and later kills the process
+/// (SIGKILL: no cleanup, no message) when a template or expression runs away; with the bound,
+/// the allocation is refused and [`allocation_refused`] ends the command with exit 9. Real runs
+/// stay far below it (20M customers use 3.7 GiB).
+fn bound_address_space() {
+    let Some(memory) = machine_memory() else {
+        return;
+    };
+    let bound = memory.max(8 << 30);
+    let mut current = libc::rlimit {
+        rlim_cur: 0,
+        rlim_max: 0,
+    };
+    // SAFETY: getrlimit and setrlimit only read and write the struct passed.
+    unsafe {
+        if libc::getrlimit(libc::RLIMIT_AS, &mut current) != 0 {
+            return;
+        }
+        if current.rlim_cur != libc::RLIM_INFINITY && current.rlim_cur <= bound {
+            return;
+        }
+        let wanted = libc::rlimit {
+            rlim_cur: bound.min(current.rlim_max),
+            rlim_max: current.rlim_max,
+        };
+        let _ = libc::setrlimit(libc::RLIMIT_AS, &wanted);
+    }
 }
 
 /// A line for people on stdout; left out with `--format json`, where stdout holds JSON only.

@@ -527,3 +527,45 @@ fn numbers_in_a_declared_date_column_are_refused_not_read_as_days() {
     );
     assert!(!workspace.path().join("out").exists());
 }
+
+/// A template that doubles a string until memory runs out: with overcommit the kernel would
+/// kill segflow (SIGKILL, staging folder left). The address-space bound (here lowered to 3 GiB
+/// for the test, as a smaller machine's memory would) makes the allocation fail instead, and
+/// the run ends with exit 9, its folder and lock removed.
+#[test]
+fn a_runaway_allocation_is_a_resources_error_with_nothing_left() {
+    use std::os::unix::process::CommandExt;
+    let workspace = Workspace::from_fixture("windows");
+    std::fs::create_dir(workspace.path().join("t")).unwrap();
+    workspace.write(
+        "t/report.md.j2",
+        "{% set s = namespace(v='ab') %}{% for i in range(60) %}{% set s.v = s.v ~ s.v %}{% endfor %}{{ s.v|length }}",
+    );
+    workspace.edit_pipeline("as_of: 2026-10-01", "as_of: 2026-10-01\ntemplates: t");
+    let before = workspace.entries();
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_segflow"));
+    command
+        .current_dir(workspace.path())
+        .args(["run", "pipeline.yaml", "--out", "out"]);
+    // SAFETY: setrlimit is async-signal-safe and touches only this child's limits.
+    unsafe {
+        command.pre_exec(|| {
+            let bound = libc::rlimit {
+                rlim_cur: 3 << 30,
+                rlim_max: libc::RLIM_INFINITY,
+            };
+            if libc::setrlimit(libc::RLIMIT_AS, &bound) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let output = command.output().unwrap();
+    let message = stderr_unwrapped(&output);
+    assert_eq!(output.status.code(), Some(9), "{message}");
+    assert!(
+        message.contains("refused") && message.contains("far too large"),
+        "{message}"
+    );
+    assert_eq!(workspace.entries(), before, "{message}");
+}
