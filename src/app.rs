@@ -234,7 +234,9 @@ fn emit_diagnostic(diagnostic: &dyn miette::Diagnostic) -> Result<()> {
     } else {
         GraphicalTheme::unicode_nocolor()
     };
-    let handler = GraphicalReportHandler::new_themed(theme).with_width(100);
+    // Wrapping could break a secret across lines, out of `redact`'s sight.
+    let width = if secrets::any() { usize::MAX / 2 } else { 100 };
+    let handler = GraphicalReportHandler::new_themed(theme).with_width(width);
     let mut text = String::new();
     if handler.render_report(&mut text, diagnostic).is_err() {
         text = format!("{diagnostic}\n");

@@ -3,6 +3,9 @@
 //! Set once when a pipeline is loaded; every writer of text (standard output, standard error,
 //! the run folder's text files) passes what it writes through [`redact`], so a value that reaches
 //! a message by any route (DataFusion's plan text, its errors, a profile) is masked there.
+//! DataFusion and the JSON writer do not print a value as given: paths lose their leading `/`
+//! or `./`, file URLs percent-encode, JSON escapes quotes and backslashes. Each of those
+//! spellings is masked too.
 
 use std::borrow::Cow;
 use std::sync::OnceLock;
@@ -12,24 +15,92 @@ static SECRETS: OnceLock<Vec<String>> = OnceLock::new();
 /// What a secret is replaced with.
 pub const MASK: &str = "[redacted]";
 
+/// Shorter spellings are not masked: they would match ordinary words and numbers.
+const SHORTEST: usize = 4;
+
 /// Remember the values to mask. Only the first call counts: a process loads one pipeline's
 /// secrets.
 pub fn remember(values: Vec<String>) {
-    let mut values: Vec<String> = values.into_iter().filter(|v| !v.is_empty()).collect();
+    let mut spellings: Vec<String> = values
+        .iter()
+        .flat_map(|value| spellings(value))
+        .filter(|s| s.chars().count() >= SHORTEST)
+        .collect();
     // Longest first, so a secret that contains another is masked whole.
-    values.sort_by_key(|v| std::cmp::Reverse(v.len()));
-    let _ = SECRETS.set(values);
+    spellings.sort_by_key(|v| std::cmp::Reverse(v.len()));
+    spellings.dedup();
+    let _ = SECRETS.set(spellings);
 }
 
-/// `text` with every remembered secret replaced by [`MASK`].
+/// Whether any value is being masked (messages are then not wrapped before masking, since a
+/// line break inside a value would hide it from [`redact`]).
+pub fn any() -> bool {
+    SECRETS.get().is_some_and(|s| !s.is_empty())
+}
+
+/// The ways `value` can appear in what segflow writes.
+fn spellings(value: &str) -> Vec<String> {
+    let mut normalised = value.replace("/./", "/");
+    while normalised.contains("//") {
+        normalised = normalised.replace("//", "/");
+    }
+    let bare = normalised
+        .trim_start_matches("./")
+        .trim_start_matches('/')
+        .trim_end_matches('/')
+        .to_string();
+    let json = serde_json::to_string(value).unwrap_or_default();
+    let json = json.trim_matches('"').to_string();
+    let encoded = percent_encoded(&bare);
+    vec![value.to_string(), normalised, bare, json, encoded]
+}
+
+/// `value` as a file URL's path spells it.
+fn percent_encoded(value: &str) -> String {
+    value
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'.' | b'_' | b'~' | b'/' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// `text` with every remembered secret replaced by [`MASK`]. An occurrence glued to letters or
+/// digits on a side where the secret itself ends in one (`2026` inside `5.37066720264`) is part
+/// of another word or number, not the value, and is left alone.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.get().map(Vec::as_slice).unwrap_or_default();
     if !secrets.iter().any(|s| text.contains(s.as_str())) {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(secrets.iter().fold(text.to_string(), |text, secret| {
-        text.replace(secret.as_str(), MASK)
-    }))
+    Cow::Owned(
+        secrets
+            .iter()
+            .fold(text.to_string(), |text, secret| mask_whole(&text, secret)),
+    )
+}
+
+fn mask_whole(text: &str, secret: &str) -> String {
+    let glued = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
+    let starts_word = glued(secret.chars().next());
+    let ends_word = glued(secret.chars().next_back());
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    let mut before = None;
+    while let Some(at) = rest.find(secret) {
+        let previous = rest[..at].chars().next_back().or(before);
+        let after = rest[at + secret.len()..].chars().next();
+        let inside_word = (starts_word && glued(previous)) || (ends_word && glued(after));
+        out.push_str(&rest[..at]);
+        out.push_str(if inside_word { secret } else { MASK });
+        rest = &rest[at + secret.len()..];
+        before = secret.chars().next_back();
+    }
+    out.push_str(rest);
+    out
 }
 
 /// `bytes` redacted when they are text; other bytes (Parquet) are returned as they are.
@@ -40,5 +111,42 @@ pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
             Cow::Owned(text) => Cow::Owned(text.into_bytes()),
         },
         Err(_) => Cow::Borrowed(bytes),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_spelling_of_a_path_is_known() {
+        let found = spellings("/srv//exports/./tok en\"x/");
+        assert!(
+            found.contains(&"srv/exports/tok en\"x".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"srv/exports/tok%20en%22x".to_string()),
+            "{found:?}"
+        );
+        assert!(
+            found.contains(&"/srv//exports/./tok en\\\"x/".to_string()),
+            "{found:?}"
+        );
+    }
+
+    #[test]
+    fn only_whole_occurrences_are_masked() {
+        assert_eq!(
+            mask_whole("as of 2026-10-01", "2026"),
+            "as of [redacted]-10-01"
+        );
+        assert_eq!(mask_whole("5.370667202647457", "2026"), "5.370667202647457");
+        assert_eq!(
+            mask_whole("a/tok3n/b tok3n", "tok3n"),
+            "a/[redacted]/b [redacted]"
+        );
+        assert_eq!(mask_whole("data_tok3n.csv", "tok3n"), "data_[redacted].csv");
+        assert_eq!(mask_whole("/x/tok/", "/x/"), "[redacted]tok/");
     }
 }

@@ -232,16 +232,24 @@ pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
     write_json(&dir.join("manifest.json"), manifest)
 }
 
-/// Every text file of a run folder is written here, with interpolated secrets masked.
+/// Every text file of a run folder for people (reports, personas, the profile) is written here,
+/// with interpolated secrets masked.
 fn write_file(path: &Path, bytes: &[u8]) -> Result<()> {
     std::fs::write(path, crate::secrets::redact_bytes(bytes)).map_err(|e| Error::output(path, e))
+}
+
+/// Typed documents (JSON, CSV) are written as they are: they hold data values and sources'
+/// locations as written, never a resolved `${VAR}`, and masking a value that happens to equal a
+/// variable's (`2026`) would corrupt what `diff` and `history` read back.
+fn write_document(path: &Path, bytes: &[u8]) -> Result<()> {
+    std::fs::write(path, bytes).map_err(|e| Error::output(path, e))
 }
 
 fn write_json(path: &Path, value: &impl Serialize) -> Result<()> {
     let mut text =
         serde_json::to_string_pretty(value).map_err(|e| Error::Internal(e.to_string()))?;
     text.push('\n');
-    write_file(path, text.as_bytes())
+    write_document(path, text.as_bytes())
 }
 
 /// `segments.csv`, rendered in memory and written through `write_file` so secrets are masked.
@@ -297,5 +305,5 @@ fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
     let bytes = writer
         .into_inner()
         .map_err(|e| Error::Internal(format!("segments.csv: {e}")))?;
-    write_file(path, &bytes)
+    write_document(path, &bytes)
 }

@@ -19,9 +19,17 @@ pub struct GitState {
 }
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
+    // A repository's own config can name commands git runs while it reads the work tree (an
+    // fsmonitor hook); a pipeline received as an archive must not run anything through segflow.
     let output = Command::new("git")
         .arg("-C")
         .arg(dir)
+        .args([
+            "-c",
+            "core.fsmonitor=false",
+            "-c",
+            "core.untrackedCache=false",
+        ])
         .args(args)
         .output()
         .ok()?;
@@ -39,6 +47,16 @@ pub fn git_state(pipeline_file: &Path) -> Option<GitState> {
     };
     let commit = git(dir, &["rev-parse", "HEAD"])?;
     let name = pipeline_file.file_name()?.to_string_lossy().into_owned();
+    // `git status` runs clean filters (`filter.<driver>.clean`, any command) on changed files;
+    // with a filter configured the state is not asked, and recorded as possibly modified.
+    let filters = git(dir, &["config", "--get-regexp", r"^filter\."]).unwrap_or_default();
+    if !filters.is_empty() {
+        return Some(GitState {
+            commit,
+            dirty: true,
+            pipeline_modified: true,
+        });
+    }
     let dirty = !git(dir, &["status", "--porcelain", "--untracked-files=no"])?.is_empty();
     let file_status = git(dir, &["status", "--porcelain", "--", &name])?;
     Some(GitState {

@@ -569,3 +569,139 @@ fn a_runaway_allocation_is_a_resources_error_with_nothing_left() {
     );
     assert_eq!(workspace.entries(), before, "{message}");
 }
+
+/// A secret reaches text in other spellings than the one given: DataFusion prints paths without
+/// their leading `/` or `./`, JSON escapes quotes and backslashes, a message wrapped at the
+/// terminal's width splits a long value. Each spelling is masked.
+#[test]
+fn every_spelling_of_an_interpolated_value_is_masked() {
+    let long = "acme-production-customer-export-bucket-token-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9";
+    let quoted = "tok\"en\\se'c";
+    for folder in [SECRET, long, quoted] {
+        let workspace = Workspace::from_fixture("windows");
+        std::fs::create_dir(workspace.path().join(folder)).unwrap();
+        std::fs::rename(
+            workspace.path().join("events.csv"),
+            workspace.path().join(folder).join("events.csv"),
+        )
+        .unwrap();
+        workspace.edit_pipeline("path: events.csv", "path: ${SEGFLOW_EVENTS_DIR}/events.csv");
+        let absolute = workspace.path().join(folder).display().to_string();
+        let dotted = format!("./{folder}");
+        for value in [absolute.as_str(), dotted.as_str()] {
+            let mut everything = String::new();
+            for args in [
+                &["plan", "pipeline.yaml", "--format", "physical"][..],
+                &["plan", "pipeline.yaml", "--format", "logical"],
+                &[
+                    "run",
+                    "pipeline.yaml",
+                    "--out",
+                    "out",
+                    "--profile",
+                    "--replace",
+                ],
+            ] {
+                let output = run_with_secret(&workspace, value, args);
+                assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+                everything.push_str(&stdout(&output));
+                everything.push_str(&stderr(&output));
+            }
+            everything.push_str(&all_text_below(&workspace.path().join("out")));
+            // A bad row makes DataFusion name the file in an error, printed for people and as JSON.
+            let events = workspace.path().join(folder).join("events.csv");
+            let good = std::fs::read_to_string(&events).unwrap();
+            std::fs::write(&events, format!("{good}1,notatime,a\n")).unwrap();
+            for format in ["human", "json"] {
+                let output = run_with_secret(
+                    &workspace,
+                    value,
+                    &["run", "pipeline.yaml", "--out", "bad", "--format", format],
+                );
+                assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+                everything.push_str(&stdout(&output));
+                everything.push_str(&stderr(&output));
+            }
+            std::fs::write(&events, good).unwrap();
+            let escaped = serde_json::to_string(folder).unwrap();
+            for spelling in [folder, escaped.trim_matches('"')] {
+                assert!(
+                    !everything.contains(spelling),
+                    "{value}: `{spelling}` leaked"
+                );
+            }
+            assert!(
+                everything.contains("[redacted]"),
+                "{value}: nothing was masked"
+            );
+        }
+    }
+}
+
+/// Masking must not corrupt data: a variable whose value also occurs inside numbers and dates of
+/// the typed documents (`2026`) leaves them intact, so `--compare-to` can read them back.
+#[test]
+fn masking_never_corrupts_the_run_folders_documents() {
+    let workspace = Workspace::from_fixture("windows");
+    std::fs::create_dir(workspace.path().join("2026")).unwrap();
+    std::fs::rename(
+        workspace.path().join("events.csv"),
+        workspace.path().join("2026/events.csv"),
+    )
+    .unwrap();
+    workspace.edit_pipeline("path: events.csv", "path: ${SEGFLOW_EVENTS_DIR}/events.csv");
+    let first = run_with_secret(&workspace, "2026", &["run", "pipeline.yaml", "--out", "r1"]);
+    assert!(first.status.success(), "{}", stderr(&first));
+    let segments: serde_json::Value =
+        serde_json::from_str(&workspace.read("r1/segments.json")).unwrap();
+    assert_eq!(segments["as_of"], "2026-10-01");
+    let second = run_with_secret(
+        &workspace,
+        "2026",
+        &["run", "pipeline.yaml", "--out", "r2", "--compare-to", "r1"],
+    );
+    assert!(second.status.success(), "{}", stderr(&second));
+}
+
+/// `segflow run` asks git for the pipeline's commit. A repository's own config can make git run
+/// commands (an fsmonitor hook, a clean filter); a pipeline received as an archive must not run
+/// anything through segflow.
+#[test]
+fn a_repositorys_config_runs_no_command() {
+    let workspace = Workspace::from_fixture("windows");
+    let git = |args: &[&str]| {
+        let status = std::process::Command::new("git")
+            .current_dir(workspace.path())
+            .args(["-c", "user.email=a@b", "-c", "user.name=a"])
+            .args(args)
+            .status();
+        match status {
+            Ok(status) => assert!(status.success(), "git {args:?}"),
+            Err(e) => panic!("git is needed for this test: {e}"),
+        }
+    };
+    git(&["init", "-q", "."]);
+    git(&["add", "-A"]);
+    git(&["commit", "-qm", "x"]);
+    let marker = workspace.path().join("pwned");
+    let command = format!("touch '{}'; false", marker.display());
+    git(&["config", "core.fsmonitor", &command]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "r1"]);
+    assert!(!marker.exists(), "core.fsmonitor ran");
+    git(&["config", "--unset", "core.fsmonitor"]);
+    workspace.write(".gitattributes", "*.csv filter=x\n");
+    git(&[
+        "config",
+        "filter.x.clean",
+        &format!("touch '{}'; cat", marker.display()),
+    ]);
+    workspace.write("customers.csv", &workspace.read("customers.csv"));
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "r2"]);
+    assert!(!marker.exists(), "a clean filter ran");
+    let manifest: serde_json::Value =
+        serde_json::from_str(&workspace.read("r2/manifest.json")).unwrap();
+    assert_eq!(
+        manifest["git"]["dirty"], true,
+        "unknown state is recorded as possibly dirty"
+    );
+}
