@@ -185,6 +185,7 @@ impl<'a> Compiler<'a> {
         if !self.problems.is_empty() {
             return Ok(None);
         }
+        let step = self.nan_as_null(&step).await?;
         self.segments(&step).await
     }
 
@@ -1032,6 +1033,36 @@ impl<'a> Compiler<'a> {
             stage.parts = parts;
         }
         Ok(view)
+    }
+
+    /// A stage making NaN no value (null) in every floating-point column of view `from`, so
+    /// that a rule treats it as unknown (`amount > 10` is not true for it, as for a null) and
+    /// statistics skip it like a null. `from` itself when it has no such column.
+    async fn nan_as_null(&mut self, from: &str) -> Result<String> {
+        let columns = table_schema(self.ctx, from).await?;
+        let floating = |t: &DataType| t.is_floating();
+        if !columns.fields().iter().any(|f| floating(f.data_type())) {
+            return Ok(from.to_string());
+        }
+        let select: Vec<String> = columns
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = ident(field.name());
+                if floating(field.data_type()) {
+                    format!("CASE WHEN isnan({column}) THEN NULL ELSE {column} END AS {column}")
+                } else {
+                    column
+                }
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM {}", select.join(", "), ident(from));
+        let frame = self.ctx.sql(&sql).await?;
+        self.register(
+            "NaN is no value: null in every floating-point column".into(),
+            sql,
+            frame,
+        )
     }
 
     /// Check that `condition` plans over view `from`, is true/false, and compares no text

@@ -3,6 +3,7 @@
 mod browser;
 mod corpus;
 mod diagnostics;
+mod engine_limits;
 mod errors;
 mod example;
 mod golden;
