@@ -129,3 +129,33 @@ fn nan_is_no_value_in_rules_and_statistics_and_infinities_are_reported() {
         );
     }
 }
+
+#[test]
+fn functions_asked_for_huge_values_fail_with_the_resources_error_naming_the_feature() {
+    let cases = [
+        "length(repeat('a', customer_id * 100000000))",
+        "length(lpad('a', customer_id * 100000000))",
+        "length(rpad('a', customer_id * 100000000, 'xy'))",
+    ];
+    for expr in cases {
+        let dir = project("csv");
+        let pipeline = PIPELINE
+            .replace("FORMAT", "csv")
+            .replace("expr: amount * 2", &format!("expr: \"{expr}\""));
+        std::fs::write(dir.path().join("pipeline.yaml"), pipeline).expect("pipeline");
+        let output = segflow()
+            .current_dir(dir.path())
+            .args(["run", "pipeline.yaml", "--out", "out"])
+            .output()
+            .expect("run");
+        let stderr = String::from_utf8_lossy(&output.stderr).replace("\n  │ ", " ");
+        assert_eq!(output.status.code(), Some(9), "{expr}: {stderr}");
+        assert!(stderr.contains("feature `doubled`"), "{expr}: {stderr}");
+        let mut left: Vec<String> = std::fs::read_dir(dir.path())
+            .expect("read dir")
+            .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+            .collect();
+        left.sort();
+        assert_eq!(left, ["customers.csv", "pipeline.yaml"], "{expr}");
+    }
+}
