@@ -4,7 +4,7 @@
 //! segments. Every stage is plain SQL (shown by `segflow plan`) and planned on its own, so a
 //! failure is reported against the feature or segment that caused it.
 
-use std::collections::{BTreeMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use chrono::{Days, NaiveDate};
 use datafusion::arrow::datatypes::{DataType, Schema};
@@ -17,7 +17,7 @@ use super::temporal::{is_temporal, temporal_literal};
 use crate::diagnostic::{Problem, available_help, codes, codes::Code};
 use crate::error::{Error, Result, first_line_of_datafusion};
 use crate::pipeline::Pipeline;
-use crate::pipeline::model::Literal;
+use crate::pipeline::model::{ColumnType, Literal};
 use crate::pipeline::sql::{ident, string_literal};
 use crate::pipeline::validated::{
     Aggregate, Bucketing, EntityOrigin, Feature, FeatureDefinition, Quantile,
@@ -42,6 +42,18 @@ pub struct Stage {
     /// What it computes, in words.
     pub title: String,
     /// The SELECT statement.
+    pub sql: String,
+    /// For a stage computing several features: each one's value alone, over the same input,
+    /// so that a data error can be traced to the feature that raises it.
+    pub parts: Vec<Part>,
+}
+
+/// One feature of a stage, computed alone.
+#[derive(Debug, Clone)]
+pub struct Part {
+    /// The feature, in words.
+    pub title: String,
+    /// A SELECT of its value alone.
     pub sql: String,
 }
 
@@ -106,7 +118,7 @@ struct Compiler<'a> {
     exclusions: Vec<entity::ExclusionQuery>,
 }
 
-impl Compiler<'_> {
+impl<'a> Compiler<'a> {
     fn problem(&mut self, code: &'static Code, path: &str, message: String, help: Option<String>) {
         // One source's time column is checked once per aggregate over it: report it once.
         if self.problems.iter().any(|p| p.message() == message) {
@@ -171,48 +183,13 @@ impl Compiler<'_> {
             .map(|f| f.name.as_str())
             .filter(|name| !planned.contains(name))
             .collect();
-        for &i in &self.pipeline.evaluation_order {
-            let feature = &self.pipeline.features[i];
-            if matches!(feature.definition, FeatureDefinition::Aggregate(_)) {
-                continue;
-            }
-            if feature
-                .references
-                .iter()
-                .any(|r| failed.contains(r.as_str()))
-            {
-                failed.insert(&feature.name);
-                continue;
-            }
-            let columns = table_schema(self.ctx, &step).await?;
-            let Some(expr) = self.expression_of(feature, &columns) else {
-                continue;
-            };
-            let from = match &feature.definition {
-                FeatureDefinition::Quantile(
-                    quantile @ Quantile {
-                        bucketing: Bucketing::TiesTogether(_),
-                        ..
-                    },
-                ) => match self.ranks(feature, quantile, &columns, &step).await? {
-                    Some(from) => from,
-                    None => {
-                        failed.insert(&feature.name);
-                        continue;
-                    }
-                },
-                _ => ident(&step),
-            };
-            match self.project(feature, &expr, &columns, &from).await? {
-                Some(next) => step = next,
-                None => {
-                    failed.insert(&feature.name);
-                }
-            }
+        for level in self.levels() {
+            step = self.compute_level(&level, &step, &mut failed).await?;
         }
         if !self.problems.is_empty() {
             return Ok(None);
         }
+        let step = self.nan_as_null(&step).await?;
         self.segments(&step).await
     }
 
@@ -717,10 +694,7 @@ impl Compiler<'_> {
             .iter()
             .find(|f| f.name == name)
             .and_then(|f| f.column_type);
-        match declared {
-            Some(column_type) => format!("arrow_cast({value}, '{}')", arrow_type(column_type)),
-            None => value,
-        }
+        cast_to(declared, value)
     }
 
     fn register(&mut self, title: String, sql: String, frame: DataFrame) -> Result<String> {
@@ -730,6 +704,7 @@ impl Compiler<'_> {
             view: view.clone(),
             title,
             sql,
+            parts: Vec::new(),
         });
         Ok(view)
     }
@@ -810,81 +785,288 @@ impl Compiler<'_> {
         )))
     }
 
-    /// Add expression or quantile feature `feature` on top of view `from`, returning the new
-    /// view.
-    async fn project(
+    /// The expression and quantile features by dependency level, in evaluation order within
+    /// each: a level's features use only columns, aggregates and earlier levels, so one
+    /// projection computes them all. (One nested view per feature made planning time grow with
+    /// the cube of the number of features.)
+    fn levels(&self) -> Vec<Vec<&'a Feature>> {
+        let features = &self.pipeline.features;
+        let index: HashMap<&str, usize> = features
+            .iter()
+            .enumerate()
+            .map(|(i, f)| (f.name.as_str(), i))
+            .collect();
+        let mut level_of: Vec<Option<usize>> = vec![None; features.len()];
+        let mut levels: Vec<Vec<&'a Feature>> = Vec::new();
+        for &i in &self.pipeline.evaluation_order {
+            let feature = &features[i];
+            if matches!(feature.definition, FeatureDefinition::Aggregate(_)) {
+                continue;
+            }
+            // A feature naming itself reads the column it replaces, not itself.
+            let level = feature
+                .references
+                .iter()
+                .filter(|r| **r != feature.name)
+                .filter_map(|r| level_of[*index.get(r.as_str())?])
+                .map(|l| l + 1)
+                .max()
+                .unwrap_or(0);
+            level_of[i] = Some(level);
+            if levels.len() <= level {
+                levels.resize_with(level + 1, Vec::new);
+            }
+            levels[level].push(feature);
+        }
+        levels
+    }
+
+    /// Add the features of one dependency level to view `from`, returning the new view (`from`
+    /// itself when none of them plans). Features that do not plan, or use one that did not, are
+    /// added to `failed`.
+    async fn compute_level(
         &mut self,
-        feature: &Feature,
-        expr: &str,
-        columns: &Schema,
+        level: &[&'a Feature],
         from: &str,
-    ) -> Result<Option<String>> {
-        let i = feature.index;
-        let path = match feature.definition {
-            FeatureDefinition::Quantile(_) => format!("features[{i}].quantile"),
-            _ => format!("features[{i}].expr"),
-        };
+        failed: &mut HashSet<&'a str>,
+    ) -> Result<String> {
+        let columns = table_schema(self.ctx, from).await?;
+        let mut together = Vec::new();
+        let mut tied = Vec::new();
+        for &feature in level {
+            if feature
+                .references
+                .iter()
+                .any(|r| failed.contains(r.as_str()))
+                || !self.references_exist(feature, &columns)
+            {
+                failed.insert(&feature.name);
+                continue;
+            }
+            match &feature.definition {
+                FeatureDefinition::Quantile(
+                    quantile @ Quantile {
+                        bucketing: Bucketing::TiesTogether(_),
+                        ..
+                    },
+                ) => tied.push((feature, quantile)),
+                _ => {
+                    if let Some(expr) = self.expression_of(feature, &columns) {
+                        together.push((feature, expr));
+                    }
+                }
+            }
+        }
+        let mut step = from.to_string();
+        if !together.is_empty() {
+            step = self
+                .project(together, &columns, &step, &ident(&step), failed)
+                .await?;
+        }
+        // Each quantile keeping ties together needs a stage of ranks of its own.
+        for (feature, quantile) in tied {
+            let columns = table_schema(self.ctx, &step).await?;
+            let Some(expr) = self.expression_of(feature, &columns) else {
+                continue;
+            };
+            match self.ranks(feature, quantile, &columns, &step).await? {
+                Some(ranked) => {
+                    step = self
+                        .project(vec![(feature, expr)], &columns, &step, &ranked, failed)
+                        .await?;
+                }
+                None => {
+                    failed.insert(&feature.name);
+                }
+            }
+        }
+        Ok(step)
+    }
+
+    /// Whether every name `feature` uses is a column of `columns`, reporting those that are not.
+    fn references_exist(&mut self, feature: &Feature, columns: &Schema) -> bool {
         let mut ok = true;
         for name in &feature.references {
             if columns.field_with_name(name).is_err() {
+                // Features of this level and later ones are not columns yet, but can be used.
+                let pipeline = self.pipeline;
+                let later = pipeline
+                    .features
+                    .iter()
+                    .map(|f| f.name.as_str())
+                    .filter(|n| *n != feature.name && columns.field_with_name(n).is_err());
+                let candidates: Vec<&str> = names(columns).chain(later).collect();
                 self.problem_at_word(
                     name,
                     codes::UNKNOWN_COLUMN,
-                    &format!("features[{i}].expr"),
+                    &format!("features[{}].expr", feature.index),
                     format!(
                         "feature `{}` uses `{name}`, which is neither a column of `{}` nor a feature",
                         feature.name, self.pipeline.entity.describe()
                     ),
-                    Some(available_help(name, "column", names(columns))),
+                    Some(available_help(name, "column", candidates.iter().copied())),
                 );
                 ok = false;
             }
         }
-        if !ok {
-            return Ok(None);
-        }
-        let select: Vec<String> = names(columns)
-            .filter(|name| *name != feature.name)
-            .map(ident)
+        ok
+    }
+
+    /// Add `features` (each with its SQL) to the columns of view `view` in one stage reading
+    /// `from`, returning the new view (`view` itself when none plans). A feature that does not
+    /// plan is reported, added to `failed` and left out.
+    async fn project(
+        &mut self,
+        features: Vec<(&'a Feature, String)>,
+        columns: &Schema,
+        view: &str,
+        from: &str,
+        failed: &mut HashSet<&'a str>,
+    ) -> Result<String> {
+        let mut values: Vec<(&'a Feature, String)> = features
+            .into_iter()
+            .map(|(feature, expr)| {
+                let value = cast_to(feature.column_type, format!("({expr})"));
+                (feature, value)
+            })
             .collect();
-        let value = format!("({expr})");
-        let with = |value: &str| {
-            let mut select = select.clone();
-            select.push(format!("{value} AS {}", ident(&feature.name)));
-            format!("SELECT {} FROM {from}", select.join(", "))
-        };
-        let mut sql = with(&self.cast_to_declared(&feature.name, value.clone()));
-        let mut planned = self.ctx.sql(&sql).await;
-        // Unsigned integers (ntile, rank, row_number) become BIGINT, the type every other whole
-        // number feature has, so `ntile` in an `expr` and a `quantile` give the same type.
-        if feature.column_type.is_none()
-            && let Ok(frame) = &planned
-            && let Ok(field) = frame.schema().field_with_unqualified_name(&feature.name)
-            && field.data_type().is_unsigned_integer()
-        {
-            sql = with(&format!("CAST({value} AS BIGINT)"));
-            planned = self.ctx.sql(&sql).await;
-        }
-        match planned {
-            Ok(frame) => Ok(Some(self.register(
-                format!("feature `{}`", feature.name),
-                sql,
-                frame,
-            )?)),
-            Err(e) => {
-                self.problem(
-                    codes::SQL_PLAN,
-                    &path,
-                    format!(
-                        "feature `{}` does not plan: {}",
-                        feature.name,
-                        first_line_of_datafusion(&e)
-                    ),
-                    None,
-                );
-                Ok(None)
+        loop {
+            if values.is_empty() {
+                return Ok(view.to_string());
+            }
+            let sql = projection_sql(columns, &values, from);
+            match self.ctx.sql(&sql).await {
+                Ok(frame) => return self.register_projection(values, columns, from, frame).await,
+                Err(e) => {
+                    let before = values.len();
+                    values = self.without_unplanned(values, from, failed).await;
+                    if values.len() == before {
+                        // Each plans alone but not together: report them as one.
+                        return Err(Error::Internal(format!(
+                            "features that plan alone do not plan together: {}",
+                            first_line_of_datafusion(&e)
+                        )));
+                    }
+                }
             }
         }
+    }
+
+    /// `values` without the features that do not plan on their own over `from`; those are
+    /// reported and added to `failed`.
+    async fn without_unplanned(
+        &mut self,
+        values: Vec<(&'a Feature, String)>,
+        from: &str,
+        failed: &mut HashSet<&'a str>,
+    ) -> Vec<(&'a Feature, String)> {
+        let mut kept = Vec::with_capacity(values.len());
+        for (feature, value) in values {
+            let probe = format!("SELECT {value} AS {} FROM {from}", ident(&feature.name));
+            match self.ctx.sql(&probe).await {
+                Ok(_) => kept.push((feature, value)),
+                Err(e) => {
+                    let path = match feature.definition {
+                        FeatureDefinition::Quantile(_) => {
+                            format!("features[{}].quantile", feature.index)
+                        }
+                        _ => format!("features[{}].expr", feature.index),
+                    };
+                    self.problem(
+                        codes::SQL_PLAN,
+                        &path,
+                        format!(
+                            "feature `{}` does not plan: {}",
+                            feature.name,
+                            first_line_of_datafusion(&e)
+                        ),
+                        None,
+                    );
+                    failed.insert(&feature.name);
+                }
+            }
+        }
+        kept
+    }
+
+    /// Register the planned projection `frame` of `values` over `from` as a stage, first giving
+    /// unsigned whole numbers (ntile, rank, row_number) the type BIGINT every other whole-number
+    /// feature has, so that `ntile` in an `expr` and a `quantile` give the same type.
+    async fn register_projection(
+        &mut self,
+        mut values: Vec<(&'a Feature, String)>,
+        columns: &Schema,
+        from: &str,
+        mut frame: DataFrame,
+    ) -> Result<String> {
+        let mut recast = false;
+        for (feature, value) in &mut values {
+            let unsigned = frame
+                .schema()
+                .field_with_unqualified_name(&feature.name)
+                .is_ok_and(|field| field.data_type().is_unsigned_integer());
+            if feature.column_type.is_none() && unsigned {
+                *value = format!("CAST({value} AS BIGINT)");
+                recast = true;
+            }
+        }
+        let sql = projection_sql(columns, &values, from);
+        if recast {
+            frame = self.ctx.sql(&sql).await?;
+        }
+        let parts = values
+            .iter()
+            .map(|(feature, value)| Part {
+                title: format!("feature `{}`", feature.name),
+                sql: format!("SELECT {value} AS {} FROM {from}", ident(&feature.name)),
+            })
+            .collect();
+        let title = match values.as_slice() {
+            [(feature, _)] => format!("feature `{}`", feature.name),
+            _ => format!(
+                "features {}",
+                values
+                    .iter()
+                    .map(|(f, _)| format!("`{}`", f.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        let view = self.register(title, sql, frame)?;
+        if let Some(stage) = self.stages.last_mut() {
+            stage.parts = parts;
+        }
+        Ok(view)
+    }
+
+    /// A stage making NaN no value (null) in every floating-point column of view `from`, so
+    /// that a rule treats it as unknown (`amount > 10` is not true for it, as for a null) and
+    /// statistics skip it like a null. `from` itself when it has no such column.
+    async fn nan_as_null(&mut self, from: &str) -> Result<String> {
+        let columns = table_schema(self.ctx, from).await?;
+        let floating = |t: &DataType| t.is_floating();
+        if !columns.fields().iter().any(|f| floating(f.data_type())) {
+            return Ok(from.to_string());
+        }
+        let select: Vec<String> = columns
+            .fields()
+            .iter()
+            .map(|field| {
+                let column = ident(field.name());
+                if floating(field.data_type()) {
+                    format!("CASE WHEN isnan({column}) THEN NULL ELSE {column} END AS {column}")
+                } else {
+                    column
+                }
+            })
+            .collect();
+        let sql = format!("SELECT {} FROM {}", select.join(", "), ident(from));
+        let frame = self.ctx.sql(&sql).await?;
+        self.register(
+            "NaN is no value: null in every floating-point column".into(),
+            sql,
+            frame,
+        )
     }
 
     /// Check that `condition` plans over view `from`, is true/false, and compares no text
@@ -1013,6 +1195,7 @@ impl Compiler<'_> {
             view: "assignments".into(),
             title: "segments: the first rule that matches, in order".into(),
             sql,
+            parts: Vec::new(),
         });
         Ok(Some(frame))
     }
@@ -1045,12 +1228,21 @@ pub async fn find_failing_stage(
     // The last stage only orders and projects what the views and rules give.
     let (_, views) = stages.split_last()?;
     for stage in views {
-        if let Some(message) = fails(ctx, &format!("SELECT * FROM {}", ident(&stage.view))).await {
-            return Some(Error::data(
-                format!("{}: {message}", stage.title),
-                Some("the data makes this SQL fail; guard it (e.g. NULLIF(x, 0) for a divisor) or fix the data".into()),
-            ));
+        let Some(mut message) = fails(ctx, &format!("SELECT * FROM {}", ident(&stage.view))).await
+        else {
+            continue;
+        };
+        let mut title = &stage.title;
+        for part in &stage.parts {
+            if let Some(alone) = fails(ctx, &part.sql).await {
+                (title, message) = (&part.title, alone);
+                break;
+            }
         }
+        return Some(Error::data(
+            format!("{title}: {message}"),
+            Some("the data makes this SQL fail; guard it (e.g. NULLIF(x, 0) for a divisor) or fix the data".into()),
+        ));
     }
     let from = views.last().map(|stage| ident(&stage.view))?;
     for segment in &pipeline.segments {
@@ -1196,6 +1388,30 @@ fn mixed_comparisons(condition: &str, columns: &Schema) -> Vec<(String, DataType
         ControlFlow::<()>::Continue(())
     });
     found
+}
+
+/// `value` cast to `declared`, when a type is declared.
+fn cast_to(declared: Option<ColumnType>, value: String) -> String {
+    match declared {
+        Some(column_type) => format!("arrow_cast({value}, '{}')", arrow_type(column_type)),
+        None => value,
+    }
+}
+
+/// `SELECT` every column of `columns` except those `values` replace, then each value as its
+/// feature, `FROM from`.
+fn projection_sql(columns: &Schema, values: &[(&Feature, String)], from: &str) -> String {
+    let replaced: HashSet<&str> = values.iter().map(|(f, _)| f.name.as_str()).collect();
+    let mut select: Vec<String> = names(columns)
+        .filter(|name| !replaced.contains(name))
+        .map(ident)
+        .collect();
+    select.extend(
+        values
+            .iter()
+            .map(|(feature, value)| format!("{value} AS {}", ident(&feature.name))),
+    );
+    format!("SELECT {} FROM {from}", select.join(", "))
 }
 
 fn names(schema: &Schema) -> impl Iterator<Item = &str> + Clone {

@@ -218,6 +218,9 @@ fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
     let ctx = SessionContext::new_with_config_rt(config, runtime);
     ctx.register_udf(functions::as_of(as_of));
     ctx.register_udf(functions::bit_count());
+    for function in functions::bounded(&ctx) {
+        ctx.register_udf(function);
+    }
     Ok(ctx)
 }
 
@@ -326,6 +329,23 @@ async fn name_the_cause(
     stages: &[compile::Stage],
     error: Error,
 ) -> Error {
+    if let Error::OutOfMemory {
+        stage,
+        limit,
+        message,
+    } = &error
+        && message.contains(functions::TOO_LONG)
+    {
+        // A function asked to make too long a value: say which feature's SQL did.
+        return match compile::find_failing_stage(ctx, pipeline, stages).await {
+            Some(Error::Data { message, .. }) => Error::OutOfMemory {
+                stage,
+                limit: *limit,
+                message,
+            },
+            _ => error,
+        };
+    }
     if !matches!(error, Error::Data { .. }) {
         return error;
     }

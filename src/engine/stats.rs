@@ -19,12 +19,16 @@ pub struct FeatureStats {
     /// Customers with a value (not null).
     pub non_null: u64,
     /// Arithmetic mean, for numeric and boolean features (share of `true`).
+    #[serde(with = "float_or_infinity")]
     pub mean: Option<f64>,
     /// Median (the mean of the two middle values for an even count), for numeric features.
+    #[serde(with = "float_or_infinity")]
     pub median: Option<f64>,
     /// Sample standard deviation, for numeric features with at least two values.
+    #[serde(with = "float_or_infinity")]
     pub std_dev: Option<f64>,
     /// Sum of the values, for numeric features.
+    #[serde(with = "float_or_infinity")]
     pub sum: Option<f64>,
     /// Smallest value.
     pub min: Option<serde_json::Value>,
@@ -122,10 +126,10 @@ fn read_group(batch: &RecordBatch, row: usize, features: &[String]) -> Result<Gr
         stats.push(FeatureStats {
             feature: feature.clone(),
             non_null: count(column(base), row)?,
-            mean: scalar(column(base + 1), row)?.as_f64(),
-            median: scalar(column(base + 2), row)?.as_f64(),
-            std_dev: scalar(column(base + 3), row)?.as_f64(),
-            sum: scalar(column(base + 4), row)?.as_f64(),
+            mean: number(column(base + 1), row)?,
+            median: number(column(base + 2), row)?,
+            std_dev: number(column(base + 3), row)?,
+            sum: number(column(base + 4), row)?,
             min: Some(scalar(column(base + 5), row)?).filter(|v| !v.is_null()),
             max: Some(scalar(column(base + 6), row)?).filter(|v| !v.is_null()),
         });
@@ -134,6 +138,63 @@ fn read_group(batch: &RecordBatch, row: usize, features: &[String]) -> Result<Gr
         segment,
         customers,
         features: stats,
+    })
+}
+
+/// A float as JSON: infinities as the strings `inf` and `-inf` (JSON numbers cannot hold them),
+/// NaN as null (no value).
+fn float(value: f64) -> serde_json::Value {
+    match serde_json::Number::from_f64(value) {
+        Some(number) => serde_json::Value::Number(number),
+        None if value.is_infinite() => serde_json::Value::String(infinity(value).into()),
+        None => serde_json::Value::Null,
+    }
+}
+
+fn infinity(value: f64) -> &'static str {
+    if value > 0.0 { "inf" } else { "-inf" }
+}
+
+/// Serde for an optional float that may be infinite: written as a number, `"inf"` or `"-inf"`
+/// (null for none or NaN), and read back from the same.
+mod float_or_infinity {
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(value: &Option<f64>, serializer: S) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(v) if v.is_infinite() => serializer.serialize_str(super::infinity(*v)),
+            Some(v) if !v.is_nan() => serializer.serialize_f64(*v),
+            _ => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<f64>, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(untagged)]
+        enum Float {
+            Number(f64),
+            Text(String),
+        }
+        match Option::<Float>::deserialize(deserializer)? {
+            None => Ok(None),
+            Some(Float::Number(v)) => Ok(Some(v)),
+            Some(Float::Text(t)) if t == "inf" => Ok(Some(f64::INFINITY)),
+            Some(Float::Text(t)) if t == "-inf" => Ok(Some(f64::NEG_INFINITY)),
+            Some(Float::Text(t)) => Err(serde::de::Error::custom(format!(
+                "expected a number, \"inf\" or \"-inf\", found \"{t}\""
+            ))),
+        }
+    }
+}
+
+/// A float cell, infinities included.
+fn number(array: &dyn Array, row: usize) -> Result<Option<f64>> {
+    Ok(match scalar(array, row)? {
+        serde_json::Value::String(s) if s == "inf" => Some(f64::INFINITY),
+        serde_json::Value::String(s) if s == "-inf" => Some(f64::NEG_INFINITY),
+        value => value.as_f64(),
     })
 }
 
@@ -176,12 +237,36 @@ pub fn scalar(array: &dyn Array, row: usize) -> Result<serde_json::Value> {
         ScalarValue::UInt16(Some(v)) => v.into(),
         ScalarValue::UInt32(Some(v)) => v.into(),
         ScalarValue::UInt64(Some(v)) => v.into(),
-        ScalarValue::Float32(Some(v)) => {
-            serde_json::Number::from_f64(f64::from(v)).map_or(Value::Null, Value::Number)
-        }
-        ScalarValue::Float64(Some(v)) => {
-            serde_json::Number::from_f64(v).map_or(Value::Null, Value::Number)
-        }
+        ScalarValue::Float32(Some(v)) => float(f64::from(v)),
+        ScalarValue::Float64(Some(v)) => float(v),
         _ => Value::String(array_value_to_string(array, row)?),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn infinities_are_written_as_strings_and_read_back() {
+        let stats = FeatureStats {
+            feature: "amount".into(),
+            non_null: 3,
+            mean: Some(f64::INFINITY),
+            median: Some(2.5),
+            std_dev: Some(f64::NAN),
+            sum: Some(f64::NEG_INFINITY),
+            min: Some(float(f64::NEG_INFINITY)),
+            max: Some(float(f64::INFINITY)),
+        };
+        let json = serde_json::to_string(&stats).expect("serialize");
+        assert!(json.contains(r#""mean":"inf""#), "{json}");
+        assert!(json.contains(r#""std_dev":null"#), "{json}");
+        assert!(json.contains(r#""min":"-inf""#), "{json}");
+        let back: FeatureStats = serde_json::from_str(&json).expect("deserialize");
+        assert_eq!(back.mean, Some(f64::INFINITY));
+        assert_eq!(back.sum, Some(f64::NEG_INFINITY));
+        assert_eq!(back.median, Some(2.5));
+        assert_eq!(back.std_dev, None);
+    }
 }

@@ -4,6 +4,7 @@ mod browser;
 mod corpus;
 mod data_reading;
 mod diagnostics;
+mod engine_limits;
 mod errors;
 mod example;
 mod golden;
