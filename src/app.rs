@@ -470,12 +470,26 @@ fn history(args: &HistoryArgs) -> Result<()> {
     let (Some(first), Some(last)) = (history.runs.first(), history.runs.last()) else {
         return Err(Error::Internal("a history of no runs".into()));
     };
-    let destination = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!(
-            "{}-history-{}-{}",
-            history.pipeline, first.as_of, last.as_of
-        ))
-    });
+    let destination = match args.out.clone() {
+        Some(out) => out,
+        // The name comes from the run folders, which may come from elsewhere: it must be a
+        // pipeline name before it becomes part of a path (`../../x` would write outside runs/).
+        None if crate::pipeline::is_valid_name(&history.pipeline) => {
+            PathBuf::from("runs").join(format!(
+                "{}-history-{}-{}",
+                history.pipeline, first.as_of, last.as_of
+            ))
+        }
+        None => {
+            return Err(Error::RunFolder {
+                folder: folders[0].display().to_string(),
+                message: format!(
+                    "its segments.json names the pipeline `{}`, which is not a pipeline name, so it cannot name the history folder; pass --out",
+                    history.pipeline
+                ),
+            });
+        }
+    };
     let mut protected = folders.clone();
     protected.push(PathBuf::from("."));
     let staged = StagedOutput::begin(&destination, args.replace, &protected)?;

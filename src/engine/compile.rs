@@ -887,7 +887,21 @@ impl<'a> Compiler<'a> {
     fn references_exist(&mut self, feature: &Feature, columns: &Schema) -> bool {
         let mut ok = true;
         for name in &feature.references {
-            if columns.field_with_name(name).is_err() {
+            if columns.field_with_name(name).is_err() && *name == feature.name {
+                // Using its own name is using the entity column it replaces; without one, the
+                // feature would be defined by itself.
+                self.problem_at_word(
+                    name,
+                    codes::FEATURE_CYCLE,
+                    &format!("features[{}].expr", feature.index),
+                    format!(
+                        "feature `{name}` uses itself (a cycle: {name} -> {name}), and `{}` has no column `{name}` it could replace",
+                        self.pipeline.entity.describe()
+                    ),
+                    Some("a feature may use its own name only to replace an entity column of that name; use another feature or column".into()),
+                );
+                ok = false;
+            } else if columns.field_with_name(name).is_err() {
                 // Features of this level and later ones are not columns yet, but can be used.
                 let pipeline = self.pipeline;
                 let later = pipeline

@@ -80,6 +80,12 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "feature_uses_itself",
+        edits: &[Pipeline("expr: score * 2", "expr: score_double * 2")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "negative_window",
         edits: &[Pipeline(
             "window_days: 30, default: 0 }\n  - name: events_30",

@@ -565,3 +565,39 @@ fn two_quarters_of_windows() -> Workspace {
     workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "q4"]);
     workspace
 }
+
+/// Run folders may come from elsewhere: the pipeline name they hold must not steer where the
+/// default history folder is written.
+#[test]
+fn a_pipeline_name_from_a_run_folder_never_becomes_a_path() {
+    let workspace = crate::support::Workspace::lint_clean();
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "r1",
+        "--as-of",
+        "2026-09-01",
+    ]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "r2"]);
+    for run in ["r1", "r2"] {
+        let path = format!("{run}/segments.json");
+        let text = workspace.read(&path);
+        assert!(text.contains("\"name\": \"windows\""));
+        workspace.write(
+            &path,
+            &text.replace("\"name\": \"windows\"", "\"name\": \"../../escaped\""),
+        );
+    }
+    let before = workspace.entries();
+    let output = workspace.segflow(&["history", "r1", "r2"]);
+    let message = crate::support::stderr_unwrapped(&output);
+    assert_eq!(output.status.code(), Some(10), "{message}");
+    assert!(
+        message.contains("not a pipeline name") && message.contains("--out"),
+        "{message}"
+    );
+    assert_eq!(workspace.entries(), before);
+    assert!(!workspace.path().join("../escaped").exists());
+    workspace.segflow_ok(&["history", "r1", "r2", "--out", "h"]);
+}
