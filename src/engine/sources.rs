@@ -59,7 +59,7 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<ResolvedSource>> {
                     &source.name,
                     &source.location,
                     &path,
-                    pattern(pipeline, &path),
+                    pipeline.source_pattern(&source.name)?,
                 )?
             };
             Ok(ResolvedSource {
@@ -70,25 +70,6 @@ pub fn resolve(pipeline: &Pipeline) -> Result<Vec<ResolvedSource>> {
             })
         })
         .collect()
-}
-
-/// The glob pattern of a declared `path:`, or `None` when it has no wildcard. The pipeline's
-/// folder is matched literally (a project folder may be named `Projects [2026]`); only what the
-/// pipeline wrote is a pattern.
-fn pattern(pipeline: &Pipeline, path: &Path) -> Option<String> {
-    let (base, written) = match path.strip_prefix(&pipeline.base_dir) {
-        Ok(relative) if !pipeline.base_dir.as_os_str().is_empty() => (
-            format!(
-                "{}/",
-                glob::Pattern::escape(&pipeline.base_dir.to_string_lossy())
-            ),
-            relative.to_string_lossy(),
-        ),
-        _ => (String::new(), path.to_string_lossy()),
-    };
-    written
-        .contains(['*', '?', '['])
-        .then(|| format!("{base}{written}"))
 }
 
 fn not_found(name: &str, message: String) -> Error {

@@ -29,12 +29,27 @@ pub fn variables(text: &str) -> Result<Vec<&str>, String> {
 /// `text` with every `${NAME}` replaced by the environment's value; the first unset name is the
 /// error.
 pub fn interpolate(text: &str) -> Result<String, String> {
+    interpolate_with(text, |value| value.to_string())
+}
+
+/// `text` with each `${NAME}` replaced by `quote(value)`: a glob pattern escapes the values, so
+/// that only what the pipeline wrote is a pattern (`${EXPORT_DIR}` may be `Projects [2026]`).
+pub fn interpolate_with(text: &str, quote: impl Fn(&str) -> String) -> Result<String, String> {
     let mut out = text.to_string();
     for name in variables(text)? {
         let value = std::env::var(name).map_err(|_| name.to_string())?;
-        out = out.replacen(&format!("${{{name}}}"), &value, 1);
+        out = out.replacen(&format!("${{{name}}}"), &quote(&value), 1);
     }
     Ok(out)
+}
+
+/// `text` without its `${NAME}`s: what the pipeline itself wrote.
+pub fn written_part(text: &str) -> String {
+    let mut out = text.to_string();
+    for name in variables(text).unwrap_or_default() {
+        out = out.replacen(&format!("${{{name}}}"), "", 1);
+    }
+    out
 }
 
 #[cfg(test)]

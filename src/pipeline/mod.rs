@@ -164,6 +164,33 @@ impl Pipeline {
             })
     }
 
+    /// The glob pattern of source `name`'s declared `path:`, or `None` when the pipeline wrote
+    /// no wildcard there (or the path was overridden, which is always literal). The pipeline's
+    /// folder and the values of `${VAR}`s are matched literally: only what the pipeline wrote is
+    /// a pattern.
+    pub fn source_pattern(&self, name: &str) -> Result<Option<String>> {
+        let source = &self.sources[name];
+        if source.overridden
+            || !interpolate::written_part(&source.location).contains(['*', '?', '['])
+        {
+            return Ok(None);
+        }
+        let written = interpolate::interpolate_with(&source.location, glob::Pattern::escape)
+            .map_err(|variable| Error::Source {
+                source_name: name.to_string(),
+                message: format!("environment variable `{variable}` is not set"),
+                help: None,
+            })?;
+        let base = self.base_dir.to_string_lossy();
+        Ok(Some(
+            if Path::new(&written).is_absolute() || base.is_empty() {
+                written
+            } else {
+                format!("{}/{written}", glob::Pattern::escape(&base))
+            },
+        ))
+    }
+
     /// Values of the environment variables the pipeline interpolates, to redact from any output.
     pub fn secrets(&self) -> Vec<String> {
         self.spec

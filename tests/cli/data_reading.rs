@@ -7,7 +7,7 @@ use arrow::array::{ArrayRef, Int64Array, StringArray, TimestampMicrosecondArray}
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::ArrowWriter;
 
-use crate::support::{Workspace, stderr_unwrapped};
+use crate::support::{Workspace, segflow, stderr, stderr_unwrapped};
 
 /// The `windows` fixture's events as rows (customer, ts, feature).
 fn events(workspace: &Workspace) -> Vec<(i64, String, String)> {
@@ -434,4 +434,38 @@ fn a_bad_value_deep_in_a_large_csv_gets_its_editor_line() {
         rows + 2
     );
     refused(&workspace, &["source `events`: ", &line]);
+}
+
+/// Only what the pipeline wrote is a pattern: a `${VAR}` value is matched literally, brackets and
+/// stars included.
+#[test]
+fn variable_values_in_a_glob_path_are_literal() {
+    let workspace = Workspace::from_fixture("windows");
+    let folder = workspace.path().join("Projects [2026]").join("exports");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::rename(
+        workspace.path().join("events.csv"),
+        folder.join("events.csv"),
+    )
+    .unwrap();
+    workspace.edit_pipeline("path: events.csv", "path: ${EXPORT_DIR}/ev*.csv");
+    let run = |value: &str, out: &str| {
+        segflow()
+            .current_dir(workspace.path())
+            .env("EXPORT_DIR", value)
+            .args(["run", "pipeline.yaml", "--out", out])
+            .output()
+            .unwrap()
+    };
+    let output = run(&folder.display().to_string(), "a");
+    assert!(output.status.success(), "{}", stderr(&output));
+    // A star in the value does not reach into other folders.
+    let star = workspace.path().join("Projects [2026]").join("*");
+    let output = run(&star.display().to_string(), "b");
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("no files match"),
+        "{}",
+        stderr(&output)
+    );
 }
