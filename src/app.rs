@@ -22,6 +22,14 @@ use crate::report::{self, LintView, Manifest, ReportData, StageTiming, StagedOut
 use crate::run_folder;
 use crate::secrets::{self, redact};
 
+/// Stack of the thread that plans queries: deep enough for DataFusion's recursion over large
+/// expressions (reserved address space; memory is used only as deep as the recursion goes).
+const ENGINE_STACK: usize = 512 << 20;
+
+/// Stack of each engine worker thread, which evaluates expressions recursively too; smaller,
+/// since there is one per core and all count against the bounded address space.
+const WORKER_STACK: usize = 64 << 20;
+
 /// Parse arguments, run the command, print any error, and return the exit code.
 pub fn main() -> ExitCode {
     let cli = match Cli::try_parse() {
@@ -38,7 +46,23 @@ pub fn main() -> ExitCode {
     }));
     watch_for_interrupts();
     bound_address_space();
-    let outcome = std::panic::catch_unwind(|| run(cli));
+    // DataFusion plans and optimises recursively: a rule of 1,000 ORed conditions or a few
+    // hundred features overflow an 8 MiB stack (exit 134). Commands run on a thread with a
+    // large stack (address space reserved, memory used only as deep as the recursion goes).
+    let outcome = std::thread::Builder::new()
+        .name("segflow".into())
+        .stack_size(ENGINE_STACK)
+        .spawn(|| std::panic::catch_unwind(|| run(cli)))
+        .map_err(|e| Error::Internal(format!("cannot start the main thread: {e}")))
+        .and_then(|thread| {
+            thread
+                .join()
+                .map_err(|_| Error::Internal("the main thread panicked".into()))
+        });
+    let outcome = match outcome {
+        Ok(outcome) => outcome,
+        Err(error) => Ok(Err(error)),
+    };
     match outcome {
         Ok(Ok(())) => ExitCode::from(exit::OK),
         Ok(Err(Error::BrokenPipe)) => ExitCode::from(exit::OK),
@@ -318,6 +342,7 @@ fn runtime_with(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
         builder.worker_threads(threads);
     }
     builder
+        .thread_stack_size(WORKER_STACK)
         .enable_all()
         .build()
         .map_err(|e| Error::Internal(format!("cannot start the async runtime: {e}")))

@@ -68,11 +68,13 @@ impl Templates {
         let mut env = Environment::new();
         env.set_undefined_behavior(UndefinedBehavior::SemiStrict);
         env.set_fuel(Some(FUEL));
+        // Markdown templates are escaped by their filters; everything else, a partial included
+        // from an HTML report (`_features.j2`) among it, is HTML-escaped by default.
         env.set_auto_escape_callback(|name| {
-            if name.contains(".html") {
-                AutoEscape::Html
-            } else {
+            if name.contains(".md") {
                 AutoEscape::None
+            } else {
+                AutoEscape::Html
             }
         });
         let folder = match &overrides {

@@ -358,3 +358,39 @@ fn a_fixture_value_of_the_wrong_type_is_pointed_at() {
         "{message}"
     );
 }
+
+/// Flat but long SQL (400 terms, 1,000 ORed conditions) and long chains of features make
+/// DataFusion recurse deeply; they must plan and run, not overflow the stack (exit 134).
+#[test]
+fn long_expressions_and_feature_chains_do_not_overflow_the_stack() {
+    let workspace = Workspace::lint_clean();
+    let terms = vec!["score"; 400].join(" + ");
+    workspace.edit_pipeline("expr: score * 2", &format!("expr: {terms}"));
+    let conditions: Vec<String> = (0..1000).map(|i| format!("plan = 'p{i}'")).collect();
+    workspace.edit_pipeline(
+        "when: events_30 >= 3",
+        &format!("when: events_30 >= 3 OR {}", conditions.join(" OR ")),
+    );
+    let chain: String = (1..=200)
+        .map(|i| {
+            let previous = if i == 1 { "score".to_string() } else { format!("c{}", i - 1) };
+            format!("  - name: c{i}\n    kind: needs\n    description: Chain.\n    expr: {previous} + 1\n")
+        })
+        .collect();
+    workspace.edit_pipeline("segments:\n", &format!("{chain}segments:\n"));
+    for args in [
+        &["validate", "pipeline.yaml"][..],
+        &["plan", "pipeline.yaml"],
+        &["run", "pipeline.yaml", "--out", "out", "--quiet"],
+    ] {
+        let output = workspace.segflow(args);
+        assert!(
+            output.status.success(),
+            "{args:?}: exit {:?} {}",
+            output.status.code(),
+            stderr(&output)
+        );
+    }
+    let segments = workspace.read("out/segments.csv");
+    assert!(segments.contains("busy"), "{segments}");
+}
