@@ -176,6 +176,8 @@ pub struct StagedOutput {
     staging: Option<TempDir>,
     _lock: Lock,
     replace: bool,
+    /// What `--replace` must not delete, checked again at the commit.
+    protected: Vec<PathBuf>,
 }
 
 impl StagedOutput {
@@ -219,6 +221,7 @@ impl StagedOutput {
             staging: Some(staging),
             _lock: lock,
             replace,
+            protected: protected.to_vec(),
         })
     }
 
@@ -237,7 +240,9 @@ impl StagedOutput {
             .take()
             .ok_or_else(|| Error::Internal("run folder committed twice".into()))?
             .keep();
-        let swapped = self.swap_in(&staged);
+        // The old folder may have changed while the run worked: it is judged again right
+        // before it is moved away.
+        let swapped = self.recheck().and_then(|()| self.swap_in(&staged));
         if swapped.is_ok() {
             // Kept until now so that a staging folder is always marked, even one a SIGKILL
             // leaves between the renames; ownership accepts a marker a kill leaves here.
@@ -248,16 +253,26 @@ impl StagedOutput {
         }
         drop(guard);
         if let Some(old) = swapped? {
-            // The new run is in place: a leftover old run is reported, and the next run into
-            // this destination removes it.
-            if let Err(e) = std::fs::remove_dir_all(&old) {
-                note(&format!(
-                    "the previous run, moved to {}, could not be removed: {e}",
-                    old.display()
-                ));
-            }
+            remove_replaced(&old, &self.destination)?;
         }
         Ok(self.destination.clone())
+    }
+
+    /// With `--replace`, refuse the commit if the folder at the destination is no longer one
+    /// segflow may replace (the user added files to it, or put a folder of their own there).
+    fn recheck(&self) -> Result<()> {
+        if !self.replace || self.destination.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        check_replaceable(&self.destination, &self.protected).map_err(|e| match e {
+            Error::Output { message, help } => Error::Output {
+                message: format!(
+                    "{message}; it changed while this run worked, so the new run was discarded"
+                ),
+                help,
+            },
+            other => other,
+        })
     }
 
     /// Rename `staged` to the destination; with `--replace`, first move the old run aside and
@@ -291,6 +306,43 @@ impl StagedOutput {
             });
         }
         Ok(Some(old))
+    }
+}
+
+/// Remove the previous run, moved aside to `old` by the commit, deleting only what segflow
+/// wrote: if it holds anything else (added just before the rename, or through a handle still
+/// open in it), it is kept and the command fails with exit 5, the new run being in place.
+fn remove_replaced(old: &Path, destination: &Path) -> Result<()> {
+    let kept = |why: String| Error::Output {
+        message: format!(
+            "the new run is in {}, but the previous run, moved to {}, was kept: {why}",
+            destination.display(),
+            old.display()
+        ),
+        help: Some(format!(
+            "move your files out of {} and delete it; the next run into {} refuses to start \
+             until then",
+            old.display(),
+            destination.display()
+        )),
+    };
+    let Some(owned) = Owned::read(old) else {
+        return Err(kept("it no longer holds a segflow manifest.json".into()));
+    };
+    if let Some(why) = owned.foreign_entries(old).refusal() {
+        return Err(kept(why));
+    }
+    match owned.remove(old) {
+        Ok(()) => Ok(()),
+        Err(ownership::Removal::Foreign(why)) => Err(kept(why)),
+        // Only segflow's files are left: the next run into this destination removes them.
+        Err(ownership::Removal::Io(e)) => {
+            note(&format!(
+                "the previous run, moved to {}, could not be removed: {e}",
+                old.display()
+            ));
+            Ok(())
+        }
     }
 }
 

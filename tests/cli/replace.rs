@@ -486,3 +486,117 @@ fn under_nohup_sighup_does_not_stop_the_run() {
     assert_eq!(code, Some(0), "{message}");
     assert_eq!(leftovers(&workspace), Vec::<String>::new());
 }
+
+/// Start `args` in the workspace with `env` set, not awaited.
+fn spawn(workspace: &Workspace, args: &[&str], env: (&str, &str)) -> std::process::Child {
+    std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .current_dir(workspace.path())
+        .args(args)
+        .env(env.0, env.1)
+        .env("NO_COLOR", "1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn is_staging(workspace: &Workspace, name: &str) -> bool {
+    workspace
+        .entries()
+        .iter()
+        .any(|entry| entry.starts_with(&format!(".{name}.segflow-staging-")))
+}
+
+/// What a user does to the old run folder `out` while a `--replace` of it works.
+type Change = fn(&Path);
+
+#[test]
+fn replace_keeps_what_the_user_adds_to_the_old_run_while_the_new_one_is_computed() {
+    let changes: [(&str, Change); 4] = [
+        ("NOTES.md", |out| {
+            std::fs::write(out.join("NOTES.md"), "mine").unwrap()
+        }),
+        (".hidden", |out| {
+            std::fs::write(out.join(".hidden"), "x").unwrap()
+        }),
+        ("mine/", |out| {
+            std::fs::create_dir(out.join("mine")).unwrap();
+            std::fs::write(out.join("mine/keep.txt"), "keep").unwrap();
+        }),
+        // The old run moved away and a folder of the user's put in its place.
+        ("no segflow manifest.json", |out| {
+            std::fs::rename(out, out.with_file_name("moved")).unwrap();
+            std::fs::create_dir(out).unwrap();
+            std::fs::write(out.join("NOTES.md"), "mine").unwrap();
+        }),
+    ];
+    for (named, change) in changes {
+        let workspace = with_run("out");
+        let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "1500"));
+        wait_until(&mut child, || is_staging(&workspace, "out"));
+        change(&workspace.path().join("out"));
+        let before = files_below(&workspace.path().join("out"));
+        let (code, message) = finish(child);
+        assert_eq!(code, Some(OUTPUT), "{named}: {message}");
+        assert!(message.contains(named), "{named}: {message}");
+        assert!(message.contains("the new run was discarded"), "{message}");
+        assert!(
+            files_below(&workspace.path().join("out")) == before,
+            "{named}"
+        );
+        assert_eq!(leftovers(&workspace), Vec::<String>::new(), "{named}");
+    }
+}
+
+#[test]
+fn history_replace_keeps_what_the_user_adds_while_it_works() {
+    let workspace = Workspace::from_fixture("windows");
+    for (out, as_of) in [("runs/q3", "2026-07-01"), ("runs/q4", "2026-10-01")] {
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--out", out, "--as-of", as_of]);
+    }
+    let history = ["history", "runs/q3", "runs/q4", "--out", "hist"];
+    workspace.segflow_ok(&history);
+    let mut replace = history.to_vec();
+    replace.push("--replace");
+    let mut child = spawn(
+        &workspace,
+        &replace,
+        ("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "1500"),
+    );
+    wait_until(&mut child, || is_staging(&workspace, "hist"));
+    workspace.write("hist/NOTES.md", "mine");
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(OUTPUT), "{message}");
+    assert!(message.contains("NOTES.md"), "{message}");
+    assert_eq!(workspace.read("hist/NOTES.md"), "mine");
+    assert!(workspace.path().join("hist/history.html").is_file());
+}
+
+#[test]
+fn an_old_run_that_gains_a_file_as_it_is_moved_aside_is_kept_not_deleted() {
+    let workspace = with_run("out");
+    workspace.edit_pipeline("2026-10-01", "2026-09-01");
+    let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "1500"));
+    let replaced = workspace.path().join(".out.replaced");
+    wait_until(&mut child, || replaced.exists());
+    // E.g. an editor or a shell whose working folder is the old run writes into it.
+    workspace.write(".out.replaced/NOTES.md", "mine");
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(OUTPUT), "{message}");
+    assert!(
+        message.contains("the new run is in out") && message.contains(".out.replaced"),
+        "{message}"
+    );
+    assert!(message.contains("NOTES.md"), "{message}");
+    assert_eq!(workspace.read(".out.replaced/NOTES.md"), "mine");
+    assert!(
+        workspace
+            .path()
+            .join(".out.replaced/manifest.json")
+            .is_file()
+    );
+    assert!(workspace.read("out/segments.json").contains("2026-09-01"));
+    // The next run into `out` does not delete it either.
+    let run = ["run", "pipeline.yaml", "--out", "out", "--replace"];
+    assert_refused(&workspace, &run, ".out.replaced");
+}
