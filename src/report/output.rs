@@ -30,6 +30,8 @@ const RANDOM_LEN: usize = 6;
 struct Active {
     staging: PathBuf,
     lock: PathBuf,
+    /// The lock file's device and inode: only that file is removed.
+    lock_identity: Option<(u64, u64)>,
 }
 
 static ACTIVE: Mutex<Option<Active>> = Mutex::new(None);
@@ -69,7 +71,12 @@ pub fn interrupt() -> Interrupt {
     std::mem::forget(guard);
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner).take();
     let removed = active.and_then(|active| {
-        let _ = std::fs::remove_file(&active.lock);
+        if active
+            .lock_identity
+            .is_some_and(|identity| lock::is_identity(&active.lock, identity))
+        {
+            let _ = std::fs::remove_file(&active.lock);
+        }
         std::fs::remove_dir_all(&active.staging)
             .ok()
             .map(|()| active.staging)
@@ -213,6 +220,7 @@ impl StagedOutput {
         set_active(Some(Active {
             staging: staging.path().to_path_buf(),
             lock: lock.path().to_path_buf(),
+            lock_identity: lock.identity(),
         }));
         Ok(StagedOutput {
             destination: destination.to_path_buf(),
