@@ -649,3 +649,56 @@ fn a_lock_file_a_killed_run_left_is_reused_and_removed() {
         assert_eq!(leftovers(&workspace), Vec::<String>::new(), "{left:?}");
     }
 }
+
+#[test]
+fn recovery_touches_a_leftover_replaced_folder_only_if_segflow_wrote_all_of_it() {
+    // What the user may have at `.out.replaced`: a folder of their own, one with a manifest
+    // that is not segflow's, a segflow run holding a note of theirs, a file, a symlink to a run.
+    let cases: [(&str, Change); 5] = [
+        ("not a segflow run folder", |old| {
+            std::fs::create_dir(old).unwrap();
+            std::fs::write(old.join("NOTES.md"), "mine").unwrap();
+        }),
+        ("not a segflow run folder", |old| {
+            std::fs::create_dir(old).unwrap();
+            std::fs::write(old.join("manifest.json"), "{}").unwrap();
+        }),
+        ("NOTES.md", |old| {
+            copy_folder(&old.with_file_name("runs/ok"), old);
+            std::fs::write(old.join("NOTES.md"), "mine").unwrap();
+        }),
+        ("is not a folder", |old| {
+            std::fs::write(old, "mine").unwrap()
+        }),
+        ("is not a folder", |old| {
+            std::os::unix::fs::symlink("runs/ok", old).unwrap()
+        }),
+    ];
+    for (named, make) in cases {
+        let workspace = with_run("runs/ok");
+        make(&workspace.path().join(".out.replaced"));
+        // With no run at `out` (recovery would put it back), without and with --replace.
+        for extra in [&[][..], &["--replace"][..]] {
+            let mut args = vec!["run", "pipeline.yaml", "--out", "out"];
+            args.extend_from_slice(extra);
+            assert_refused(&workspace, &args, named);
+            assert_refused(&workspace, &args, ".out.replaced");
+        }
+        // With a complete run at `out` (recovery would delete it).
+        copy_folder(
+            &workspace.path().join("runs/ok"),
+            &workspace.path().join("out"),
+        );
+        let args = ["run", "pipeline.yaml", "--out", "out", "--replace"];
+        assert_refused(&workspace, &args, ".out.replaced");
+    }
+}
+
+/// Copy the files of the folder `from` (and of its subfolders) to `to`.
+fn copy_folder(from: &Path, to: &Path) {
+    for (name, bytes) in files_below(from) {
+        let target = to.join(name);
+        std::fs::create_dir_all(target.parent().unwrap()).unwrap();
+        std::fs::write(target, bytes).unwrap();
+    }
+}
