@@ -702,3 +702,16 @@ fn copy_folder(from: &Path, to: &Path) {
         std::fs::write(target, bytes).unwrap();
     }
 }
+
+#[test]
+fn the_cleanup_keeps_a_folder_whose_marker_is_not_exactly_segflows() {
+    let workspace = Workspace::from_fixture("windows");
+    // Segflow's marker is empty: one with content was made by somebody else.
+    let folder = ".out.segflow-staging-99999999-aB3xYz";
+    std::fs::create_dir(workspace.path().join(folder)).unwrap();
+    workspace.write(&format!("{folder}/.segflow-staging"), "x");
+    workspace.write(&format!("{folder}/DATA.txt"), "mine");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    assert_eq!(workspace.read(&format!("{folder}/DATA.txt")), "mine");
+    assert_eq!(leftovers(&workspace), vec![folder.to_string()]);
+}

@@ -68,8 +68,8 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
 
 /// Remove staging folders of `name` in `parent` left by runs that were killed: only entries
 /// named exactly as segflow names them (`.NAME.segflow-staging-<pid>-<random>`), that are
-/// folders holding segflow's marker (or empty), of a process that no longer exists (where
-/// `/proc` says).
+/// folders holding segflow's marker exactly as it writes it (an empty regular file) or nothing,
+/// of a process that no longer exists (where `/proc` says).
 pub(super) fn remove_abandoned(parent: &Path, name: &str) {
     let proc = Path::new("/proc");
     if !proc.is_dir() {
@@ -93,7 +93,7 @@ pub(super) fn remove_abandoned(parent: &Path, name: &str) {
         let marked = path
             .join(STAGING_MARKER)
             .symlink_metadata()
-            .is_ok_and(|m| m.is_file());
+            .is_ok_and(|m| m.is_file() && m.len() == 0);
         if !folder || proc.join(pid).exists() {
             continue;
         }
