@@ -715,3 +715,73 @@ fn the_cleanup_keeps_a_folder_whose_marker_is_not_exactly_segflows() {
     assert_eq!(workspace.read(&format!("{folder}/DATA.txt")), "mine");
     assert_eq!(leftovers(&workspace), vec![folder.to_string()]);
 }
+
+/// Run segflow with `args`, failing the test if it does not end within a minute (a read that
+/// blocks forever).
+fn segflow_within_a_minute(workspace: &Workspace, args: &[&str]) -> (Option<i32>, String) {
+    let mut child = spawn(workspace, args, ("SEGFLOW_UNUSED", ""));
+    let started = std::time::Instant::now();
+    while child.try_wait().unwrap().is_none() {
+        if started.elapsed().as_secs() > 60 {
+            let _ = child.kill();
+            panic!("segflow {args:?} hangs");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+    finish(child)
+}
+
+/// Replace the file `name` of a run folder with a FIFO, or with a symlink to an endless device.
+fn not_a_regular_file(workspace: &Workspace, name: &str, fifo: bool) {
+    let path = workspace.path().join(name);
+    std::fs::remove_file(&path).unwrap();
+    if fifo {
+        let made = std::process::Command::new("mkfifo")
+            .arg(&path)
+            .status()
+            .unwrap();
+        assert!(made.success());
+    } else {
+        std::os::unix::fs::symlink("/dev/zero", &path).unwrap();
+    }
+}
+
+#[test]
+fn a_run_folder_file_that_is_not_a_regular_file_is_refused_not_read_forever() {
+    for fifo in [true, false] {
+        let workspace = with_run("runs/q3");
+        not_a_regular_file(&workspace, "runs/q3/manifest.json", fifo);
+        let replace = ["run", "pipeline.yaml", "--out", "runs/q3", "--replace"];
+        let (code, message) = segflow_within_a_minute(&workspace, &replace);
+        assert_eq!(code, Some(OUTPUT), "{message}");
+        assert!(message.contains("runs/q3"), "{message}");
+        // A glob pattern reads the manifests of the folders it matches.
+        let history = ["history", "runs/q*", "--out", "h"];
+        let (code, message) = segflow_within_a_minute(&workspace, &history);
+        assert_eq!(code, Some(2), "{message}");
+    }
+    for name in ["segments.json", "criteria.json", "assignments.parquet"] {
+        for fifo in [true, false] {
+            let workspace = with_run("runs/q3");
+            workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "runs/q4"]);
+            not_a_regular_file(&workspace, &format!("runs/q3/{name}"), fifo);
+            for args in [
+                &["diff", "runs/q3", "runs/q4"][..],
+                &["history", "runs/q3", "runs/q4", "--out", "h"][..],
+                &["history", "runs/q*", "--out", "h"][..],
+                &[
+                    "run",
+                    "pipeline.yaml",
+                    "--out",
+                    "new",
+                    "--compare-to",
+                    "runs/q3",
+                ][..],
+            ] {
+                let (code, message) = segflow_within_a_minute(&workspace, args);
+                assert_eq!(code, Some(10), "{args:?} {name}: {message}");
+                assert!(message.contains(name), "{args:?}: {message}");
+            }
+        }
+    }
+}

@@ -140,7 +140,7 @@ fn same_file(file: &File, path: &Path) -> bool {
 }
 
 fn busy(destination: &Path, lock: &Path) -> Error {
-    let pid = std::fs::read_to_string(lock)
+    let pid = crate::run_folder::read_regular(lock)
         .ok()
         .and_then(|text| text.trim().parse::<u32>().ok())
         .map_or(String::new(), |pid| format!(" (pid {pid})"));

@@ -11,7 +11,7 @@ use crate::run_folder::history::{
 };
 use crate::run_folder::{
     ASSIGNMENTS, COMPARISON, CRITERIA, LINT, MANIFEST, PERSONAS, PROFILE, SCORING, SEGMENTS,
-    SEGMENTS_CSV,
+    SEGMENTS_CSV, read_regular,
 };
 
 /// Unknown entries named in a refusal; the rest are counted.
@@ -47,7 +47,12 @@ const KNOWN: &[&str] = &[
 impl Owned {
     /// What the manifest in `folder` claims, or `None` when the folder has no segflow manifest.
     pub(super) fn read(folder: &Path) -> Option<Owned> {
-        let text = std::fs::read_to_string(folder.join(MANIFEST)).ok()?;
+        // Never through a symlink (segflow writes none), nor from a FIFO or device.
+        let path = folder.join(MANIFEST);
+        if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let text = read_regular(&path).ok()?;
         if let Ok(run) = serde_json::from_str::<Manifest>(&text) {
             return Some(Owned::listed(run.outputs));
         }
