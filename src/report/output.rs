@@ -111,6 +111,17 @@ fn place(destination: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, last.to_string()))
 }
 
+/// `destination` without the slashes at its end (it names more than `/`, [`place`] says).
+fn without_trailing_slashes(destination: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = destination.as_os_str().as_bytes();
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b'/')
+        .map_or(1, |last| last + 1);
+    PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..end]))
+}
+
 /// Refuse `destination` if it exists, unless `replace` is set and it may be replaced.
 fn refuse_existing(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<()> {
     if destination.symlink_metadata().is_err() {
@@ -196,8 +207,10 @@ impl StagedOutput {
     /// `protected` (the pipeline file, its source files, the working directory). Everything is
     /// checked before any work is done: a refusal touches nothing.
     pub fn begin(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<Self> {
-        refuse_existing(destination, replace, protected)?;
         let (parent, name) = place(destination)?;
+        // `runs/link/` would look through a symlink `runs/link`: the checks must see the link.
+        let destination = &without_trailing_slashes(destination);
+        refuse_existing(destination, replace, protected)?;
         std::fs::create_dir_all(&parent).map_err(|e| Error::Output {
             message: format!(
                 "cannot create the folder {} for the run: {e}",
@@ -390,6 +403,10 @@ mod tests {
         assert_eq!(
             (parent, name.as_str()),
             (PathBuf::from("runs"), "q4 [draft]")
+        );
+        assert_eq!(
+            without_trailing_slashes(Path::new("runs/link//")),
+            PathBuf::from("runs/link")
         );
         let (parent, name) = place(Path::new("q4")).unwrap();
         assert_eq!((parent, name.as_str()), (PathBuf::from("."), "q4"));

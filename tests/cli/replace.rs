@@ -785,3 +785,22 @@ fn a_run_folder_file_that_is_not_a_regular_file_is_refused_not_read_forever() {
         }
     }
 }
+
+#[test]
+fn a_symlink_named_with_a_trailing_slash_is_refused_before_any_work() {
+    let workspace = with_run("elsewhere/run");
+    std::fs::create_dir(workspace.path().join("runs")).unwrap();
+    std::os::unix::fs::symlink("../elsewhere/run", workspace.path().join("runs/link")).unwrap();
+    // Data the run would fail on (exit 4): a refusal up front comes first.
+    workspace.write(
+        "customers.csv",
+        "customer_id,signup_date,plan,score\nx,y,z,w\n",
+    );
+    for out in ["runs/link/", "runs/link//"] {
+        for extra in [&[][..], &["--replace"][..]] {
+            let mut args = vec!["run", "pipeline.yaml", "--out", out];
+            args.extend_from_slice(extra);
+            assert_refused(&workspace, &args, "runs/link");
+        }
+    }
+}
