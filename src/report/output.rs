@@ -111,7 +111,7 @@ fn place(destination: &Path) -> Result<(PathBuf, String)> {
     Ok((parent, last.to_string()))
 }
 
-/// `destination` without the slashes at its end (it names more than `/`, [`place`] says).
+/// `destination` without the slashes at its end (`/` stays `/`).
 fn without_trailing_slashes(destination: &Path) -> PathBuf {
     use std::os::unix::ffi::OsStrExt;
     let bytes = destination.as_os_str().as_bytes();
@@ -207,10 +207,11 @@ impl StagedOutput {
     /// `protected` (the pipeline file, its source files, the working directory). Everything is
     /// checked before any work is done: a refusal touches nothing.
     pub fn begin(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<Self> {
-        let (parent, name) = place(destination)?;
         // `runs/link/` would look through a symlink `runs/link`: the checks must see the link.
-        let destination = &without_trailing_slashes(destination);
-        refuse_existing(destination, replace, protected)?;
+        let trimmed = without_trailing_slashes(destination);
+        refuse_existing(&trimmed, replace, protected)?;
+        let (parent, name) = place(destination)?;
+        let destination = &trimmed;
         std::fs::create_dir_all(&parent).map_err(|e| Error::Output {
             message: format!(
                 "cannot create the folder {} for the run: {e}",
