@@ -576,7 +576,7 @@ fn history_replace_keeps_what_the_user_adds_while_it_works() {
 fn an_old_run_that_gains_a_file_as_it_is_moved_aside_is_kept_not_deleted() {
     let workspace = with_run("out");
     workspace.edit_pipeline("2026-10-01", "2026-09-01");
-    let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "1500"));
+    let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_IN_COMMIT", "3000"));
     let replaced = workspace.path().join(".out.replaced");
     wait_until(&mut child, || replaced.exists());
     // E.g. an editor or a shell whose working folder is the old run writes into it.
