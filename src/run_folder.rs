@@ -240,15 +240,14 @@ pub fn read(path: &Path) -> Result<Run<'static>> {
         }));
     }
     let read = |name: &str| -> Result<String> {
-        std::fs::read_to_string(path.join(name))
-            .map_err(|e| broken(format!("cannot read {name}: {e}")))
+        read_regular(&path.join(name)).map_err(|e| broken(format!("cannot read {name}: {e}")))
     };
     let segments: SegmentsDocument<'static> = serde_json::from_str(&read(SEGMENTS)?)
         .map_err(|e| broken(format!("{SEGMENTS} is not a segflow document: {e}")))?;
     let criteria: CriteriaReport = serde_json::from_str(&read(CRITERIA)?)
         .map_err(|e| broken(format!("{CRITERIA} is not a segflow document: {e}")))?;
     let assignments = path.join(ASSIGNMENTS);
-    if !assignments.is_file() {
+    if !assignments.exists() {
         return Err(broken(format!("{ASSIGNMENTS} is missing")));
     }
     // The footer is read now, so a damaged or foreign file is this folder's fault (exit 10),
@@ -276,10 +275,36 @@ pub fn read(path: &Path) -> Result<Run<'static>> {
     })
 }
 
+/// Open `path` for reading only if it is a regular file (after symlinks): a FIFO would block
+/// the read forever and a device such as `/dev/zero` never end it. Opened without blocking, so
+/// a FIFO is found by its type, not by waiting on it.
+pub(crate) fn open_regular(path: &Path) -> std::io::Result<std::fs::File> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_NONBLOCK)
+        .open(path)?;
+    if !file.metadata()?.is_file() {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidInput,
+            "it is not a regular file",
+        ));
+    }
+    Ok(file)
+}
+
+/// The text of `path`, only if it is a regular file ([`open_regular`]).
+pub(crate) fn read_regular(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    let mut text = String::new();
+    open_regular(path)?.read_to_string(&mut text)?;
+    Ok(text)
+}
+
 /// The column names of a Parquet file, from its footer.
 fn parquet_columns(path: &Path) -> std::result::Result<Vec<String>, String> {
     use datafusion::parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-    let file = std::fs::File::open(path).map_err(|e| e.to_string())?;
+    let file = open_regular(path).map_err(|e| e.to_string())?;
     let builder = ParquetRecordBatchReaderBuilder::try_new(file).map_err(|e| e.to_string())?;
     Ok(builder
         .schema()

@@ -30,6 +30,8 @@ const RANDOM_LEN: usize = 6;
 struct Active {
     staging: PathBuf,
     lock: PathBuf,
+    /// The lock file's device and inode: only that file is removed.
+    lock_identity: Option<(u64, u64)>,
 }
 
 static ACTIVE: Mutex<Option<Active>> = Mutex::new(None);
@@ -69,7 +71,12 @@ pub fn interrupt() -> Interrupt {
     std::mem::forget(guard);
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner).take();
     let removed = active.and_then(|active| {
-        let _ = std::fs::remove_file(&active.lock);
+        if active
+            .lock_identity
+            .is_some_and(|identity| lock::is_identity(&active.lock, identity))
+        {
+            let _ = std::fs::remove_file(&active.lock);
+        }
         std::fs::remove_dir_all(&active.staging)
             .ok()
             .map(|()| active.staging)
@@ -102,6 +109,17 @@ fn place(destination: &Path) -> Result<(PathBuf, String)> {
         _ => PathBuf::from("."),
     };
     Ok((parent, last.to_string()))
+}
+
+/// `destination` without the slashes at its end (`/` stays `/`).
+fn without_trailing_slashes(destination: &Path) -> PathBuf {
+    use std::os::unix::ffi::OsStrExt;
+    let bytes = destination.as_os_str().as_bytes();
+    let end = bytes
+        .iter()
+        .rposition(|&b| b != b'/')
+        .map_or(1, |last| last + 1);
+    PathBuf::from(std::ffi::OsStr::from_bytes(&bytes[..end]))
 }
 
 /// Refuse `destination` if it exists, unless `replace` is set and it may be replaced.
@@ -176,6 +194,8 @@ pub struct StagedOutput {
     staging: Option<TempDir>,
     _lock: Lock,
     replace: bool,
+    /// What `--replace` must not delete, checked again at the commit.
+    protected: Vec<PathBuf>,
 }
 
 impl StagedOutput {
@@ -187,8 +207,11 @@ impl StagedOutput {
     /// `protected` (the pipeline file, its source files, the working directory). Everything is
     /// checked before any work is done: a refusal touches nothing.
     pub fn begin(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<Self> {
-        refuse_existing(destination, replace, protected)?;
+        // `runs/link/` would look through a symlink `runs/link`: the checks must see the link.
+        let trimmed = without_trailing_slashes(destination);
+        refuse_existing(&trimmed, replace, protected)?;
         let (parent, name) = place(destination)?;
+        let destination = &trimmed;
         std::fs::create_dir_all(&parent).map_err(|e| Error::Output {
             message: format!(
                 "cannot create the folder {} for the run: {e}",
@@ -211,6 +234,7 @@ impl StagedOutput {
         set_active(Some(Active {
             staging: staging.path().to_path_buf(),
             lock: lock.path().to_path_buf(),
+            lock_identity: lock.identity(),
         }));
         Ok(StagedOutput {
             destination: destination.to_path_buf(),
@@ -219,6 +243,7 @@ impl StagedOutput {
             staging: Some(staging),
             _lock: lock,
             replace,
+            protected: protected.to_vec(),
         })
     }
 
@@ -237,7 +262,9 @@ impl StagedOutput {
             .take()
             .ok_or_else(|| Error::Internal("run folder committed twice".into()))?
             .keep();
-        let swapped = self.swap_in(&staged);
+        // The old folder may have changed while the run worked: it is judged again right
+        // before it is moved away.
+        let swapped = self.recheck().and_then(|()| self.swap_in(&staged));
         if swapped.is_ok() {
             // Kept until now so that a staging folder is always marked, even one a SIGKILL
             // leaves between the renames; ownership accepts a marker a kill leaves here.
@@ -248,16 +275,26 @@ impl StagedOutput {
         }
         drop(guard);
         if let Some(old) = swapped? {
-            // The new run is in place: a leftover old run is reported, and the next run into
-            // this destination removes it.
-            if let Err(e) = std::fs::remove_dir_all(&old) {
-                note(&format!(
-                    "the previous run, moved to {}, could not be removed: {e}",
-                    old.display()
-                ));
-            }
+            remove_replaced(&old, &self.destination)?;
         }
         Ok(self.destination.clone())
+    }
+
+    /// With `--replace`, refuse the commit if the folder at the destination is no longer one
+    /// segflow may replace (the user added files to it, or put a folder of their own there).
+    fn recheck(&self) -> Result<()> {
+        if !self.replace || self.destination.symlink_metadata().is_err() {
+            return Ok(());
+        }
+        check_replaceable(&self.destination, &self.protected).map_err(|e| match e {
+            Error::Output { message, help } => Error::Output {
+                message: format!(
+                    "{message}; it changed while this run worked, so the new run was discarded"
+                ),
+                help,
+            },
+            other => other,
+        })
     }
 
     /// Rename `staged` to the destination; with `--replace`, first move the old run aside and
@@ -291,6 +328,43 @@ impl StagedOutput {
             });
         }
         Ok(Some(old))
+    }
+}
+
+/// Remove the previous run, moved aside to `old` by the commit, deleting only what segflow
+/// wrote: if it holds anything else (added just before the rename, or through a handle still
+/// open in it), it is kept and the command fails with exit 5, the new run being in place.
+fn remove_replaced(old: &Path, destination: &Path) -> Result<()> {
+    let kept = |why: String| Error::Output {
+        message: format!(
+            "the new run is in {}, but the previous run, moved to {}, was kept: {why}",
+            destination.display(),
+            old.display()
+        ),
+        help: Some(format!(
+            "move your files out of {} and delete it; the next run into {} refuses to start \
+             until then",
+            old.display(),
+            destination.display()
+        )),
+    };
+    let Some(owned) = Owned::read(old) else {
+        return Err(kept("it no longer holds a segflow manifest.json".into()));
+    };
+    if let Some(why) = owned.foreign_entries(old).refusal() {
+        return Err(kept(why));
+    }
+    match owned.remove(old) {
+        Ok(()) => Ok(()),
+        Err(ownership::Removal::Foreign(why)) => Err(kept(why)),
+        // Only segflow's files are left: the next run into this destination removes them.
+        Err(ownership::Removal::Io(e)) => {
+            note(&format!(
+                "the previous run, moved to {}, could not be removed: {e}",
+                old.display()
+            ));
+            Ok(())
+        }
     }
 }
 
@@ -330,6 +404,10 @@ mod tests {
         assert_eq!(
             (parent, name.as_str()),
             (PathBuf::from("runs"), "q4 [draft]")
+        );
+        assert_eq!(
+            without_trailing_slashes(Path::new("runs/link//")),
+            PathBuf::from("runs/link")
         );
         let (parent, name) = place(Path::new("q4")).unwrap();
         assert_eq!((parent, name.as_str()), (PathBuf::from("."), "q4"));

@@ -41,7 +41,7 @@ pub struct HistoryManifest {
 
 /// Whether `folder` is a history folder segflow wrote (its manifest says `kind: history`).
 pub fn is_history_folder(folder: &Path) -> bool {
-    std::fs::read_to_string(folder.join(MANIFEST))
+    super::read_regular(&folder.join(MANIFEST))
         .ok()
         .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok())
         .is_some_and(|m| m.get("kind").and_then(|k| k.as_str()) == Some(HISTORY_KIND))

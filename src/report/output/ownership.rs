@@ -11,7 +11,7 @@ use crate::run_folder::history::{
 };
 use crate::run_folder::{
     ASSIGNMENTS, COMPARISON, CRITERIA, LINT, MANIFEST, PERSONAS, PROFILE, SCORING, SEGMENTS,
-    SEGMENTS_CSV,
+    SEGMENTS_CSV, read_regular,
 };
 
 /// Unknown entries named in a refusal; the rest are counted.
@@ -47,7 +47,12 @@ const KNOWN: &[&str] = &[
 impl Owned {
     /// What the manifest in `folder` claims, or `None` when the folder has no segflow manifest.
     pub(super) fn read(folder: &Path) -> Option<Owned> {
-        let text = std::fs::read_to_string(folder.join(MANIFEST)).ok()?;
+        // Never through a symlink (segflow writes none), nor from a FIFO or device.
+        let path = folder.join(MANIFEST);
+        if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            return None;
+        }
+        let text = read_regular(&path).ok()?;
         if let Ok(run) = serde_json::from_str::<Manifest>(&text) {
             return Some(Owned::listed(run.outputs));
         }
@@ -145,6 +150,55 @@ impl Owned {
                 });
             }
         }
+    }
+}
+
+/// Why [`Owned::remove`] stopped.
+#[derive(Debug)]
+pub(super) enum Removal {
+    /// Entries segflow did not write appeared: they, and the manifest, are kept.
+    Foreign(String),
+    /// The file system refused; only segflow's files are left.
+    Io(std::io::Error),
+}
+
+impl Owned {
+    /// Delete `folder`, file by file: only the files this claim covers and then the folders
+    /// they leave empty, the manifest last. An entry that appears after the caller's check is
+    /// never deleted (no `remove_dir_all`); it stops the removal with the manifest kept, so
+    /// the folder still says what segflow wrote.
+    pub(super) fn remove(&self, folder: &Path) -> Result<(), Removal> {
+        self.remove_below(folder, "").map_err(Removal::Io)?;
+        if let Some(why) = self.foreign_entries(folder).refusal() {
+            return Err(Removal::Foreign(why));
+        }
+        std::fs::remove_file(folder.join(MANIFEST)).map_err(Removal::Io)?;
+        std::fs::remove_dir(folder).map_err(|e| match self.foreign_entries(folder).refusal() {
+            Some(why) => Removal::Foreign(why),
+            None => Removal::Io(e),
+        })
+    }
+
+    fn remove_below(&self, folder: &Path, prefix: &str) -> std::io::Result<()> {
+        for entry in std::fs::read_dir(folder)? {
+            let entry = entry?;
+            let Some(name) = entry.file_name().to_str().map(String::from) else {
+                continue;
+            };
+            let relative = format!("{prefix}{name}");
+            let kind = entry.file_type()?;
+            if kind.is_dir() && self.owns_folder(&relative) {
+                self.remove_below(&entry.path(), &format!("{relative}/"))?;
+                // Fails on a folder still holding something: that is reported by the caller.
+                let _ = std::fs::remove_dir(entry.path());
+            } else if kind.is_file()
+                && relative != MANIFEST
+                && (self.owns_file(&relative) || is_marker(&entry, &relative))
+            {
+                std::fs::remove_file(entry.path())?;
+            }
+        }
+        Ok(())
     }
 }
 

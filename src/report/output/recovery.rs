@@ -4,7 +4,7 @@
 
 use std::path::{Path, PathBuf};
 
-use super::ownership::Owned;
+use super::ownership::{Owned, Removal};
 use super::{RANDOM_LEN, STAGING_MARKER};
 use crate::error::{Error, Result};
 
@@ -33,9 +33,16 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
         return Err(stale("is not a folder".into()));
     }
     let Some(owned) = Owned::read(&old) else {
-        return Err(stale("is not a segflow run folder".into()));
+        return Err(stale(
+            "is not a segflow run folder (no segflow manifest.json)".into(),
+        ));
     };
+    let foreign = owned.foreign_entries(&old);
     if destination.symlink_metadata().is_err() {
+        // Put back only what segflow wrote: a folder holding anything else is somebody's.
+        if !foreign.unknown.is_empty() {
+            return Err(stale(foreign.refusal().unwrap_or_default()));
+        }
         std::fs::rename(&old, destination)
             .map_err(|e| stale(format!("cannot be put back: {e}")))?;
         super::note(&format!(
@@ -50,16 +57,19 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
             destination.display()
         )));
     }
-    if let Some(why) = owned.foreign_entries(&old).refusal() {
+    if let Some(why) = foreign.refusal() {
         return Err(stale(why));
     }
-    std::fs::remove_dir_all(&old).map_err(|e| stale(format!("cannot be removed: {e}")))
+    owned.remove(&old).map_err(|e| match e {
+        Removal::Foreign(why) => stale(why),
+        Removal::Io(e) => stale(format!("cannot be removed: {e}")),
+    })
 }
 
 /// Remove staging folders of `name` in `parent` left by runs that were killed: only entries
 /// named exactly as segflow names them (`.NAME.segflow-staging-<pid>-<random>`), that are
-/// folders holding segflow's marker (or empty), of a process that no longer exists (where
-/// `/proc` says).
+/// folders holding segflow's marker exactly as it writes it (an empty regular file) or nothing,
+/// of a process that no longer exists (where `/proc` says).
 pub(super) fn remove_abandoned(parent: &Path, name: &str) {
     let proc = Path::new("/proc");
     if !proc.is_dir() {
@@ -83,7 +93,7 @@ pub(super) fn remove_abandoned(parent: &Path, name: &str) {
         let marked = path
             .join(STAGING_MARKER)
             .symlink_metadata()
-            .is_ok_and(|m| m.is_file());
+            .is_ok_and(|m| m.is_file() && m.len() == 0);
         if !folder || proc.join(pid).exists() {
             continue;
         }
