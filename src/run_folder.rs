@@ -244,6 +244,19 @@ pub fn read(path: &Path) -> Result<Run<'static>> {
     };
     let segments: SegmentsDocument<'static> = serde_json::from_str(&read(SEGMENTS)?)
         .map_err(|e| broken(format!("{SEGMENTS} is not a segflow document: {e}")))?;
+    // Every customer is in one segment or unassigned: counts that do not add up are an edited or
+    // damaged document, and would overflow or mislead the sums of `history` and `diff`.
+    let results = &segments.results;
+    let counted = results
+        .segments
+        .iter()
+        .try_fold(results.unassigned, |sum, s| sum.checked_add(s.customers));
+    if counted != Some(results.customers) {
+        return Err(broken(format!(
+            "{SEGMENTS} does not add up: its segments and unassigned customers do not make its {} customers",
+            results.customers
+        )));
+    }
     let criteria: CriteriaReport = serde_json::from_str(&read(CRITERIA)?)
         .map_err(|e| broken(format!("{CRITERIA} is not a segflow document: {e}")))?;
     let assignments = path.join(ASSIGNMENTS);

@@ -92,6 +92,7 @@ impl Templates {
 
     /// Render template `name` with `context`. NUL bytes never reach a report.
     pub fn render(&self, name: &str, context: &impl Serialize) -> Result<String> {
+        let _watchdog = Watchdog::start(self.describe(name));
         let fail = |e: minijinja::Error| self.error(name, &e);
         let template = self.env.get_template(name).map_err(fail)?;
         let text = template
@@ -272,8 +273,18 @@ impl Folder {
             );
             return Err(refused(name, &reason));
         }
-        if !real.is_file() {
+        let Ok(metadata) = real.metadata() else {
             return Ok(None);
+        };
+        if !metadata.is_file() {
+            return Ok(None);
+        }
+        // A hard link is another name of a file that may live anywhere; a checkout never has one.
+        if std::os::unix::fs::MetadataExt::nlink(&metadata) > 1 {
+            return Err(refused(
+                name,
+                "it has other hard links, so it may be a file from outside the templates folder",
+            ));
         }
         std::fs::read_to_string(&real).map(Some).map_err(|e| {
             minijinja::Error::new(
@@ -281,6 +292,55 @@ impl Folder {
                 format!("cannot read {}: {e}", self.shown.join(name).display()),
             )
         })
+    }
+}
+
+/// How long one render may take. Fuel bounds the template's steps, but one step can take long
+/// (`[1, 2] * 10000000000`, `indent(3000000000)`); real reports render in milliseconds.
+fn render_time_limit() -> std::time::Duration {
+    #[cfg(debug_assertions)]
+    if let Some(seconds) = std::env::var("SEGFLOW_TEST_RENDER_SECONDS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+    {
+        return std::time::Duration::from_secs(seconds);
+    }
+    std::time::Duration::from_secs(120)
+}
+
+/// Ends the process when a render outlives [`render_time_limit`]: a render cannot be stopped
+/// from outside, so the unfinished run folder is removed and segflow exits with the template
+/// error's code. Dropping the watchdog (the render ended) stops it.
+struct Watchdog {
+    _done: std::sync::mpsc::Sender<()>,
+}
+
+impl Watchdog {
+    fn start(template: String) -> Self {
+        let (done, ended) = std::sync::mpsc::channel::<()>();
+        let limit = render_time_limit();
+        std::thread::spawn(move || {
+            if ended.recv_timeout(limit) != Err(std::sync::mpsc::RecvTimeoutError::Timeout) {
+                return;
+            }
+            let removed = matches!(
+                super::output::interrupt(),
+                super::output::Interrupt::Stop { removed: Some(_) }
+            );
+            use std::io::Write;
+            let _ = writeln!(
+                std::io::stderr(),
+                "error: segflow::template\n\n  × template `{template}` rendered for more than {} s and was stopped (an operation on a huge value, e.g. a list repeated billions of times){}",
+                limit.as_secs(),
+                if removed {
+                    "; the unfinished run folder was removed"
+                } else {
+                    ""
+                }
+            );
+            std::process::exit(i32::from(crate::error::exit::PIPELINE));
+        });
+        Watchdog { _done: done }
     }
 }
 

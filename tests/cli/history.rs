@@ -601,3 +601,36 @@ fn a_pipeline_name_from_a_run_folder_never_becomes_a_path() {
     assert!(!workspace.path().join("../escaped").exists());
     workspace.segflow_ok(&["history", "r1", "r2", "--out", "h"]);
 }
+
+/// Counts that do not add up (an edited `segments.json`) make the run folder corrupt, exit 10,
+/// instead of an overflow in history's sums.
+#[test]
+fn a_run_folder_whose_counts_do_not_add_up_is_corrupt() {
+    let workspace = crate::support::Workspace::lint_clean();
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "r1",
+        "--as-of",
+        "2026-09-01",
+    ]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "r2"]);
+    let text = workspace.read("r1/segments.json");
+    let key = "\"unassigned\": ";
+    let start = text.find(key).unwrap() + key.len();
+    let end = start + text[start..].find(',').unwrap();
+    workspace.write(
+        "r1/segments.json",
+        &format!("{}18446744073709551615{}", &text[..start], &text[end..]),
+    );
+    for args in [
+        &["history", "r1", "r2", "--out", "h"][..],
+        &["diff", "r1", "r2"],
+    ] {
+        let output = workspace.segflow(args);
+        let message = crate::support::stderr_unwrapped(&output);
+        assert_eq!(output.status.code(), Some(10), "{args:?}: {message}");
+        assert!(message.contains("does not add up"), "{message}");
+    }
+}

@@ -413,3 +413,38 @@ fn an_error_in_an_included_template_is_reported_where_it_is() {
         ],
     );
 }
+
+/// A hard link is another name of a file that may live outside the folder (an unpacked archive
+/// can carry one); it is refused like a symlink out.
+#[test]
+fn a_hard_link_in_the_folder_is_refused() {
+    let workspace = with_templates(&[("report.md.j2", b"{% include \"linked\" %}")]);
+    std::fs::hard_link(
+        workspace.path().join("secret.txt"),
+        workspace.path().join("tpl/linked"),
+    )
+    .unwrap();
+    assert_refused(&workspace, "report.md.j2", "linked");
+}
+
+/// One step of a template can take very long (`[1, 2] * 10000000000`): fuel does not stop it,
+/// the render time limit does (lowered here from 120 s for the test), with nothing left behind.
+#[test]
+fn a_render_that_outlives_the_time_limit_is_stopped() {
+    let workspace = with_templates(&[("report.md.j2", b"{{ [1, 2] * 10000000000 }}")]);
+    let before = workspace.entries();
+    let output = crate::support::segflow()
+        .current_dir(workspace.path())
+        .env("SEGFLOW_TEST_RENDER_SECONDS", "3")
+        .args(["run", "pipeline.yaml", "--out", "out"])
+        .timeout(std::time::Duration::from_secs(120))
+        .output()
+        .unwrap();
+    let message = squashed(&stderr(&output));
+    assert_eq!(output.status.code(), Some(3), "{message}");
+    assert!(
+        message.contains(&squashed("rendered for more than 3 s")),
+        "{message}"
+    );
+    assert_eq!(workspace.entries(), before, "{message}");
+}
