@@ -196,7 +196,8 @@ fn size_text(bytes: usize) -> String {
     format!("{value:.1} {}", UNITS[unit])
 }
 
-/// Write to standard output. A closed pipe (`segflow schema | head -1`) ends the command quietly
+/// Write to standard output, without control characters (a segment name from a received run
+/// folder must not drive the terminal). A closed pipe (`segflow schema | head -1`) ends the command quietly
 /// with exit 0, as ripgrep and cargo do; any other failure (a full disk) is an output error.
 macro_rules! out {
     ($($arg:tt)*) => {
@@ -209,7 +210,7 @@ fn write_stdout(text: std::fmt::Arguments<'_>) -> Result<()> {
     let text = text.to_string();
     let mut stdout = std::io::stdout().lock();
     stdout
-        .write_all(redact(&text).as_bytes())
+        .write_all(redact(&report::strip_controls(&text)).as_bytes())
         .and_then(|()| stdout.flush())
         .map_err(|e| match e.kind() {
             std::io::ErrorKind::BrokenPipe => Error::BrokenPipe,

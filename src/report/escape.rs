@@ -15,16 +15,25 @@ pub fn add_filters(env: &mut Environment<'_>) {
     env.add_filter("code_cell", |value: Value| code_cell(&text_of(&value)));
 }
 
-/// Remove NUL bytes: they have no meaning in a report and some viewers truncate at them.
-pub fn strip_nul(text: &str) -> String {
-    text.replace('\0', "")
+/// `text` without the control characters no report should carry: NUL and the other C0 codes
+/// but tab, line feed and carriage return, DEL, the C1 codes (terminal escapes start with
+/// them), and the bidirectional overrides and isolates that make text display in another
+/// order than it reads.
+pub fn strip_controls(text: &str) -> String {
+    text.chars()
+        .filter(|&c| {
+            let code = u32::from(c);
+            !(matches!(code, 0x00..=0x08 | 0x0B | 0x0C | 0x0E..=0x1F | 0x7F..=0x9F)
+                || matches!(code, 0x202A..=0x202E | 0x2066..=0x2069))
+        })
+        .collect()
 }
 
 /// A text cell of a CSV file, safe to open in a spreadsheet: NUL removed, and a `'` before a
 /// leading `=`, `+`, `-`, `@`, tab or carriage return so that it is not read as a formula
 /// (OWASP's rule). Only for text columns: a number column keeps its sign.
 pub fn csv_text(text: &str) -> String {
-    let text = strip_nul(text);
+    let text = strip_controls(text);
     if text.starts_with(['=', '+', '-', '@', '\t', '\r']) {
         format!("'{text}")
     } else {
@@ -46,7 +55,7 @@ pub fn md(text: &str) -> String {
 
 /// A paragraph of Markdown text: line breaks are kept, and block markers escaped on every line.
 pub fn md_block(text: &str) -> String {
-    strip_nul(&text.replace("\r\n", "\n").replace('\r', "\n"))
+    strip_controls(&text.replace("\r\n", "\n").replace('\r', "\n"))
         .split('\n')
         .map(|line| line_start(&inline(line, false)))
         .collect::<Vec<_>>()
@@ -80,7 +89,7 @@ pub fn code_cell(text: &str) -> String {
 
 /// NUL removed, line breaks folded into spaces.
 fn fold(text: &str) -> String {
-    strip_nul(text)
+    strip_controls(text)
         .replace("\r\n", " ")
         .replace(['\n', '\r'], " ")
 }

@@ -2,6 +2,7 @@
 //! HTML reports rendered from templates. Numbers arrive computed; this module only presents them.
 
 mod escape;
+pub use escape::strip_controls;
 mod history;
 mod output;
 mod provenance;

@@ -98,7 +98,7 @@ impl Templates {
         let text = template
             .render(Value::from_serialize(context))
             .map_err(fail)?;
-        Ok(escape::strip_nul(&text))
+        Ok(escape::strip_controls(&text))
     }
 }
 

@@ -394,3 +394,32 @@ fn long_expressions_and_feature_chains_do_not_overflow_the_stack() {
     let segments = workspace.read("out/segments.csv");
     assert!(segments.contains("busy"), "{segments}");
 }
+
+/// Terminal escapes and bidirectional overrides in names (a received pipeline or run folder)
+/// reach neither the terminal nor the reports.
+#[test]
+fn control_characters_never_reach_the_terminal_or_reports() {
+    let workspace = Workspace::lint_clean();
+    workspace.edit_pipeline(
+        "name: Busy",
+        "name: \"Busy\\e]0;pwned\\a\\e[31m\\u202Eevil\\x9b\"",
+    );
+    let run = workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "r1"]);
+    workspace.segflow_ok(&[
+        "run",
+        "pipeline.yaml",
+        "--out",
+        "r2",
+        "--as-of",
+        "2026-11-01",
+    ]);
+    let diff = workspace.segflow(&["diff", "r1", "r2"]);
+    let mut everything = stdout(&run) + &stdout(&diff);
+    for file in ["report.md", "report.html", "segments.csv"] {
+        everything.push_str(&workspace.read(&format!("r1/{file}")));
+    }
+    for bad in ['\u{1b}', '\u{7}', '\u{202e}', '\u{9b}'] {
+        assert!(!everything.contains(bad), "{:?} reached an output", bad);
+    }
+    assert!(workspace.read("r1/report.md").contains("Busy"));
+}
