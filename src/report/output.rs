@@ -192,7 +192,10 @@ pub struct StagedOutput {
     name: String,
     // Declared before the lock, so that a failed run's folder is removed while still locked.
     staging: Option<TempDir>,
-    _lock: Lock,
+    lock: Option<Lock>,
+    /// Folders above the destination this run created (deepest first), removed again if it
+    /// fails: a failed run leaves nothing, not even `new/deep/tree/`.
+    created: Vec<PathBuf>,
     replace: bool,
     /// What `--replace` must not delete, checked again at the commit.
     protected: Vec<PathBuf>,
@@ -212,6 +215,7 @@ impl StagedOutput {
         refuse_existing(&trimmed, replace, protected)?;
         let (parent, name) = place(destination)?;
         let destination = &trimmed;
+        let created = missing_folders(&parent);
         std::fs::create_dir_all(&parent).map_err(|e| Error::Output {
             message: format!(
                 "cannot create the folder {} for the run: {e}",
@@ -241,7 +245,8 @@ impl StagedOutput {
             parent,
             name,
             staging: Some(staging),
-            _lock: lock,
+            lock: Some(lock),
+            created,
             replace,
             protected: protected.to_vec(),
         })
@@ -387,8 +392,24 @@ impl Drop for StagedOutput {
         // A failed run: the TempDir removes the folder; the handler has nothing left to do.
         if self.staging.is_some() {
             set_active(None);
+            drop(self.staging.take());
+            drop(self.lock.take());
+            // Only empty folders go, so anything else put there in the meantime stays.
+            for folder in &self.created {
+                if std::fs::remove_dir(folder).is_err() {
+                    break;
+                }
+            }
         }
     }
+}
+
+/// The folders of `dir` and its ancestors that do not exist yet, deepest first.
+fn missing_folders(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|folder| !folder.as_os_str().is_empty() && folder.symlink_metadata().is_err())
+        .map(Path::to_path_buf)
+        .collect()
 }
 
 #[cfg(test)]

@@ -804,3 +804,18 @@ fn a_symlink_named_with_a_trailing_slash_is_refused_before_any_work() {
         }
     }
 }
+
+/// A failed run leaves nothing, not even the folders it created above `--out`; folders that
+/// existed before stay.
+#[test]
+fn a_failed_run_removes_the_folders_it_created_for_its_out() {
+    let workspace = Workspace::from_fixture("windows");
+    std::fs::create_dir(workspace.path().join("runs")).unwrap();
+    workspace.write("events.csv", "customer_id,ts,feature\n1,notatime,a\n");
+    let before = workspace.entries();
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "runs/new/deep/tree/q4"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert_eq!(workspace.entries(), before);
+    assert!(workspace.path().join("runs").is_dir());
+    assert!(!workspace.path().join("runs/new").exists());
+}
