@@ -104,6 +104,13 @@ fn place(destination: &Path) -> Result<(PathBuf, String)> {
             help: Some("name the run folder itself, as in `--out runs/q4`".into()),
         });
     }
+    // The engine reads the run's files back by URL, and URLs cannot hold control characters.
+    if text.chars().any(char::is_control) {
+        return Err(Error::Output {
+            message: format!("--out {text:?} holds a control character (a line break, a tab)"),
+            help: Some("name the run folder with printable characters".into()),
+        });
+    }
     let parent = match destination.parent() {
         Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
         _ => PathBuf::from("."),
@@ -418,7 +425,16 @@ mod tests {
 
     #[test]
     fn a_destination_must_end_in_a_name() {
-        for bad in [".", "..", "runs/ok/.", "runs/ok/..", "runs/ok/./", "/"] {
+        for bad in [
+            ".",
+            "..",
+            "runs/ok/.",
+            "runs/ok/..",
+            "runs/ok/./",
+            "/",
+            "runs/a\nb",
+            "a\tb",
+        ] {
             assert!(place(Path::new(bad)).is_err(), "{bad}");
         }
         let (parent, name) = place(Path::new("runs/q4 [draft]/")).unwrap();
