@@ -566,10 +566,8 @@ fn two_quarters_of_windows() -> Workspace {
     workspace
 }
 
-/// Run folders may come from elsewhere: the pipeline name they hold must not steer where the
-/// default history folder is written.
-#[test]
-fn a_pipeline_name_from_a_run_folder_never_becomes_a_path() {
+/// The lint-clean windows fixture run as of 2026-09-01 into `r1` and as of 2026-10-01 into `r2`.
+fn two_runs_of_windows() -> crate::support::Workspace {
     let workspace = crate::support::Workspace::lint_clean();
     workspace.segflow_ok(&[
         "run",
@@ -580,6 +578,14 @@ fn a_pipeline_name_from_a_run_folder_never_becomes_a_path() {
         "2026-09-01",
     ]);
     workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "r2"]);
+    workspace
+}
+
+/// Run folders may come from elsewhere: the pipeline name they hold must not steer where the
+/// default history folder is written.
+#[test]
+fn a_pipeline_name_from_a_run_folder_never_becomes_a_path() {
+    let workspace = two_runs_of_windows();
     for run in ["r1", "r2"] {
         let path = format!("{run}/segments.json");
         let text = workspace.read(&path);
@@ -606,16 +612,7 @@ fn a_pipeline_name_from_a_run_folder_never_becomes_a_path() {
 /// instead of an overflow in history's sums.
 #[test]
 fn a_run_folder_whose_counts_do_not_add_up_is_corrupt() {
-    let workspace = crate::support::Workspace::lint_clean();
-    workspace.segflow_ok(&[
-        "run",
-        "pipeline.yaml",
-        "--out",
-        "r1",
-        "--as-of",
-        "2026-09-01",
-    ]);
-    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "r2"]);
+    let workspace = two_runs_of_windows();
     let text = workspace.read("r1/segments.json");
     let key = "\"unassigned\": ";
     let start = text.find(key).unwrap() + key.len();
