@@ -6,13 +6,38 @@
 use std::collections::{BTreeMap, HashSet};
 use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
-use datafusion::arrow::datatypes::{DataType, Schema};
+use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
 
-use super::sources::ResolvedSource;
 use crate::error::{Error, Result};
 use crate::pipeline::model::{ColumnType, SourceFormat};
+
+/// A source as this run reads it.
+#[derive(Debug, Clone)]
+pub struct ResolvedSource {
+    /// Its name in the pipeline.
+    pub name: String,
+    /// The location as declared or given with `--source`, for reports and the manifest.
+    pub location: String,
+    /// The files that make up the table, sorted.
+    pub files: Vec<PathBuf>,
+    /// How the files are read.
+    pub format: SourceFormat,
+}
+
+/// The Arrow type of a declared column type.
+pub fn arrow_type(column_type: ColumnType) -> DataType {
+    match column_type {
+        ColumnType::Int32 => DataType::Int32,
+        ColumnType::Int64 => DataType::Int64,
+        ColumnType::Float64 => DataType::Float64,
+        ColumnType::String => DataType::Utf8,
+        ColumnType::Bool => DataType::Boolean,
+        ColumnType::Date => DataType::Date32,
+        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+    }
+}
 
 /// Check what can be checked without reading rows: every Parquet file's footer and column types,
 /// every CSV file's encoding and header.
@@ -325,7 +350,7 @@ fn parse_time(text: &str, column_type: ColumnType) -> std::result::Result<(), St
         ..CastOptions::default()
     };
     let array = StringArray::from(vec![text]);
-    cast_with_options(&array, &super::sources::arrow_type(column_type), &options)
+    cast_with_options(&array, &arrow_type(column_type), &options)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use datafusion::arrow::datatypes::{DataType, Field, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{
     CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext, cast, col,
@@ -18,32 +18,7 @@ use crate::pipeline::model::{ColumnType, SourceFormat};
 
 use super::location;
 use super::source_files;
-
-/// A source as this run reads it.
-#[derive(Debug, Clone)]
-pub struct ResolvedSource {
-    /// Its name in the pipeline.
-    pub name: String,
-    /// The location as declared or given with `--source`, for reports and the manifest.
-    pub location: String,
-    /// The files that make up the table, sorted.
-    pub files: Vec<PathBuf>,
-    /// How the files are read.
-    pub format: SourceFormat,
-}
-
-/// The Arrow type of a declared column type.
-pub fn arrow_type(column_type: ColumnType) -> DataType {
-    match column_type {
-        ColumnType::Int32 => DataType::Int32,
-        ColumnType::Int64 => DataType::Int64,
-        ColumnType::Float64 => DataType::Float64,
-        ColumnType::String => DataType::Utf8,
-        ColumnType::Bool => DataType::Boolean,
-        ColumnType::Date => DataType::Date32,
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-    }
-}
+pub use super::source_files::{ResolvedSource, arrow_type};
 
 /// Find the files of every source of the plan.
 pub fn resolve(pipeline: &Pipeline) -> Result<Vec<ResolvedSource>> {
