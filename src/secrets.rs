@@ -49,10 +49,26 @@ fn spellings(value: &str) -> Vec<String> {
         .trim_start_matches('/')
         .trim_end_matches('/')
         .to_string();
+    // A relative value climbing out (`../exports/tok`) is printed resolved, as an absolute path
+    // ending in what follows the climb.
+    let mut climbed = bare.as_str();
+    while let Some(rest) = climbed
+        .strip_prefix("../")
+        .or_else(|| climbed.strip_prefix("./"))
+    {
+        climbed = rest;
+    }
+    let climbed = climbed.to_string();
     let json = serde_json::to_string(value).unwrap_or_default();
     let json = json.trim_matches('"').to_string();
     let encoded = percent_encoded(&bare);
-    vec![value.to_string(), normalised, bare, json, encoded]
+    // A value with line breaks is printed line by line (an error's gutter between them).
+    let lines = value.lines().map(str::to_string);
+    let mut all = vec![value.to_string(), normalised, bare, climbed, json, encoded];
+    if value.contains('\n') {
+        all.extend(lines);
+    }
+    all
 }
 
 /// `value` as a file URL's path spells it.
@@ -68,39 +84,16 @@ fn percent_encoded(value: &str) -> String {
         .collect()
 }
 
-/// `text` with every remembered secret replaced by [`MASK`]. An occurrence glued to letters or
-/// digits on a side where the secret itself ends in one (`2026` inside `5.37066720264`) is part
-/// of another word or number, not the value, and is left alone.
+/// `text` with every remembered secret replaced by [`MASK`], wherever it occurs: a value glued
+/// to other letters (`client${ID}`, `${A}${B}`) is still the value.
 pub fn redact(text: &str) -> Cow<'_, str> {
     let secrets = SECRETS.get().map(Vec::as_slice).unwrap_or_default();
     if !secrets.iter().any(|s| text.contains(s.as_str())) {
         return Cow::Borrowed(text);
     }
-    Cow::Owned(
-        secrets
-            .iter()
-            .fold(text.to_string(), |text, secret| mask_whole(&text, secret)),
-    )
-}
-
-fn mask_whole(text: &str, secret: &str) -> String {
-    let glued = |c: Option<char>| c.is_some_and(char::is_alphanumeric);
-    let starts_word = glued(secret.chars().next());
-    let ends_word = glued(secret.chars().next_back());
-    let mut out = String::with_capacity(text.len());
-    let mut rest = text;
-    let mut before = None;
-    while let Some(at) = rest.find(secret) {
-        let previous = rest[..at].chars().next_back().or(before);
-        let after = rest[at + secret.len()..].chars().next();
-        let inside_word = (starts_word && glued(previous)) || (ends_word && glued(after));
-        out.push_str(&rest[..at]);
-        out.push_str(if inside_word { secret } else { MASK });
-        rest = &rest[at + secret.len()..];
-        before = secret.chars().next_back();
-    }
-    out.push_str(rest);
-    out
+    Cow::Owned(secrets.iter().fold(text.to_string(), |text, secret| {
+        text.replace(secret.as_str(), MASK)
+    }))
 }
 
 /// `bytes` redacted when they are text; other bytes (Parquet) are returned as they are.
@@ -136,17 +129,13 @@ mod tests {
     }
 
     #[test]
-    fn only_whole_occurrences_are_masked() {
-        assert_eq!(
-            mask_whole("as of 2026-10-01", "2026"),
-            "as of [redacted]-10-01"
+    fn climbs_and_line_breaks_are_spelled_too() {
+        let found = spellings("../../up/acmeClient7731");
+        assert!(
+            found.contains(&"up/acmeClient7731".to_string()),
+            "{found:?}"
         );
-        assert_eq!(mask_whole("5.370667202647457", "2026"), "5.370667202647457");
-        assert_eq!(
-            mask_whole("a/tok3n/b tok3n", "tok3n"),
-            "a/[redacted]/b [redacted]"
-        );
-        assert_eq!(mask_whole("data_tok3n.csv", "tok3n"), "data_[redacted].csv");
-        assert_eq!(mask_whole("/x/tok/", "/x/"), "[redacted]tok/");
+        let found = spellings("tok\nen-secret-x");
+        assert!(found.contains(&"en-secret-x".to_string()), "{found:?}");
     }
 }

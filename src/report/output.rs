@@ -315,13 +315,13 @@ impl StagedOutput {
         let destination = &self.destination;
         let replacing = self.replace && destination.symlink_metadata().is_ok();
         if !replacing {
-            std::fs::rename(staged, destination).map_err(|e| Error::output(destination, e))?;
+            rename_no_replace(staged, destination).map_err(|e| Error::output(destination, e))?;
             return Ok(None);
         }
         let old = recovery::replaced_path(&self.parent, &self.name);
         std::fs::rename(destination, &old).map_err(|e| Error::output(destination, e))?;
         pause_for_tests("SEGFLOW_TEST_PAUSE_IN_COMMIT");
-        if let Err(e) = std::fs::rename(staged, destination) {
+        if let Err(e) = rename_no_replace(staged, destination) {
             // Put the previous run back: nothing half-done remains.
             return Err(match std::fs::rename(&old, destination) {
                 Ok(()) => Error::output(destination, e),
@@ -408,6 +408,40 @@ impl Drop for StagedOutput {
                 }
             }
         }
+    }
+}
+
+/// Rename `from` to `to` unless something exists at `to` (even an empty folder, which a plain
+/// rename would silently replace): a folder that appeared there while the run worked is the
+/// user's, and stays.
+fn rename_no_replace(from: &Path, to: &Path) -> std::io::Result<()> {
+    use std::os::unix::ffi::OsStrExt;
+    let c_path = |path: &Path| {
+        std::ffi::CString::new(path.as_os_str().as_bytes())
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidInput, e))
+    };
+    let (from_c, to_c) = (c_path(from)?, c_path(to)?);
+    // SAFETY: both are valid NUL-terminated paths; renameat2 only reads them.
+    let status = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            from_c.as_ptr(),
+            libc::AT_FDCWD,
+            to_c.as_ptr(),
+            libc::RENAME_NOREPLACE,
+        )
+    };
+    if status == 0 {
+        return Ok(());
+    }
+    let error = std::io::Error::last_os_error();
+    match error.raw_os_error() {
+        // A file system without the flag: check, then rename (a narrower window than none).
+        Some(libc::EINVAL | libc::ENOSYS) if to.symlink_metadata().is_err() => {
+            std::fs::rename(from, to)
+        }
+        Some(libc::EINVAL | libc::ENOSYS) => Err(std::io::ErrorKind::AlreadyExists.into()),
+        _ => Err(error),
     }
 }
 

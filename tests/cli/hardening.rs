@@ -705,3 +705,41 @@ fn a_repositorys_config_runs_no_command() {
         "unknown state is recorded as possibly dirty"
     );
 }
+
+/// A value glued to other text in the path (`client${ID}`, `${A}${B}`, `${T}v2`) or climbing
+/// out with `../` is still the value: masked in plans, profiles and errors.
+#[test]
+fn interpolated_values_glued_to_other_text_are_masked() {
+    let workspace = Workspace::from_fixture("windows");
+    let folder = workspace.path().join("exports/clientacme1234tok9876v2");
+    std::fs::create_dir_all(&folder).unwrap();
+    std::fs::rename(
+        workspace.path().join("events.csv"),
+        folder.join("events.csv"),
+    )
+    .unwrap();
+    workspace.edit_pipeline(
+        "path: events.csv",
+        "path: exports/client${SEG_A}${SEG_B}v2/events.csv",
+    );
+    let mut everything = String::new();
+    for args in [
+        &["plan", "pipeline.yaml", "--format", "physical"][..],
+        &["run", "pipeline.yaml", "--out", "out", "--profile"],
+    ] {
+        let output = segflow()
+            .current_dir(workspace.path())
+            .env("SEG_A", "acme1234")
+            .env("SEG_B", "tok9876")
+            .args(args)
+            .output()
+            .unwrap();
+        assert!(output.status.success(), "{args:?}: {}", stderr(&output));
+        everything.push_str(&stdout(&output));
+        everything.push_str(&stderr(&output));
+    }
+    everything.push_str(&workspace.read("out/profile.txt"));
+    for secret in ["acme1234", "tok9876"] {
+        assert!(!everything.contains(secret), "`{secret}` leaked");
+    }
+}

@@ -819,3 +819,36 @@ fn a_failed_run_removes_the_folders_it_created_for_its_out() {
     assert!(workspace.path().join("runs").is_dir());
     assert!(!workspace.path().join("runs/new").exists());
 }
+
+/// Without `--replace`, a folder that appears at `--out` while the run works is the user's,
+/// even an empty one: the run stops (exit 5) and the folder stays as it was.
+#[test]
+fn an_empty_folder_made_at_out_during_the_run_is_never_replaced() {
+    use std::os::unix::fs::MetadataExt;
+    let workspace = Workspace::from_fixture("windows");
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
+        .args(["run", "pipeline.yaml", "--out", "out"])
+        .current_dir(workspace.path())
+        .env("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "3000")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    wait_until(&mut child, || {
+        leftovers(&workspace)
+            .iter()
+            .any(|name| name.starts_with(".out.segflow-staging-"))
+    });
+    std::fs::create_dir(workspace.path().join("out")).unwrap();
+    let inode = workspace.path().join("out").metadata().unwrap().ino();
+    let (code, message) = finish(child);
+    assert_eq!(code, Some(5), "{message}");
+    let out = workspace.path().join("out");
+    assert_eq!(
+        out.metadata().unwrap().ino(),
+        inode,
+        "the user's folder was replaced"
+    );
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 0);
+    assert_eq!(leftovers(&workspace), Vec::<String>::new());
+}

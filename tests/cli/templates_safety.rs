@@ -448,3 +448,30 @@ fn a_render_that_outlives_the_time_limit_is_stopped() {
     );
     assert_eq!(workspace.entries(), before, "{message}");
 }
+
+/// Type names can carry text from data or pipeline (a struct's field names): they are escaped
+/// like any other text in report.md.
+#[test]
+fn type_names_are_escaped_in_report_md() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.edit_pipeline(
+        "expr: score * 2",
+        "expr: \"named_struct('<img src=x onerror=alert(1)> | [x](javascript:alert(4))', score)\"",
+    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    let report = workspace.read("out/report.md");
+    // Inside a code span GitHub shows text as it is; outside one it would be markup.
+    for line in report.lines() {
+        for bad in ["<img", "](javascript:"] {
+            for (at, _) in line.match_indices(bad) {
+                let escaped = line[..at].ends_with('\\');
+                let fences = line[..at].matches('`').count();
+                assert!(
+                    escaped || fences % 2 == 1,
+                    "`{bad}` outside a code span: {line}"
+                );
+            }
+        }
+    }
+    assert!(report.contains("<img"), "the type name is shown");
+}
