@@ -219,8 +219,14 @@ fn a_run_killed_between_the_renames_is_rolled_back_by_the_next_run() {
 fn an_old_run_left_beside_a_complete_one_is_removed_only_if_segflow_wrote_all_of_it() {
     let workspace = with_run("out");
     workspace.segflow_ok(&["run", "pipeline.yaml", "--out", ".out.replaced"]);
-    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out", "--replace"]);
+    let finished = workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out", "--replace"]);
     assert_eq!(leftovers(&workspace), Vec::<String>::new());
+    // Never silently: the removal of what an earlier run left is said.
+    assert!(
+        stderr(&finished).contains(".out.replaced: the previous run"),
+        "{}",
+        stderr(&finished)
+    );
 
     workspace.segflow_ok(&["run", "pipeline.yaml", "--out", ".out.replaced"]);
     workspace.write(".out.replaced/NOTES.md", "mine");

@@ -63,7 +63,14 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
     owned.remove(&old).map_err(|e| match e {
         Removal::Foreign(why) => stale(why),
         Removal::Io(e) => stale(format!("cannot be removed: {e}")),
-    })
+    })?;
+    super::note(&format!(
+        "removed {}: the previous run an earlier --replace had moved aside, whose new run {} was \
+         already in place",
+        old.display(),
+        destination.display()
+    ));
+    Ok(())
 }
 
 /// Remove staging folders of `name` in `parent` left by runs that were killed: only entries
