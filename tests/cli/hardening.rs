@@ -23,11 +23,16 @@ fn all_text_below(dir: &Path) -> String {
 /// The windows fixture with its events under a folder named after the secret, reached through
 /// `${SEGFLOW_EVENTS_DIR}`.
 fn secret_workspace() -> Workspace {
+    events_under(SECRET)
+}
+
+/// The windows fixture with its events in `folder`, reached through `${SEGFLOW_EVENTS_DIR}`.
+fn events_under(folder: &str) -> Workspace {
     let workspace = Workspace::from_fixture("windows");
-    std::fs::create_dir(workspace.path().join(SECRET)).unwrap();
+    std::fs::create_dir(workspace.path().join(folder)).unwrap();
     std::fs::rename(
         workspace.path().join("events.csv"),
-        workspace.path().join(SECRET).join("events.csv"),
+        workspace.path().join(folder).join("events.csv"),
     )
     .unwrap();
     workspace.edit_pipeline("path: events.csv", "path: ${SEGFLOW_EVENTS_DIR}/events.csv");
@@ -578,14 +583,7 @@ fn every_spelling_of_an_interpolated_value_is_masked() {
     let long = "acme-production-customer-export-bucket-token-7f3a9c1e5b2d4f6a8c0e1b3d5f7a9c1e3b5d7f9a1c3e5b7d9f1a3c5e7b9d1f3a5c7e9";
     let quoted = "tok\"en\\se'c";
     for folder in [SECRET, long, quoted] {
-        let workspace = Workspace::from_fixture("windows");
-        std::fs::create_dir(workspace.path().join(folder)).unwrap();
-        std::fs::rename(
-            workspace.path().join("events.csv"),
-            workspace.path().join(folder).join("events.csv"),
-        )
-        .unwrap();
-        workspace.edit_pipeline("path: events.csv", "path: ${SEGFLOW_EVENTS_DIR}/events.csv");
+        let workspace = events_under(folder);
         let absolute = workspace.path().join(folder).display().to_string();
         let dotted = format!("./{folder}");
         for value in [absolute.as_str(), dotted.as_str()] {
@@ -642,14 +640,7 @@ fn every_spelling_of_an_interpolated_value_is_masked() {
 /// the typed documents (`2026`) leaves them intact, so `--compare-to` can read them back.
 #[test]
 fn masking_never_corrupts_the_run_folders_documents() {
-    let workspace = Workspace::from_fixture("windows");
-    std::fs::create_dir(workspace.path().join("2026")).unwrap();
-    std::fs::rename(
-        workspace.path().join("events.csv"),
-        workspace.path().join("2026/events.csv"),
-    )
-    .unwrap();
-    workspace.edit_pipeline("path: events.csv", "path: ${SEGFLOW_EVENTS_DIR}/events.csv");
+    let workspace = events_under("2026");
     let first = run_with_secret(&workspace, "2026", &["run", "pipeline.yaml", "--out", "r1"]);
     assert!(first.status.success(), "{}", stderr(&first));
     let segments: serde_json::Value =

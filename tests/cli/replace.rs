@@ -127,14 +127,27 @@ fn replace_refuses_a_read_only_run_folder_before_computing() {
 
 /// `segflow run pipeline.yaml --out out --replace`, started with `env` set, not awaited.
 fn spawn_replace(workspace: &Workspace, env: (&str, &str)) -> std::process::Child {
+    spawn_run(workspace, &["--replace"], env)
+}
+
+/// Start `run pipeline.yaml --out out` with `extra` arguments and `env` set, not awaited.
+fn spawn_run(workspace: &Workspace, extra: &[&str], env: (&str, &str)) -> std::process::Child {
     std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
         .current_dir(workspace.path())
-        .args(["run", "pipeline.yaml", "--out", "out", "--replace"])
+        .args(["run", "pipeline.yaml", "--out", "out"])
+        .args(extra)
         .env(env.0, env.1)
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap()
+}
+
+/// Whether a run into `out` has made its staging folder.
+fn staging_started(workspace: &Workspace) -> bool {
+    leftovers(workspace)
+        .iter()
+        .any(|name| name.starts_with(".out.segflow-staging-"))
 }
 
 /// Wait until `ready` holds (the child is then paused where the test wants it).
@@ -305,11 +318,7 @@ fn a_destination_ending_in_a_dot_is_refused_before_any_work() {
 fn sighup_before_the_commit_removes_the_staging_folder() {
     let workspace = with_run("out");
     let mut child = spawn_replace(&workspace, ("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "20000"));
-    wait_until(&mut child, || {
-        leftovers(&workspace)
-            .iter()
-            .any(|name| name.starts_with(".out.segflow-staging-"))
-    });
+    wait_until(&mut child, || staging_started(&workspace));
     signal(&child, "-HUP");
     let (code, message) = finish(child);
     assert_eq!(code, Some(130), "{message}");
@@ -482,11 +491,7 @@ fn under_nohup_sighup_does_not_stop_the_run() {
         .stderr(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    wait_until(&mut child, || {
-        leftovers(&workspace)
-            .iter()
-            .any(|name| name.starts_with(".out.segflow-staging-"))
-    });
+    wait_until(&mut child, || staging_started(&workspace));
     signal(&child, "-HUP");
     let (code, message) = finish(child);
     assert_eq!(code, Some(0), "{message}");
@@ -832,19 +837,12 @@ fn a_failed_run_removes_the_folders_it_created_for_its_out() {
 fn an_empty_folder_made_at_out_during_the_run_is_never_replaced() {
     use std::os::unix::fs::MetadataExt;
     let workspace = Workspace::from_fixture("windows");
-    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
-        .args(["run", "pipeline.yaml", "--out", "out"])
-        .current_dir(workspace.path())
-        .env("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "3000")
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap();
-    wait_until(&mut child, || {
-        leftovers(&workspace)
-            .iter()
-            .any(|name| name.starts_with(".out.segflow-staging-"))
-    });
+    let mut child = spawn_run(
+        &workspace,
+        &[],
+        ("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT", "3000"),
+    );
+    wait_until(&mut child, || staging_started(&workspace));
     std::fs::create_dir(workspace.path().join("out")).unwrap();
     let inode = workspace.path().join("out").metadata().unwrap().ino();
     let (code, message) = finish(child);
