@@ -10,7 +10,8 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::analysis::{self, Analysis, Status};
 use crate::cli::{
-    Cli, Command, DiffArgs, HistoryArgs, MessageFormat, PlanArgs, PlanFormat, RunArgs, SourceArgs,
+    Cli, Command, DiffArgs, HistoryArgs, MessageFormat, PlanArgs, PlanFormat, ReportArgs, RunArgs,
+    SourceArgs, TemplatesCommand,
 };
 use crate::diagnostic::{self, Problem, available_help};
 use crate::engine::{self, RunOptions};
@@ -18,7 +19,10 @@ use crate::error::{Error, Result, exit};
 use crate::lint;
 use crate::pipeline::{Pipeline, PipelineSpec};
 use crate::progress::Progress;
-use crate::report::{self, LintView, Manifest, ReportData, StageTiming, StagedOutput, Templates};
+use crate::report::{self, NewDocuments, StagedOutput, Templates};
+use crate::run_folder::{
+    LintRecord, Manifest, ReportManifest, RunInfo, SegmentsDocument, StageTiming,
+};
 use crate::run_folder;
 use crate::secrets::{self, redact};
 
@@ -319,6 +323,8 @@ pub fn run(cli: Cli) -> Result<()> {
                 }),
             }
         }
+        Command::Report(args) => render_report(&args),
+        Command::Templates(TemplatesCommand::Export { dir }) => export_templates(&dir),
         Command::Schema => {
             out!("{}\n", schema_json());
             Ok(())
@@ -665,13 +671,13 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     let destination = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", pipeline.spec.name, options.as_of))
     });
-    let templates = Templates::new(
+    let templates = Templates::new(args.templates.clone().or_else(|| {
         pipeline
             .spec
             .templates
             .as_ref()
-            .map(|dir| pipeline.base_dir.join(dir)),
-    )?;
+            .map(|dir| pipeline.base_dir.join(dir))
+    }))?;
     let static_lints = lint::static_lints(&pipeline, options.as_of);
     report_lints(&static_lints, args.input.deny_warnings)?;
     // Read the run to compare with first, so a broken one stops before any work is done.
@@ -698,11 +704,10 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     let comparison = match &earlier {
         Some(earlier) => {
             // This run, from memory; its assignments are already in the staging folder.
-            let data = ReportData::new(&pipeline, &results, &analysis);
             let this_run = run_folder::Run {
                 folder: destination.display().to_string(),
                 assignments: staged.path().join(run_folder::ASSIGNMENTS),
-                segments: data.segments_document(),
+                segments: SegmentsDocument::new(&pipeline, &results, &analysis.profiles),
                 criteria: Cow::Borrowed(&analysis.criteria),
             };
             Some(runtime.block_on(run_folder::compare(earlier, &this_run))?)
@@ -721,21 +726,42 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
             comparison.as_ref(),
         ));
     }
-    let mut data = ReportData::new(&pipeline, &results, &analysis);
-    data.lints = static_lints
+    let lints: Vec<LintRecord> = static_lints
         .iter()
         .chain(&runtime_lints)
-        .map(LintView::of)
+        .map(LintRecord::of)
         .collect();
-    data.comparison = comparison.as_ref();
+    let documents = NewDocuments {
+        segments: SegmentsDocument::new(&pipeline, &results, &analysis.profiles),
+        criteria: &analysis.criteria,
+        scoring: analysis.scoring.as_ref(),
+        lints: &lints,
+        comparison: comparison.as_ref(),
+    };
+    let run_info = RunInfo {
+        segflow_version: env!("CARGO_PKG_VERSION").into(),
+        pipeline_file: args.input.pipeline.display().to_string(),
+        pipeline_sha256: pipeline.sha256.clone(),
+        git: report::git_state(&args.input.pipeline),
+        pipeline_name: pipeline.spec.name.clone(),
+        as_of: options.as_of.to_string(),
+        sources: results.sources.clone(),
+        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+    };
     let mut outputs = vec![run_folder::ASSIGNMENTS.to_string()];
-    outputs.extend(report::write_data(staged.path(), &data).map_err(relocate)?);
-    outputs.extend(report::write_reports(staged.path(), &data, &templates).map_err(relocate)?);
+    outputs.extend(report::write_data(staged.path(), &documents).map_err(relocate)?);
+    // Reports are rendered from the documents as written, exactly as `segflow report` would.
+    let written = run_folder::read_documents(staged.path(), Some(run_info.clone()))
+        .map_err(relocate)?;
+    outputs.extend(report::write_reports(staged.path(), &written, &templates).map_err(relocate)?);
+    if args.context {
+        outputs.push(report::write_context(staged.path(), &written).map_err(relocate)?);
+    }
     if let Some(profile) = &results.profile {
         report::write_profile(staged.path(), profile).map_err(relocate)?;
         outputs.push(run_folder::PROFILE.into());
     }
-    outputs.push("manifest.json".into());
+    outputs.push(run_folder::MANIFEST.into());
     let mut timings: Vec<StageTiming> = results
         .timings
         .iter()
@@ -749,14 +775,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         seconds: render_start.elapsed().as_secs_f64(),
     });
     let manifest = Manifest {
-        segflow_version: env!("CARGO_PKG_VERSION").into(),
-        pipeline_file: args.input.pipeline.display().to_string(),
-        pipeline_sha256: pipeline.sha256.clone(),
-        git: report::git_state(&args.input.pipeline),
-        pipeline_name: pipeline.spec.name.clone(),
-        as_of: options.as_of.to_string(),
-        sources: results.sources.clone(),
-        started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        run: run_info,
         timings,
         outputs,
     };
@@ -775,6 +794,81 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
             failed: failed_criteria(&analysis),
         });
     }
+    Ok(())
+}
+
+/// `segflow report`: the reports of a finished run, rendered again from its documents.
+fn render_report(args: &ReportArgs) -> Result<()> {
+    let templates = Templates::new(args.templates.clone())?;
+    let documents = run_folder::read_documents(&args.run, None)?;
+    let destination = match &args.out {
+        Some(out) => out.clone(),
+        None => {
+            let trimmed = args.run.components().collect::<PathBuf>();
+            let Some(name) = trimmed.file_name() else {
+                return Err(Error::RunFolder {
+                    folder: args.run.display().to_string(),
+                    message: "has no folder name to name the reports after; pass --out".into(),
+                });
+            };
+            let mut name = name.to_os_string();
+            name.push("-report");
+            trimmed.with_file_name(name)
+        }
+    };
+    let protected = vec![args.run.clone(), PathBuf::from(".")];
+    let staged = StagedOutput::begin(&destination, args.replace, &protected)?;
+    let relocate = |e: Error| e.relocated(staged.path(), &destination);
+    let mut outputs =
+        report::write_reports(staged.path(), &documents, &templates).map_err(relocate)?;
+    if args.context {
+        outputs.push(report::write_context(staged.path(), &documents).map_err(relocate)?);
+    }
+    if args.pdf {
+        return Err(Error::Internal("--pdf is not available yet".into()));
+    }
+    outputs.push(run_folder::MANIFEST.into());
+    let manifest = ReportManifest {
+        segflow_version: env!("CARGO_PKG_VERSION").into(),
+        kind: run_folder::REPORT_KIND.into(),
+        run: args.run.display().to_string(),
+        templates: args.templates.as_ref().map(|t| t.display().to_string()),
+        outputs,
+    };
+    report::write_report_manifest(staged.path(), &manifest).map_err(relocate)?;
+    let destination = staged.commit()?;
+    out!(
+        "reports of {} to {}\n",
+        args.run.display(),
+        destination.join("report.html").display()
+    );
+    Ok(())
+}
+
+/// `segflow templates export`: the built-in templates, for editing. Never overwrites a file.
+fn export_templates(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+    let mut written = 0;
+    for (name, text) in report::DEFAULT_TEMPLATES {
+        let path = dir.join(name);
+        let file = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .open(&path);
+        match file {
+            Ok(mut file) => {
+                use std::io::Write;
+                file.write_all(text.as_bytes())
+                    .map_err(|e| Error::output(&path, e))?;
+                written += 1;
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                out!("kept {} (exists)\n", path.display());
+            }
+            Err(e) => return Err(Error::output(&path, e)),
+        }
+    }
+    out!("wrote {written} templates to {}\n", dir.display());
     Ok(())
 }
 

@@ -129,6 +129,22 @@ pub enum Command {
     ///   segflow schema > schemas/pipeline.schema.json
     #[command(verbatim_doc_comment)]
     Schema,
+    /// Re-render a finished run's reports and persona documents from its folder alone.
+    ///
+    /// Reads the run folder's documents (segments.json, criteria.json, scoring.json,
+    /// lint.json, comparison.json, manifest.json) and renders report.html, report.md and the
+    /// persona documents into a new folder, with edited templates and no data rerun. With the
+    /// same templates the reports are byte-identical to the run's own.
+    ///
+    /// Example:
+    ///   segflow templates export my-templates
+    ///   segflow report runs/saas_quarterly-2026-10-01 --templates my-templates --out briefing
+    ///   segflow report runs/saas_quarterly-2026-10-01 --pdf
+    #[command(verbatim_doc_comment)]
+    Report(ReportArgs),
+    /// Work with report templates.
+    #[command(subcommand)]
+    Templates(TemplatesCommand),
 }
 
 /// Options shared by commands that read a pipeline's sources.
@@ -185,6 +201,52 @@ pub struct RunArgs {
     /// Show no progress on the terminal.
     #[arg(long, short)]
     pub quiet: bool,
+    /// Render the reports with the templates in DIR (file by file; the rest built in). Takes
+    /// the place of the pipeline's `templates:` folder.
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Also write report-context.json: every field the report templates see.
+    #[arg(long)]
+    pub context: bool,
+}
+
+/// Options of `segflow report`.
+#[derive(Debug, Args)]
+pub struct ReportArgs {
+    /// The finished run folder.
+    #[arg(value_name = "RUN_DIR")]
+    pub run: PathBuf,
+    /// Render with the templates in DIR (file by file; the rest built in).
+    #[arg(long, value_name = "DIR")]
+    pub templates: Option<PathBuf>,
+    /// Folder to create for the reports. Default: RUN_DIR-report beside the run folder.
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace the reports folder if it exists (only one segflow wrote).
+    #[arg(long)]
+    pub replace: bool,
+    /// Also print report.html to report.pdf with headless Chromium.
+    #[arg(long)]
+    pub pdf: bool,
+    /// Also write report-context.json: every field the report templates see.
+    #[arg(long)]
+    pub context: bool,
+}
+
+/// `segflow templates` subcommands.
+#[derive(Debug, Subcommand)]
+pub enum TemplatesCommand {
+    /// Write the built-in templates into DIR for editing (an existing file is never
+    /// overwritten).
+    ///
+    /// Example:
+    ///   segflow templates export my-templates
+    ///   segflow run pipelines/saas_quarterly.yaml --templates my-templates
+    #[command(verbatim_doc_comment)]
+    Export {
+        /// Folder to write the templates into (created if missing).
+        dir: PathBuf,
+    },
 }
 
 /// A size in bytes from `2GiB`, `512MiB`, `1.5GB`, `100000` (binary and decimal units).

@@ -4,7 +4,7 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::FeatureStats;
 use crate::engine::compare::{FeatureBins, RunMeasures};
@@ -47,7 +47,7 @@ pub struct SegmentSummary {
 }
 
 /// A run as the comparison names it.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RunRef {
     /// The run folder.
     pub folder: String,
@@ -60,7 +60,7 @@ pub struct RunRef {
 }
 
 /// How one segment's size changed.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SizeChange {
     /// Segment id.
     pub segment: String,
@@ -79,7 +79,7 @@ pub struct SizeChange {
 }
 
 /// Customers moving from old segments (rows) to new segments (columns).
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Migration {
     /// Row labels: old segment ids, then `(unassigned)` and `(not in old run)`.
     pub rows: Vec<String>,
@@ -98,7 +98,7 @@ pub struct Migration {
 }
 
 /// How a feature moved within a segment.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FeatureDrift {
     /// Segment id.
     pub segment: String,
@@ -122,7 +122,7 @@ pub struct FeatureDrift {
 }
 
 /// A criterion check whose status differs between the runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct CriterionChange {
     /// Criterion.
     pub criterion: String,
@@ -137,7 +137,7 @@ pub struct CriterionChange {
 }
 
 /// Everything that changed between two runs.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Comparison {
     /// The earlier run.
     pub old: RunRef,

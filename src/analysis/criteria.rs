@@ -13,7 +13,7 @@ use crate::pipeline::model::{
 };
 
 /// Outcome of a check, ordered by severity.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize, schemars::JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum Status {
     /// Within all levels.
@@ -65,7 +65,7 @@ pub struct CriterionResult {
 }
 
 /// Effect sizes between two segments.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct PairDifference {
     /// First segment id.
     pub a: String,

@@ -4,13 +4,13 @@
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::engine::{RunResults, SegmentResult};
 use crate::pipeline::model::{DerivedScore, Metric, ScaleMethod, ScoringSpec, SegmentSpec};
 
 /// A factor as scored.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FactorInfo {
     /// Factor id.
     pub id: String,
@@ -23,7 +23,7 @@ pub struct FactorInfo {
 }
 
 /// One segment's score on one factor.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct FactorScore {
     /// Factor id.
     pub factor: String,
@@ -36,7 +36,7 @@ pub struct FactorScore {
 }
 
 /// A segment's place in the ranking.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct RankedSegment {
     /// 1 for the highest total.
     pub rank: usize,
@@ -55,7 +55,7 @@ pub struct RankedSegment {
 }
 
 /// How the ranking behaves when weights move.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct Stability {
     /// Random draws made.
     pub draws: u32,
@@ -73,7 +73,7 @@ pub struct Stability {
 }
 
 /// The prioritisation of a run.
-#[derive(Debug, Clone, Serialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct ScoringReport {
     /// The factors.
     pub factors: Vec<FactorInfo>,

@@ -13,7 +13,7 @@ use crate::pipeline::validated::Bucketing;
 use crate::pipeline::{FeatureDefinition, Pipeline};
 
 /// The value range one bucket of a quantile feature covers.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct BucketRange {
     /// Bucket number (1 = lowest).
     pub bucket: i64,
@@ -26,7 +26,7 @@ pub struct BucketRange {
 }
 
 /// The cut points a quantile feature actually used.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct QuantileCuts {
     /// The quantile feature.
     pub feature: String,

@@ -164,7 +164,7 @@ pub struct FeatureInfo {
 }
 
 /// A source as read by the run.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct SourceSummary {
     /// Name in the pipeline.
     pub name: String,

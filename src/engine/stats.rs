@@ -12,7 +12,7 @@ use crate::error::{Error, Result};
 use crate::pipeline::sql::ident;
 
 /// Summary statistics of one feature over a group of customers.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
 pub struct FeatureStats {
     /// The feature's name.
     pub feature: String,
@@ -20,15 +20,19 @@ pub struct FeatureStats {
     pub non_null: u64,
     /// Arithmetic mean, for numeric and boolean features (share of `true`).
     #[serde(with = "float_or_infinity")]
+    #[schemars(with = "Option<f64>")]
     pub mean: Option<f64>,
     /// Median (the mean of the two middle values for an even count), for numeric features.
     #[serde(with = "float_or_infinity")]
+    #[schemars(with = "Option<f64>")]
     pub median: Option<f64>,
     /// Sample standard deviation, for numeric features with at least two values.
     #[serde(with = "float_or_infinity")]
+    #[schemars(with = "Option<f64>")]
     pub std_dev: Option<f64>,
     /// Sum of the values, for numeric features.
     #[serde(with = "float_or_infinity")]
+    #[schemars(with = "Option<f64>")]
     pub sum: Option<f64>,
     /// Smallest value.
     pub min: Option<serde_json::Value>,

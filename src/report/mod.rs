@@ -1,206 +1,80 @@
 //! Writing a run's outputs: machine-readable files (JSON, CSV, manifest) and the Markdown and
 //! HTML reports rendered from templates. Numbers arrive computed; this module only presents them.
 
+mod context;
 mod escape;
 pub use escape::strip_controls;
 mod history;
 mod output;
 mod provenance;
+mod suppression;
 mod templates;
-mod views;
 
-use std::borrow::Cow;
 use std::path::Path;
 
-use serde::{Deserialize, Serialize};
+use serde::Serialize;
 
 pub use history::{write_history, write_history_manifest};
 pub use output::{Interrupt, StagedOutput, interrupt};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
-pub use views::LintView;
+pub use context::ReportContext;
 
 use crate::analysis::compare::Comparison;
-use crate::analysis::criteria::Check;
-use crate::analysis::{Analysis, SegmentProfile};
-use crate::engine::RunResults;
+use crate::analysis::{CriteriaReport, ScoringReport};
 use crate::error::{Error, Result};
-use crate::pipeline::Pipeline;
-use crate::pipeline::model::PersonaSpec;
 use crate::run_folder::{
-    CRITERIA, PROFILE, PipelineInfo, RunView, SEGMENTS, SegmentView, SegmentsDocument,
+    COMPARISON, CRITERIA, LINT, LintRecord, MANIFEST, Manifest, PROFILE, REPORT_CONTEXT, ReportManifest,
+    RunDocuments, RunView, SCORING, SEGMENTS, SEGMENTS_CSV, SegmentsDocument,
 };
 
-/// What a reviewer needs to reproduce a run, written as `manifest.json` (and read back by
-/// `--replace`, which replaces only the files its `outputs` list).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Manifest {
-    /// segflow's version.
-    pub segflow_version: String,
-    /// The pipeline file as given on the command line.
-    pub pipeline_file: String,
-    /// SHA-256 of the pipeline file.
-    pub pipeline_sha256: String,
-    /// The git commit of the pipeline's repository and whether it had uncommitted changes; null
-    /// outside a git work tree.
-    pub git: Option<GitState>,
-    /// The pipeline's name.
-    pub pipeline_name: String,
-    /// As-of date in force.
-    pub as_of: String,
-    /// Sources as read: location, rows, content hash.
-    pub sources: Vec<crate::engine::SourceSummary>,
-    /// When the run started (UTC, RFC 3339). Run metadata: differs between identical runs.
-    pub started_at: String,
-    /// Seconds per stage. Run metadata: differs between identical runs.
-    pub timings: Vec<StageTiming>,
-    /// Files written into the run folder.
-    pub outputs: Vec<String>,
-}
-
-/// Seconds one stage took.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct StageTiming {
-    /// The stage.
-    pub stage: String,
-    /// Wall-clock seconds.
-    pub seconds: f64,
-}
-
-/// The template context and JSON document describing a run's segments.
-#[derive(Debug, Clone, Serialize)]
-pub struct ReportData<'a> {
-    /// segflow's version.
-    pub segflow_version: &'a str,
-    /// The pipeline: name, title, description.
-    pub pipeline: PipelineInfo<'a>,
-    /// Everything measured.
-    #[serde(flatten)]
-    pub results: RunView<'a>,
-    /// Criteria, scoring and profiles.
-    #[serde(flatten)]
-    pub analysis: &'a Analysis,
-    /// Personas with their segment's measured profile.
-    pub personas: Vec<PersonaView<'a>>,
-    /// The comparison with an earlier run, when asked for.
+/// The documents a finished run writes before its reports, borrowed from memory.
+#[derive(Debug, Clone)]
+pub struct NewDocuments<'a> {
+    /// `segments.json`.
+    pub segments: SegmentsDocument<'a>,
+    /// `criteria.json`.
+    pub criteria: &'a CriteriaReport,
+    /// `scoring.json`.
+    pub scoring: Option<&'a ScoringReport>,
+    /// `lint.json`.
+    pub lints: &'a [LintRecord],
+    /// `comparison.json`.
     pub comparison: Option<&'a Comparison>,
-    /// Lint warnings about the segmentation.
-    pub lints: Vec<LintView>,
-}
-
-/// A persona beside the data behind it.
-#[derive(Debug, Clone, Serialize)]
-pub struct PersonaView<'a> {
-    /// The persona as declared.
-    pub persona: &'a PersonaSpec,
-    /// Its segment's size and statistics.
-    pub segment: SegmentView<'a>,
-    /// What distinguishes the segment.
-    pub profile: Option<&'a SegmentProfile>,
-    /// The criteria checks about this segment.
-    pub checks: Vec<CheckView<'a>>,
-}
-
-/// A criterion check with its criterion's name.
-#[derive(Debug, Clone, Serialize)]
-pub struct CheckView<'a> {
-    /// The criterion.
-    pub criterion: &'a str,
-    /// The check.
-    #[serde(flatten)]
-    pub check: &'a Check,
-}
-
-impl<'a> ReportData<'a> {
-    /// `segments.json` of this run.
-    pub fn segments_document(&self) -> SegmentsDocument<'_> {
-        SegmentsDocument {
-            segflow_version: Cow::Borrowed(self.segflow_version),
-            pipeline: self.pipeline.clone(),
-            results: self.results.clone(),
-            profiles: Cow::Borrowed(&self.analysis.profiles),
-        }
-    }
-
-    /// Gather the report context of a run.
-    pub fn new(pipeline: &'a Pipeline, results: &'a RunResults, analysis: &'a Analysis) -> Self {
-        let view = RunView::new(&pipeline.spec.segments, results);
-        let personas = pipeline
-            .spec
-            .personas
-            .iter()
-            .filter_map(|persona| {
-                let segment = view
-                    .segments
-                    .iter()
-                    .find(|s| s.id == persona.segment)?
-                    .clone();
-                let checks = analysis
-                    .criteria
-                    .criteria
-                    .iter()
-                    .flat_map(|c| {
-                        c.checks.iter().map(move |check| CheckView {
-                            criterion: &c.criterion,
-                            check,
-                        })
-                    })
-                    .filter(|check| check.check.subject == segment.id)
-                    .collect();
-                Some(PersonaView {
-                    persona,
-                    profile: analysis.profiles.iter().find(|p| p.segment == segment.id),
-                    segment,
-                    checks,
-                })
-            })
-            .collect();
-        ReportData {
-            analysis,
-            personas,
-            comparison: None,
-            lints: Vec::new(),
-            segflow_version: env!("CARGO_PKG_VERSION"),
-            pipeline: PipelineInfo::of(pipeline),
-            results: view,
-        }
-    }
 }
 
 /// Write the machine-readable files into `dir`: segments.json, criteria.json, scoring.json (when
-/// scoring is declared) and segments.csv. Returns the files written.
-pub fn write_data(dir: &Path, data: &ReportData<'_>) -> Result<Vec<String>> {
+/// scoring is declared), segments.csv, lint.json and comparison.json (when compared). Returns
+/// the files written.
+pub fn write_data(dir: &Path, docs: &NewDocuments<'_>) -> Result<Vec<String>> {
     let mut written = vec![SEGMENTS.to_string(), CRITERIA.to_string()];
-    write_json(&dir.join(SEGMENTS), &data.segments_document())?;
-    write_json(&dir.join(CRITERIA), &data.analysis.criteria)?;
-    if let Some(scoring) = &data.analysis.scoring {
-        write_json(&dir.join("scoring.json"), scoring)?;
-        written.push("scoring.json".into());
+    write_json(&dir.join(SEGMENTS), &docs.segments)?;
+    write_json(&dir.join(CRITERIA), docs.criteria)?;
+    if let Some(scoring) = docs.scoring {
+        write_json(&dir.join(SCORING), scoring)?;
+        written.push(SCORING.into());
     }
-    write_segments_csv(&dir.join("segments.csv"), &data.results)?;
-    written.push("segments.csv".into());
-    write_json(&dir.join("lint.json"), &data.lints)?;
-    written.push("lint.json".into());
-    if let Some(comparison) = data.comparison {
-        write_json(&dir.join("comparison.json"), comparison)?;
-        written.push("comparison.json".into());
+    write_segments_csv(&dir.join(SEGMENTS_CSV), &docs.segments.results)?;
+    written.push(SEGMENTS_CSV.into());
+    write_json(&dir.join(LINT), &docs.lints)?;
+    written.push(LINT.into());
+    if let Some(comparison) = docs.comparison {
+        write_json(&dir.join(COMPARISON), comparison)?;
+        written.push(COMPARISON.into());
     }
     Ok(written)
 }
 
-/// Render the Markdown and HTML reports and one document per persona into `dir`. Returns the
-/// files written.
-pub fn write_reports(
-    dir: &Path,
-    data: &ReportData<'_>,
-    templates: &Templates,
-) -> Result<Vec<String>> {
+/// Render the Markdown and HTML reports and one document per persona into `dir`, from the run
+/// folder's documents only. Returns the files written.
+pub fn write_reports(dir: &Path, docs: &RunDocuments, templates: &Templates) -> Result<Vec<String>> {
+    let data = ReportContext::new(docs);
     let mut written = Vec::new();
     for (template, file) in [
         ("report.md.j2", "report.md"),
         ("report.html.j2", "report.html"),
     ] {
-        let text = templates.render(template, data)?;
+        let text = templates.render(template, &data)?;
         write_file(&dir.join(file), text.as_bytes())?;
         written.push(file.to_string());
     }
@@ -211,7 +85,9 @@ pub fn write_reports(
             let context = minijinja::context! {
                 p => view,
                 pipeline => &data.pipeline,
-                as_of => data.results.as_of,
+                as_of => &data.as_of,
+                features => &data.features,
+                suppression => &data.suppression,
             };
             let text = templates.render("persona.md.j2", &context)?;
             // Segment ids match NAME_PATTERN, so they are safe file names.
@@ -228,9 +104,20 @@ pub fn write_profile(dir: &Path, profile: &str) -> Result<()> {
     write_file(&dir.join(PROFILE), profile.as_bytes())
 }
 
+/// Write the template context as `report-context.json` into `dir`, for template authors.
+pub fn write_context(dir: &Path, docs: &RunDocuments) -> Result<String> {
+    write_json(&dir.join(REPORT_CONTEXT), &ReportContext::new(docs))?;
+    Ok(REPORT_CONTEXT.to_string())
+}
+
+/// Write the `manifest.json` of a folder of re-rendered reports into `dir`.
+pub fn write_report_manifest(dir: &Path, manifest: &ReportManifest) -> Result<()> {
+    write_json(&dir.join(MANIFEST), manifest)
+}
+
 /// Write `manifest.json` into `dir`.
 pub fn write_manifest(dir: &Path, manifest: &Manifest) -> Result<()> {
-    write_json(&dir.join("manifest.json"), manifest)
+    write_json(&dir.join(MANIFEST), manifest)
 }
 
 /// Every text file of a run folder for people (reports, personas, the profile) is written here,

@@ -5,18 +5,7 @@
 use std::path::Path;
 use std::process::Command;
 
-use serde::{Deserialize, Serialize};
-
-/// The pipeline's repository state at run time.
-#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
-pub struct GitState {
-    /// The checked-out commit.
-    pub commit: String,
-    /// Whether the work tree had uncommitted changes to tracked files.
-    pub dirty: bool,
-    /// Whether the pipeline file itself differed from the commit (or was not committed).
-    pub pipeline_modified: bool,
-}
+pub use crate::run_folder::GitState;
 
 fn git(dir: &Path, args: &[&str]) -> Option<String> {
     // A repository's own config can name commands git runs while it reads the work tree (an

@@ -5,12 +5,11 @@ use std::collections::BTreeSet;
 use std::path::Path;
 
 use crate::pipeline::model::is_valid_name;
-use crate::report::Manifest;
 use crate::run_folder::history::{
     HISTORY, HISTORY_HTML, HISTORY_KIND, HISTORY_MD, HistoryManifest,
 };
 use crate::run_folder::{
-    ASSIGNMENTS, COMPARISON, CRITERIA, LINT, MANIFEST, PERSONAS, PROFILE, SCORING, SEGMENTS,
+    ASSIGNMENTS, Manifest, REPORT_KIND, ReportManifest, COMPARISON, CRITERIA, LINT, MANIFEST, PERSONAS, PROFILE, SCORING, SEGMENTS,
     SEGMENTS_CSV, read_regular,
 };
 
@@ -55,6 +54,11 @@ impl Owned {
         let text = read_regular(&path).ok()?;
         if let Ok(run) = serde_json::from_str::<Manifest>(&text) {
             return Some(Owned::listed(run.outputs));
+        }
+        if let Ok(report) = serde_json::from_str::<ReportManifest>(&text)
+            && report.kind == REPORT_KIND
+        {
+            return Some(Owned::listed(report.outputs));
         }
         if let Ok(history) = serde_json::from_str::<HistoryManifest>(&text)
             && history.kind == HISTORY_KIND

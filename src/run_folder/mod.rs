@@ -19,9 +19,15 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::pipeline::model::SegmentSpec;
+use crate::analysis::ScoringReport;
+use crate::pipeline::model::{PersonaSpec, SegmentSpec};
 
+mod documents;
 pub mod history;
+
+pub use documents::{
+    GitState, LintRecord, Manifest, REPORT_KIND, ReportManifest, RunInfo, StageTiming,
+};
 
 /// One row per customer: key, segment, features.
 pub const ASSIGNMENTS: &str = "assignments.parquet";
@@ -33,7 +39,7 @@ pub const SEGMENTS_CSV: &str = "segments.csv";
 pub const CRITERIA: &str = "criteria.json";
 /// The prioritisation, when scoring is declared.
 pub const SCORING: &str = "scoring.json";
-/// The lint warnings of the run.
+/// The lint warnings of the run ([`LintRecord`]).
 pub const LINT: &str = "lint.json";
 /// The comparison with an earlier run, with `--compare-to`.
 pub const COMPARISON: &str = "comparison.json";
@@ -41,6 +47,8 @@ pub const COMPARISON: &str = "comparison.json";
 pub const MANIFEST: &str = "manifest.json";
 /// With `--profile`: physical plans with metrics.
 pub const PROFILE: &str = "profile.txt";
+/// The template context, on request (`--context`).
+pub const REPORT_CONTEXT: &str = "report-context.json";
 /// One document per persona.
 pub const PERSONAS: &str = "personas";
 
@@ -57,6 +65,20 @@ pub struct PipelineInfo<'a> {
     pub entity: Cow<'a, str>,
     /// Entity key column.
     pub key: Cow<'a, str>,
+    /// The personas as declared (absent from run folders written before reports were
+    /// re-rendered from them).
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub personas: Cow<'a, [PersonaSpec]>,
+    /// Stakeholder documents mask figures about fewer customers than this (0 or 1: none).
+    #[serde(default = "default_min_cell")]
+    pub min_cell: u64,
+}
+
+/// The smallest group stakeholder documents show figures for, unless a pipeline says otherwise.
+pub const DEFAULT_MIN_CELL: u64 = 10;
+
+fn default_min_cell() -> u64 {
+    DEFAULT_MIN_CELL
 }
 
 impl<'a> PipelineInfo<'a> {
@@ -68,6 +90,8 @@ impl<'a> PipelineInfo<'a> {
             description: pipeline.spec.description.as_deref().map(Cow::Borrowed),
             entity: Cow::Owned(pipeline.entity.describe()),
             key: Cow::Borrowed(&pipeline.spec.entity.key),
+            personas: Cow::Borrowed(&pipeline.spec.personas),
+            min_cell: DEFAULT_MIN_CELL,
         }
     }
 }
@@ -202,6 +226,22 @@ pub struct SegmentsDocument<'a> {
     pub profiles: Cow<'a, [SegmentProfile]>,
 }
 
+impl<'a> SegmentsDocument<'a> {
+    /// The document of a run just measured.
+    pub fn new(
+        pipeline: &'a Pipeline,
+        results: &'a RunResults,
+        profiles: &'a [SegmentProfile],
+    ) -> Self {
+        SegmentsDocument {
+            segflow_version: Cow::Borrowed(env!("CARGO_PKG_VERSION")),
+            pipeline: PipelineInfo::of(pipeline),
+            results: RunView::new(&pipeline.spec.segments, results),
+            profiles: Cow::Borrowed(profiles),
+        }
+    }
+}
+
 /// A run, as a comparison needs it: where its assignments are and what its documents say.
 #[derive(Debug, Clone)]
 pub struct Run<'a> {
@@ -223,6 +263,78 @@ impl Run<'_> {
             key: self.segments.pipeline.key.to_string(),
         }
     }
+}
+
+/// Everything a run folder says that its reports show: what `run` renders from and `segflow
+/// report` reads back.
+#[derive(Debug, Clone)]
+pub struct RunDocuments {
+    /// `manifest.json`, without the timings and outputs it gains after rendering.
+    pub run: RunInfo,
+    /// `segments.json`.
+    pub segments: SegmentsDocument<'static>,
+    /// `criteria.json`.
+    pub criteria: CriteriaReport,
+    /// `scoring.json`, when scoring is declared.
+    pub scoring: Option<ScoringReport>,
+    /// `lint.json`.
+    pub lints: Vec<LintRecord>,
+    /// `comparison.json`, when compared with an earlier run.
+    pub comparison: Option<Comparison>,
+}
+
+/// Read the documents of the finished run folder at `path` (or of a staging folder whose
+/// manifest is not written yet, given `run` in its place).
+pub fn read_documents(path: &Path, run: Option<RunInfo>) -> Result<RunDocuments> {
+    let checked = read(path)?;
+    let folder = path.display().to_string();
+    let broken = |message: String| Error::RunFolder {
+        folder: folder.clone(),
+        message,
+    };
+    let optional = |name: &str| -> Result<Option<String>> {
+        let file = path.join(name);
+        if !file.exists() {
+            return Ok(None);
+        }
+        read_regular(&file)
+            .map(Some)
+            .map_err(|e| broken(format!("cannot read {name}: {e}")))
+    };
+    fn parse<T: serde::de::DeserializeOwned>(
+        text: &str,
+        name: &str,
+        broken: &dyn Fn(String) -> Error,
+    ) -> Result<T> {
+        serde_json::from_str(text)
+            .map_err(|e| broken(format!("{name} is not a segflow document: {e}")))
+    }
+    let run = match run {
+        Some(run) => run,
+        None => {
+            let text = optional(MANIFEST)?
+                .ok_or_else(|| broken(format!("{MANIFEST} is missing")))?;
+            parse::<Manifest>(&text, MANIFEST, &broken)?.run
+        }
+    };
+    let lints = match optional(LINT)? {
+        Some(text) => parse(&text, LINT, &broken)?,
+        None => Vec::new(),
+    };
+    let scoring = optional(SCORING)?
+        .map(|text| parse(&text, SCORING, &broken))
+        .transpose()?;
+    let comparison = optional(COMPARISON)?
+        .map(|text| parse(&text, COMPARISON, &broken))
+        .transpose()?;
+    Ok(RunDocuments {
+        run,
+        segments: checked.segments,
+        criteria: checked.criteria.into_owned(),
+        scoring,
+        lints,
+        comparison,
+    })
 }
 
 /// Read the finished run folder at `path`.

@@ -1,0 +1,1218 @@
+//! The template context: what every report template sees, built from a run folder's documents
+//! alone (so `segflow report` re-renders exactly what `run` rendered), with figures about small
+//! groups already masked. Nothing here formats numbers; templates do, with the filters of
+//! `templates.rs`. Documented field by field in `docs/template-context.md`, generated from these
+//! types.
+
+use std::collections::{BTreeMap, HashMap};
+
+use schemars::JsonSchema;
+use serde::Serialize;
+
+use super::suppression::{MaskReason, MaskedCell, Suppressor};
+use crate::analysis::compare::{Comparison, CriterionChange, FeatureDrift, RunRef, SizeChange};
+use crate::analysis::criteria::{Check, PairDifference};
+use crate::analysis::{ScoringReport, Status};
+use crate::engine::measures::QuantileCuts;
+use crate::engine::{FeatureInfo, FeatureStats, SourceSummary};
+use crate::pipeline::model::{FeatureKind, PersonaSpec};
+use crate::run_folder::{GitState, LintRecord, RunDocuments};
+
+/// Everything a report template can use. Counts about fewer customers than
+/// `suppression.min_cell` are `null` here, with `masked: true` beside them.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ReportContext {
+    /// segflow's version that made the run.
+    pub segflow_version: String,
+    /// The pipeline: name, title, description, entity and key.
+    pub pipeline: PipelineCard,
+    /// What ran, on what data, when.
+    pub run: RunCard,
+    /// The as-of date (YYYY-MM-DD).
+    pub as_of: String,
+    /// Customers as of the as-of date.
+    pub customers: u64,
+    /// Customers no rule matched (`null` when masked).
+    pub unassigned: Option<u64>,
+    /// Their share of all customers (`null` when masked).
+    pub unassigned_share: Option<f64>,
+    /// Reachable customers among the unassigned, when the accessible criterion is declared.
+    pub unassigned_reachable: Option<u64>,
+    /// Customers the sources know of that the as-of date leaves out, by reason.
+    pub exclusions: Vec<ExclusionCard>,
+    /// The feature whose sum is each segment's value (the first `kind: value` feature with a
+    /// sum), if any.
+    pub value_feature: Option<FeatureCard>,
+    /// Every segment in rule order.
+    pub segments: Vec<SegmentCard>,
+    /// The features in declaration order.
+    pub features: Vec<FeatureCard>,
+    /// Feature statistics over all customers.
+    pub overall: Vec<FeatureStats>,
+    /// Buckets of quantile features.
+    pub quantiles: Vec<QuantileCuts>,
+    /// The 2x2 value x engagement matrix, when declared.
+    pub matrix: Option<MatrixCard>,
+    /// Customers each segment's rule matches, and which later rules also match them.
+    pub rule_overlap: Vec<OverlapCard>,
+    /// The validation criteria.
+    pub criteria: CriteriaCard,
+    /// The prioritisation, when scoring is declared.
+    pub scoring: Option<ScoringReport>,
+    /// Personas beside their segment.
+    pub personas: Vec<PersonaCard>,
+    /// The comparison with an earlier run, with `--compare-to`.
+    pub comparison: Option<ComparisonCard>,
+    /// Lint warnings.
+    pub lints: Vec<LintRecord>,
+    /// The executive summary: the verdict, the beachhead, the biggest movements.
+    pub summary: Summary,
+    /// Segments by numeric features on one scale (z-score of the segment mean).
+    pub heatmap: Heatmap,
+    /// What small-cell suppression masked.
+    pub suppression: Suppression,
+}
+
+/// The pipeline.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PipelineCard {
+    /// Machine name.
+    pub name: String,
+    /// Title for people.
+    pub title: String,
+    /// Description.
+    pub description: Option<String>,
+    /// The entity source (and its as-of rule).
+    pub entity: String,
+    /// The customer key column.
+    pub key: String,
+}
+
+/// Provenance.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RunCard {
+    /// The pipeline file as given.
+    pub pipeline_file: String,
+    /// SHA-256 of the pipeline file.
+    pub pipeline_sha256: String,
+    /// Git commit and state, when the pipeline is in a git work tree.
+    pub git: Option<GitState>,
+    /// When the run started (UTC, RFC 3339).
+    pub started_at: String,
+    /// The sources as read.
+    pub sources: Vec<SourceSummary>,
+}
+
+/// Customers left out by the as-of date for one reason.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ExclusionCard {
+    /// The reason in words.
+    pub detail: String,
+    /// How many (`null` when masked).
+    pub customers: Option<u64>,
+    /// Whether the count is masked.
+    pub masked: bool,
+}
+
+/// How a feature's values read for people.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum ValueFormat {
+    /// A plain number (with `unit` as a suffix when declared).
+    Number,
+    /// Money: `unit` is a currency code.
+    Money,
+    /// True/false: its mean is the share that is true.
+    Flag,
+    /// A date or timestamp.
+    Date,
+    /// Text.
+    Text,
+}
+
+/// A feature.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct FeatureCard {
+    /// Name.
+    pub name: String,
+    /// Segmentation kind (behavioral, value, ...).
+    pub kind: FeatureKind,
+    /// Description.
+    pub description: String,
+    /// Arrow type in `assignments.parquet`.
+    pub data_type: String,
+    /// Declared unit (`EUR`, `days`), if any.
+    pub unit: Option<String>,
+    /// How to show its values.
+    pub format: ValueFormat,
+}
+
+/// A segment: declaration, size, value and what distinguishes it.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct SegmentCard {
+    /// Position in rule order, from 1.
+    pub position: usize,
+    /// Id (for copying into tools).
+    pub id: String,
+    /// Name for people.
+    pub name: String,
+    /// Description.
+    pub description: Option<String>,
+    /// Owner.
+    pub owner: Option<String>,
+    /// The rule; `null` for the catch-all.
+    pub when: Option<String>,
+    /// Declared actions.
+    pub actions: Vec<String>,
+    /// Deprioritised on purpose.
+    pub negative: bool,
+    /// Why, when negative.
+    pub negative_reason: Option<String>,
+    /// Whether its figures are masked (small-cell suppression).
+    pub masked: bool,
+    /// Customers (`null` when masked).
+    pub customers: Option<u64>,
+    /// Share of all customers (`null` when masked).
+    pub share: Option<f64>,
+    /// Customers reachable through the accessible criterion's condition.
+    pub reachable: Option<u64>,
+    /// Sum of the value feature in the segment.
+    pub value: Option<f64>,
+    /// Its share of the value feature's total.
+    pub value_share: Option<f64>,
+    /// Statistics per feature (empty when masked).
+    pub features: Vec<FeatureStats>,
+    /// The features that most distinguish it from everyone else (empty when masked).
+    pub distinguishing: Vec<Distinguishing>,
+    /// The worst status of the criteria checks about it.
+    pub status: Status,
+    /// Its priority rank, when scoring is declared.
+    pub priority: Option<usize>,
+    /// Whether it is the recommended beachhead.
+    pub beachhead: bool,
+}
+
+/// A feature on which a segment differs from everyone else.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Distinguishing {
+    /// The feature.
+    pub feature: FeatureCard,
+    /// Mean in the segment.
+    pub segment_mean: f64,
+    /// Mean over all customers.
+    pub overall_mean: Option<f64>,
+    /// Segment mean over overall mean, when both are positive ("3.2x").
+    pub ratio: Option<f64>,
+    /// Whether the segment is higher than everyone else.
+    pub higher: bool,
+    /// Cohen's d of the segment against everyone else.
+    pub effect: f64,
+}
+
+/// The 2x2 matrix.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MatrixCard {
+    /// The value axis feature.
+    pub value_feature: String,
+    /// Its split point.
+    pub value_split: f64,
+    /// The value axis rule.
+    pub value_rule: String,
+    /// The engagement axis feature.
+    pub engagement_feature: String,
+    /// Its split point.
+    pub engagement_split: f64,
+    /// The engagement axis rule.
+    pub engagement_rule: String,
+    /// The four quadrants: high value & high engagement first.
+    pub quadrants: Vec<QuadrantCard>,
+}
+
+/// One quadrant.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct QuadrantCard {
+    /// At or above the value split.
+    pub high_value: bool,
+    /// At or above the engagement split.
+    pub high_engagement: bool,
+    /// Customers (`null` when masked).
+    pub customers: Option<u64>,
+    /// Share of all customers (`null` when masked).
+    pub share: Option<f64>,
+    /// Whether its count is masked.
+    pub masked: bool,
+    /// 0..1: its count over the largest quadrant's, for shading.
+    pub intensity: f64,
+    /// Its customers by segment.
+    pub segments: Vec<MixCell>,
+}
+
+/// Customers of one segment within a group.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MixCell {
+    /// Segment id; `null` for the unassigned.
+    pub segment: Option<String>,
+    /// Segment name.
+    pub name: String,
+    /// Customers (`null` when masked).
+    pub customers: Option<u64>,
+    /// Whether masked.
+    pub masked: bool,
+}
+
+/// Rule overlap of one segment.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct OverlapCard {
+    /// Segment id.
+    pub segment: String,
+    /// Segment name.
+    pub name: String,
+    /// Customers its rule matches (`null` when masked).
+    pub customers: Option<u64>,
+    /// Later rules that also match some of them.
+    pub also_matched_by: Vec<MixCell>,
+}
+
+/// The validation criteria.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CriteriaCard {
+    /// The worst status of all checks.
+    pub status: Status,
+    /// Each criterion with its checks.
+    pub criteria: Vec<CriterionCard>,
+    /// Segments (and "all customers") by criteria: the worst status of each cell's checks.
+    pub matrix: CriteriaMatrix,
+    /// Pairwise effect sizes behind the differentiable criterion (pairs with a masked
+    /// segment are left out).
+    pub differentiation: Vec<PairDifference>,
+    /// Checks that fail.
+    pub failing: Vec<CheckCard>,
+    /// Checks that warn.
+    pub warning: Vec<CheckCard>,
+    /// Checks in all.
+    pub checks: usize,
+}
+
+/// One criterion.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CriterionCard {
+    /// Its name (identifiable, substantial, ...).
+    pub criterion: String,
+    /// The question it answers.
+    pub question: String,
+    /// Its worst status.
+    pub status: Status,
+    /// Its checks.
+    pub checks: Vec<CheckCard>,
+}
+
+/// One check.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CheckCard {
+    /// The criterion.
+    pub criterion: String,
+    /// The subject's id (a segment id, or `all`).
+    pub subject: String,
+    /// The subject's name.
+    pub subject_name: String,
+    /// What is measured.
+    pub measure: String,
+    /// The measured value (`null` when masked or not measurable).
+    pub value: Option<f64>,
+    /// The thresholds in words.
+    pub threshold: String,
+    /// pass, warn or fail.
+    pub status: Status,
+    /// More detail (`null` when masked).
+    pub detail: Option<String>,
+    /// Whether its figures are masked.
+    pub masked: bool,
+}
+
+/// Criteria by subject.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CriteriaMatrix {
+    /// The criteria, as columns.
+    pub columns: Vec<String>,
+    /// One row per subject.
+    pub rows: Vec<CriteriaRow>,
+}
+
+/// One subject's statuses.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CriteriaRow {
+    /// Subject id.
+    pub subject: String,
+    /// Subject name.
+    pub name: String,
+    /// Per column: the worst status, `null` when the criterion has no check about it.
+    pub cells: Vec<Option<Status>>,
+    /// The checks behind the row.
+    pub checks: Vec<CheckCard>,
+}
+
+/// A persona with its segment's measured profile.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct PersonaCard {
+    /// The persona as declared.
+    pub persona: PersonaSpec,
+    /// Its segment.
+    pub segment: SegmentCard,
+    /// The criteria checks about its segment.
+    pub checks: Vec<CheckCard>,
+}
+
+/// The comparison with an earlier run.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ComparisonCard {
+    /// The earlier run.
+    pub old: RunRef,
+    /// This run.
+    pub new: RunRef,
+    /// Size changes per segment (masked counts are `null`).
+    pub sizes: Vec<SizeChange>,
+    /// Segments only this run has.
+    pub appeared_segments: Vec<String>,
+    /// Segments only the earlier run has.
+    pub vanished_segments: Vec<String>,
+    /// Segments that could not be matched.
+    pub unmatched: Vec<String>,
+    /// Who moved where.
+    pub migration: MigrationCard,
+    /// Feature drift per segment (masked segments left out).
+    pub drift: Vec<FeatureDrift>,
+    /// Criteria whose status changed.
+    pub criteria_changes: Vec<CriterionChange>,
+}
+
+/// The migration matrix: customers from each old segment (rows) to each new one (columns).
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct MigrationCard {
+    /// Old segments (ids).
+    pub rows: Vec<String>,
+    /// New segments (ids).
+    pub columns: Vec<String>,
+    /// Names of the rows.
+    pub row_names: Vec<String>,
+    /// Names of the columns.
+    pub column_names: Vec<String>,
+    /// Counts (`null` when masked).
+    pub counts: Vec<Vec<Option<u64>>>,
+    /// 0..1 per cell: its count over the largest count, for shading (0 when masked).
+    pub intensity: Vec<Vec<f64>>,
+    /// Customers in the same segment in both runs.
+    pub stayed: Option<u64>,
+    /// Customers in another segment.
+    pub moved: Option<u64>,
+    /// Customers only this run has.
+    pub appeared: Option<u64>,
+    /// Customers only the earlier run has.
+    pub disappeared: Option<u64>,
+}
+
+/// The executive summary.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Summary {
+    /// The criteria verdict.
+    pub status: Status,
+    /// The recommended beachhead, when scoring is declared.
+    pub beachhead: Option<Beachhead>,
+    /// The value feature's total over all customers.
+    pub total_value: Option<f64>,
+    /// With a comparison: the three biggest share changes, largest first.
+    pub movements: Vec<SizeChange>,
+}
+
+/// The recommended first segment to serve.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Beachhead {
+    /// Segment id.
+    pub id: String,
+    /// Segment name.
+    pub name: String,
+    /// Why, in words.
+    pub note: String,
+    /// Share of weight perturbations that keep it first, when measured.
+    pub stability: Option<f64>,
+}
+
+/// Segments by numeric features.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Heatmap {
+    /// The numeric features, as columns.
+    pub features: Vec<FeatureCard>,
+    /// One row per segment that is not masked.
+    pub rows: Vec<HeatmapRow>,
+}
+
+/// One segment's row.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct HeatmapRow {
+    /// Segment id.
+    pub segment: String,
+    /// Segment name.
+    pub name: String,
+    /// Per feature: its mean and z-score, `null` without values.
+    pub cells: Vec<Option<HeatCell>>,
+}
+
+/// One cell of the heatmap.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct HeatCell {
+    /// The segment's mean.
+    pub mean: f64,
+    /// (segment mean − overall mean) / overall standard deviation, within −3..3.
+    pub z: f64,
+}
+
+/// What small-cell suppression did.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct Suppression {
+    /// The smallest group shown (`reports.min_cell`).
+    pub min_cell: u64,
+    /// Every masked figure.
+    pub masked: Vec<MaskedCell>,
+}
+
+/// The heatmap's z-scores are clamped to this, so one outlier does not wash out the rest.
+const Z_LIMIT: f64 = 3.0;
+
+impl ReportContext {
+    /// The context of the run whose documents are `docs`.
+    pub fn new(docs: &RunDocuments) -> Self {
+        Builder::new(docs).build()
+    }
+}
+
+/// Builds the context, keeping the suppression decisions in one place.
+struct Builder<'a> {
+    docs: &'a RunDocuments,
+    suppressor: Suppressor,
+    masked: Vec<MaskedCell>,
+    /// Segments whose size is masked.
+    hidden: Vec<String>,
+    names: HashMap<String, String>,
+    features: Vec<FeatureCard>,
+}
+
+impl<'a> Builder<'a> {
+    fn new(docs: &'a RunDocuments) -> Self {
+        let results = &docs.segments.results;
+        let names = results
+            .segments
+            .iter()
+            .map(|s| (s.id.to_string(), s.name.to_string()))
+            .collect();
+        Builder {
+            docs,
+            suppressor: Suppressor {
+                min_cell: docs.segments.pipeline.min_cell,
+            },
+            masked: Vec::new(),
+            hidden: Vec::new(),
+            names,
+            features: results.features.iter().map(feature_card).collect(),
+        }
+    }
+
+    fn name(&self, id: &str) -> String {
+        self.names
+            .get(id)
+            .cloned()
+            .unwrap_or_else(|| match id {
+                "all" | "*" => "All customers".to_string(),
+                crate::pipeline::model::UNASSIGNED => "Unassigned".to_string(),
+                other => other.to_string(),
+            })
+    }
+
+    fn is_hidden(&self, id: &str) -> bool {
+        self.hidden.iter().any(|h| h == id)
+    }
+
+    fn record(&mut self, table: &str, row: &str, column: Option<&str>, reason: MaskReason) {
+        self.masked.push(MaskedCell {
+            table: table.to_string(),
+            row: row.to_string(),
+            column: column.map(str::to_string),
+            reason,
+        });
+    }
+
+    fn build(mut self) -> ReportContext {
+        let docs = self.docs;
+        let results = &docs.segments.results;
+        // Segment sizes and the unassigned add up to the customers shown: one group.
+        let mut sizes: Vec<u64> = results.segments.iter().map(|s| s.customers).collect();
+        sizes.push(results.unassigned);
+        let masks = self.suppressor.mask_group(&sizes);
+        for (segment, mask) in results.segments.iter().zip(&masks) {
+            if let Some(reason) = mask {
+                self.hidden.push(segment.id.to_string());
+                self.record("segments", &segment.id, None, *reason);
+            }
+        }
+        let unassigned_masked = masks.last().copied().flatten();
+        if let Some(reason) = unassigned_masked {
+            self.record("segments", crate::pipeline::model::UNASSIGNED, None, reason);
+        }
+        let exclusions = results
+            .exclusions
+            .iter()
+            .map(|x| {
+                let masked = self.suppressor.is_small(x.customers);
+                if masked {
+                    self.record("exclusions", &x.detail, None, MaskReason::SmallCell);
+                }
+                ExclusionCard {
+                    detail: x.detail.clone(),
+                    customers: (!masked).then_some(x.customers),
+                    masked,
+                }
+            })
+            .collect();
+        let value_feature = self.value_feature();
+        let criteria = self.criteria();
+        let segments = self.segments(value_feature.as_ref(), &criteria);
+        let matrix = self.matrix();
+        let rule_overlap = self.rule_overlap();
+        let comparison = docs.comparison.as_ref().map(|c| self.comparison(c));
+        let personas = self.personas(&segments, &criteria);
+        let scoring = docs.scoring.clone().map(|mut scoring| {
+            for ranked in &mut scoring.ranking {
+                if self.is_hidden(&ranked.segment) {
+                    for score in &mut ranked.scores {
+                        score.metric = None;
+                    }
+                }
+            }
+            scoring
+        });
+        let quantiles = self.quantiles();
+        let total_value = value_feature.as_ref().and_then(|f| {
+            results
+                .overall
+                .iter()
+                .find(|o| o.feature == f.name)
+                .and_then(|o| o.sum)
+        });
+        let summary = Summary {
+            status: docs.criteria.status,
+            beachhead: docs.scoring.as_ref().and_then(|s| {
+                let id = s.beachhead.clone()?;
+                Some(Beachhead {
+                    name: self.name(&id),
+                    note: s.beachhead_note.clone(),
+                    stability: s.stability.as_ref().and_then(|st| {
+                        st.beachhead_share
+                            .iter()
+                            .find(|(segment, _)| *segment == id)
+                            .map(|(_, share)| *share)
+                    }),
+                    id,
+                })
+            }),
+            total_value,
+            movements: comparison
+                .as_ref()
+                .map(|c: &ComparisonCard| {
+                    let mut moves: Vec<SizeChange> = c
+                        .sizes
+                        .iter()
+                        .filter(|s| s.share_change_points.is_some_and(|p| p != 0.0))
+                        .cloned()
+                        .collect();
+                    moves.sort_by(|a, b| {
+                        let size = |s: &SizeChange| s.share_change_points.unwrap_or(0.0).abs();
+                        size(b).total_cmp(&size(a))
+                    });
+                    moves.truncate(3);
+                    moves
+                })
+                .unwrap_or_default(),
+        };
+        let heatmap = self.heatmap(&segments);
+        ReportContext {
+            segflow_version: docs.segments.segflow_version.to_string(),
+            pipeline: PipelineCard {
+                name: docs.segments.pipeline.name.to_string(),
+                title: docs.segments.pipeline.title.to_string(),
+                description: docs.segments.pipeline.description.as_deref().map(str::to_string),
+                entity: docs.segments.pipeline.entity.to_string(),
+                key: docs.segments.pipeline.key.to_string(),
+            },
+            run: RunCard {
+                pipeline_file: docs.run.pipeline_file.clone(),
+                pipeline_sha256: docs.run.pipeline_sha256.clone(),
+                git: docs.run.git.clone(),
+                started_at: docs.run.started_at.clone(),
+                sources: docs.run.sources.clone(),
+            },
+            as_of: results.as_of.to_string(),
+            customers: results.customers,
+            unassigned: unassigned_masked.is_none().then_some(results.unassigned),
+            unassigned_share: unassigned_masked
+                .is_none()
+                .then_some(results.unassigned_share),
+            unassigned_reachable: results
+                .unassigned_reachable
+                .filter(|n| unassigned_masked.is_none() && !self.suppressor.is_small(*n)),
+            exclusions,
+            value_feature,
+            segments,
+            features: self.features.clone(),
+            overall: results.overall.to_vec(),
+            quantiles,
+            matrix,
+            rule_overlap,
+            criteria,
+            scoring,
+            personas,
+            comparison,
+            lints: docs.lints.clone(),
+            summary,
+            heatmap,
+            suppression: Suppression {
+                min_cell: self.suppressor.min_cell,
+                masked: self.masked,
+            },
+        }
+    }
+
+    fn value_feature(&self) -> Option<FeatureCard> {
+        let overall = &self.docs.segments.results.overall;
+        self.features
+            .iter()
+            .find(|f| {
+                f.kind == FeatureKind::Value
+                    && matches!(f.format, ValueFormat::Number | ValueFormat::Money)
+                    && overall
+                        .iter()
+                        .any(|o| o.feature == f.name && o.sum.is_some())
+            })
+            .cloned()
+    }
+
+    fn feature(&self, name: &str) -> Option<&FeatureCard> {
+        self.features.iter().find(|f| f.name == name)
+    }
+
+    fn check_card(&self, criterion: &str, check: &Check) -> CheckCard {
+        let masked = self.is_hidden(&check.subject)
+            || (check.subject == "all"
+                && self.masked.iter().any(|m| {
+                    m.table == "segments" && m.row == crate::pipeline::model::UNASSIGNED
+                }));
+        CheckCard {
+            criterion: criterion.to_string(),
+            subject: check.subject.clone(),
+            subject_name: self.name(&check.subject),
+            measure: check.measure.clone(),
+            value: check.value.filter(|_| !masked),
+            threshold: check.threshold.clone(),
+            status: check.status,
+            detail: check.detail.clone().filter(|_| !masked),
+            masked,
+        }
+    }
+
+    fn criteria(&self) -> CriteriaCard {
+        let report = &self.docs.criteria;
+        let criteria: Vec<CriterionCard> = report
+            .criteria
+            .iter()
+            .map(|c| CriterionCard {
+                criterion: c.criterion.to_string(),
+                question: c.question.to_string(),
+                status: c.status,
+                checks: c
+                    .checks
+                    .iter()
+                    .map(|check| self.check_card(&c.criterion, check))
+                    .collect(),
+            })
+            .collect();
+        let all: Vec<&CheckCard> = criteria.iter().flat_map(|c| &c.checks).collect();
+        // Rows: every segment in rule order, then any other subject in order of appearance.
+        let mut subjects: Vec<String> = self
+            .docs
+            .segments
+            .results
+            .segments
+            .iter()
+            .map(|s| s.id.to_string())
+            .collect();
+        for check in &all {
+            if !subjects.contains(&check.subject) {
+                subjects.push(check.subject.clone());
+            }
+        }
+        let rows = subjects
+            .into_iter()
+            .filter_map(|subject| {
+                let checks: Vec<CheckCard> = all
+                    .iter()
+                    .filter(|c| c.subject == subject)
+                    .map(|c| (*c).clone())
+                    .collect();
+                if checks.is_empty() {
+                    return None;
+                }
+                let cells = criteria
+                    .iter()
+                    .map(|c| {
+                        c.checks
+                            .iter()
+                            .filter(|check| check.subject == subject)
+                            .map(|check| check.status)
+                            .max()
+                    })
+                    .collect();
+                Some(CriteriaRow {
+                    name: self.name(&subject),
+                    subject,
+                    cells,
+                    checks,
+                })
+            })
+            .collect();
+        let by_status = |status: Status| -> Vec<CheckCard> {
+            all.iter()
+                .filter(|c| c.status == status)
+                .map(|c| (*c).clone())
+                .collect()
+        };
+        CriteriaCard {
+            status: report.status,
+            matrix: CriteriaMatrix {
+                columns: criteria.iter().map(|c| c.criterion.clone()).collect(),
+                rows,
+            },
+            differentiation: report
+                .differentiation
+                .iter()
+                .filter(|p| !self.is_hidden(&p.a) && !self.is_hidden(&p.b))
+                .cloned()
+                .collect(),
+            failing: by_status(Status::Fail),
+            warning: by_status(Status::Warn),
+            checks: all.len(),
+            criteria,
+        }
+    }
+
+    fn segments(&self, value: Option<&FeatureCard>, criteria: &CriteriaCard) -> Vec<SegmentCard> {
+        let docs = self.docs;
+        let results = &docs.segments.results;
+        let total_value = value.and_then(|f| {
+            results
+                .overall
+                .iter()
+                .find(|o| o.feature == f.name)
+                .and_then(|o| o.sum)
+        });
+        results
+            .segments
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                let masked = self.is_hidden(&s.id);
+                let segment_value = value.and_then(|f| {
+                    s.features
+                        .iter()
+                        .find(|stats| stats.feature == f.name)
+                        .map(|stats| stats.sum.unwrap_or(0.0))
+                });
+                let ranking = docs
+                    .scoring
+                    .as_ref()
+                    .and_then(|scoring| scoring.ranking.iter().find(|r| r.segment == s.id));
+                let status = criteria
+                    .criteria
+                    .iter()
+                    .flat_map(|c| &c.checks)
+                    .filter(|c| c.subject == s.id)
+                    .map(|c| c.status)
+                    .max()
+                    .unwrap_or(Status::Pass);
+                SegmentCard {
+                    position: i + 1,
+                    id: s.id.to_string(),
+                    name: s.name.to_string(),
+                    description: s.description.as_deref().map(str::to_string),
+                    owner: s.owner.as_deref().map(str::to_string),
+                    when: s.when.as_deref().map(str::to_string),
+                    actions: s.actions.to_vec(),
+                    negative: s.negative,
+                    negative_reason: s.negative_reason.as_deref().map(str::to_string),
+                    masked,
+                    customers: (!masked).then_some(s.customers),
+                    share: (!masked).then_some(s.share),
+                    reachable: s
+                        .reachable
+                        .filter(|n| !masked && !self.suppressor.is_small(*n)),
+                    value: segment_value.filter(|_| !masked),
+                    value_share: segment_value
+                        .zip(total_value)
+                        .filter(|(_, total)| *total != 0.0 && !masked)
+                        .map(|(v, total)| v / total),
+                    features: if masked {
+                        Vec::new()
+                    } else {
+                        s.features.to_vec()
+                    },
+                    distinguishing: if masked {
+                        Vec::new()
+                    } else {
+                        self.distinguishing(&s.id)
+                    },
+                    status,
+                    priority: ranking.map(|r| r.rank),
+                    beachhead: docs
+                        .scoring
+                        .as_ref()
+                        .and_then(|scoring| scoring.beachhead.as_deref())
+                        == Some(&*s.id),
+                }
+            })
+            .collect()
+    }
+
+    fn distinguishing(&self, segment: &str) -> Vec<Distinguishing> {
+        let overall = &self.docs.segments.results.overall;
+        let Some(profile) = self
+            .docs
+            .segments
+            .profiles
+            .iter()
+            .find(|p| p.segment == segment)
+        else {
+            return Vec::new();
+        };
+        profile
+            .distinguishing
+            .iter()
+            .filter_map(|d| {
+                let feature = self.feature(&d.feature)?.clone();
+                let overall_mean = overall
+                    .iter()
+                    .find(|o| o.feature == d.feature)
+                    .and_then(|o| o.mean);
+                Some(Distinguishing {
+                    ratio: overall_mean
+                        .filter(|m| *m > 0.0 && d.segment_mean > 0.0)
+                        .map(|m| d.segment_mean / m),
+                    higher: d.segment_mean > d.rest_mean,
+                    segment_mean: d.segment_mean,
+                    overall_mean,
+                    effect: d.effect,
+                    feature,
+                })
+            })
+            .collect()
+    }
+
+    fn mix(&mut self, table: &str, row: &str, cells: &[(Option<String>, u64)]) -> Vec<MixCell> {
+        let counts: Vec<u64> = cells.iter().map(|(_, n)| *n).collect();
+        let mut masks = self.suppressor.mask_group(&counts);
+        // A masked segment's counts would add up to its masked size anywhere else.
+        for ((segment, _), mask) in cells.iter().zip(masks.iter_mut()) {
+            if mask.is_none() && segment.as_deref().is_some_and(|s| self.is_hidden(s)) {
+                *mask = Some(MaskReason::Complementary);
+            }
+        }
+        self.suppressor.complete(&counts, &mut masks);
+        cells
+            .iter()
+            .zip(masks)
+            .map(|((segment, n), mask)| {
+                let id = segment
+                    .clone()
+                    .unwrap_or_else(|| crate::pipeline::model::UNASSIGNED.to_string());
+                if let Some(reason) = mask {
+                    self.record(table, row, Some(&id), reason);
+                }
+                MixCell {
+                    name: self.name(&id),
+                    segment: segment.clone(),
+                    customers: mask.is_none().then_some(*n),
+                    masked: mask.is_some(),
+                }
+            })
+            .collect()
+    }
+
+    fn matrix(&mut self) -> Option<MatrixCard> {
+        let matrix = self.docs.segments.results.matrix.as_ref()?;
+        let counts: Vec<u64> = matrix.quadrants.iter().map(|q| q.customers).collect();
+        let masks = self.suppressor.mask_group(&counts);
+        let largest = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+        let mut quadrants = Vec::new();
+        for (q, mask) in matrix.quadrants.iter().zip(masks) {
+            let label = format!(
+                "{} value, {} engagement",
+                if q.high_value { "high" } else { "low" },
+                if q.high_engagement { "high" } else { "low" }
+            );
+            if let Some(reason) = mask {
+                self.record("quadrants", &label, None, reason);
+            }
+            let segments = self.mix("quadrant mix", &label, &q.segments);
+            quadrants.push(QuadrantCard {
+                high_value: q.high_value,
+                high_engagement: q.high_engagement,
+                customers: mask.is_none().then_some(q.customers),
+                share: mask.is_none().then_some(q.share),
+                masked: mask.is_some(),
+                intensity: if mask.is_some() {
+                    0.0
+                } else {
+                    q.customers as f64 / largest
+                },
+                segments,
+            });
+        }
+        Some(MatrixCard {
+            value_feature: matrix.value_feature.clone(),
+            value_split: matrix.value_split,
+            value_rule: matrix.value_rule.clone(),
+            engagement_feature: matrix.engagement_feature.clone(),
+            engagement_split: matrix.engagement_split,
+            engagement_rule: matrix.engagement_rule.clone(),
+            quadrants,
+        })
+    }
+
+    fn rule_overlap(&mut self) -> Vec<OverlapCard> {
+        let overlaps = self.docs.segments.results.rule_overlap.to_vec();
+        overlaps
+            .iter()
+            .map(|o| {
+                let masked = self.suppressor.is_small(o.customers) || self.is_hidden(&o.segment);
+                if masked {
+                    self.record("rule overlap", &o.segment, None, MaskReason::SmallCell);
+                }
+                let also: Vec<MixCell> = o
+                    .also_matched_by
+                    .iter()
+                    .map(|(id, n)| {
+                        let small = masked || self.suppressor.is_small(*n);
+                        if small {
+                            self.record("rule overlap", &o.segment, Some(id), MaskReason::SmallCell);
+                        }
+                        MixCell {
+                            name: self.name(id),
+                            segment: Some(id.clone()),
+                            customers: (!small).then_some(*n),
+                            masked: small,
+                        }
+                    })
+                    .collect();
+                OverlapCard {
+                    name: self.name(&o.segment),
+                    segment: o.segment.clone(),
+                    customers: (!masked).then_some(o.customers),
+                    also_matched_by: also,
+                }
+            })
+            .collect()
+    }
+
+    fn quantiles(&mut self) -> Vec<QuantileCuts> {
+        let mut quantiles = self.docs.segments.results.quantiles.to_vec();
+        for cuts in &mut quantiles {
+            // Bucket bounds are data values of the customers in the bucket: a small bucket's
+            // bounds describe a few people, so its whole row goes.
+            let counts: Vec<u64> = cuts.buckets.iter().map(|b| b.customers).collect();
+            let masks = self.suppressor.mask_group(&counts);
+            let mut kept = Vec::new();
+            for (bucket, mask) in cuts.buckets.drain(..).zip(masks) {
+                match mask {
+                    Some(reason) => self.record(
+                        "quantiles",
+                        &cuts.feature,
+                        Some(&bucket.bucket.to_string()),
+                        reason,
+                    ),
+                    None => kept.push(bucket),
+                }
+            }
+            cuts.buckets = kept;
+        }
+        quantiles
+    }
+
+    fn comparison(&mut self, comparison: &Comparison) -> ComparisonCard {
+        let mut sizes = comparison.sizes.clone();
+        for size in &mut sizes {
+            let hidden_now = self.is_hidden(&size.segment);
+            let old_small = size.old_customers.is_some_and(|n| self.suppressor.is_small(n));
+            if old_small {
+                size.old_customers = None;
+                size.old_share = None;
+                self.record("comparison sizes", &size.segment, Some("old"), MaskReason::SmallCell);
+            }
+            if hidden_now {
+                size.new_customers = None;
+                size.new_share = None;
+            }
+            if old_small || hidden_now {
+                size.share_change_points = None;
+            }
+        }
+        let migration = &comparison.migration;
+        let masks = self.suppressor.mask_table(&migration.counts);
+        let largest = migration
+            .counts
+            .iter()
+            .flatten()
+            .copied()
+            .max()
+            .unwrap_or(0)
+            .max(1) as f64;
+        let mut counts = Vec::new();
+        let mut intensity = Vec::new();
+        for (r, (row, marks)) in migration.counts.iter().zip(&masks).enumerate() {
+            let mut shown = Vec::new();
+            let mut shades = Vec::new();
+            for (c, (n, mark)) in row.iter().zip(marks).enumerate() {
+                if let Some(reason) = mark {
+                    let from = migration.rows.get(r).cloned().unwrap_or_default();
+                    let to = migration.columns.get(c).cloned();
+                    self.record("migration", &from, to.as_deref(), *reason);
+                }
+                shown.push(mark.is_none().then_some(*n));
+                shades.push(if mark.is_none() {
+                    *n as f64 / largest
+                } else {
+                    0.0
+                });
+            }
+            counts.push(shown);
+            intensity.push(shades);
+        }
+        let total = |n: u64| (!self.suppressor.is_small(n)).then_some(n);
+        ComparisonCard {
+            old: comparison.old.clone(),
+            new: comparison.new.clone(),
+            sizes,
+            appeared_segments: comparison.appeared_segments.clone(),
+            vanished_segments: comparison.vanished_segments.clone(),
+            unmatched: comparison.unmatched.clone(),
+            migration: MigrationCard {
+                row_names: migration.rows.iter().map(|id| self.name(id)).collect(),
+                column_names: migration.columns.iter().map(|id| self.name(id)).collect(),
+                rows: migration.rows.clone(),
+                columns: migration.columns.clone(),
+                counts,
+                intensity,
+                stayed: total(migration.stayed),
+                moved: total(migration.moved),
+                appeared: total(migration.appeared),
+                disappeared: total(migration.disappeared),
+            },
+            drift: comparison
+                .drift
+                .iter()
+                .filter(|d| !self.is_hidden(&d.segment))
+                .cloned()
+                .collect(),
+            criteria_changes: comparison.criteria_changes.clone(),
+        }
+    }
+
+    fn personas(&self, segments: &[SegmentCard], criteria: &CriteriaCard) -> Vec<PersonaCard> {
+        let declared: &[PersonaSpec] = &self.docs.segments.pipeline.personas;
+        declared
+            .iter()
+            .filter_map(|persona| {
+                let segment = segments.iter().find(|s| s.id == persona.segment)?.clone();
+                Some(PersonaCard {
+                    persona: persona.clone(),
+                    checks: criteria
+                        .criteria
+                        .iter()
+                        .flat_map(|c| &c.checks)
+                        .filter(|c| c.subject == segment.id)
+                        .cloned()
+                        .collect(),
+                    segment,
+                })
+            })
+            .collect()
+    }
+
+    fn heatmap(&self, segments: &[SegmentCard]) -> Heatmap {
+        let overall: BTreeMap<&str, &FeatureStats> = self
+            .docs
+            .segments
+            .results
+            .overall
+            .iter()
+            .map(|o| (o.feature.as_str(), o))
+            .collect();
+        let features: Vec<FeatureCard> = self
+            .features
+            .iter()
+            .filter(|f| {
+                matches!(
+                    f.format,
+                    ValueFormat::Number | ValueFormat::Money | ValueFormat::Flag
+                ) && overall.get(f.name.as_str()).is_some_and(|o| o.mean.is_some())
+            })
+            .cloned()
+            .collect();
+        let rows = segments
+            .iter()
+            .filter(|s| !s.masked)
+            .map(|s| HeatmapRow {
+                segment: s.id.clone(),
+                name: s.name.clone(),
+                cells: features
+                    .iter()
+                    .map(|f| {
+                        let mean = s.features.iter().find(|x| x.feature == f.name)?.mean?;
+                        let all = overall.get(f.name.as_str())?;
+                        let sd = all.std_dev.filter(|sd| *sd > 0.0 && sd.is_finite());
+                        let z = match (all.mean, sd) {
+                            (Some(m), Some(sd)) => ((mean - m) / sd).clamp(-Z_LIMIT, Z_LIMIT),
+                            _ => 0.0,
+                        };
+                        mean.is_finite().then_some(HeatCell { mean, z })
+                    })
+                    .collect(),
+            })
+            .collect();
+        Heatmap { features, rows }
+    }
+}
+
+/// A feature as reports show it: how to format its values follows from its Arrow type and unit.
+fn feature_card(info: &FeatureInfo) -> FeatureCard {
+    let data_type = info.data_type.as_str();
+    let unit: Option<String> = None;
+    let format = if data_type == "Boolean" {
+        ValueFormat::Flag
+    } else if data_type.starts_with("Date") || data_type.starts_with("Timestamp") {
+        ValueFormat::Date
+    } else if data_type.contains("Utf8") || data_type.contains("Binary") {
+        ValueFormat::Text
+    } else if unit.as_deref().is_some_and(is_currency) {
+        ValueFormat::Money
+    } else {
+        ValueFormat::Number
+    };
+    FeatureCard {
+        name: info.name.clone(),
+        kind: info.kind,
+        description: info.description.clone(),
+        data_type: info.data_type.clone(),
+        unit,
+        format,
+    }
+}
+
+/// An ISO 4217 currency code: three capital letters.
+pub fn is_currency(unit: &str) -> bool {
+    unit.len() == 3 && unit.bytes().all(|b| b.is_ascii_uppercase())
+}
