@@ -161,6 +161,10 @@ pub struct FeatureInfo {
     pub description: String,
     /// Arrow type of the column in `assignments.parquet`.
     pub data_type: String,
+    /// The pipeline's `unit`: an ISO 4217 currency code (money) or a plain unit such as `days`.
+    /// Absent in run folders written before units existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// A source as read by the run.
@@ -508,6 +512,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
                 .field_with_name(&f.name)
                 .map(|field| field.data_type().to_string())
                 .unwrap_or_default(),
+            unit: f.unit.clone(),
         })
         .collect();
     Ok(RunResults {
