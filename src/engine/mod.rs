@@ -688,3 +688,25 @@ impl Timings {
         self.laps
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::FeatureInfo;
+
+    #[test]
+    fn feature_info_reads_run_folders_without_units_and_writes_none() {
+        let old = r#"{"name":"tenure_days","kind":"firmographic","description":"Days.","data_type":"Int64"}"#;
+        let info: FeatureInfo = serde_json::from_str(old).expect("an old feature reads");
+        assert_eq!(info.unit, None);
+        assert_eq!(serde_json::to_string(&info).expect("serializes"), old);
+        let with_unit = FeatureInfo {
+            unit: Some("days".into()),
+            ..info
+        };
+        assert!(
+            serde_json::to_string(&with_unit)
+                .expect("serializes")
+                .ends_with(r#","unit":"days"}"#)
+        );
+    }
+}
