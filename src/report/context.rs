@@ -280,7 +280,8 @@ pub struct CriteriaCard {
     pub status: Status,
     /// Each criterion with its checks.
     pub criteria: Vec<CriterionCard>,
-    /// Segments (and "all customers") by criteria: the worst status of each cell's checks.
+    /// Segments (and "all customers") by criteria: the worst status of each cell's checks; a
+    /// check of a pair of segments counts for both.
     pub matrix: CriteriaMatrix,
     /// Pairwise effect sizes behind the differentiable criterion (pairs with a masked
     /// segment are left out).
@@ -515,19 +516,23 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A segment's name for its id; a pair `a ~ b` as both names; other subjects as they are.
     fn name(&self, id: &str) -> String {
-        self.names
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| match id {
-                "all" | "*" => "All customers".to_string(),
-                crate::pipeline::model::UNASSIGNED => "Unassigned".to_string(),
-                other => other.to_string(),
-            })
+        if let Some((a, b)) = id.split_once(" ~ ") {
+            return format!("{} and {}", self.name(a), self.name(b));
+        }
+        self.names.get(id).cloned().unwrap_or_else(|| match id {
+            "all customers" => "All customers".to_string(),
+            crate::pipeline::model::UNASSIGNED => "Unassigned".to_string(),
+            other => other.to_string(),
+        })
     }
 
+    /// Whether the segment `id` (or either segment of a pair `a ~ b`) has its figures masked.
     fn is_hidden(&self, id: &str) -> bool {
-        self.hidden.iter().any(|h| h == id)
+        concerns(id)
+            .iter()
+            .any(|part| self.hidden.iter().any(|h| h == part))
     }
 
     fn record(&mut self, table: &str, row: &str, column: Option<&str>, reason: MaskReason) {
@@ -637,7 +642,12 @@ impl<'a> Builder<'a> {
             pipeline: PipelineCard {
                 name: docs.segments.pipeline.name.to_string(),
                 title: docs.segments.pipeline.title.to_string(),
-                description: docs.segments.pipeline.description.as_deref().map(str::to_string),
+                description: docs
+                    .segments
+                    .pipeline
+                    .description
+                    .as_deref()
+                    .map(str::to_string),
                 entity: docs.segments.pipeline.entity.to_string(),
                 key: docs.segments.pipeline.key.to_string(),
             },
@@ -699,10 +709,11 @@ impl<'a> Builder<'a> {
 
     fn check_card(&self, criterion: &str, check: &Check) -> CheckCard {
         let masked = self.is_hidden(&check.subject)
-            || (check.subject == "all"
-                && self.masked.iter().any(|m| {
-                    m.table == "segments" && m.row == crate::pipeline::model::UNASSIGNED
-                }));
+            || (check.subject == "all customers"
+                && self
+                    .masked
+                    .iter()
+                    .any(|m| m.table == "segments" && m.row == crate::pipeline::model::UNASSIGNED));
         CheckCard {
             criterion: criterion.to_string(),
             subject: check.subject.clone(),
@@ -743,8 +754,10 @@ impl<'a> Builder<'a> {
             .map(|s| s.id.to_string())
             .collect();
         for check in &all {
-            if !subjects.contains(&check.subject) {
-                subjects.push(check.subject.clone());
+            for subject in concerns(&check.subject) {
+                if !subjects.iter().any(|s| s == subject) {
+                    subjects.push(subject.to_string());
+                }
             }
         }
         let rows = subjects
@@ -752,7 +765,7 @@ impl<'a> Builder<'a> {
             .filter_map(|subject| {
                 let checks: Vec<CheckCard> = all
                     .iter()
-                    .filter(|c| c.subject == subject)
+                    .filter(|c| concerns(&c.subject).contains(&subject.as_str()))
                     .map(|c| (*c).clone())
                     .collect();
                 if checks.is_empty() {
@@ -763,7 +776,7 @@ impl<'a> Builder<'a> {
                     .map(|c| {
                         c.checks
                             .iter()
-                            .filter(|check| check.subject == subject)
+                            .filter(|check| concerns(&check.subject).contains(&subject.as_str()))
                             .map(|check| check.status)
                             .max()
                     })
@@ -831,7 +844,7 @@ impl<'a> Builder<'a> {
                     .criteria
                     .iter()
                     .flat_map(|c| &c.checks)
-                    .filter(|c| c.subject == s.id)
+                    .filter(|c| concerns(&c.subject).contains(&&*s.id))
                     .map(|c| c.status)
                     .max()
                     .unwrap_or(Status::Pass);
@@ -998,7 +1011,12 @@ impl<'a> Builder<'a> {
                     .map(|(id, n)| {
                         let small = masked || self.suppressor.is_small(*n);
                         if small {
-                            self.record("rule overlap", &o.segment, Some(id), MaskReason::SmallCell);
+                            self.record(
+                                "rule overlap",
+                                &o.segment,
+                                Some(id),
+                                MaskReason::SmallCell,
+                            );
                         }
                         MixCell {
                             name: self.name(id),
@@ -1046,11 +1064,18 @@ impl<'a> Builder<'a> {
         let mut sizes = comparison.sizes.clone();
         for size in &mut sizes {
             let hidden_now = self.is_hidden(&size.segment);
-            let old_small = size.old_customers.is_some_and(|n| self.suppressor.is_small(n));
+            let old_small = size
+                .old_customers
+                .is_some_and(|n| self.suppressor.is_small(n));
             if old_small {
                 size.old_customers = None;
                 size.old_share = None;
-                self.record("comparison sizes", &size.segment, Some("old"), MaskReason::SmallCell);
+                self.record(
+                    "comparison sizes",
+                    &size.segment,
+                    Some("old"),
+                    MaskReason::SmallCell,
+                );
             }
             if hidden_now {
                 size.new_customers = None;
@@ -1133,7 +1158,7 @@ impl<'a> Builder<'a> {
                         .criteria
                         .iter()
                         .flat_map(|c| &c.checks)
-                        .filter(|c| c.subject == segment.id)
+                        .filter(|c| concerns(&c.subject).contains(&segment.id.as_str()))
                         .cloned()
                         .collect(),
                     segment,
@@ -1158,7 +1183,9 @@ impl<'a> Builder<'a> {
                 matches!(
                     f.format,
                     ValueFormat::Number | ValueFormat::Money | ValueFormat::Flag
-                ) && overall.get(f.name.as_str()).is_some_and(|o| o.mean.is_some())
+                ) && overall
+                    .get(f.name.as_str())
+                    .is_some_and(|o| o.mean.is_some())
             })
             .cloned()
             .collect();
@@ -1187,17 +1214,28 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// The subjects a check is about: a pair `a ~ b` concerns both segments.
+fn concerns(subject: &str) -> Vec<&str> {
+    match subject.split_once(" ~ ") {
+        Some((a, b)) => vec![a, b],
+        None => vec![subject],
+    }
+}
+
 /// A feature as reports show it: how to format its values follows from its Arrow type and unit.
 fn feature_card(info: &FeatureInfo) -> FeatureCard {
     let data_type = info.data_type.as_str();
-    let unit: Option<String> = None;
+    let unit = info.unit.clone();
     let format = if data_type == "Boolean" {
         ValueFormat::Flag
     } else if data_type.starts_with("Date") || data_type.starts_with("Timestamp") {
         ValueFormat::Date
     } else if data_type.contains("Utf8") || data_type.contains("Binary") {
         ValueFormat::Text
-    } else if unit.as_deref().is_some_and(is_currency) {
+    } else if unit
+        .as_deref()
+        .is_some_and(crate::pipeline::model::is_currency)
+    {
         ValueFormat::Money
     } else {
         ValueFormat::Number
@@ -1210,9 +1248,4 @@ fn feature_card(info: &FeatureInfo) -> FeatureCard {
         unit,
         format,
     }
-}
-
-/// An ISO 4217 currency code: three capital letters.
-pub fn is_currency(unit: &str) -> bool {
-    unit.len() == 3 && unit.bytes().all(|b| b.is_ascii_uppercase())
 }

@@ -14,18 +14,19 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
 pub use output::{Interrupt, StagedOutput, interrupt};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
-pub use context::ReportContext;
 
 use crate::analysis::compare::Comparison;
 use crate::analysis::{CriteriaReport, ScoringReport};
 use crate::error::{Error, Result};
 use crate::run_folder::{
-    COMPARISON, CRITERIA, LINT, LintRecord, MANIFEST, Manifest, PROFILE, REPORT_CONTEXT, ReportManifest,
-    RunDocuments, RunView, SCORING, SEGMENTS, SEGMENTS_CSV, SegmentsDocument,
+    CHARTS, COMPARISON, CRITERIA, LINT, LintRecord, MANIFEST, Manifest, PERSONAS, PROFILE,
+    REPORT_CONTEXT, ReportManifest, RunDocuments, RunView, SCORING, SEGMENTS, SEGMENTS_CSV,
+    SegmentsDocument,
 };
 
 /// The documents a finished run writes before its reports, borrowed from memory.
@@ -67,9 +68,13 @@ pub fn write_data(dir: &Path, docs: &NewDocuments<'_>) -> Result<Vec<String>> {
 
 /// Render the Markdown and HTML reports and one document per persona into `dir`, from the run
 /// folder's documents only. Returns the files written.
-pub fn write_reports(dir: &Path, docs: &RunDocuments, templates: &Templates) -> Result<Vec<String>> {
+pub fn write_reports(
+    dir: &Path,
+    docs: &RunDocuments,
+    templates: &Templates,
+) -> Result<Vec<String>> {
     let data = ReportContext::new(docs);
-    let mut written = Vec::new();
+    let mut written = write_charts(dir, &data, templates)?;
     for (template, file) in [
         ("report.md.j2", "report.md"),
         ("report.html.j2", "report.html"),
@@ -79,7 +84,7 @@ pub fn write_reports(dir: &Path, docs: &RunDocuments, templates: &Templates) -> 
         written.push(file.to_string());
     }
     if !data.personas.is_empty() {
-        let folder = dir.join("personas");
+        let folder = dir.join(PERSONAS);
         std::fs::create_dir(&folder).map_err(|e| Error::output(&folder, e))?;
         for view in &data.personas {
             let context = minijinja::context! {
@@ -91,10 +96,39 @@ pub fn write_reports(dir: &Path, docs: &RunDocuments, templates: &Templates) -> 
             };
             let text = templates.render("persona.md.j2", &context)?;
             // Segment ids match NAME_PATTERN, so they are safe file names.
-            let name = format!("personas/{}.md", view.segment.id);
+            let name = format!("{PERSONAS}/{}.md", view.segment.id);
             write_file(&dir.join(&name), text.as_bytes())?;
             written.push(name);
         }
+    }
+    Ok(written)
+}
+
+/// The charts as SVG files in `charts/`, for the Markdown report to link (the HTML report has
+/// them inline, from the same templates). Each is drawn only when there is something to draw.
+fn write_charts(dir: &Path, data: &ReportContext, templates: &Templates) -> Result<Vec<String>> {
+    let charts = [
+        ("sizes", !data.segments.is_empty()),
+        (
+            "heatmap",
+            !data.heatmap.rows.is_empty() && !data.heatmap.features.is_empty(),
+        ),
+        ("matrix", data.matrix.is_some()),
+        ("migration", data.comparison.is_some()),
+    ];
+    let mut written = Vec::new();
+    for (chart, drawn) in charts {
+        if !drawn {
+            continue;
+        }
+        if written.is_empty() {
+            let folder = dir.join(CHARTS);
+            std::fs::create_dir(&folder).map_err(|e| Error::output(&folder, e))?;
+        }
+        let text = templates.render(&format!("chart-{chart}.svg.j2"), data)?;
+        let name = format!("{CHARTS}/{chart}.svg");
+        write_file(&dir.join(&name), text.as_bytes())?;
+        written.push(name);
     }
     Ok(written)
 }

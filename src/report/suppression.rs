@@ -53,19 +53,27 @@ impl Suppressor {
         masked
     }
 
-    /// Add complementary masks to a group whose small cells are already marked: while exactly
-    /// one cell is masked, mask the smallest non-empty unmasked one.
+    /// Add complementary masks to a group whose small cells are already marked: when exactly
+    /// one cell is masked, mask the smallest non-empty unmasked one too, or, when every other
+    /// cell is empty, an empty one (a known zero beside a total gives the masked cell away just
+    /// the same).
     pub fn complete(&self, cells: &[u64], masked: &mut [Option<MaskReason>]) {
-        if masked.iter().filter(|m| m.is_some()).count() == 1 {
-            let partner = cells
+        if masked.iter().filter(|m| m.is_some()).count() != 1 {
+            return;
+        }
+        let unmasked = || {
+            cells
                 .iter()
                 .enumerate()
-                .filter(|(i, c)| masked[*i].is_none() && **c > 0)
-                .min_by_key(|(_, c)| **c)
-                .map(|(i, _)| i);
-            if let Some(i) = partner {
-                masked[i] = Some(MaskReason::Complementary);
-            }
+                .filter(|(i, _)| masked[*i].is_none())
+        };
+        let partner = unmasked()
+            .filter(|(_, c)| **c > 0)
+            .min_by_key(|(_, c)| **c)
+            .or_else(|| unmasked().next())
+            .map(|(i, _)| i);
+        if let Some(i) = partner {
+            masked[i] = Some(MaskReason::Complementary);
         }
     }
 
@@ -132,7 +140,37 @@ mod tests {
         assert_eq!(masks[1], Some(MaskReason::SmallCell));
         assert_eq!(masks[3], Some(MaskReason::Complementary));
         assert_eq!(count(&masks), 2);
-        assert_eq!(masks[4], None, "empty cells are shown");
+        assert_eq!(
+            masks[4], None,
+            "empty cells are shown when another can partner"
+        );
+    }
+
+    #[test]
+    fn a_lone_masked_cell_among_zeros_takes_a_zero_with_it() {
+        let masks = TEN.mask_group(&[0, 3, 0]);
+        assert_eq!(count(&masks), 2, "{masks:?}");
+    }
+
+    /// The table of a real comparison whose one small cell (1) a greedy pass left recoverable:
+    /// a masked cell alone in its column among zeros.
+    #[test]
+    fn every_line_of_a_table_keeps_zero_or_at_least_two_masked_cells() {
+        let counts = vec![
+            vec![26, 0, 256, 0, 0],
+            vec![0, 153, 0, 45, 31],
+            vec![0, 0, 869, 210, 0],
+            vec![0, 0, 1, 852, 33],
+            vec![0, 0, 0, 38, 486],
+        ];
+        let masks = TEN.mask_table(&counts);
+        for row in &masks {
+            assert_ne!(count(row), 1, "{masks:?}");
+        }
+        for column in 0..5 {
+            let cells: Vec<_> = masks.iter().map(|r| r[column]).collect();
+            assert_ne!(count(&cells), 1, "{masks:?}");
+        }
     }
 
     #[test]

@@ -33,6 +33,22 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         "history.html.j2",
         include_str!("../../templates/history.html.j2"),
     ),
+    (
+        "chart-sizes.svg.j2",
+        include_str!("../../templates/chart-sizes.svg.j2"),
+    ),
+    (
+        "chart-heatmap.svg.j2",
+        include_str!("../../templates/chart-heatmap.svg.j2"),
+    ),
+    (
+        "chart-matrix.svg.j2",
+        include_str!("../../templates/chart-matrix.svg.j2"),
+    ),
+    (
+        "chart-migration.svg.j2",
+        include_str!("../../templates/chart-migration.svg.j2"),
+    ),
 ];
 
 /// The most steps (about one per template instruction) one render may take. The example

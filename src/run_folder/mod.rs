@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::ScoringReport;
 use crate::analysis::compare::{Comparison, RunSummary, SegmentSummary};
 use crate::analysis::{CriteriaReport, SegmentProfile};
 use crate::engine::compare::{Assignments, Binning};
@@ -19,7 +20,6 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::analysis::ScoringReport;
 use crate::pipeline::model::{PersonaSpec, SegmentSpec};
 
 mod documents;
@@ -49,6 +49,8 @@ pub const MANIFEST: &str = "manifest.json";
 pub const PROFILE: &str = "profile.txt";
 /// The template context, on request (`--context`).
 pub const REPORT_CONTEXT: &str = "report-context.json";
+/// The charts as SVG files, linked from the Markdown report.
+pub const CHARTS: &str = "charts";
 /// One document per persona.
 pub const PERSONAS: &str = "personas";
 
@@ -91,7 +93,7 @@ impl<'a> PipelineInfo<'a> {
             entity: Cow::Owned(pipeline.entity.describe()),
             key: Cow::Borrowed(&pipeline.spec.entity.key),
             personas: Cow::Borrowed(&pipeline.spec.personas),
-            min_cell: DEFAULT_MIN_CELL,
+            min_cell: pipeline.spec.reports.min_cell,
         }
     }
 }
@@ -312,8 +314,8 @@ pub fn read_documents(path: &Path, run: Option<RunInfo>) -> Result<RunDocuments>
     let run = match run {
         Some(run) => run,
         None => {
-            let text = optional(MANIFEST)?
-                .ok_or_else(|| broken(format!("{MANIFEST} is missing")))?;
+            let text =
+                optional(MANIFEST)?.ok_or_else(|| broken(format!("{MANIFEST} is missing")))?;
             parse::<Manifest>(&text, MANIFEST, &broken)?.run
         }
     };
