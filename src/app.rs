@@ -325,6 +325,10 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Report(args) => render_report(&args),
         Command::Templates(TemplatesCommand::Export { dir }) => export_templates(&dir),
+        Command::Templates(TemplatesCommand::Reference) => {
+            out!("{}", report::context_reference());
+            Ok(())
+        }
         Command::Schema => {
             out!("{}\n", schema_json());
             Ok(())

@@ -247,6 +247,14 @@ pub enum TemplatesCommand {
         /// Folder to write the templates into (created if missing).
         dir: PathBuf,
     },
+    /// Print the reference of every field the report templates see, as Markdown.
+    ///
+    /// docs/template-context.md is this output.
+    ///
+    /// Example:
+    ///   segflow templates reference > docs/template-context.md
+    #[command(verbatim_doc_comment)]
+    Reference,
 }
 
 /// A size in bytes from `2GiB`, `512MiB`, `1.5GB`, `100000` (binary and decimal units).

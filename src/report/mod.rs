@@ -7,6 +7,7 @@ pub use escape::strip_controls;
 mod history;
 mod output;
 mod provenance;
+mod reference;
 mod suppression;
 mod templates;
 
@@ -18,6 +19,7 @@ pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
 pub use output::{Interrupt, StagedOutput, interrupt};
 pub use provenance::{GitState, git_state};
+pub use reference::{context_reference, context_schema};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 
 use crate::analysis::compare::Comparison;
@@ -26,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::run_folder::{
     CHARTS, COMPARISON, CRITERIA, LINT, LintRecord, MANIFEST, Manifest, PERSONAS, PROFILE,
     REPORT_CONTEXT, ReportManifest, RunDocuments, RunView, SCORING, SEGMENTS, SEGMENTS_CSV,
-    SegmentsDocument,
+    SUPPRESSION, SegmentsDocument,
 };
 
 /// The documents a finished run writes before its reports, borrowed from memory.
@@ -74,7 +76,9 @@ pub fn write_reports(
     templates: &Templates,
 ) -> Result<Vec<String>> {
     let data = ReportContext::new(docs);
-    let mut written = write_charts(dir, &data, templates)?;
+    write_json(&dir.join(SUPPRESSION), &data.suppression)?;
+    let mut written = vec![SUPPRESSION.to_string()];
+    written.extend(write_charts(dir, &data, templates)?);
     for (template, file) in [
         ("report.md.j2", "report.md"),
         ("report.html.j2", "report.html"),

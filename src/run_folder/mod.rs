@@ -49,6 +49,8 @@ pub const MANIFEST: &str = "manifest.json";
 pub const PROFILE: &str = "profile.txt";
 /// The template context, on request (`--context`).
 pub const REPORT_CONTEXT: &str = "report-context.json";
+/// What small-cell suppression masked in the stakeholder documents.
+pub const SUPPRESSION: &str = "suppression.json";
 /// The charts as SVG files, linked from the Markdown report.
 pub const CHARTS: &str = "charts";
 /// One document per persona.

@@ -15,6 +15,7 @@ mod lints;
 mod method;
 mod pipeline_input;
 mod replace;
+mod reports;
 mod resources;
 mod review;
 mod schema;
