@@ -5,6 +5,7 @@ mod escape;
 pub use escape::strip_controls;
 mod history;
 mod output;
+pub mod pdf;
 mod provenance;
 mod templates;
 mod views;
@@ -16,6 +17,7 @@ use serde::{Deserialize, Serialize};
 
 pub use history::{write_history, write_history_manifest};
 pub use output::{Interrupt, StagedOutput, interrupt};
+pub use pdf::print_to_pdf;
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
 pub use views::LintView;
