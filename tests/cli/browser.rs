@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use crate::support::{Workspace, stderr};
+use crate::support::{ExampleRun, Workspace, stderr};
 
 /// Debian's Chromium, or `None` outside CI when it is not installed. In CI (`CI` set) a missing
 /// browser fails the test: `.ci/run` installs it.
@@ -204,19 +204,6 @@ fn screenshots() -> PathBuf {
     dir
 }
 
-/// The shipped example run as the README tells users to; the report is `run/report.html`.
-fn example_run() -> tempfile::TempDir {
-    let out = tempfile::TempDir::new().unwrap();
-    let output = crate::support::segflow()
-        .args(["run", "pipelines/saas_quarterly.yaml", "--out"])
-        .arg(out.path().join("run"))
-        .current_dir(crate::support::repo_path(""))
-        .output()
-        .unwrap();
-    assert!(output.status.success(), "{}", stderr(&output));
-    out
-}
-
 /// What Chromium showed of a page at one width.
 #[derive(Debug)]
 struct Rendering {
@@ -407,8 +394,8 @@ fn screenshot(browser: &Path, page: &Path, width: u32, height: u32, png: &Path) 
 #[test]
 fn the_example_report_renders_on_desktop_and_phone_without_errors_requests_or_sideways_scrolling() {
     let Some(browser) = chromium() else { return };
-    let run = example_run();
-    let report = run.path().join("run/report.html");
+    let run = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
+    let report = run.path("report.html");
     let html = std::fs::read_to_string(&report).unwrap();
     assert_eq!(
         external_references(&html),
@@ -577,9 +564,9 @@ fn charts_cut(html: &str, pages: &[String]) -> Vec<String> {
 fn the_example_report_prints_to_a_few_pages_with_no_chart_cut_by_a_page_break() {
     let Some(_) = chromium() else { return };
     let Some(pdftotext) = pdftotext() else { return };
-    let run = example_run();
-    let report = run.path().join("run/report.html");
-    let pdf = run.path().join("report.pdf");
+    let run = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
+    let report = run.path("report.html");
+    let pdf = run.path("report.pdf");
     segflow::report::print_to_pdf(&report, &pdf).unwrap();
     let kept = screenshots().join("report.pdf");
     std::fs::copy(&pdf, &kept).unwrap();
