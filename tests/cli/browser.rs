@@ -560,8 +560,38 @@ fn charts_cut(html: &str, pages: &[String]) -> Vec<String> {
     problems
 }
 
+/// Words of column headings of `html`'s tables that are nowhere in the text of `pages`: a table
+/// wider than the paper in a box that scrolls on screen loses its right-hand columns in print
+/// (Chromium clips them, and clipped text is not in the PDF). Words, not whole headings: a
+/// heading may wrap onto two lines.
+fn headings_not_printed(html: &str, pages: &[String]) -> Vec<String> {
+    let printed: std::collections::BTreeSet<&str> =
+        pages.iter().flat_map(|p| p.split_whitespace()).collect();
+    let mut missing = Vec::new();
+    for piece in html.split("<th").skip(1) {
+        let Some((_, rest)) = piece.split_once('>') else {
+            continue;
+        };
+        let Some((cell, _)) = rest.split_once("</th>") else {
+            continue;
+        };
+        // The heading's text between its markup (`Market size<br><small>25%`).
+        for (i, part) in cell.split(['<', '>']).enumerate() {
+            if i % 2 == 1 {
+                continue;
+            }
+            for word in unescape(part).split_whitespace() {
+                if !printed.contains(word) && !missing.iter().any(|m| m == word) {
+                    missing.push(word.to_string());
+                }
+            }
+        }
+    }
+    missing
+}
+
 #[test]
-fn the_example_report_prints_to_a_few_pages_with_no_chart_cut_by_a_page_break() {
+fn the_example_report_prints_to_a_few_pages_with_no_chart_cut_and_no_table_column_clipped() {
     let Some(_) = chromium() else { return };
     let Some(pdftotext) = pdftotext() else { return };
     let run = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
@@ -580,10 +610,15 @@ fn the_example_report_prints_to_a_few_pages_with_no_chart_cut_by_a_page_break() 
         "the example's report has its charts"
     );
     assert_eq!(charts_cut(&html, &pages), Vec::<String>::new());
+    assert_eq!(
+        headings_not_printed(&html, &pages),
+        Vec::<String>::new(),
+        "every table column is on paper"
+    );
 }
 
 #[test]
-fn the_page_break_check_catches_a_chart_cut_across_pages() {
+fn the_print_checks_catch_a_chart_cut_across_pages_and_table_columns_clipped_off_the_paper() {
     let Some(_) = chromium() else { return };
     let Some(pdftotext) = pdftotext() else { return };
     let dir = tempfile::TempDir::new().unwrap();
@@ -591,6 +626,7 @@ fn the_page_break_check_catches_a_chart_cut_across_pages() {
     let html = r#"<!DOCTYPE html><html><body><p>Before the chart</p>
 <svg role="img" width="400" height="2400" viewBox="0 0 400 2400"><title>Tall chart</title>
 <text x="10" y="20">top of the tall chart</text><text x="10" y="2380">bottom of the tall chart</text></svg>
+<div style="overflow-x: auto"><table><tr><th style="min-width: 1200px">Wide</th><th>Clipped heading</th></tr></table></div>
 </body></html>"#;
     let page = dir.path().join("tall.html");
     std::fs::write(&page, html).unwrap();
@@ -604,6 +640,7 @@ fn the_page_break_check_catches_a_chart_cut_across_pages() {
         problems[0].starts_with("chart \"Tall chart\" starts on page "),
         "{problems:?}"
     );
+    assert_eq!(headings_not_printed(html, &pages), ["Clipped", "heading"]);
 }
 
 #[test]
