@@ -31,6 +31,8 @@ pub mod exit {
     /// A run folder given to `diff`, `history` or `--compare-to` is missing, incomplete or
     /// corrupt.
     pub const RUN_FOLDER: u8 = 10;
+    /// Chromium, which prints the report to PDF, is missing, failed or did not finish in time.
+    pub const CHROMIUM: u8 = 11;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
     /// Interrupted by Ctrl-C or a termination signal; nothing was written.
@@ -137,6 +139,14 @@ pub enum Error {
         /// What is wrong.
         message: String,
     },
+    /// Chromium, which prints the report to PDF, is missing, failed or did not finish in time.
+    #[error("{message}")]
+    Chromium {
+        /// What is wrong.
+        message: String,
+        /// What to do about it (how to install Chromium or point segflow at one).
+        help: Option<String>,
+    },
     /// The engine ran out of its memory pool in a stage, even after spilling.
     #[error("out of memory in stage `{stage}`{}: {message}", limit.map_or(String::new(), |l| format!(" under --memory-limit {}", human_bytes(l))))]
     OutOfMemory {
@@ -192,6 +202,7 @@ impl Error {
             Error::TestsFailed { .. } | Error::TestFailure { .. } => exit::TESTS,
             Error::OutOfMemory { .. } => exit::MEMORY,
             Error::RunFolder { .. } => exit::RUN_FOLDER,
+            Error::Chromium { .. } => exit::CHROMIUM,
             Error::Internal(_) => exit::INTERNAL,
             Error::BrokenPipe => exit::OK,
         }
@@ -266,6 +277,7 @@ impl Diagnostic for Error {
             Error::TestsFailed { .. } | Error::TestFailure { .. } => "segflow::tests",
             Error::OutOfMemory { .. } => "segflow::memory",
             Error::RunFolder { .. } => "segflow::run-folder",
+            Error::Chromium { .. } => "segflow::chromium",
             Error::Internal(_) | Error::BrokenPipe => "segflow::internal",
         };
         Some(Box::new(code))
@@ -287,7 +299,8 @@ impl Diagnostic for Error {
             Error::Source { help, .. }
             | Error::Data { help, .. }
             | Error::Output { help, .. }
-            | Error::Usage { help, .. } => {
+            | Error::Usage { help, .. }
+            | Error::Chromium { help, .. } => {
                 help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
             }
             _ => None,

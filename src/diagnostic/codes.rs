@@ -162,6 +162,8 @@ codes! {
     MEMORY = "memory", Error, "A stage of the run needed more memory than `--memory-limit` allows, even after spilling to the temporary folder. The message names the stage and the limit. Raise --memory-limit, or give the run a machine with more memory. Exit code 9.";
     /// A run folder that cannot be compared with.
     RUN_FOLDER = "run-folder", Error, "A run folder given to `segflow diff`, `segflow history` or `run --compare-to` is missing, is not a folder, or lacks or has a corrupt segments.json, criteria.json or assignments.parquet. A comparison never treats a missing file as \"nothing changed\". A `history` glob pattern that matches no run folder is this error too. Pass a folder written by `segflow run`. Exit code 10.";
+    /// Chromium, which prints the report to PDF, is missing or failed.
+    CHROMIUM = "chromium", Error, "Printing the report to PDF needs Chromium (or Chrome): it is not installed (none of `chromium`, `chromium-browser`, `google-chrome` is on PATH), `SEGFLOW_CHROMIUM` names no executable file, or Chromium failed, printed nothing, or did not finish within 120 s and was stopped. Install it (Debian/Ubuntu: `apt-get install chromium`) or set SEGFLOW_CHROMIUM to its path. Exit code 11.";
     /// A bug.
     INTERNAL = "internal", Error, "A bug in segflow. Please report it with the command and, if you can, the pipeline file. Exit code 70.";
 }
