@@ -829,7 +829,9 @@ fn render_report(args: &ReportArgs) -> Result<()> {
         outputs.push(report::write_context(staged.path(), &documents).map_err(relocate)?);
     }
     if args.pdf {
-        return Err(Error::Internal("--pdf is not available yet".into()));
+        let pdf = staged.path().join("report.pdf");
+        report::print_to_pdf(&staged.path().join("report.html"), &pdf).map_err(relocate)?;
+        outputs.push("report.pdf".into());
     }
     outputs.push(run_folder::MANIFEST.into());
     let manifest = ReportManifest {

@@ -40,6 +40,18 @@ pub struct History {
     pub criteria: Vec<CheckHistory>,
     /// What could not be matched across the runs.
     pub notes: Vec<String>,
+    /// The latest run's small-cell threshold: history.md and history.html mask counts under it.
+    #[serde(default = "crate::analysis::history::default_min_cell")]
+    pub min_cell: u64,
+}
+
+/// The threshold of histories written before they recorded one.
+pub fn default_min_cell() -> u64 {
+    10
+}
+
+fn is_false(value: &bool) -> bool {
+    !*value
 }
 
 /// One run of the history.
@@ -57,6 +69,9 @@ pub struct HistoryRun {
     pub unassigned: u64,
     /// Their share of the customers.
     pub unassigned_share: f64,
+    /// In history.md and history.html only: the unassigned count is masked (then 0 here).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub unassigned_masked: bool,
 }
 
 /// A segment's size in one run.
@@ -66,6 +81,9 @@ pub struct Size {
     pub customers: u64,
     /// Share of the run's customers.
     pub share: f64,
+    /// In history.md and history.html only: the size is masked (customers and share are 0).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub masked: bool,
 }
 
 /// One segment across the runs.
@@ -91,6 +109,9 @@ pub struct Flow {
     pub to: String,
     /// Customers.
     pub customers: u64,
+    /// In history.md and history.html only: the count is masked (then 0 here).
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub masked: bool,
 }
 
 /// What happened between one run and the next.
@@ -110,6 +131,10 @@ pub struct Step {
     pub appeared: u64,
     /// Customers only in the earlier run.
     pub disappeared: u64,
+    /// In history.md and history.html only: stayed, moved, appeared and disappeared are masked
+    /// (then 0 here) because one of them is small.
+    #[serde(default, skip_serializing_if = "is_false")]
+    pub totals_masked: bool,
 }
 
 /// A feature's mean per segment across the runs.
@@ -216,6 +241,7 @@ pub fn history(
                     run.segments.iter().find(|s| &s.id == id).map(|s| Size {
                         customers: s.customers,
                         share: s.share,
+                        masked: false,
                     })
                 })
                 .collect(),
@@ -254,6 +280,7 @@ pub fn history(
                         from: relabel(row),
                         to: relabel(column),
                         customers,
+                        masked: false,
                     });
                 }
             }
@@ -275,6 +302,7 @@ pub fn history(
             moved: migration.moved,
             appeared: migration.appeared,
             disappeared: migration.disappeared,
+            totals_masked: false,
         });
     }
 
@@ -350,6 +378,7 @@ pub fn history(
                 } else {
                     run.unassigned as f64 / run.customers as f64
                 },
+                unassigned_masked: false,
             })
             .collect(),
         segments: segment_histories,
@@ -358,6 +387,7 @@ pub fn history(
         means,
         criteria,
         notes,
+        min_cell: default_min_cell(),
     }
 }
 

@@ -7,8 +7,9 @@ use std::path::Path;
 
 use serde::Serialize;
 
+use super::suppression::Suppressor;
 use super::{Templates, write_file, write_json};
-use crate::analysis::history::{History, NOT_IN_EARLIER, NOT_IN_LATER};
+use crate::analysis::history::{Flow, History, NOT_IN_EARLIER, NOT_IN_LATER, Size};
 use crate::error::Result;
 use crate::pipeline::model::UNASSIGNED;
 use crate::run_folder::MANIFEST;
@@ -17,8 +18,10 @@ use crate::run_folder::history::{HISTORY, HISTORY_HTML, HISTORY_MD, HistoryManif
 /// Write `history.json`, `history.md` and `history.html` into `dir`. Returns the files written.
 pub fn write_history(dir: &Path, history: &History, templates: &Templates) -> Result<Vec<String>> {
     write_json(&dir.join(HISTORY), history)?;
-    let chart = FlowChart::of(history);
-    let context = minijinja::context! { history => history, chart => &chart };
+    // history.json is the team's complete record; the documents for people are masked.
+    let shown = for_people(history);
+    let chart = FlowChart::of(&shown);
+    let context = minijinja::context! { history => &shown, chart => &chart };
     for (template, file) in [
         ("history.md.j2", HISTORY_MD),
         ("history.html.j2", HISTORY_HTML),
@@ -27,6 +30,107 @@ pub fn write_history(dir: &Path, history: &History, templates: &Templates) -> Re
         write_file(&dir.join(file), text.as_bytes())?;
     }
     Ok(vec![HISTORY.into(), HISTORY_MD.into(), HISTORY_HTML.into()])
+}
+
+/// `history` with the counts of groups smaller than its `min_cell` masked, and the counts that
+/// would give them away by subtraction (see [`Suppressor`]): segment sizes and the unassigned
+/// per run, the flows of each step (rows and columns of its migration matrix), and a step's
+/// totals when one of them is small.
+fn for_people(history: &History) -> History {
+    let suppressor = Suppressor {
+        min_cell: history.min_cell,
+    };
+    let mut shown = history.clone();
+    for (j, run) in shown.runs.iter_mut().enumerate() {
+        let present: Vec<usize> = (0..shown.segments.len())
+            .filter(|&i| shown.segments[i].sizes.get(j).copied().flatten().is_some())
+            .collect();
+        let mut cells: Vec<u64> = present
+            .iter()
+            .filter_map(|&i| shown.segments[i].sizes[j].map(|size| size.customers))
+            .collect();
+        cells.push(run.unassigned);
+        let masks = suppressor.mask_group(&cells);
+        for (&i, mask) in present.iter().zip(&masks) {
+            if mask.is_some()
+                && let Some(size) = shown.segments[i].sizes[j].as_mut()
+            {
+                *size = Size {
+                    customers: 0,
+                    share: 0.0,
+                    masked: true,
+                };
+            }
+        }
+        if masks.last().copied().flatten().is_some() {
+            run.unassigned = 0;
+            run.unassigned_share = 0.0;
+            run.unassigned_masked = true;
+        }
+    }
+    // A masked segment's feature means describe fewer customers than the threshold.
+    for feature in &mut shown.means {
+        for row in &mut feature.segments {
+            let Some(segment) = shown.segments.iter().find(|s| s.id == row.segment) else {
+                continue;
+            };
+            for (j, mean) in row.means.iter_mut().enumerate() {
+                if segment
+                    .sizes
+                    .get(j)
+                    .copied()
+                    .flatten()
+                    .is_some_and(|s| s.masked)
+                {
+                    *mean = None;
+                }
+            }
+        }
+    }
+    for step in &mut shown.steps {
+        let mut rows: Vec<&str> = Vec::new();
+        let mut columns: Vec<&str> = Vec::new();
+        for flow in &step.flows {
+            if !rows.contains(&flow.from.as_str()) {
+                rows.push(&flow.from);
+            }
+            if !columns.contains(&flow.to.as_str()) {
+                columns.push(&flow.to);
+            }
+        }
+        let mut counts = vec![vec![0u64; columns.len()]; rows.len()];
+        let place = |flow: &Flow| {
+            let r = rows.iter().position(|r| *r == flow.from)?;
+            let c = columns.iter().position(|c| *c == flow.to)?;
+            Some((r, c))
+        };
+        for flow in &step.flows {
+            if let Some((r, c)) = place(flow) {
+                counts[r][c] = flow.customers;
+            }
+        }
+        let masks = suppressor.mask_table(&counts);
+        let masked: Vec<bool> = step
+            .flows
+            .iter()
+            .map(|flow| place(flow).is_some_and(|(r, c)| masks[r][c].is_some()))
+            .collect();
+        for (flow, masked) in step.flows.iter_mut().zip(masked) {
+            if masked {
+                flow.customers = 0;
+                flow.masked = true;
+            }
+        }
+        let totals = [step.stayed, step.moved, step.appeared, step.disappeared];
+        if totals.iter().any(|&n| suppressor.is_small(n)) {
+            step.stayed = 0;
+            step.moved = 0;
+            step.appeared = 0;
+            step.disappeared = 0;
+            step.totals_masked = true;
+        }
+    }
+    shown
 }
 
 /// Write the history folder's `manifest.json` into `dir`.
@@ -273,6 +377,7 @@ impl FlowChart {
                 .flows
                 .iter()
                 .enumerate()
+                .filter(|(_, flow)| !flow.masked)
                 .filter_map(|(f, flow)| {
                     let from = if flow.from == NOT_IN_EARLIER {
                         NEW_KEY
@@ -412,6 +517,7 @@ mod tests {
             customers,
             unassigned,
             unassigned_share: unassigned as f64 / customers as f64,
+            unassigned_masked: false,
         }
     }
 
@@ -419,17 +525,18 @@ mod tests {
         Some(Size {
             customers,
             share: customers as f64 / of as f64,
+            masked: false,
         })
     }
 
-    #[test]
-    fn bars_are_proportional_and_bands_as_wide_as_their_flows() {
+    fn example() -> History {
         let flow = |from: &str, to: &str, customers| Flow {
             from: from.into(),
             to: to.into(),
             customers,
+            masked: false,
         };
-        let history = History {
+        History {
             pipeline: "p".into(),
             title: "P".into(),
             runs: vec![run("2026-01-01", 100, 0), run("2026-04-01", 100, 10)],
@@ -464,12 +571,76 @@ mod tests {
                 moved: 40,
                 appeared: 10,
                 disappeared: 10,
+                totals_masked: false,
             }],
             features: Vec::new(),
             means: Vec::new(),
             criteria: Vec::new(),
             notes: Vec::new(),
-        };
+            min_cell: 0,
+        }
+    }
+
+    #[test]
+    fn small_flows_and_sizes_are_masked_for_people_with_a_partner_in_each_line() {
+        let mut history = example();
+        history.min_cell = 15;
+        let shown = for_people(&history);
+        let step = &shown.steps[0];
+        let masked: Vec<(&str, &str)> = step
+            .flows
+            .iter()
+            .filter(|f| f.masked)
+            .map(|f| (f.from.as_str(), f.to.as_str()))
+            .collect();
+        // Every flow of 10 is small; each row and column holding one also masks another.
+        for small in [
+            ("a", NOT_IN_LATER),
+            ("b", UNASSIGNED),
+            (NOT_IN_EARLIER, "c"),
+        ] {
+            assert!(masked.contains(&small), "{masked:?}");
+        }
+        for flow in step.flows.iter().filter(|f| f.masked) {
+            assert_eq!(flow.customers, 0, "a masked flow keeps no count");
+        }
+        // Lines with one flow only have their total masked too (appeared, disappeared, the
+        // unassigned), checked below.
+        for line in ["a", "b"] {
+            assert_ne!(
+                masked.iter().filter(|(from, _)| *from == line).count(),
+                1,
+                "row {line}: {masked:?}"
+            );
+        }
+        for line in ["c"] {
+            assert_ne!(
+                masked.iter().filter(|(_, to)| *to == line).count(),
+                1,
+                "column {line}: {masked:?}"
+            );
+        }
+        assert!(step.totals_masked, "appeared and disappeared are 10");
+        assert!(
+            shown.runs[1].unassigned_masked,
+            "10 unassigned in the second run"
+        );
+        // The complete history is untouched.
+        assert!(
+            history.steps[0]
+                .flows
+                .iter()
+                .all(|f| !f.masked && f.customers > 0)
+        );
+        // The chart draws no band of a masked flow.
+        let chart = FlowChart::of(&shown);
+        let unmasked = step.flows.iter().filter(|f| !f.masked).count();
+        assert!(chart.bands.len() <= unmasked, "{} bands", chart.bands.len());
+    }
+
+    #[test]
+    fn bars_are_proportional_and_bands_as_wide_as_their_flows() {
+        let history = example();
         let chart = FlowChart::of(&history);
         // Column 1: a, b, new (10); column 2: a, c, unassigned, gone (10). Tallest: 110.
         let heights: Vec<(String, f64)> = chart

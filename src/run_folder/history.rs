@@ -173,10 +173,12 @@ pub async fn history(runs: &[Run<'_>], features: &[String]) -> Result<History> {
             .await?,
         );
     }
-    Ok(history::history(
+    let mut history = history::history(
         &summaries,
         &latest_run.segments.pipeline.title,
         &steps,
         &chosen,
-    ))
+    );
+    history.min_cell = latest_run.segments.pipeline.min_cell;
+    Ok(history)
 }
