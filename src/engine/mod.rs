@@ -161,6 +161,10 @@ pub struct FeatureInfo {
     pub description: String,
     /// Arrow type of the column in `assignments.parquet`.
     pub data_type: String,
+    /// The pipeline's `unit`: an ISO 4217 currency code (money) or a plain unit such as `days`.
+    /// Absent in run folders written before units existed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
 }
 
 /// A source as read by the run.
@@ -508,6 +512,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
                 .field_with_name(&f.name)
                 .map(|field| field.data_type().to_string())
                 .unwrap_or_default(),
+            unit: f.unit.clone(),
         })
         .collect();
     Ok(RunResults {
@@ -681,5 +686,27 @@ impl Timings {
 
     fn into_inner(self) -> Vec<(String, f64)> {
         self.laps
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::FeatureInfo;
+
+    #[test]
+    fn feature_info_reads_run_folders_without_units_and_writes_none() {
+        let old = r#"{"name":"tenure_days","kind":"firmographic","description":"Days.","data_type":"Int64"}"#;
+        let info: FeatureInfo = serde_json::from_str(old).expect("an old feature reads");
+        assert_eq!(info.unit, None);
+        assert_eq!(serde_json::to_string(&info).expect("serializes"), old);
+        let with_unit = FeatureInfo {
+            unit: Some("days".into()),
+            ..info
+        };
+        assert!(
+            serde_json::to_string(&with_unit)
+                .expect("serializes")
+                .ends_with(r#","unit":"days"}"#)
+        );
     }
 }

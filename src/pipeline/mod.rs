@@ -363,7 +363,43 @@ fn suggestion(message: &str) -> Option<String> {
 
 #[cfg(test)]
 mod tests {
-    use super::in_user_words;
+    use super::{Pipeline, in_user_words};
+
+    const MINIMAL: &str = "version: 1\nname: p\nsources: { c: { path: c.csv } }\n\
+        entity: { source: c, key: id }\nfeatures:\n  - { name: revenue, kind: value, \
+        description: Revenue., expr: amount, unit: EUR }\nsegments: [{ id: all, name: All }]\n";
+
+    fn pipeline(text: &str) -> Pipeline {
+        Pipeline::from_text("p.yaml", text.to_string(), std::path::PathBuf::new())
+            .expect("the pipeline loads")
+    }
+
+    #[test]
+    fn reports_suppress_cells_under_ten_unless_told_otherwise() {
+        assert_eq!(pipeline(MINIMAL).spec.reports.min_cell, 10);
+        assert_eq!(
+            pipeline(&format!("{MINIMAL}reports: {{}}\n"))
+                .spec
+                .reports
+                .min_cell,
+            10
+        );
+        assert_eq!(
+            pipeline(&format!("{MINIMAL}reports: {{ min_cell: 0 }}\n"))
+                .spec
+                .reports
+                .min_cell,
+            0
+        );
+    }
+
+    #[test]
+    fn a_feature_keeps_its_unit() {
+        let spec = pipeline(MINIMAL).spec;
+        assert_eq!(spec.features[0].unit.as_deref(), Some("EUR"));
+        assert!(crate::pipeline::model::is_currency("EUR"));
+        assert!(!crate::pipeline::model::is_currency("days"));
+    }
 
     #[test]
     fn serde_messages_lose_rust_type_names() {

@@ -68,6 +68,32 @@ pub struct PipelineSpec {
     /// test` runs them on these rows instead of the real sources.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub tests: Vec<SegmentTest>,
+    /// Settings of the stakeholder documents (reports), e.g. small-cell suppression.
+    #[serde(default)]
+    pub reports: ReportSettings,
+}
+
+/// Settings of the reports written for stakeholders.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ReportSettings {
+    /// Small-cell suppression: stakeholder documents hide counts (and the figures derived from
+    /// them) of groups with fewer than this many customers, so no one can be singled out. 10 by
+    /// default; 0 or 1 shows every count.
+    #[serde(default = "default_min_cell")]
+    pub min_cell: u64,
+}
+
+impl Default for ReportSettings {
+    fn default() -> Self {
+        ReportSettings {
+            min_cell: default_min_cell(),
+        }
+    }
+}
+
+fn default_min_cell() -> u64 {
+    10
 }
 
 /// One segment test: fixture rows per source and what must come out.
@@ -339,6 +365,21 @@ pub struct FeatureSpec {
     /// Cast the result to this type. Without it the type follows from the SQL.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub column_type: Option<ColumnType>,
+    /// What the value counts, for reports: an ISO 4217 currency code (`EUR`, `USD`, `GBP`) makes
+    /// it money (`EUR 1.23M`), anything else is a plain unit written after the number
+    /// (`days`, `tickets`). At most 16 characters, no line breaks.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    #[schemars(length(min = 1, max = 16))]
+    pub unit: Option<String>,
+}
+
+/// Longest `unit` of a feature, in characters.
+pub const MAX_UNIT_CHARS: usize = 16;
+
+/// Whether `unit` is an ISO 4217 currency code (three capital letters, e.g. `EUR`): reports
+/// show such features as money.
+pub fn is_currency(unit: &str) -> bool {
+    unit.len() == 3 && unit.bytes().all(|b| b.is_ascii_uppercase())
 }
 
 /// An aggregate over another source's rows for each customer.

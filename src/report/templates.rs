@@ -3,6 +3,7 @@
 
 use std::path::{Path, PathBuf};
 
+use minijinja::value::ValueKind;
 use minijinja::{AutoEscape, Environment, UndefinedBehavior, Value};
 use serde::Serialize;
 
@@ -85,6 +86,12 @@ impl Templates {
         env.add_filter("thousands", thousands);
         env.add_filter("pct", pct);
         env.add_filter("num", num);
+        env.add_filter("money", money);
+        env.add_filter("yes_share", yes_share);
+        env.add_filter("date", date);
+        env.add_filter("points", points);
+        env.add_filter("signed_pct", signed_pct);
+        env.add_filter("effect", effect);
         env.add_filter("by_pair", by_pair);
         escape::add_filters(&mut env);
         Ok(Templates { env, overrides })
@@ -357,15 +364,63 @@ fn by_pair(pairs: Value) -> std::result::Result<Value, minijinja::Error> {
     Ok(Value::from(map))
 }
 
-/// `1234567` → `1,234,567`.
+/// A value as the number filters read it.
+enum Reading {
+    /// None, undefined or NaN: no value, shown as `–`.
+    Missing,
+    /// A number (possibly infinite: `"inf"` and `"-inf"` are how `segments.json` writes
+    /// infinities). True and false read as 1 and 0.
+    Number(f64),
+    /// Text that is not a number, shown as it is.
+    Text(String),
+}
+
+/// What every number filter shows for no value.
+const MISSING: &str = "–";
+
+/// The minus sign of the people-facing filters (`pct`, `money`, `points`, `effect`).
+const MINUS: &str = "−";
+
+fn read(value: &Value) -> Reading {
+    match value.kind() {
+        ValueKind::Undefined | ValueKind::None => Reading::Missing,
+        ValueKind::Bool => Reading::Number(if value.is_true() { 1.0 } else { 0.0 }),
+        ValueKind::Number => match f64::try_from(value.clone()) {
+            Ok(number) if number.is_nan() => Reading::Missing,
+            Ok(number) => Reading::Number(number),
+            Err(_) => Reading::Text(value.to_string()),
+        },
+        ValueKind::String => {
+            let text = value.as_str().unwrap_or_default();
+            match text.to_ascii_lowercase().as_str() {
+                "inf" | "+inf" | "infinity" => Reading::Number(f64::INFINITY),
+                "-inf" | "-infinity" => Reading::Number(f64::NEG_INFINITY),
+                "nan" => Reading::Missing,
+                _ => Reading::Text(text.to_string()),
+            }
+        }
+        _ => Reading::Text(value.to_string()),
+    }
+}
+
+/// Formats a finite number with `finite`, everything else as the number filters agree: `–` for no
+/// value, `∞` / `−∞`, text as it is.
+fn people(value: &Value, finite: impl FnOnce(f64) -> String) -> String {
+    match read(value) {
+        Reading::Missing => MISSING.to_string(),
+        Reading::Number(n) if n == f64::INFINITY => "∞".to_string(),
+        Reading::Number(n) if n == f64::NEG_INFINITY => format!("{MINUS}∞"),
+        Reading::Number(n) => finite(n),
+        Reading::Text(text) => text,
+    }
+}
+
+/// `1234567` → `1,234,567` (rounded to a whole number).
 fn thousands(value: Value) -> String {
-    let Some(number) = value
-        .as_i64()
-        .or_else(|| f64::try_from(value.clone()).ok().map(|f| f.round() as i64))
-    else {
-        return value.to_string();
-    };
-    group_digits(number)
+    if let Some(int) = value.as_i64() {
+        return group_digits(int);
+    }
+    people(&value, |n| group_digits(n.round() as i64))
 }
 
 fn group_digits(number: i64) -> String {
@@ -380,58 +435,361 @@ fn group_digits(number: i64) -> String {
     if number < 0 { format!("-{out}") } else { out }
 }
 
-/// A share `0.1234` → `12.3%`.
-fn pct(value: Value) -> String {
-    match f64::try_from(value.clone()) {
-        Ok(share) => format!("{:.1}%", share * 100.0),
-        Err(_) => value.to_string(),
+/// `number` with exactly `digits` decimals and thousands separators, its sign left to the caller
+/// (`1234.5`, 1 → `1,234.5`).
+fn fixed(number: f64, digits: usize) -> String {
+    if number.abs() >= 1e18 {
+        // Beyond whole numbers that group; no one reads 300 digits.
+        return format!("{:e}", number.abs());
     }
+    let text = format!("{:.*}", digits, number.abs());
+    let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
+    let grouped = match whole.parse::<i64>() {
+        Ok(whole) => group_digits(whole),
+        Err(_) => whole.to_string(),
+    };
+    if fraction.is_empty() {
+        grouped
+    } else {
+        format!("{grouped}.{fraction}")
+    }
+}
+
+/// The sign for `text`, a rounded `number`: none for zero once rounded, [`MINUS`] below it.
+fn signed(number: f64, text: String, plus: bool) -> String {
+    let zero = !text.chars().any(|c| c.is_ascii_digit() && c != '0');
+    if zero {
+        text
+    } else if number < 0.0 {
+        format!("{MINUS}{text}")
+    } else if plus {
+        format!("+{text}")
+    } else {
+        text
+    }
+}
+
+/// A percentage (already times 100) as people read it: `0` for zero, two decimals below 1
+/// (`0.35`), `<0.01` below that, else `default` decimals; `digits` overrides.
+fn percent_digits(percent: f64, default: usize, digits: Option<usize>) -> String {
+    if let Some(digits) = digits {
+        return fixed(percent, digits);
+    }
+    let size = percent.abs();
+    if size == 0.0 {
+        "0".to_string()
+    } else if size < 0.005 {
+        "<0.01".to_string()
+    } else if size < 1.0 {
+        fixed(percent, 2)
+    } else {
+        fixed(percent, default)
+    }
+}
+
+/// A share `0.1234` → `12.3%`; `0.0035` → `0.35%`; `0` → `0%`; `pct(2)`: `12.34%`.
+fn pct(value: Value, digits: Option<usize>) -> String {
+    people(&value, |share| {
+        let percent = share * 100.0;
+        signed(percent, percent_digits(percent, 1, digits), false) + "%"
+    })
+}
+
+/// The mean of a true/false feature (the share of true) `0.53` → `53%`; under 1 % as `pct`.
+fn yes_share(value: Value) -> String {
+    people(&value, |share| {
+        let percent = share * 100.0;
+        signed(percent, percent_digits(percent, 0, None), false) + "%"
+    })
+}
+
+/// A change in a share as percentage points: `0.012` → `+1.2 pts`, `-0.004` → `−0.4 pts`;
+/// `points(2)` for two decimals.
+fn points(value: Value, digits: Option<usize>) -> String {
+    people(&value, |change| {
+        let points = change * 100.0;
+        signed(points, fixed(points, digits.unwrap_or(1)), true) + " pts"
+    })
+}
+
+/// A relative change as a signed percentage: `0.125` → `+12.5%`, `-0.04` → `−4.0%`.
+fn signed_pct(value: Value, digits: Option<usize>) -> String {
+    people(&value, |change| {
+        let percent = change * 100.0;
+        signed(percent, fixed(percent, digits.unwrap_or(1)), true) + "%"
+    })
+}
+
+/// Cohen's d with two decimals: `0.5312` → `0.53`, `-1.2` → `−1.20`.
+fn effect(value: Value) -> String {
+    people(&value, |d| signed(d, fixed(d, 2), false))
+}
+
+/// An amount rounded for people: `1225214.71` → `1.23M`, `45210` → `45.21k`, `4055.2` →
+/// `4,055`, `42.5` → `42.50`. With a currency code (three capitals, e.g. `USD`) it leads:
+/// `USD 1.23M`; any other unit follows: `12 days`.
+fn money(value: Value, unit: Option<String>) -> String {
+    let unit = unit.filter(|u| !u.trim().is_empty());
+    let amount = |text: String| match &unit {
+        Some(unit) if crate::pipeline::model::is_currency(unit) => format!("{unit} {text}"),
+        Some(unit) => format!("{text} {unit}"),
+        None => text,
+    };
+    match read(&value) {
+        Reading::Number(n) if n.is_finite() => amount(signed(n, rounded_amount(n), false)),
+        Reading::Number(_) => amount(people(&value, |_| String::new())),
+        _ => people(&value, |_| String::new()),
+    }
+}
+
+/// The size of an amount in the fewest characters a person needs: two decimals of k, M, B or T
+/// from 10,000 on, whole numbers with separators from 100, cents below.
+fn rounded_amount(amount: f64) -> String {
+    const SUFFIXES: [&str; 4] = ["k", "M", "B", "T"];
+    let size = amount.abs();
+    if size >= 10_000.0 {
+        let mut scaled = size / 1e3;
+        let mut scale = 0;
+        // 999,999 is 1.00M, not 1000.00k.
+        while scale + 1 < SUFFIXES.len() && (scaled * 100.0).round() >= 100_000.0 {
+            scaled /= 1e3;
+            scale += 1;
+        }
+        format!("{}{}", fixed(scaled, 2), SUFFIXES[scale])
+    } else if size == 0.0 {
+        "0".to_string()
+    } else if size >= 99.995 {
+        fixed(size, 0)
+    } else {
+        fixed(size, 2)
+    }
+}
+
+/// A date as `YYYY-MM-DD`: from an ISO date or timestamp (`2026-10-01T08:00:00` → `2026-10-01`)
+/// or a number of days since 1970-01-01 (as Arrow stores dates). Other text is shown as it is.
+fn date(value: Value) -> String {
+    if let Some(text) = value.as_str() {
+        if let (Some(day), Some(rest)) = (text.get(..10), text.get(10..))
+            && (rest.is_empty() || rest.starts_with(['T', ' ']))
+            && let Ok(date) = chrono::NaiveDate::parse_from_str(day, "%Y-%m-%d")
+        {
+            return date.format("%Y-%m-%d").to_string();
+        }
+        return people(&value, |_| String::new());
+    }
+    people(&value, |days| {
+        let epoch = chrono::DateTime::UNIX_EPOCH.date_naive();
+        let whole = days.floor();
+        let date = if whole.abs() > 1e8 {
+            None
+        } else if whole >= 0.0 {
+            epoch.checked_add_days(chrono::Days::new(whole as u64))
+        } else {
+            epoch.checked_sub_days(chrono::Days::new((-whole) as u64))
+        };
+        match date {
+            Some(date) => date.format("%Y-%m-%d").to_string(),
+            None => num(value.clone(), None),
+        }
+    })
 }
 
 /// A number with thousands separators and at most `digits` decimals (default 2); text as is;
 /// none as `–`.
 fn num(value: Value, digits: Option<usize>) -> String {
-    if value.is_none() || value.is_undefined() {
-        return "–".to_string();
-    }
     if let Some(int) = value.as_i64() {
         return group_digits(int);
     }
-    match f64::try_from(value.clone()) {
-        Ok(float) => {
-            let digits = digits.unwrap_or(2);
-            let text = format!("{:.*}", digits, float.abs());
-            let (whole, fraction) = text.split_once('.').unwrap_or((&text, ""));
-            let whole: i64 = whole.parse().unwrap_or(0);
-            let sign = if float < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
-                "-"
-            } else {
-                ""
-            };
-            let fraction = fraction.trim_end_matches('0');
-            if fraction.is_empty() {
-                format!("{sign}{}", group_digits(whole))
-            } else {
-                format!("{sign}{}.{fraction}", group_digits(whole))
-            }
-        }
-        Err(_) => value.to_string(),
-    }
+    people(&value, |float| {
+        let text = fixed(float, digits.unwrap_or(2));
+        let sign = if float < 0.0 && text.chars().any(|c| c.is_ascii_digit() && c != '0') {
+            "-"
+        } else {
+            ""
+        };
+        let text = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &text
+        };
+        format!("{sign}{text}")
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn none() -> Value {
+        Value::from(())
+    }
+
     #[test]
     fn formats_numbers_for_people() {
         assert_eq!(thousands(Value::from(1234567)), "1,234,567");
         assert_eq!(thousands(Value::from(-1000)), "-1,000");
-        assert_eq!(pct(Value::from(0.1234)), "12.3%");
+        assert_eq!(thousands(Value::from(1234.6)), "1,235");
+        assert_eq!(pct(Value::from(0.1234), None), "12.3%");
         assert_eq!(num(Value::from(1234.5678), None), "1,234.57");
+        assert_eq!(num(Value::from(12345678.9), Some(1)), "12,345,678.9");
+        assert_eq!(num(Value::from(-12345.0), None), "-12,345");
         assert_eq!(num(Value::from(2.0), None), "2");
         assert_eq!(num(Value::from(-0.001), None), "0");
         assert_eq!(num(Value::from(()), None), "–");
         assert_eq!(num(Value::from("2026-01-01"), None), "2026-01-01");
+    }
+
+    #[test]
+    fn pct_gives_small_shares_more_digits() {
+        assert_eq!(pct(Value::from(0.094), None), "9.4%");
+        assert_eq!(pct(Value::from(1.0), None), "100.0%");
+        assert_eq!(pct(Value::from(0.0035), None), "0.35%");
+        assert_eq!(pct(Value::from(0.00001), None), "<0.01%");
+        assert_eq!(pct(Value::from(0), None), "0%");
+        assert_eq!(pct(Value::from(0.0), None), "0%");
+        assert_eq!(pct(Value::from(0.12345), Some(2)), "12.35%");
+        assert_eq!(pct(Value::from(0.5), Some(0)), "50%");
+        assert_eq!(pct(Value::from(-0.25), None), "−25.0%");
+    }
+
+    #[test]
+    fn yes_share_is_a_whole_percent() {
+        assert_eq!(yes_share(Value::from(0.53)), "53%");
+        assert_eq!(yes_share(Value::from(1)), "100%");
+        assert_eq!(yes_share(Value::from(0.0)), "0%");
+        assert_eq!(yes_share(Value::from(0.004)), "0.40%");
+        assert_eq!(yes_share(Value::from(true)), "100%");
+    }
+
+    #[test]
+    fn money_is_rounded_for_people() {
+        assert_eq!(money(Value::from(1225214.71), None), "1.23M");
+        assert_eq!(money(Value::from(10951521.27), None), "10.95M");
+        assert_eq!(money(Value::from(45210.0), None), "45.21k");
+        assert_eq!(money(Value::from(999_999.0), None), "1.00M");
+        assert_eq!(money(Value::from(2.5e9), None), "2.50B");
+        assert_eq!(money(Value::from(4055.2), None), "4,055");
+        assert_eq!(money(Value::from(100), None), "100");
+        assert_eq!(money(Value::from(42.5), None), "42.50");
+        assert_eq!(money(Value::from(0.0), None), "0");
+        assert_eq!(money(Value::from(-1225214.71), None), "−1.23M");
+        assert_eq!(
+            money(Value::from(1225214.71), Some("EUR".into())),
+            "EUR 1.23M"
+        );
+        assert_eq!(money(Value::from(4055), Some("USD".into())), "USD 4,055");
+        assert_eq!(money(Value::from(12), Some("days".into())), "12.00 days");
+        assert_eq!(money(Value::from(120), Some("days".into())), "120 days");
+        assert_eq!(money(Value::from(1.5), Some(String::new())), "1.50");
+        assert_eq!(money(Value::from("inf"), Some("USD".into())), "USD ∞");
+        assert_eq!(money(none(), Some("USD".into())), "–");
+    }
+
+    #[test]
+    fn dates_are_dates() {
+        assert_eq!(date(Value::from("2026-10-01")), "2026-10-01");
+        assert_eq!(date(Value::from("2026-10-01T08:30:00")), "2026-10-01");
+        assert_eq!(date(Value::from("2026-10-01 08:30:00.123")), "2026-10-01");
+        assert_eq!(date(Value::from(20727)), "2026-10-01");
+        assert_eq!(date(Value::from(20727.0)), "2026-10-01");
+        assert_eq!(date(Value::from(-1)), "1969-12-31");
+        assert_eq!(date(Value::from(1e300)), "1e300");
+        assert_eq!(date(Value::from("next week")), "next week");
+        assert_eq!(date(Value::from("2026-1-1")), "2026-1-1");
+        assert_eq!(date(Value::from("2026-10-01é")), "2026-10-01é");
+        assert_eq!(date(none()), "–");
+    }
+
+    #[test]
+    fn changes_in_shares_are_signed() {
+        assert_eq!(points(Value::from(0.012), None), "+1.2 pts");
+        assert_eq!(points(Value::from(-0.004), None), "−0.4 pts");
+        assert_eq!(points(Value::from(0.0), None), "0.0 pts");
+        assert_eq!(points(Value::from(-0.0001), None), "0.0 pts");
+        assert_eq!(points(Value::from(0.01234), Some(2)), "+1.23 pts");
+        assert_eq!(signed_pct(Value::from(0.125), None), "+12.5%");
+        assert_eq!(signed_pct(Value::from(-0.04), None), "−4.0%");
+        assert_eq!(signed_pct(none(), None), "–");
+    }
+
+    #[test]
+    fn effect_sizes_have_two_decimals() {
+        assert_eq!(effect(Value::from(0.5312)), "0.53");
+        assert_eq!(effect(Value::from(2)), "2.00");
+        assert_eq!(effect(Value::from(-1.2)), "−1.20");
+        assert_eq!(effect(Value::from(-0.001)), "0.00");
+    }
+
+    #[test]
+    fn no_value_infinities_and_text_never_break_a_filter() {
+        let awkward = [
+            none(),
+            Value::UNDEFINED,
+            Value::from(f64::NAN),
+            Value::from("nan"),
+            Value::from(f64::INFINITY),
+            Value::from("inf"),
+            Value::from(f64::NEG_INFINITY),
+            Value::from("-inf"),
+            Value::from("n/a"),
+            Value::from(vec![1, 2]),
+            Value::from(i64::MAX),
+            Value::from(f64::MAX),
+        ];
+        for value in awkward {
+            for text in [
+                thousands(value.clone()),
+                pct(value.clone(), None),
+                pct(value.clone(), Some(3)),
+                num(value.clone(), None),
+                money(value.clone(), Some("EUR".into())),
+                yes_share(value.clone()),
+                date(value.clone()),
+                points(value.clone(), None),
+                signed_pct(value.clone(), None),
+                effect(value.clone()),
+            ] {
+                assert!(!text.is_empty(), "{value:?}");
+            }
+        }
+        for missing in [
+            none(),
+            Value::UNDEFINED,
+            Value::from(f64::NAN),
+            Value::from("nan"),
+        ] {
+            assert_eq!(pct(missing.clone(), None), "–");
+            assert_eq!(money(missing.clone(), None), "–");
+            assert_eq!(effect(missing.clone()), "–");
+            assert_eq!(thousands(missing), "–");
+        }
+        assert_eq!(num(Value::from("inf"), None), "∞");
+        assert_eq!(num(Value::from(f64::NEG_INFINITY), None), "−∞");
+        assert_eq!(effect(Value::from("-inf")), "−∞");
+        assert_eq!(pct(Value::from("n/a"), None), "n/a");
+    }
+
+    #[test]
+    fn templates_reach_the_filters() {
+        let templates = Templates::new(None).unwrap();
+        let mut env = templates.env.clone();
+        env.add_template(
+            "t.md.j2",
+            "{{ r | money('EUR') }} {{ d | date }} {{ s | pct }} {{ s | pct(2) }} {{ c | points }} \
+             {{ missing | money }} {{ none | yes_share }} {{ 0.8 | effect }} \
+             {{ 5000 | money(no_unit) }}",
+        )
+        .unwrap();
+        let text = env
+            .get_template("t.md.j2")
+            .unwrap()
+            .render(
+                minijinja::context! { r => 1225214.71, d => "2026-10-01", s => 0.094, c => -0.004 },
+            )
+            .unwrap();
+        assert_eq!(
+            text,
+            "EUR 1.23M 2026-10-01 9.4% 9.40% −0.4 pts – – 0.80 5,000"
+        );
     }
 }

@@ -325,6 +325,33 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "unit_too_long_and_empty",
+        edits: &[
+            Pipeline(
+                "    expr: score * 2\n",
+                "    expr: score * 2\n    unit: survey points per customer\n",
+            ),
+            Pipeline(
+                "    expr: as_of() - signup_date\n",
+                "    expr: as_of() - signup_date\n    unit: \"\"\n",
+            ),
+        ],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "reports_misspelt_min_cell",
+        edits: &[Append("reports: { min_cells: 10 }\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "reports_negative_min_cell",
+        edits: &[Append("reports: { min_cell: -1 }\n")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "matrix_unknown_feature",
         edits: &[Append(
             "matrix:\n  value: { feature: revenue, split: median }\n  engagement: { feature: events_30, split: { quantile: 1.5 } }\n",

@@ -9,7 +9,7 @@ mod sections;
 use references::{feature_condition, sql_names};
 
 use super::model::{
-    FeatureSpec, NAME_PATTERN, PipelineSpec, Ties, format_from_path, is_valid_name,
+    FeatureSpec, MAX_UNIT_CHARS, NAME_PATTERN, PipelineSpec, Ties, format_from_path, is_valid_name,
 };
 use super::validated::{
     Aggregate, Bucketing, Entity, EntityOrigin, Feature, FeatureDefinition, Quantile, Segment,
@@ -114,6 +114,21 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
                         "the assignments table already has columns `{}` and `segment`; choose another name",
                         spec.entity.key
                     )),
+            );
+        }
+        if let Some(unit) = &feature.unit
+            && let Err(problem) = check_unit(unit)
+        {
+            problems.push(
+                file.at(
+                    codes::INVALID_UNIT,
+                    &format!("{path}.unit"),
+                    format!("unit of feature `{}` {problem}", feature.name),
+                )
+                .help(
+                    "write a currency code such as `EUR` or `USD` for money, or a short unit \
+                     such as `days`",
+                ),
             );
         }
         let definitions = [
@@ -338,6 +353,23 @@ fn definition(feature: &FeatureSpec) -> Option<FeatureDefinition> {
         bucketing,
         descending: quantile.descending,
     }))
+}
+
+/// Why a feature's `unit` cannot be shown beside its values, if it cannot.
+fn check_unit(unit: &str) -> Result<(), String> {
+    if unit.trim().is_empty() {
+        return Err("is empty".into());
+    }
+    let chars = unit.chars().count();
+    if chars > MAX_UNIT_CHARS {
+        return Err(format!(
+            "has {chars} characters, more than {MAX_UNIT_CHARS}"
+        ));
+    }
+    if unit.chars().any(char::is_control) {
+        return Err("holds a line break or another control character".into());
+    }
+    Ok(())
 }
 
 fn check_sources(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
@@ -641,4 +673,22 @@ fn check_segments(
         references.push(names);
     }
     references
+}
+
+#[cfg(test)]
+mod tests {
+    use super::check_unit;
+
+    #[test]
+    fn units_are_short_single_line_words() {
+        assert_eq!(check_unit("EUR"), Ok(()));
+        assert_eq!(check_unit("days"), Ok(()));
+        assert_eq!(check_unit("€ per seat/month"), Ok(()));
+        assert_eq!(check_unit(" "), Err("is empty".to_string()));
+        assert_eq!(
+            check_unit("tickets per customer"),
+            Err("has 20 characters, more than 16".to_string())
+        );
+        assert!(check_unit("days\nhours").is_err());
+    }
 }
