@@ -1190,7 +1190,7 @@ impl<'a> Builder<'a> {
 /// A feature as reports show it: how to format its values follows from its Arrow type and unit.
 fn feature_card(info: &FeatureInfo) -> FeatureCard {
     let data_type = info.data_type.as_str();
-    let unit: Option<String> = None;
+    let unit = info.unit.clone();
     let format = if data_type == "Boolean" {
         ValueFormat::Flag
     } else if data_type.starts_with("Date") || data_type.starts_with("Timestamp") {
