@@ -91,7 +91,7 @@ impl<'a> PipelineInfo<'a> {
             entity: Cow::Owned(pipeline.entity.describe()),
             key: Cow::Borrowed(&pipeline.spec.entity.key),
             personas: Cow::Borrowed(&pipeline.spec.personas),
-            min_cell: DEFAULT_MIN_CELL,
+            min_cell: pipeline.spec.reports.min_cell,
         }
     }
 }
