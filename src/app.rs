@@ -20,10 +20,10 @@ use crate::lint;
 use crate::pipeline::{Pipeline, PipelineSpec};
 use crate::progress::Progress;
 use crate::report::{self, NewDocuments, StagedOutput, Templates};
+use crate::run_folder;
 use crate::run_folder::{
     LintRecord, Manifest, ReportManifest, RunInfo, SegmentsDocument, StageTiming,
 };
-use crate::run_folder;
 use crate::secrets::{self, redact};
 
 /// Stack of the thread that plans queries: deep enough for DataFusion's recursion over large
@@ -751,8 +751,8 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     let mut outputs = vec![run_folder::ASSIGNMENTS.to_string()];
     outputs.extend(report::write_data(staged.path(), &documents).map_err(relocate)?);
     // Reports are rendered from the documents as written, exactly as `segflow report` would.
-    let written = run_folder::read_documents(staged.path(), Some(run_info.clone()))
-        .map_err(relocate)?;
+    let written =
+        run_folder::read_documents(staged.path(), Some(run_info.clone())).map_err(relocate)?;
     outputs.extend(report::write_reports(staged.path(), &written, &templates).map_err(relocate)?);
     if args.context {
         outputs.push(report::write_context(staged.path(), &written).map_err(relocate)?);

@@ -516,14 +516,11 @@ impl<'a> Builder<'a> {
     }
 
     fn name(&self, id: &str) -> String {
-        self.names
-            .get(id)
-            .cloned()
-            .unwrap_or_else(|| match id {
-                "all" | "*" => "All customers".to_string(),
-                crate::pipeline::model::UNASSIGNED => "Unassigned".to_string(),
-                other => other.to_string(),
-            })
+        self.names.get(id).cloned().unwrap_or_else(|| match id {
+            "all" | "*" => "All customers".to_string(),
+            crate::pipeline::model::UNASSIGNED => "Unassigned".to_string(),
+            other => other.to_string(),
+        })
     }
 
     fn is_hidden(&self, id: &str) -> bool {
@@ -637,7 +634,12 @@ impl<'a> Builder<'a> {
             pipeline: PipelineCard {
                 name: docs.segments.pipeline.name.to_string(),
                 title: docs.segments.pipeline.title.to_string(),
-                description: docs.segments.pipeline.description.as_deref().map(str::to_string),
+                description: docs
+                    .segments
+                    .pipeline
+                    .description
+                    .as_deref()
+                    .map(str::to_string),
                 entity: docs.segments.pipeline.entity.to_string(),
                 key: docs.segments.pipeline.key.to_string(),
             },
@@ -700,9 +702,10 @@ impl<'a> Builder<'a> {
     fn check_card(&self, criterion: &str, check: &Check) -> CheckCard {
         let masked = self.is_hidden(&check.subject)
             || (check.subject == "all"
-                && self.masked.iter().any(|m| {
-                    m.table == "segments" && m.row == crate::pipeline::model::UNASSIGNED
-                }));
+                && self
+                    .masked
+                    .iter()
+                    .any(|m| m.table == "segments" && m.row == crate::pipeline::model::UNASSIGNED));
         CheckCard {
             criterion: criterion.to_string(),
             subject: check.subject.clone(),
@@ -998,7 +1001,12 @@ impl<'a> Builder<'a> {
                     .map(|(id, n)| {
                         let small = masked || self.suppressor.is_small(*n);
                         if small {
-                            self.record("rule overlap", &o.segment, Some(id), MaskReason::SmallCell);
+                            self.record(
+                                "rule overlap",
+                                &o.segment,
+                                Some(id),
+                                MaskReason::SmallCell,
+                            );
                         }
                         MixCell {
                             name: self.name(id),
@@ -1046,11 +1054,18 @@ impl<'a> Builder<'a> {
         let mut sizes = comparison.sizes.clone();
         for size in &mut sizes {
             let hidden_now = self.is_hidden(&size.segment);
-            let old_small = size.old_customers.is_some_and(|n| self.suppressor.is_small(n));
+            let old_small = size
+                .old_customers
+                .is_some_and(|n| self.suppressor.is_small(n));
             if old_small {
                 size.old_customers = None;
                 size.old_share = None;
-                self.record("comparison sizes", &size.segment, Some("old"), MaskReason::SmallCell);
+                self.record(
+                    "comparison sizes",
+                    &size.segment,
+                    Some("old"),
+                    MaskReason::SmallCell,
+                );
             }
             if hidden_now {
                 size.new_customers = None;
@@ -1158,7 +1173,9 @@ impl<'a> Builder<'a> {
                 matches!(
                     f.format,
                     ValueFormat::Number | ValueFormat::Money | ValueFormat::Flag
-                ) && overall.get(f.name.as_str()).is_some_and(|o| o.mean.is_some())
+                ) && overall
+                    .get(f.name.as_str())
+                    .is_some_and(|o| o.mean.is_some())
             })
             .cloned()
             .collect();

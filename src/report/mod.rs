@@ -14,18 +14,18 @@ use std::path::Path;
 
 use serde::Serialize;
 
+pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
 pub use output::{Interrupt, StagedOutput, interrupt};
 pub use provenance::{GitState, git_state};
 pub use templates::{DEFAULT_TEMPLATES, Templates};
-pub use context::ReportContext;
 
 use crate::analysis::compare::Comparison;
 use crate::analysis::{CriteriaReport, ScoringReport};
 use crate::error::{Error, Result};
 use crate::run_folder::{
-    COMPARISON, CRITERIA, LINT, LintRecord, MANIFEST, Manifest, PROFILE, REPORT_CONTEXT, ReportManifest,
-    RunDocuments, RunView, SCORING, SEGMENTS, SEGMENTS_CSV, SegmentsDocument,
+    COMPARISON, CRITERIA, LINT, LintRecord, MANIFEST, Manifest, PROFILE, REPORT_CONTEXT,
+    ReportManifest, RunDocuments, RunView, SCORING, SEGMENTS, SEGMENTS_CSV, SegmentsDocument,
 };
 
 /// The documents a finished run writes before its reports, borrowed from memory.
@@ -67,7 +67,11 @@ pub fn write_data(dir: &Path, docs: &NewDocuments<'_>) -> Result<Vec<String>> {
 
 /// Render the Markdown and HTML reports and one document per persona into `dir`, from the run
 /// folder's documents only. Returns the files written.
-pub fn write_reports(dir: &Path, docs: &RunDocuments, templates: &Templates) -> Result<Vec<String>> {
+pub fn write_reports(
+    dir: &Path,
+    docs: &RunDocuments,
+    templates: &Templates,
+) -> Result<Vec<String>> {
     let data = ReportContext::new(docs);
     let mut written = Vec::new();
     for (template, file) in [

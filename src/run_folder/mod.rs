@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use chrono::NaiveDate;
 use serde::{Deserialize, Serialize};
 
+use crate::analysis::ScoringReport;
 use crate::analysis::compare::{Comparison, RunSummary, SegmentSummary};
 use crate::analysis::{CriteriaReport, SegmentProfile};
 use crate::engine::compare::{Assignments, Binning};
@@ -19,7 +20,6 @@ use crate::engine::{
 };
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::analysis::ScoringReport;
 use crate::pipeline::model::{PersonaSpec, SegmentSpec};
 
 mod documents;
@@ -312,8 +312,8 @@ pub fn read_documents(path: &Path, run: Option<RunInfo>) -> Result<RunDocuments>
     let run = match run {
         Some(run) => run,
         None => {
-            let text = optional(MANIFEST)?
-                .ok_or_else(|| broken(format!("{MANIFEST} is missing")))?;
+            let text =
+                optional(MANIFEST)?.ok_or_else(|| broken(format!("{MANIFEST} is missing")))?;
             parse::<Manifest>(&text, MANIFEST, &broken)?.run
         }
     };

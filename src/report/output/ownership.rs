@@ -9,8 +9,8 @@ use crate::run_folder::history::{
     HISTORY, HISTORY_HTML, HISTORY_KIND, HISTORY_MD, HistoryManifest,
 };
 use crate::run_folder::{
-    ASSIGNMENTS, Manifest, REPORT_KIND, ReportManifest, COMPARISON, CRITERIA, LINT, MANIFEST, PERSONAS, PROFILE, SCORING, SEGMENTS,
-    SEGMENTS_CSV, read_regular,
+    ASSIGNMENTS, COMPARISON, CRITERIA, LINT, MANIFEST, Manifest, PERSONAS, PROFILE, REPORT_KIND,
+    ReportManifest, SCORING, SEGMENTS, SEGMENTS_CSV, read_regular,
 };
 
 /// Unknown entries named in a refusal; the rest are counted.
