@@ -2,7 +2,7 @@
 //! table row as wide as its header, no empty trailing cells, tables set apart by blank lines; and
 //! a failed run says so at the top.
 
-use crate::support::ExampleRun;
+use crate::support::{ExampleRun, read_json, repo_path};
 
 /// The unescaped `|` of a table row: one more than its cells.
 fn pipes(line: &str) -> usize {
@@ -150,4 +150,91 @@ fn reports_are_well_formed_markdown_and_a_failed_run_says_so_first() {
     let broken = report.replacen("| Power users |", "| Power users | extra |", 1);
     assert_ne!(broken, report);
     assert!(!problems(&broken).is_empty());
+}
+
+/// The example pipeline with `reports.min_cell` raised so that some segments are masked, beside a
+/// link to the example's data.
+fn example_with_min_cell(min_cell: u64) -> (tempfile::TempDir, String) {
+    let dir = tempfile::TempDir::new().unwrap();
+    std::os::unix::fs::symlink(repo_path("pipelines/data"), dir.path().join("data")).unwrap();
+    let pipeline = std::fs::read_to_string(repo_path("pipelines/saas_quarterly.yaml")).unwrap();
+    let path = dir.path().join("pipeline.yaml");
+    std::fs::write(
+        &path,
+        format!("{pipeline}\nreports:\n  min_cell: {min_cell}\n"),
+    )
+    .unwrap();
+    let path = path.to_str().unwrap().to_string();
+    (dir, path)
+}
+
+/// `1079` as reports show it: `1,079`.
+fn grouped(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}
+
+/// The words and numbers of a document: `1,079` and `282` are tokens, `a229f` is one too.
+fn tokens(text: &str) -> Vec<&str> {
+    text.split(|c: char| !(c.is_ascii_alphanumeric() || c == ',' || c == '.'))
+        .map(|t| t.trim_matches(|c| c == ',' || c == '.'))
+        .filter(|t| !t.is_empty())
+        .collect()
+}
+
+#[test]
+fn suppressed_segment_sizes_appear_nowhere_in_the_markdown() {
+    let (_dir, pipeline) = example_with_min_cell(300);
+    let q3 = ExampleRun::new(&pipeline, &["--context", "--criteria-as-warnings"]);
+    let old = q3.dir();
+    let q4 = ExampleRun::new(
+        &pipeline,
+        &[
+            "--as-of",
+            "2026-11-01",
+            "--compare-to",
+            old.to_str().unwrap(),
+            "--context",
+            "--criteria-as-warnings",
+        ],
+    );
+    let mut hidden = Vec::new();
+    for run in [&q3, &q4] {
+        let context = read_json(&run.path("report-context.json"));
+        let segments = read_json(&run.path("segments.json"));
+        for (i, card) in context["segments"].as_array().unwrap().iter().enumerate() {
+            if card["masked"] == true {
+                assert!(card["customers"].is_null());
+                let n = segments["segments"][i]["customers"].as_u64().unwrap();
+                hidden.push(n);
+            }
+        }
+    }
+    // 282 and 229 customers then, 26 and 153 now.
+    assert_eq!(hidden.len(), 4, "{hidden:?}");
+    for run in [&q3, &q4] {
+        for (name, text) in documents(run) {
+            assert_eq!(problems(&text), Vec::<String>::new(), "{name}:\n{text}");
+            assert!(text.contains("suppressed"), "{name}");
+            for n in &hidden {
+                let shown = [n.to_string(), grouped(*n)];
+                assert!(
+                    !tokens(&text).iter().any(|t| shown.contains(&t.to_string())),
+                    "{name} shows the suppressed count {n}:\n{text}"
+                );
+            }
+        }
+    }
+    let report = std::fs::read_to_string(q4.path("report.md")).unwrap();
+    assert!(
+        report.contains("Figures about fewer than 300 customers are suppressed"),
+        "{report}"
+    );
 }
