@@ -98,6 +98,7 @@ pub fn write_reports(
                 pipeline => &data.pipeline,
                 as_of => &data.as_of,
                 features => &data.features,
+                value_feature => &data.value_feature,
                 suppression => &data.suppression,
             };
             let text = templates.render("persona.md.j2", &context)?;

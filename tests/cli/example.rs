@@ -227,7 +227,7 @@ fn saas_example_matches_an_independent_computation() {
     assert_eq!(manifest["pipeline_sha256"].as_str().unwrap().len(), 64);
     let report = std::fs::read_to_string(run_dir.join("report.md")).unwrap();
     assert!(report.contains(&format!(
-        "| 1 | Power users (`power_users`) | {} |",
+        "| 1 | Power users | `power_users` | {} |",
         sizes["power_users"]
     )));
 }

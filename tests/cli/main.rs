@@ -12,6 +12,7 @@ mod hand_worked;
 mod hardening;
 mod history;
 mod lints;
+mod markdown;
 mod method;
 mod pipeline_input;
 mod replace;

@@ -279,7 +279,7 @@ fn two_quarters_migration_matches_an_independent_count() {
 fn workspace_report_has_comparison(run: &Path) -> bool {
     let report = std::fs::read_to_string(run.join("report.md")).unwrap();
     report.contains("## Compared with the run as of 2026-10-01")
-        && report.contains("| then \\ now |")
+        && report.contains("| Then \\ now |")
 }
 
 #[test]

@@ -81,7 +81,7 @@ fn customers_from_the_distinct_keys_of_a_transactions_export() {
     let report = workspace.read("out/report.md");
     assert!(
         report.contains(
-            "- 1: their keys appear in transactions only on or after 2026-10-01 (or in rows without a time)"
+            "Left out: a suppressed number of customers — their keys appear in transactions only on or after 2026-10-01 (or in rows without a time)."
         ),
         "{report}"
     );
@@ -438,7 +438,7 @@ fn quantiles_keeping_ties_together_match_pandas() {
     assert_eq!(types["f_ntile"], "Int64");
     let report = workspace.read("out/report.md");
     assert!(
-        report.contains("`f_score` buckets `frequency` (equal values are kept in one bucket (ties: together), so buckets may be unequal: 3 of 5 buckets used, holding 35 to 129 customers):"),
+        report.contains("`f_score` in buckets `frequency` (equal values are kept in one bucket (ties: together), so buckets may be unequal: 3 of 5 buckets used, holding 35 to 129 customers):"),
         "{report}"
     );
 }
