@@ -51,6 +51,19 @@ pub struct Check {
     pub status: Status,
     /// More about this result.
     pub detail: Option<String>,
+    /// The levels as numbers, for reports to format like the value (absent for checks whose
+    /// threshold is not a number, and in criteria.json files written before).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub levels: Vec<Level>,
+}
+
+/// One level of a threshold: `fail below 0.02`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct Level {
+    /// `warn below`, `fail below`, `warn above` or `fail above`.
+    pub kind: String,
+    /// The level, in the unit of the measured value.
+    pub value: f64,
 }
 
 /// One criterion's checks.
@@ -116,16 +129,29 @@ pub fn evaluate(threshold: &Threshold, value: f64) -> Status {
 
 /// The levels of a threshold in words.
 pub fn describe(threshold: &Threshold) -> String {
-    let parts: Vec<String> = [
+    let parts: Vec<String> = levels(threshold)
+        .iter()
+        .map(|level| format!("{} {}", level.kind, level.value))
+        .collect();
+    parts.join(", ")
+}
+
+/// The levels of a threshold that are set, in the order `describe` names them.
+pub fn levels(threshold: &Threshold) -> Vec<Level> {
+    [
         ("warn below", threshold.warn_if_below),
         ("fail below", threshold.error_if_below),
         ("warn above", threshold.warn_if_above),
         ("fail above", threshold.error_if_above),
     ]
     .iter()
-    .filter_map(|(words, level)| level.map(|l| format!("{words} {l}")))
-    .collect();
-    parts.join(", ")
+    .filter_map(|(kind, level)| {
+        level.map(|value| Level {
+            kind: kind.to_string(),
+            value,
+        })
+    })
+    .collect()
 }
 
 fn threshold_check(subject: &str, measure: &str, value: f64, threshold: &Threshold) -> Check {
@@ -136,6 +162,7 @@ fn threshold_check(subject: &str, measure: &str, value: f64, threshold: &Thresho
         threshold: describe(threshold),
         status: evaluate(threshold, value),
         detail: None,
+        levels: levels(threshold),
     }
 }
 
@@ -285,6 +312,7 @@ fn substantial_checks(substantial: &SubstantialSpec, results: &RunResults) -> Cr
                     c
                 }
                 _ => Check {
+                    levels: Vec::new(),
                     subject: segment.id.clone(),
                     measure,
                     value: None,
@@ -318,6 +346,7 @@ fn accessible_checks(accessible: &AccessibleSpec, results: &RunResults) -> Crite
                 c
             }
             _ => Check {
+                levels: Vec::new(),
                 subject: segment.id.clone(),
                 measure: "share reachable".into(),
                 value: None,
@@ -371,6 +400,7 @@ fn differentiable_checks(
                     c
                 }
                 None => Check {
+                    levels: Vec::new(),
                     subject: subject.clone(),
                     measure: "largest |Cohen's d|".into(),
                     value: None,
@@ -414,6 +444,7 @@ fn actionable_checks(actionable: &ActionableSpec, segments: &[SegmentSpec]) -> C
             missing.push("an action");
         }
         checks.push(Check {
+            levels: Vec::new(),
             subject: segment.id.clone(),
             measure: "owner and action declared".into(),
             value: None,

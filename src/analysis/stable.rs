@@ -13,6 +13,7 @@ const QUESTION: &str = "Stable over time? Judged against the earlier run given w
 pub fn evaluate_stability(spec: &StableSpec, comparison: Option<&Comparison>) -> CriterionResult {
     let Some(comparison) = comparison else {
         return result(vec![Check {
+            levels: Vec::new(),
             subject: "all customers".into(),
             measure: "comparison with an earlier run".into(),
             value: None,
@@ -56,6 +57,7 @@ pub fn evaluate_stability(spec: &StableSpec, comparison: Option<&Comparison>) ->
                 format!("beyond a level: {}", beyond.join(", "))
             };
             checks.push(Check {
+                levels: Vec::new(),
                 subject: segment.to_string(),
                 measure: "largest feature PSI".into(),
                 value: Some(largest),
@@ -68,6 +70,7 @@ pub fn evaluate_stability(spec: &StableSpec, comparison: Option<&Comparison>) ->
     if spec.psi.is_some() && checks.is_empty() {
         // A gate that measured nothing must not read as a pass.
         checks.push(Check {
+ levels: Vec::new(),
             subject: "all customers".into(),
             measure: "largest feature PSI".into(),
             value: None,
@@ -88,6 +91,7 @@ pub fn evaluate_stability(spec: &StableSpec, comparison: Option<&Comparison>) ->
             migration.moved as f64 / both as f64
         };
         checks.push(Check {
+            levels: Vec::new(),
             subject: "all customers".into(),
             measure: "share of customers who changed segment".into(),
             value: Some(share),

@@ -11,7 +11,8 @@ use serde::Serialize;
 
 use super::suppression::{MaskReason, MaskedCell, Suppressor};
 use crate::analysis::compare::{Comparison, CriterionChange, FeatureDrift, RunRef, SizeChange};
-use crate::analysis::criteria::{Check, PairDifference};
+use crate::analysis::criteria::{Check, Level, PairDifference};
+use crate::analysis::scoring::{FactorInfo, Stability};
 use crate::analysis::{ScoringReport, Status};
 use crate::engine::measures::QuantileCuts;
 use crate::engine::{FeatureInfo, FeatureStats, SourceSummary};
@@ -58,7 +59,7 @@ pub struct ReportContext {
     /// The validation criteria.
     pub criteria: CriteriaCard,
     /// The prioritisation, when scoring is declared.
-    pub scoring: Option<ScoringReport>,
+    pub scoring: Option<ScoringCard>,
     /// Personas beside their segment.
     pub personas: Vec<PersonaCard>,
     /// The comparison with an earlier run, with `--compare-to`.
@@ -209,6 +210,56 @@ pub struct Distinguishing {
     pub effect: f64,
 }
 
+/// The prioritisation (`scoring.json`), with what could give a masked segment away masked.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScoringCard {
+    /// The factors: name, weight, how each is scored.
+    pub factors: Vec<FactorInfo>,
+    /// Segments by decreasing total.
+    pub ranking: Vec<RankCard>,
+    /// The recommended beachhead's id.
+    pub beachhead: Option<String>,
+    /// Why, in words.
+    pub beachhead_note: String,
+    /// How stable the ranking is under random changes of the weights.
+    pub stability: Option<Stability>,
+    /// Whether scores derived from data, and the totals, are masked: scaled across segments,
+    /// they would give a masked segment's figure away.
+    pub masked: bool,
+}
+
+/// One segment's place in the ranking.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct RankCard {
+    /// Rank, from 1.
+    pub rank: usize,
+    /// Segment id.
+    pub segment: String,
+    /// Segment name.
+    pub name: String,
+    /// Deprioritised on purpose.
+    pub negative: bool,
+    /// Score per factor, in factor order.
+    pub scores: Vec<ScoreCard>,
+    /// Weighted total (`null` when masked).
+    pub total: Option<f64>,
+    /// Segments with the same total.
+    pub tied_with: Vec<String>,
+}
+
+/// One factor's score of a segment.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ScoreCard {
+    /// The factor id.
+    pub factor: String,
+    /// Score from 1 to 10 (`null` when masked).
+    pub score: Option<f64>,
+    /// The measured metric behind a derived score (`null` when masked).
+    pub metric: Option<f64>,
+    /// A note on the score.
+    pub note: Option<String>,
+}
+
 /// The 2x2 matrix.
 #[derive(Debug, Clone, Serialize, JsonSchema)]
 pub struct MatrixCard {
@@ -322,6 +373,8 @@ pub struct CheckCard {
     pub value: Option<f64>,
     /// The thresholds in words.
     pub threshold: String,
+    /// The thresholds as numbers, in the unit of `value`, when they are numbers.
+    pub levels: Vec<Level>,
     /// pass, warn or fail.
     pub status: Status,
     /// More detail (`null` when masked).
@@ -583,16 +636,7 @@ impl<'a> Builder<'a> {
         let rule_overlap = self.rule_overlap();
         let comparison = docs.comparison.as_ref().map(|c| self.comparison(c));
         let personas = self.personas(&segments, &criteria);
-        let scoring = docs.scoring.clone().map(|mut scoring| {
-            for ranked in &mut scoring.ranking {
-                if self.is_hidden(&ranked.segment) {
-                    for score in &mut ranked.scores {
-                        score.metric = None;
-                    }
-                }
-            }
-            scoring
-        });
+        let scoring = docs.scoring.as_ref().map(|scoring| self.scoring(scoring));
         let quantiles = self.quantiles();
         let total_value = value_feature.as_ref().and_then(|f| {
             results
@@ -603,7 +647,7 @@ impl<'a> Builder<'a> {
         });
         let summary = Summary {
             status: docs.criteria.status,
-            beachhead: docs.scoring.as_ref().and_then(|s| {
+            beachhead: scoring.as_ref().and_then(|s| {
                 let id = s.beachhead.clone()?;
                 Some(Beachhead {
                     name: self.name(&id),
@@ -689,6 +733,55 @@ impl<'a> Builder<'a> {
         }
     }
 
+    fn scoring(&self, scoring: &ScoringReport) -> ScoringCard {
+        // Scores derived from data are scaled across segments (min-max): the shown segments'
+        // scores pin down a masked one's metric, so they go, with the totals they feed.
+        let masked = !self.hidden.is_empty();
+        let derived: Vec<&str> = scoring
+            .ranking
+            .iter()
+            .flat_map(|r| &r.scores)
+            .filter(|s| s.metric.is_some())
+            .map(|s| s.factor.as_str())
+            .collect();
+        ScoringCard {
+            factors: scoring.factors.clone(),
+            ranking: scoring
+                .ranking
+                .iter()
+                .map(|r| RankCard {
+                    rank: r.rank,
+                    segment: r.segment.clone(),
+                    name: r.name.clone(),
+                    negative: r.negative,
+                    scores: r
+                        .scores
+                        .iter()
+                        .map(|s| {
+                            let hide = masked && derived.contains(&s.factor.as_str());
+                            ScoreCard {
+                                factor: s.factor.clone(),
+                                score: (!hide).then_some(s.score),
+                                metric: s.metric.filter(|_| !hide),
+                                note: s.note.clone().filter(|_| !hide),
+                            }
+                        })
+                        .collect(),
+                    total: (!masked).then_some(r.total),
+                    tied_with: r.tied_with.clone(),
+                })
+                .collect(),
+            beachhead: scoring.beachhead.clone(),
+            beachhead_note: if masked {
+                without_figures(&scoring.beachhead_note)
+            } else {
+                scoring.beachhead_note.clone()
+            },
+            stability: scoring.stability.clone(),
+            masked,
+        }
+    }
+
     fn value_feature(&self) -> Option<FeatureCard> {
         let overall = &self.docs.segments.results.overall;
         self.features
@@ -721,6 +814,7 @@ impl<'a> Builder<'a> {
             measure: check.measure.clone(),
             value: check.value.filter(|_| !masked),
             threshold: check.threshold.clone(),
+            levels: check.levels.clone(),
             status: check.status,
             detail: check.detail.clone().filter(|_| !masked),
             masked,
@@ -1061,6 +1155,12 @@ impl<'a> Builder<'a> {
     }
 
     fn comparison(&mut self, comparison: &Comparison) -> ComparisonCard {
+        let small_then: Vec<String> = comparison
+            .sizes
+            .iter()
+            .filter(|s| s.old_customers.is_some_and(|n| self.suppressor.is_small(n)))
+            .map(|s| s.segment.clone())
+            .collect();
         let mut sizes = comparison.sizes.clone();
         for size in &mut sizes {
             let hidden_now = self.is_hidden(&size.segment);
@@ -1136,10 +1236,11 @@ impl<'a> Builder<'a> {
                 appeared: total(migration.appeared),
                 disappeared: total(migration.disappeared),
             },
+            // Means of a group small in either run describe a few customers.
             drift: comparison
                 .drift
                 .iter()
-                .filter(|d| !self.is_hidden(&d.segment))
+                .filter(|d| !self.is_hidden(&d.segment) && !small_then.contains(&d.segment))
                 .cloned()
                 .collect(),
             criteria_changes: comparison.criteria_changes.clone(),
@@ -1214,6 +1315,26 @@ impl<'a> Builder<'a> {
     }
 }
 
+/// `text` without its parenthesised figures: "highest weighted total (8.51) among ..." loses
+/// "(8.51)".
+fn without_figures(text: &str) -> String {
+    let mut kept = String::new();
+    let mut rest = text;
+    while let Some(open) = rest.find(" (") {
+        let Some(close) = rest[open..].find(')') else {
+            break;
+        };
+        let inside = &rest[open + 2..open + close];
+        kept.push_str(&rest[..open]);
+        if !inside.chars().any(|c| c.is_ascii_digit()) {
+            kept.push_str(&rest[open..=open + close]);
+        }
+        rest = &rest[open + close + 1..];
+    }
+    kept.push_str(rest);
+    kept
+}
+
 /// The subjects a check is about: a pair `a ~ b` concerns both segments.
 fn concerns(subject: &str) -> Vec<&str> {
     match subject.split_once(" ~ ") {
@@ -1247,5 +1368,23 @@ fn feature_card(info: &FeatureInfo) -> FeatureCard {
         data_type: info.data_type.clone(),
         unit,
         format,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::without_figures;
+
+    #[test]
+    fn figures_in_parentheses_leave_a_note_and_words_stay() {
+        assert_eq!(
+            without_figures("highest weighted total (8.51) among segments not marked negative"),
+            "highest weighted total among segments not marked negative"
+        );
+        assert_eq!(
+            without_figures("tied (with dormant) at (7.2)"),
+            "tied (with dormant) at"
+        );
+        assert_eq!(without_figures("no figures"), "no figures");
     }
 }
