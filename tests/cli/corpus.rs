@@ -341,13 +341,19 @@ const CASES: &[Case] = &[
     },
     Case {
         name: "reports_misspelt_min_cell",
-        edits: &[Append("reports: { min_cells: 10 }\n")],
+        edits: &[Pipeline(
+            "reports: { min_cell: 1 }",
+            "reports: { min_cells: 10 }",
+        )],
         args: VALIDATE,
         code: 3,
     },
     Case {
         name: "reports_negative_min_cell",
-        edits: &[Append("reports: { min_cell: -1 }\n")],
+        edits: &[Pipeline(
+            "reports: { min_cell: 1 }",
+            "reports: { min_cell: -1 }",
+        )],
         args: VALIDATE,
         code: 3,
     },

@@ -153,6 +153,7 @@ fn saas_example_matches_an_independent_computation() {
         files,
         [
             "assignments.parquet",
+            "charts",
             "criteria.json",
             "lint.json",
             "manifest.json",
@@ -161,7 +162,8 @@ fn saas_example_matches_an_independent_computation() {
             "report.md",
             "scoring.json",
             "segments.csv",
-            "segments.json"
+            "segments.json",
+            "suppression.json"
         ]
     );
 

@@ -389,13 +389,14 @@ fn personas_render_with_the_segments_profile() {
     let workspace = windows_with(
         "personas:\n  - segment: busy\n    name: Bea the busy one\n    role: Analyst\n    goals: [Ship reports]\n    quote: Faster, please.\n",
     );
-    // Five customers: by default every segment is too small to show figures for.
+    // Five customers: with the default threshold every segment is too small to show figures for.
+    workspace.edit_pipeline("reports: { min_cell: 1 }", "reports: { min_cell: 10 }");
     let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "masked"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let persona = workspace.read("masked/personas/busy.md");
     assert!(persona.contains("- Customers: suppressed"), "{persona}");
     assert!(!persona.contains("**1**"), "{persona}");
-    workspace.edit_pipeline("personas:", "reports: { min_cell: 0 }\npersonas:");
+    workspace.edit_pipeline("reports: { min_cell: 10 }", "reports: { min_cell: 0 }");
     let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
     assert!(output.status.success(), "{}", stderr(&output));
     let persona = workspace.read("out/personas/busy.md");

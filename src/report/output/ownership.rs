@@ -9,9 +9,13 @@ use crate::run_folder::history::{
     HISTORY, HISTORY_HTML, HISTORY_KIND, HISTORY_MD, HistoryManifest,
 };
 use crate::run_folder::{
-    ASSIGNMENTS, COMPARISON, CRITERIA, LINT, MANIFEST, Manifest, PERSONAS, PROFILE, REPORT_KIND,
-    ReportManifest, SCORING, SEGMENTS, SEGMENTS_CSV, read_regular,
+    ASSIGNMENTS, CHARTS, COMPARISON, CRITERIA, LINT, MANIFEST, Manifest, PERSONAS, PROFILE,
+    REPORT_CONTEXT, REPORT_KIND, ReportManifest, SCORING, SEGMENTS, SEGMENTS_CSV, SUPPRESSION,
+    read_regular,
 };
+
+/// The charts segflow writes into `charts/`.
+const CHART_NAMES: &[&str] = &["sizes", "heatmap", "matrix", "migration"];
 
 /// Unknown entries named in a refusal; the rest are counted.
 const NAMED: usize = 3;
@@ -38,6 +42,9 @@ const KNOWN: &[&str] = &[
     PROFILE,
     "report.md",
     "report.html",
+    SUPPRESSION,
+    REPORT_CONTEXT,
+    "report.pdf",
     HISTORY,
     HISTORY_MD,
     HISTORY_HTML,
@@ -94,6 +101,11 @@ impl Owned {
                         .and_then(|rest| rest.strip_prefix('/'))
                         .and_then(|file| file.strip_suffix(".md"))
                         .is_some_and(is_valid_name)
+                    || relative
+                        .strip_prefix(CHARTS)
+                        .and_then(|rest| rest.strip_prefix('/'))
+                        .and_then(|file| file.strip_suffix(".svg"))
+                        .is_some_and(|chart| CHART_NAMES.contains(&chart))
             }
         }
     }
@@ -104,7 +116,7 @@ impl Owned {
                 let prefix = format!("{relative}/");
                 files.iter().any(|file| file.starts_with(&prefix))
             }
-            Owned::Known => relative == PERSONAS,
+            Owned::Known => relative == PERSONAS || relative == CHARTS,
         }
     }
 
