@@ -33,6 +33,9 @@ pub mod exit {
     pub const RUN_FOLDER: u8 = 10;
     /// Chromium, which prints the report to PDF, is missing, failed or did not finish in time.
     pub const CHROMIUM: u8 = 11;
+    /// An export (a database table or a file the pipeline's `exports:` names) failed; the run
+    /// folder and every export are left as they were.
+    pub const EXPORT: u8 = 12;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
     /// Interrupted by Ctrl-C or a termination signal; nothing was written.
@@ -147,6 +150,28 @@ pub enum Error {
         /// What to do about it (how to install Chromium or point segflow at one).
         help: Option<String>,
     },
+    /// A database the pipeline reads could not be reached or read.
+    #[error("source `{source_name}` ({target}): {message}")]
+    Database {
+        /// The source.
+        source_name: String,
+        /// Where it is: host, port and database, never the password.
+        target: String,
+        /// What went wrong (with secrets masked).
+        message: String,
+        /// What to do about it.
+        help: Option<String>,
+    },
+    /// An export failed; nothing was exported and the run folder was not written.
+    #[error("export `{export}`: {message}")]
+    Export {
+        /// The export, as named in the pipeline.
+        export: String,
+        /// What went wrong (with secrets masked).
+        message: String,
+        /// What to do about it.
+        help: Option<String>,
+    },
     /// The engine ran out of its memory pool in a stage, even after spilling.
     #[error("out of memory in stage `{stage}`{}: {message}", limit.map_or(String::new(), |l| format!(" under --memory-limit {}", human_bytes(l))))]
     OutOfMemory {
@@ -203,6 +228,8 @@ impl Error {
             Error::OutOfMemory { .. } => exit::MEMORY,
             Error::RunFolder { .. } => exit::RUN_FOLDER,
             Error::Chromium { .. } => exit::CHROMIUM,
+            Error::Database { .. } => exit::DATA,
+            Error::Export { .. } => exit::EXPORT,
             Error::Internal(_) => exit::INTERNAL,
             Error::BrokenPipe => exit::OK,
         }
@@ -278,6 +305,8 @@ impl Diagnostic for Error {
             Error::OutOfMemory { .. } => "segflow::memory",
             Error::RunFolder { .. } => "segflow::run-folder",
             Error::Chromium { .. } => "segflow::chromium",
+            Error::Database { .. } => "segflow::database",
+            Error::Export { .. } => "segflow::export",
             Error::Internal(_) | Error::BrokenPipe => "segflow::internal",
         };
         Some(Box::new(code))
@@ -300,7 +329,9 @@ impl Diagnostic for Error {
             | Error::Data { help, .. }
             | Error::Output { help, .. }
             | Error::Usage { help, .. }
-            | Error::Chromium { help, .. } => {
+            | Error::Chromium { help, .. }
+            | Error::Database { help, .. }
+            | Error::Export { help, .. } => {
                 help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
             }
             _ => None,

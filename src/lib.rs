@@ -4,7 +4,8 @@
 //! [`pipeline`] (YAML → checked, typed plan) → [`engine`] (plan → SQL stages on DataFusion →
 //! measured results) → [`analysis`] (criteria, scoring, comparison: pure functions) and
 //! [`lint`] (warnings about the segmentation) → [`report`] (files for machines and people).
-//! [`diagnostic`] is the problem type, code registry and rendering every stage reports through;
+//! [`postgres`] is the one database layer (connections, type mapping) sources, exports and
+//! engines share. [`diagnostic`] is the problem type, code registry and rendering every stage reports through;
 //! [`error`] the error type and exit codes; [`secrets`] masks interpolated values in every text
 //! written; [`app`] wires the commands together.
 
@@ -16,6 +17,7 @@ pub mod engine;
 pub mod error;
 pub mod lint;
 pub mod pipeline;
+pub mod postgres;
 pub mod progress;
 pub mod report;
 pub mod run_folder;

@@ -164,6 +164,10 @@ codes! {
     RUN_FOLDER = "run-folder", Error, "A run folder given to `segflow diff`, `segflow history` or `run --compare-to` is missing, is not a folder, or lacks or has a corrupt segments.json, criteria.json or assignments.parquet. A comparison never treats a missing file as \"nothing changed\". A `history` glob pattern that matches no run folder is this error too. Pass a folder written by `segflow run`. Exit code 10.";
     /// Chromium, which prints the report to PDF, is missing or failed.
     CHROMIUM = "chromium", Error, "Printing the report to PDF needs Chromium (or Chrome): it is not installed (none of `chromium`, `chromium-browser`, `google-chrome` is on PATH), `SEGFLOW_CHROMIUM` names no executable file, or Chromium failed, printed nothing, or did not finish within 120 s and was stopped. Install it (Debian/Ubuntu: `apt-get install chromium`) or set SEGFLOW_CHROMIUM to its path. Exit code 11.";
+    /// A Postgres source that cannot be read.
+    DATABASE = "database", Error, "A Postgres source could not be read: the server is not reachable, the password is refused, the table or a declared column is missing, a value does not fit the declared type, or the connection dropped while reading. The message names the source, the host and the database (never the URL's password). Nothing is written. Exit code 4.";
+    /// An export that failed.
+    EXPORT = "export", Error, "An export named in the pipeline's `exports:` failed: the database refused the connection or the write, or the file could not be written. A failed export changes nothing: a database table keeps its old content (the new rows are written in one transaction), a file is written beside its destination and moved into place only when complete, and the run folder is not written. Exit code 12.";
     /// A bug.
     INTERNAL = "internal", Error, "A bug in segflow. Please report it with the command and, if you can, the pipeline file. Exit code 70.";
 }

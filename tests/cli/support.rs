@@ -233,3 +233,21 @@ pub fn stderr_unwrapped(output: &Output) -> String {
 pub fn stdout(output: &Output) -> String {
     String::from_utf8_lossy(&output.stdout).into_owned()
 }
+
+/// The URL of the test PostgreSQL (`eval "$(scripts/postgres-start)"` sets it; `.ci/run` does),
+/// or `None` outside CI when there is none. In CI (`CI` set) a missing database fails the test.
+pub fn postgres_url() -> Option<String> {
+    let url = std::env::var("SEGFLOW_TEST_POSTGRES_URL")
+        .ok()
+        .filter(|u| !u.is_empty());
+    if url.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "SEGFLOW_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL with scripts/postgres-start"
+        );
+        eprintln!(
+            "note: no test PostgreSQL (run `eval \"$(scripts/postgres-start)\"`); skipping (CI runs it)"
+        );
+    }
+    url
+}
