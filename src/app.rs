@@ -1,7 +1,7 @@
 //! The commands, and the one place that prints errors and picks exit codes.
 
 use std::borrow::Cow;
-use std::io::IsTerminal;
+use std::io::{IsTerminal, Write as _};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
@@ -19,7 +19,7 @@ use crate::error::{Error, Result, exit};
 use crate::lint;
 use crate::pipeline::{Pipeline, PipelineSpec};
 use crate::progress::Progress;
-use crate::report::{self, NewDocuments, StagedOutput, Templates};
+use crate::report::{self, FolderKind, NewDocuments, StagedOutput, Templates};
 use crate::run_folder;
 use crate::run_folder::{
     LintRecord, Manifest, ReportManifest, RunInfo, SegmentsDocument, StageTiming,
@@ -528,7 +528,7 @@ fn history(args: &HistoryArgs) -> Result<()> {
     };
     let mut protected = folders.clone();
     protected.push(PathBuf::from("."));
-    let staged = StagedOutput::begin(&destination, args.replace, &protected)?;
+    let staged = StagedOutput::begin(&destination, args.replace, &protected, FolderKind::History)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let mut outputs =
         report::write_history(staged.path(), &history, &templates).map_err(relocate)?;
@@ -693,7 +693,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     let mut protected = engine::source_files(&pipeline)?;
     protected.push(args.input.pipeline.clone());
     protected.push(PathBuf::from("."));
-    let staged = StagedOutput::begin(&destination, args.replace, &protected)?;
+    let staged = StagedOutput::begin(&destination, args.replace, &protected, FolderKind::Run)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let runtime = runtime_with(threads)?;
     let results = runtime
@@ -751,6 +751,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         as_of: options.as_of.to_string(),
         sources: results.sources.clone(),
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
+        masked_variables: pipeline.secret_variables(),
     };
     let mut outputs = vec![run_folder::ASSIGNMENTS.to_string()];
     outputs.extend(report::write_data(staged.path(), &documents).map_err(relocate)?);
@@ -805,6 +806,20 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
 fn render_report(args: &ReportArgs) -> Result<()> {
     let templates = Templates::new(args.templates.clone())?;
     let documents = run_folder::read_documents(&args.run, None)?;
+    // The run masked the values of these variables in its reports; mask them again.
+    let mut values = Vec::new();
+    for name in &documents.run.masked_variables {
+        match std::env::var(name) {
+            Ok(value) => values.push(value),
+            Err(_) => {
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "note: the run masked the value of `${{{name}}}` in its reports; it is not set now, so these reports cannot mask it (set it to re-render them exactly)"
+                );
+            }
+        }
+    }
+    secrets::remember(values.into_iter().filter(|v| v.len() >= 4).collect());
     let destination = match &args.out {
         Some(out) => out.clone(),
         None => {
@@ -821,7 +836,7 @@ fn render_report(args: &ReportArgs) -> Result<()> {
         }
     };
     let protected = vec![args.run.clone(), PathBuf::from(".")];
-    let staged = StagedOutput::begin(&destination, args.replace, &protected)?;
+    let staged = StagedOutput::begin(&destination, args.replace, &protected, FolderKind::Report)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let mut outputs =
         report::write_reports(staged.path(), &documents, &templates).map_err(relocate)?;

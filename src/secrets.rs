@@ -68,7 +68,31 @@ fn spellings(value: &str) -> Vec<String> {
     if value.contains('\n') {
         all.extend(lines);
     }
+    // HTML reports escape `/`, `&`, quotes and angle brackets (minijinja's HTML escaping).
+    let escaped: Vec<String> = all
+        .iter()
+        .map(|spelling| html_escaped(spelling))
+        .filter(|escaped| !all.contains(escaped))
+        .collect();
+    all.extend(escaped);
     all
+}
+
+/// `value` as minijinja's HTML auto-escaping writes it.
+fn html_escaped(value: &str) -> String {
+    let mut escaped = String::with_capacity(value.len());
+    for c in value.chars() {
+        match c {
+            '&' => escaped.push_str("&amp;"),
+            '<' => escaped.push_str("&lt;"),
+            '>' => escaped.push_str("&gt;"),
+            '"' => escaped.push_str("&quot;"),
+            '\'' => escaped.push_str("&#x27;"),
+            '/' => escaped.push_str("&#x2f;"),
+            other => escaped.push(other),
+        }
+    }
+    escaped
 }
 
 /// `value` as a file URL's path spells it.
@@ -110,6 +134,15 @@ pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_html_escaped_spelling_is_known() {
+        let found = spellings("data/saas&co");
+        assert!(
+            found.contains(&"data&#x2f;saas&amp;co".to_string()),
+            "{found:?}"
+        );
+    }
 
     #[test]
     fn every_spelling_of_a_path_is_known() {

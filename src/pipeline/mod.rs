@@ -193,14 +193,29 @@ impl Pipeline {
 
     /// Values of the environment variables the pipeline interpolates, to redact from any output.
     pub fn secrets(&self) -> Vec<String> {
-        self.spec
+        self.secret_variables()
+            .iter()
+            .filter_map(|name| std::env::var(name).ok())
+            .filter(|value| value.len() >= 4)
+            .collect()
+    }
+
+    /// The names of the variables whose values [`Pipeline::secrets`] masks, in order, each once:
+    /// recorded in the manifest so `segflow report` masks the same values again.
+    pub fn secret_variables(&self) -> Vec<String> {
+        let mut names: Vec<String> = Vec::new();
+        for name in self
+            .spec
             .sources
             .values()
             .filter_map(|s| interpolate::variables(&s.path).ok())
             .flatten()
-            .filter_map(|name| std::env::var(name).ok())
-            .filter(|value| value.len() >= 4)
-            .collect()
+        {
+            if !names.iter().any(|n| n == name) {
+                names.push(name.to_string());
+            }
+        }
+        names
     }
 
     /// The title shown in reports.

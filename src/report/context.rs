@@ -100,8 +100,11 @@ pub struct RunCard {
     pub git: Option<GitState>,
     /// When the run started (UTC, RFC 3339).
     pub started_at: String,
-    /// The sources as read.
+    /// The sources as read. When `rows_masked`, every `rows` is 0.
     pub sources: Vec<SourceSummary>,
+    /// Whether the sources' row counts are suppressed: with a masked number of customers left
+    /// out by the as-of date, the customer table's rows minus the customers would give it away.
+    pub rows_masked: bool,
 }
 
 /// Customers left out by the as-of date for one reason.
@@ -277,6 +280,10 @@ pub struct MatrixCard {
     pub engagement_rule: String,
     /// The four quadrants: high value & high engagement first.
     pub quadrants: Vec<QuadrantCard>,
+    /// Whether the segment mix of the quadrants is suppressed (then every quadrant's
+    /// `segments` is empty): with a masked segment or a small cell, the mix and the segment
+    /// sizes together would give it away.
+    pub mix_masked: bool,
 }
 
 /// One quadrant.
@@ -294,7 +301,7 @@ pub struct QuadrantCard {
     pub masked: bool,
     /// 0..1: its count over the largest quadrant's, for shading.
     pub intensity: f64,
-    /// Its customers by segment.
+    /// Its customers by segment (empty when the mix is suppressed).
     pub segments: Vec<MixCell>,
 }
 
@@ -629,6 +636,12 @@ impl<'a> Builder<'a> {
                 }
             })
             .collect();
+        let rows_masked = self.masked.iter().any(|m| m.table == "exclusions");
+        if rows_masked {
+            for source in &docs.run.sources {
+                self.record("source rows", &source.name, None, MaskReason::Complementary);
+            }
+        }
         let value_feature = self.value_feature();
         let criteria = self.criteria();
         let segments = self.segments(value_feature.as_ref(), &criteria);
@@ -700,7 +713,19 @@ impl<'a> Builder<'a> {
                 pipeline_sha256: docs.run.pipeline_sha256.clone(),
                 git: docs.run.git.clone(),
                 started_at: docs.run.started_at.clone(),
-                sources: docs.run.sources.clone(),
+                sources: docs
+                    .run
+                    .sources
+                    .iter()
+                    .cloned()
+                    .map(|mut source| {
+                        if rows_masked {
+                            source.rows = 0;
+                        }
+                        source
+                    })
+                    .collect(),
+                rows_masked,
             },
             as_of: results.as_of.to_string(),
             customers: results.customers,
@@ -1019,41 +1044,30 @@ impl<'a> Builder<'a> {
             .collect()
     }
 
-    fn mix(&mut self, table: &str, row: &str, cells: &[(Option<String>, u64)]) -> Vec<MixCell> {
-        let counts: Vec<u64> = cells.iter().map(|(_, n)| *n).collect();
-        let mut masks = self.suppressor.mask_group(&counts);
-        // A masked segment's counts would add up to its masked size anywhere else.
-        for ((segment, _), mask) in cells.iter().zip(masks.iter_mut()) {
-            if mask.is_none() && segment.as_deref().is_some_and(|s| self.is_hidden(s)) {
-                *mask = Some(MaskReason::Complementary);
-            }
-        }
-        self.suppressor.complete(&counts, &mut masks);
-        cells
-            .iter()
-            .zip(masks)
-            .map(|((segment, n), mask)| {
-                let id = segment
-                    .clone()
-                    .unwrap_or_else(|| crate::pipeline::model::UNASSIGNED.to_string());
-                if let Some(reason) = mask {
-                    self.record(table, row, Some(&id), reason);
-                }
-                MixCell {
-                    name: self.name(&id),
-                    segment: segment.clone(),
-                    customers: mask.is_none().then_some(*n),
-                    masked: mask.is_some(),
-                }
-            })
-            .collect()
-    }
-
     fn matrix(&mut self) -> Option<MatrixCard> {
         let matrix = self.docs.segments.results.matrix.as_ref()?;
         let counts: Vec<u64> = matrix.quadrants.iter().map(|q| q.customers).collect();
         let masks = self.suppressor.mask_group(&counts);
-        let largest = counts.iter().copied().max().unwrap_or(0).max(1) as f64;
+        // The mix is a table whose row totals (quadrants) and column totals (segment sizes) are
+        // both shown, and which segments appear in a quadrant tells its zeros: with a masked
+        // segment or a small cell anywhere, the whole mix goes.
+        let mix_masked = matrix.quadrants.iter().any(|q| {
+            q.segments.iter().any(|(segment, n)| {
+                self.suppressor.is_small(*n)
+                    || segment.as_deref().is_some_and(|s| self.is_hidden(s))
+                    || (segment.is_none()
+                        && self.masked.iter().any(|m| {
+                            m.table == "segments" && m.row == crate::pipeline::model::UNASSIGNED
+                        }))
+            })
+        });
+        let shown: Vec<u64> = counts
+            .iter()
+            .zip(&masks)
+            .filter(|(_, m)| m.is_none())
+            .map(|(n, _)| *n)
+            .collect();
+        let largest = shown.iter().copied().max().unwrap_or(0).max(1) as f64;
         let mut quadrants = Vec::new();
         for (q, mask) in matrix.quadrants.iter().zip(masks) {
             let label = format!(
@@ -1064,7 +1078,27 @@ impl<'a> Builder<'a> {
             if let Some(reason) = mask {
                 self.record("quadrants", &label, None, reason);
             }
-            let segments = self.mix("quadrant mix", &label, &q.segments);
+            if mix_masked {
+                self.record("quadrant mix", &label, None, MaskReason::Complementary);
+            }
+            let segments = if mix_masked {
+                Vec::new()
+            } else {
+                q.segments
+                    .iter()
+                    .map(|(segment, n)| {
+                        let id = segment
+                            .clone()
+                            .unwrap_or_else(|| crate::pipeline::model::UNASSIGNED.to_string());
+                        MixCell {
+                            name: self.name(&id),
+                            segment: segment.clone(),
+                            customers: Some(*n),
+                            masked: false,
+                        }
+                    })
+                    .collect()
+            };
             quadrants.push(QuadrantCard {
                 high_value: q.high_value,
                 high_engagement: q.high_engagement,
@@ -1087,6 +1121,7 @@ impl<'a> Builder<'a> {
             engagement_split: matrix.engagement_split,
             engagement_rule: matrix.engagement_rule.clone(),
             quadrants,
+            mix_masked,
         })
     }
 
@@ -1155,43 +1190,89 @@ impl<'a> Builder<'a> {
     }
 
     fn comparison(&mut self, comparison: &Comparison) -> ComparisonCard {
-        let small_then: Vec<String> = comparison
+        let migration = &comparison.migration;
+        let unassigned = crate::pipeline::model::UNASSIGNED;
+        let row_total = |id: &str| -> u64 {
+            migration
+                .rows
+                .iter()
+                .position(|r| r == id)
+                .map_or(0, |r| migration.counts[r].iter().sum())
+        };
+        // The earlier run's sizes add up to its customers, which are shown: one group, masked
+        // like this run's (small sizes, and a partner when one alone is masked).
+        let old_present: Vec<(String, u64)> = comparison
             .sizes
             .iter()
-            .filter(|s| s.old_customers.is_some_and(|n| self.suppressor.is_small(n)))
-            .map(|s| s.segment.clone())
+            .filter_map(|s| s.old_customers.map(|n| (s.segment.clone(), n)))
+            .chain(std::iter::once((
+                unassigned.to_string(),
+                row_total(unassigned),
+            )))
             .collect();
+        let old_counts: Vec<u64> = old_present.iter().map(|(_, n)| *n).collect();
+        let old_masks = self.suppressor.mask_group(&old_counts);
+        let hidden_then: Vec<String> = old_present
+            .iter()
+            .zip(&old_masks)
+            .filter(|(_, mask)| mask.is_some())
+            .map(|((id, _), _)| id.clone())
+            .collect();
+        for ((id, _), mask) in old_present.iter().zip(&old_masks) {
+            if let Some(reason) = mask {
+                self.record("comparison sizes", id, Some("old"), *reason);
+            }
+        }
+        let hidden_now_unassigned = self
+            .masked
+            .iter()
+            .any(|m| m.table == "segments" && m.row == unassigned);
+        let hidden_now =
+            |id: &str| self.is_hidden(id) || (id == unassigned && hidden_now_unassigned);
         let mut sizes = comparison.sizes.clone();
         for size in &mut sizes {
-            let hidden_now = self.is_hidden(&size.segment);
-            let old_small = size
-                .old_customers
-                .is_some_and(|n| self.suppressor.is_small(n));
-            if old_small {
+            let then = hidden_then.contains(&size.segment);
+            let now = hidden_now(&size.segment);
+            if then {
                 size.old_customers = None;
                 size.old_share = None;
-                self.record(
-                    "comparison sizes",
-                    &size.segment,
-                    Some("old"),
-                    MaskReason::SmallCell,
-                );
             }
-            if hidden_now {
+            if now {
                 size.new_customers = None;
                 size.new_share = None;
             }
-            if old_small || hidden_now {
+            if then || now {
                 size.share_change_points = None;
             }
         }
-        let migration = &comparison.migration;
-        let masks = self.suppressor.mask_table(&migration.counts);
+        // The cells of a segment masked in either run would add up to its size: all of them go,
+        // then partners until no row or column keeps exactly one masked cell.
+        let given: Vec<Vec<Option<MaskReason>>> = migration
+            .rows
+            .iter()
+            .zip(&migration.counts)
+            .map(|(row, cells)| {
+                cells
+                    .iter()
+                    .enumerate()
+                    .map(|(c, _)| {
+                        let column = migration.columns.get(c).map(String::as_str).unwrap_or("");
+                        (hidden_then.contains(row) || hidden_now(column))
+                            .then_some(MaskReason::Complementary)
+                    })
+                    .collect()
+            })
+            .collect();
+        let masks = self.suppressor.mask_table_with(&migration.counts, given);
+        let any_masked = masks.iter().flatten().any(Option::is_some);
+        // Shades are relative to the largest shown cell, so a masked one cannot be read from them.
         let largest = migration
             .counts
             .iter()
             .flatten()
-            .copied()
+            .zip(masks.iter().flatten())
+            .filter(|(_, mask)| mask.is_none())
+            .map(|(n, _)| *n)
             .max()
             .unwrap_or(0)
             .max(1) as f64;
@@ -1216,7 +1297,9 @@ impl<'a> Builder<'a> {
             counts.push(shown);
             intensity.push(shades);
         }
-        let total = |n: u64| (!self.suppressor.is_small(n)).then_some(n);
+        // Stayed is the diagonal's sum, moved the rest's: with a masked cell, either would give
+        // it away.
+        let total = |n: u64| (!any_masked && !self.suppressor.is_small(n)).then_some(n);
         ComparisonCard {
             old: comparison.old.clone(),
             new: comparison.new.clone(),
@@ -1236,11 +1319,11 @@ impl<'a> Builder<'a> {
                 appeared: total(migration.appeared),
                 disappeared: total(migration.disappeared),
             },
-            // Means of a group small in either run describe a few customers.
+            // Means of a group masked in either run describe a few customers.
             drift: comparison
                 .drift
                 .iter()
-                .filter(|d| !self.is_hidden(&d.segment) && !small_then.contains(&d.segment))
+                .filter(|d| !self.is_hidden(&d.segment) && !hidden_then.contains(&d.segment))
                 .cloned()
                 .collect(),
             criteria_changes: comparison.criteria_changes.clone(),

@@ -57,7 +57,8 @@ pub fn md(text: &str) -> String {
 pub fn md_block(text: &str) -> String {
     strip_controls(&text.replace("\r\n", "\n").replace('\r', "\n"))
         .split('\n')
-        .map(|line| line_start(&inline(line, false)))
+        // Pipes escaped too: two lines of a description must not become a table.
+        .map(|line| line_start(&inline(line, true)))
         .collect::<Vec<_>>()
         .join("\n")
 }

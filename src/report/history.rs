@@ -7,7 +7,7 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use super::suppression::Suppressor;
+use super::suppression::{MaskReason, Suppressor};
 use super::{Templates, write_file, write_json};
 use crate::analysis::history::{Flow, History, NOT_IN_EARLIER, NOT_IN_LATER, Size};
 use crate::error::Result;
@@ -87,15 +87,36 @@ fn for_people(history: &History) -> History {
             }
         }
     }
-    for step in &mut shown.steps {
-        let mut rows: Vec<&str> = Vec::new();
-        let mut columns: Vec<&str> = Vec::new();
-        for flow in &step.flows {
-            if !rows.contains(&flow.from.as_str()) {
-                rows.push(&flow.from);
+    // Which segments (and the unassigned) each run masks, by run index.
+    let hidden: Vec<Vec<String>> = (0..shown.runs.len())
+        .map(|j| {
+            let mut ids: Vec<String> = shown
+                .segments
+                .iter()
+                .filter(|s| {
+                    s.sizes
+                        .get(j)
+                        .copied()
+                        .flatten()
+                        .is_some_and(|size| size.masked)
+                })
+                .map(|s| s.id.clone())
+                .collect();
+            if shown.runs[j].unassigned_masked {
+                ids.push(UNASSIGNED.to_string());
             }
-            if !columns.contains(&flow.to.as_str()) {
-                columns.push(&flow.to);
+            ids
+        })
+        .collect();
+    for (i, step) in shown.steps.iter_mut().enumerate() {
+        let mut rows: Vec<String> = Vec::new();
+        let mut columns: Vec<String> = Vec::new();
+        for flow in &step.flows {
+            if !rows.contains(&flow.from) {
+                rows.push(flow.from.clone());
+            }
+            if !columns.contains(&flow.to) {
+                columns.push(flow.to.clone());
             }
         }
         let mut counts = vec![vec![0u64; columns.len()]; rows.len()];
@@ -109,20 +130,48 @@ fn for_people(history: &History) -> History {
                 counts[r][c] = flow.customers;
             }
         }
-        let masks = suppressor.mask_table(&counts);
-        let masked: Vec<bool> = step
-            .flows
+        // Every flow of a segment masked in the run it leaves or enters would add up to its size.
+        let empty = Vec::new();
+        let (before, after) = (
+            hidden.get(i).unwrap_or(&empty),
+            hidden.get(i + 1).unwrap_or(&empty),
+        );
+        let given = rows
             .iter()
-            .map(|flow| place(flow).is_some_and(|(r, c)| masks[r][c].is_some()))
+            .map(|row| {
+                columns
+                    .iter()
+                    .map(|column| {
+                        (before.contains(row) || after.contains(column))
+                            .then_some(MaskReason::Complementary)
+                    })
+                    .collect()
+            })
             .collect();
-        for (flow, masked) in step.flows.iter_mut().zip(masked) {
-            if masked {
+        let masks = suppressor.mask_table_with(&counts, given);
+        for flow in step.flows.iter_mut() {
+            if place(flow).is_some_and(|(r, c)| masks[r][c].is_some()) {
                 flow.customers = 0;
                 flow.masked = true;
             }
         }
+        // Only non-empty flows are listed, so an empty partner is listed too, masked: otherwise
+        // its absence would tell it is zero.
+        for (r, row) in rows.iter().enumerate() {
+            for (c, column) in columns.iter().enumerate() {
+                if counts[r][c] == 0 && masks[r][c].is_some() {
+                    step.flows.push(Flow {
+                        from: row.clone(),
+                        to: column.clone(),
+                        customers: 0,
+                        masked: true,
+                    });
+                }
+            }
+        }
         let totals = [step.stayed, step.moved, step.appeared, step.disappeared];
-        if totals.iter().any(|&n| suppressor.is_small(n)) {
+        // Stayed and moved are sums over the flows: with a masked flow, they would give it away.
+        if step.flows.iter().any(|f| f.masked) || totals.iter().any(|&n| suppressor.is_small(n)) {
             step.stayed = 0;
             step.moved = 0;
             step.appeared = 0;

@@ -19,6 +19,7 @@ mod ownership;
 mod recovery;
 
 use lock::Lock;
+pub use ownership::FolderKind;
 use ownership::Owned;
 
 /// A file in every staging folder: the cleanup of abandoned ones removes only folders holding it.
@@ -130,7 +131,12 @@ fn without_trailing_slashes(destination: &Path) -> PathBuf {
 }
 
 /// Refuse `destination` if it exists, unless `replace` is set and it may be replaced.
-fn refuse_existing(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<()> {
+fn refuse_existing(
+    destination: &Path,
+    replace: bool,
+    protected: &[PathBuf],
+    kind: FolderKind,
+) -> Result<()> {
     if destination.symlink_metadata().is_err() {
         return Ok(());
     }
@@ -144,21 +150,21 @@ fn refuse_existing(destination: &Path, replace: bool, protected: &[PathBuf]) -> 
             ),
         });
     }
-    check_replaceable(destination, protected)
+    check_replaceable(destination, protected, kind)
 }
 
 /// Refuse to replace `destination` unless an earlier segflow run wrote it and it holds none of
 /// `protected`.
-fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
+fn check_replaceable(destination: &Path, protected: &[PathBuf], kind: FolderKind) -> Result<()> {
     let refuse = |why: String| Error::Output {
         message: format!(
             "--replace refuses to replace {}: {why}",
             destination.display()
         ),
         help: Some(
-            "--replace only replaces a run or history folder written by segflow (one with its \
-             manifest.json) that holds nothing but the files its manifest lists; move your own \
-             files out of it, or choose another --out"
+            "--replace only replaces a folder of the same kind (run, history, reports) written by \
+             segflow (one with its manifest.json) that holds nothing but the files its manifest \
+             lists; move your own files out of it, or choose another --out"
                 .into(),
         ),
     };
@@ -186,6 +192,15 @@ fn check_replaceable(destination: &Path, protected: &[PathBuf]) -> Result<()> {
             "it is not a segflow run folder (no segflow manifest.json)".into(),
         ));
     };
+    match ownership::kind_of(destination) {
+        Some(found) if found == kind => {}
+        Some(found) => {
+            return Err(refuse(format!(
+                "it is a {found} folder, and this writes a {kind} folder"
+            )));
+        }
+        None => return Err(refuse(format!("it is not a segflow {kind} folder"))),
+    }
     if let Some(why) = owned.foreign_entries(destination).refusal() {
         return Err(refuse(why));
     }
@@ -206,6 +221,8 @@ pub struct StagedOutput {
     replace: bool,
     /// What `--replace` must not delete, checked again at the commit.
     protected: Vec<PathBuf>,
+    /// What it writes: `--replace` replaces only a folder of the same kind.
+    kind: FolderKind,
 }
 
 impl StagedOutput {
@@ -216,10 +233,15 @@ impl StagedOutput {
     /// `manifest.json` and nothing it does not list), and never one that holds any of
     /// `protected` (the pipeline file, its source files, the working directory). Everything is
     /// checked before any work is done: a refusal touches nothing.
-    pub fn begin(destination: &Path, replace: bool, protected: &[PathBuf]) -> Result<Self> {
+    pub fn begin(
+        destination: &Path,
+        replace: bool,
+        protected: &[PathBuf],
+        kind: FolderKind,
+    ) -> Result<Self> {
         // `runs/link/` would look through a symlink `runs/link`: the checks must see the link.
         let trimmed = without_trailing_slashes(destination);
-        refuse_existing(&trimmed, replace, protected)?;
+        refuse_existing(&trimmed, replace, protected, kind)?;
         let (parent, name) = place(destination)?;
         let destination = &trimmed;
         let created = missing_folders(&parent);
@@ -234,7 +256,7 @@ impl StagedOutput {
         recovery::finish_replace(&parent, &name, destination)?;
         recovery::remove_abandoned(&parent, &name);
         // Again under the lock: another run may have finished in the meantime.
-        refuse_existing(destination, replace, protected)?;
+        refuse_existing(destination, replace, protected, kind)?;
         let staging = tempfile::Builder::new()
             .prefix(&format!(".{name}.segflow-staging-{}-", std::process::id()))
             .rand_bytes(RANDOM_LEN)
@@ -256,6 +278,7 @@ impl StagedOutput {
             created,
             replace,
             protected: protected.to_vec(),
+            kind,
         })
     }
 
@@ -298,7 +321,7 @@ impl StagedOutput {
         if !self.replace || self.destination.symlink_metadata().is_err() {
             return Ok(());
         }
-        check_replaceable(&self.destination, &self.protected).map_err(|e| match e {
+        check_replaceable(&self.destination, &self.protected, self.kind).map_err(|e| match e {
             Error::Output { message, help } => Error::Output {
                 message: format!(
                     "{message}; it changed while this run worked, so the new run was discarded"

@@ -79,12 +79,32 @@ impl Suppressor {
 
     /// Masks for a table whose row and column totals are shown: small cells, then complementary
     /// cells until no row and no column has exactly one masked cell.
+    #[cfg(test)]
     pub fn mask_table(&self, counts: &[Vec<u64>]) -> Vec<Vec<Option<MaskReason>>> {
+        let none = counts.iter().map(|row| vec![None; row.len()]).collect();
+        self.mask_table_with(counts, none)
+    }
+
+    /// As [`Suppressor::mask_table`], starting from cells already masked (`given`): the cells
+    /// of a segment whose size is masked elsewhere, say.
+    pub fn mask_table_with(
+        &self,
+        counts: &[Vec<u64>],
+        given: Vec<Vec<Option<MaskReason>>>,
+    ) -> Vec<Vec<Option<MaskReason>>> {
         let mut masked: Vec<Vec<Option<MaskReason>>> = counts
             .iter()
-            .map(|row| {
+            .zip(given)
+            .map(|(row, given)| {
                 row.iter()
-                    .map(|&c| self.is_small(c).then_some(MaskReason::SmallCell))
+                    .enumerate()
+                    .map(|(c, &n)| {
+                        given
+                            .get(c)
+                            .copied()
+                            .flatten()
+                            .or(self.is_small(n).then_some(MaskReason::SmallCell))
+                    })
                     .collect()
             })
             .collect();

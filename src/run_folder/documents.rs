@@ -38,6 +38,10 @@ pub struct RunInfo {
     pub sources: Vec<SourceSummary>,
     /// When the run started (UTC, RFC 3339). Run metadata: differs between identical runs.
     pub started_at: String,
+    /// The names (never the values) of the `${VAR}`s whose values the reports mask, so that
+    /// `segflow report` masks them again.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub masked_variables: Vec<String>,
 }
 
 /// What a reviewer needs to reproduce a run, written as `manifest.json` (and read back by

@@ -318,7 +318,17 @@ pub fn read_documents(path: &Path, run: Option<RunInfo>) -> Result<RunDocuments>
         None => {
             let text =
                 optional(MANIFEST)?.ok_or_else(|| broken(format!("{MANIFEST} is missing")))?;
-            parse::<Manifest>(&text, MANIFEST, &broken)?.run
+            let manifest = parse::<Manifest>(&text, MANIFEST, &broken)?;
+            // What the run wrote must still be there: a report without its prioritisation or
+            // comparison would read as if there had been none.
+            for name in [SCORING, COMPARISON, LINT] {
+                if manifest.outputs.iter().any(|o| o == name) && !path.join(name).exists() {
+                    return Err(broken(format!(
+                        "{name} is missing, and its {MANIFEST} lists it"
+                    )));
+                }
+            }
+            manifest.run
         }
     };
     let lints = match optional(LINT)? {

@@ -346,3 +346,250 @@ fn no_masked_figure_of_the_example_appears_in_any_stakeholder_document() {
     assert!(html.contains("suppressed"), "the report marks masked cells");
     assert!(html.contains("safe to forward"), "and says why");
 }
+
+/// The example pipeline with `reports: { min_cell }` set, beside the example's data.
+fn example_with_min_cell(min_cell: u64) -> tempfile::NamedTempFile {
+    let pipeline = std::fs::read_to_string(repo_path(EXAMPLE)).unwrap();
+    let pipeline = pipeline.replacen(
+        "\nsources:",
+        &format!("\nreports: {{ min_cell: {min_cell} }}\nsources:"),
+        1,
+    );
+    let file = tempfile::Builder::new()
+        .prefix(".min-cell-")
+        .suffix(".yaml")
+        .tempfile_in(repo_path("pipelines"))
+        .unwrap();
+    std::fs::write(file.path(), pipeline).unwrap();
+    file
+}
+
+/// Run `pipeline` into `out` with `args` and `--context`, and return the template context.
+fn run_with_context(pipeline: &Path, out: &Path, args: &[&str]) -> Value {
+    let output = segflow()
+        .arg("run")
+        .arg(pipeline)
+        .arg("--out")
+        .arg(out)
+        .args(["--context", "--criteria-as-warnings"])
+        .args(args)
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    read_json(&out.join("report-context.json"))
+}
+
+#[test]
+fn the_quadrant_mix_goes_with_a_masked_segment_so_margins_cannot_solve_it() {
+    // At 250, power users (282) are masked beside struggling users (229): quadrant totals and
+    // the shown segments' sizes would give both back through the mix.
+    let pipeline = example_with_min_cell(250);
+    let dir = tempfile::TempDir::new().unwrap();
+    let context = run_with_context(pipeline.path(), &dir.path().join("run"), &[]);
+    let matrix = &context["matrix"];
+    assert_eq!(matrix["mix_masked"], true);
+    for quadrant in matrix["quadrants"].as_array().unwrap() {
+        assert_eq!(quadrant["segments"], serde_json::json!([]), "{quadrant}");
+    }
+    let report = std::fs::read_to_string(dir.path().join("run/report.md")).unwrap();
+    assert!(
+        !report.contains("Power users 2"),
+        "no mix cell of power users"
+    );
+}
+
+#[test]
+fn a_compared_quarter_masks_whole_lines_of_masked_segments_and_the_totals_they_feed() {
+    let pipeline = example_with_min_cell(30);
+    let dir = tempfile::TempDir::new().unwrap();
+    let q3 = dir.path().join("q3");
+    run_with_context(pipeline.path(), &q3, &[]);
+    let q4 = dir.path().join("q4");
+    let q3_arg = q3.to_str().unwrap();
+    let context = run_with_context(
+        pipeline.path(),
+        &q4,
+        &["--as-of", "2026-11-01", "--compare-to", q3_arg],
+    );
+    let hidden: Vec<String> = context["segments"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["masked"] == true)
+        .map(|s| s["id"].as_str().unwrap().to_string())
+        .collect();
+    assert!(
+        hidden.len() >= 2,
+        "power users (26) and a partner: {hidden:?}"
+    );
+    let migration = &context["comparison"]["migration"];
+    let columns: Vec<&str> = migration["columns"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|c| c.as_str().unwrap())
+        .collect();
+    for id in &hidden {
+        let c = columns.iter().position(|c| c == id).unwrap();
+        for row in migration["counts"].as_array().unwrap() {
+            assert!(row[c].is_null(), "every cell into {id} is masked: {row}");
+        }
+    }
+    for total in ["stayed", "moved", "appeared", "disappeared"] {
+        assert!(
+            migration[total].is_null(),
+            "{total} would give the diagonal away"
+        );
+    }
+    // No row or column of the migration keeps exactly one masked cell.
+    let counts = migration["counts"].as_array().unwrap();
+    for row in counts {
+        let masked = row
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|n| n.is_null())
+            .count();
+        assert_ne!(masked, 1, "{row}");
+    }
+    for c in 0..columns.len() {
+        let masked = counts.iter().filter(|row| row[c].is_null()).count();
+        assert_ne!(masked, 1, "column {}", columns[c]);
+    }
+
+    // The other way round, the earlier run has the small segment: its old size gets a partner.
+    let back = dir.path().join("back");
+    let q4_arg = q4.to_str().unwrap();
+    let context = run_with_context(pipeline.path(), &back, &["--compare-to", q4_arg]);
+    let old_masked = context["comparison"]["sizes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|s| s["old_customers"].is_null())
+        .count();
+    assert!(
+        old_masked >= 2,
+        "the earlier run's small size and a partner"
+    );
+
+    // history: the flows into a masked segment and the step's totals are masked.
+    let output = segflow()
+        .arg("history")
+        .args([q3_arg, q4_arg])
+        .arg("--out")
+        .arg(dir.path().join("h"))
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let history = std::fs::read_to_string(dir.path().join("h/history.md")).unwrap();
+    assert!(
+        history.contains("How many stayed, moved, appeared and disappeared is suppressed"),
+        "{history}"
+    );
+    assert!(
+        !history.contains("| struggling | struggling | 153 |"),
+        "{history}"
+    );
+}
+
+#[test]
+fn a_masked_number_left_out_hides_the_row_counts_it_could_be_computed_from() {
+    // As of 2026-09-20 one customer has not joined yet: 3,000 rows, 2,999 customers.
+    let pipeline = example_with_min_cell(30);
+    let dir = tempfile::TempDir::new().unwrap();
+    let context = run_with_context(
+        pipeline.path(),
+        &dir.path().join("run"),
+        &["--as-of", "2026-09-20"],
+    );
+    assert_eq!(context["exclusions"][0]["masked"], true);
+    assert_eq!(context["run"]["rows_masked"], true);
+    let report = std::fs::read_to_string(dir.path().join("run/report.md")).unwrap();
+    assert!(
+        !report.contains("3,000 rows"),
+        "the customer table's rows are not shown"
+    );
+}
+
+#[test]
+fn a_variables_value_is_masked_in_the_html_report_and_when_re_rendered() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.edit_pipeline("path: customers.csv", "path: ${SEGDIR}/customers.csv");
+    workspace.edit_pipeline(
+        "name: windows\n",
+        "name: windows\ndescription: Data in data/sub-dir & more.\n",
+    );
+    std::fs::create_dir(workspace.path().join("data")).unwrap();
+    std::fs::create_dir(workspace.path().join("data/sub-dir")).unwrap();
+    std::fs::copy(
+        workspace.path().join("customers.csv"),
+        workspace.path().join("data/sub-dir/customers.csv"),
+    )
+    .unwrap();
+    let run = |args: &[&str]| {
+        segflow()
+            .current_dir(workspace.path())
+            .env("SEGDIR", "data/sub-dir")
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let output = run(&["run", "pipeline.yaml", "--out", "run"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let html = workspace.read("run/report.html");
+    assert!(
+        !html.contains("data&#x2f;sub-dir"),
+        "the HTML-escaped spelling is masked"
+    );
+    assert!(!html.contains("data/sub-dir"));
+    assert!(html.contains("[redacted]"));
+    let manifest = read_json(&workspace.path().join("run/manifest.json"));
+    assert_eq!(manifest["masked_variables"], serde_json::json!(["SEGDIR"]));
+    // Re-rendered with the variable set: the same reports.
+    let output = run(&["report", "run", "--out", "again"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(workspace.read("again/report.html"), html);
+    // Without it: said, not silently different.
+    let output = segflow()
+        .current_dir(workspace.path())
+        .env_remove("SEGDIR")
+        .args(["report", "run", "--out", "unset"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("`${SEGDIR}`"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn reports_never_replace_a_run_folder_and_a_run_folder_missing_a_listed_document_is_refused() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "run"]);
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "other"]);
+    let before = files_below(&workspace.path().join("other"));
+    let output = workspace.segflow(&["report", "run", "--out", "other", "--replace"]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("run folder"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(files_below(&workspace.path().join("other")), before);
+    // And a run never replaces a folder of reports.
+    workspace.segflow_ok(&["report", "run", "--out", "briefing"]);
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "briefing", "--replace"]);
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+
+    std::fs::remove_file(workspace.path().join("run/lint.json")).unwrap();
+    let output = workspace.segflow(&["report", "run", "--out", "fresh"]);
+    assert_eq!(output.status.code(), Some(10), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("lint.json is missing"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!workspace.path().join("fresh").exists());
+}

@@ -20,6 +20,46 @@ const CHART_NAMES: &[&str] = &["sizes", "heatmap", "matrix", "migration"];
 /// Unknown entries named in a refusal; the rest are counted.
 const NAMED: usize = 3;
 
+/// What a folder segflow wrote holds: `--replace` swaps a folder only for one of its kind (a
+/// folder of re-rendered reports never takes the place of a run's data).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FolderKind {
+    /// A run folder (`segflow run`).
+    Run,
+    /// A history folder (`segflow history`).
+    History,
+    /// A folder of re-rendered reports (`segflow report`).
+    Report,
+}
+
+impl std::fmt::Display for FolderKind {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            FolderKind::Run => "run",
+            FolderKind::History => "history",
+            FolderKind::Report => "reports",
+        })
+    }
+}
+
+/// The kind of folder whose segflow manifest is in `folder`, if any.
+pub(super) fn kind_of(folder: &Path) -> Option<FolderKind> {
+    let path = folder.join(MANIFEST);
+    if !path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+        return None;
+    }
+    let manifest: serde_json::Value = serde_json::from_str(&read_regular(&path).ok()?).ok()?;
+    match manifest.get("kind").and_then(|k| k.as_str()) {
+        Some(HISTORY_KIND) => Some(FolderKind::History),
+        Some(REPORT_KIND) => Some(FolderKind::Report),
+        Some(_) => None,
+        None => manifest
+            .get("pipeline_sha256")
+            .is_some_and(|v| v.is_string())
+            .then_some(FolderKind::Run),
+    }
+}
+
 /// The files segflow claims in a folder.
 #[derive(Debug)]
 pub(super) enum Owned {
