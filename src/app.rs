@@ -778,12 +778,23 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         stage: "analysis and reports".into(),
         seconds: render_start.elapsed().as_secs_f64(),
     });
+    // Every export is prepared (Postgres: rows written in an open transaction) before anything
+    // is committed: a failed export leaves the tables as they were and no run folder.
+    let run_id = report::exports::run_id(started_at, &pipeline.sha256);
+    let exports = runtime.block_on(report::exports::prepare_all(
+        &pipeline,
+        &staged.path().join(run_folder::ASSIGNMENTS),
+        &run_id,
+        options.as_of,
+    ))?;
     let manifest = Manifest {
         run: run_info,
         timings,
         outputs,
+        exports: exports.records.clone(),
     };
     report::write_manifest(staged.path(), &manifest).map_err(relocate)?;
+    runtime.block_on(exports.commit())?;
     let destination = staged.commit()?;
     // The run folder is complete; a closed stdout only cuts the summary short.
     if !json_format()

@@ -197,10 +197,36 @@ impl Pipeline {
             .sources
             .values()
             .filter_map(|s| interpolate::variables(&s.path).ok())
+            .chain(
+                self.spec
+                    .exports
+                    .iter()
+                    .filter_map(|e| e.postgres.as_ref())
+                    .filter_map(|p| interpolate::variables(&p.url).ok()),
+            )
             .flatten()
             .filter_map(|name| std::env::var(name).ok())
+            .chain(self.export_passwords())
             .filter(|value| value.len() >= 4)
             .collect()
+    }
+
+    /// The passwords of the exports' connection URLs, masked on their own too.
+    fn export_passwords(&self) -> Vec<String> {
+        self.spec
+            .exports
+            .iter()
+            .filter_map(|e| e.postgres.as_ref())
+            .filter_map(|p| interpolate::interpolate(&p.url).ok())
+            .filter_map(|url| url.parse::<tokio_postgres::Config>().ok())
+            .filter_map(|config| config.get_password().map(<[u8]>::to_vec))
+            .filter_map(|password| String::from_utf8(password).ok())
+            .collect()
+    }
+
+    /// The connection URL of export `name`, with its `${VAR}`s filled in: never to be shown.
+    pub fn export_url(&self, url: &str) -> std::result::Result<String, String> {
+        interpolate::interpolate(url)
     }
 
     /// The title shown in reports.

@@ -3,6 +3,7 @@
 
 mod context;
 mod escape;
+pub mod exports;
 pub use escape::strip_controls;
 mod history;
 mod output;
@@ -18,6 +19,7 @@ use serde::Serialize;
 
 pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
+pub(crate) use output::pause_for_tests;
 pub use output::{Interrupt, StagedOutput, interrupt};
 pub use pdf::print_to_pdf;
 pub use provenance::{GitState, git_state};

@@ -382,7 +382,7 @@ fn remove_replaced(old: &Path, destination: &Path) -> Result<()> {
 
 /// Tests stop a run just before its commit, or between the renames of `--replace`, to send a
 /// signal there; the variable gives milliseconds. Debug builds only.
-fn pause_for_tests(variable: &str) {
+pub(crate) fn pause_for_tests(variable: &str) {
     #[cfg(not(debug_assertions))]
     let _ = variable;
     #[cfg(debug_assertions)]
