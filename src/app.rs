@@ -694,6 +694,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     protected.push(args.input.pipeline.clone());
     protected.push(PathBuf::from("."));
     let staged = StagedOutput::begin(&destination, args.replace, &protected)?;
+    let exports = report::exports::Exports::begin(&pipeline, args.replace)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let runtime = runtime_with(threads)?;
     let results = runtime
@@ -782,6 +783,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     // is committed: a failed export leaves the tables as they were and no run folder.
     let run_id = report::exports::run_id(started_at, &pipeline.sha256);
     let exports = runtime.block_on(report::exports::prepare_all(
+        exports,
         &pipeline,
         &staged.path().join(run_folder::ASSIGNMENTS),
         &run_id,

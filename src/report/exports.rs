@@ -9,17 +9,41 @@ use arrow::datatypes::SchemaRef;
 use arrow::record_batch::RecordBatch;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
+use super::StagedFile;
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::pipeline::model::ExportSpec;
+use crate::pipeline::model::{ExportSpec, SourceFormat, export_format};
 use crate::postgres::write::{Prepared, TableExport, prepare};
 use crate::run_folder::ExportRecord;
+
+/// The file exports' destinations, checked and locked when the run starts: a destination that
+/// may not be written stops the run before any work is done.
+pub struct Exports {
+    files: Vec<(String, StagedFile)>,
+}
 
 /// Exports written and waiting for their commit.
 pub struct PreparedExports {
     tables: Vec<(String, Prepared)>,
+    files: Vec<(String, StagedFile)>,
     /// What the manifest records.
     pub records: Vec<ExportRecord>,
+}
+
+impl Exports {
+    /// Check and lock the destinations of `pipeline`'s file exports (relative to its folder);
+    /// `replace` lets a run replace files an earlier segflow run exported.
+    pub fn begin(pipeline: &Pipeline, replace: bool) -> Result<Exports> {
+        let mut files = Vec::new();
+        for export in &pipeline.spec.exports {
+            if let Some(file) = &export.file {
+                let staged = StagedFile::begin(&pipeline.base_dir.join(file), replace)
+                    .map_err(|e| of_export(&export.name, e))?;
+                files.push((export.name.clone(), staged));
+            }
+        }
+        Ok(Exports { files })
+    }
 }
 
 /// The run id written into exported rows: the run's start (UTC, milliseconds) and the first 12
@@ -32,8 +56,10 @@ pub fn run_id(started_at: chrono::DateTime<chrono::Utc>, pipeline_sha256: &str) 
     )
 }
 
-/// Prepare every export of `pipeline` from `assignments` (the staged `assignments.parquet`).
+/// Prepare every export of `pipeline` from `assignments` (the staged `assignments.parquet`):
+/// files written beside their destinations, Postgres rows written in open transactions.
 pub async fn prepare_all(
+    mut exports: Exports,
     pipeline: &Pipeline,
     assignments: &Path,
     run_id: &str,
@@ -41,8 +67,10 @@ pub async fn prepare_all(
 ) -> Result<PreparedExports> {
     let mut prepared = PreparedExports {
         tables: Vec::new(),
+        files: std::mem::take(&mut exports.files),
         records: Vec::new(),
     };
+    let mut next_file = 0;
     if pipeline.spec.exports.is_empty() {
         return Ok(prepared);
     }
@@ -86,15 +114,92 @@ pub async fn prepare_all(
                 status: "committed".into(),
             });
             prepared.tables.push((export.name.clone(), written));
+        } else if let Some((name, staged)) = prepared.files.get(next_file) {
+            next_file += 1;
+            let csv = export.file.as_deref().and_then(export_format) == Some(SourceFormat::Csv);
+            let rows = write_file(staged.path(), csv, &schema, &batches).map_err(fail)?;
+            prepared.records.push(ExportRecord {
+                name: name.clone(),
+                kind: "file".into(),
+                target: staged.destination().display().to_string(),
+                rows,
+                run_id: run_id.to_string(),
+                status: "committed".into(),
+            });
         }
     }
     Ok(prepared)
 }
 
+/// Write `batches` to `path` as Parquet or CSV (by the destination's extension, checked when the
+/// pipeline loaded); the number of rows.
+fn write_file(
+    path: &Path,
+    csv: bool,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> std::result::Result<u64, String> {
+    let rows: usize = batches.iter().map(RecordBatch::num_rows).sum();
+    let file = std::fs::File::create(path).map_err(|e| e.to_string())?;
+    if csv {
+        write_csv(file, schema, batches)?;
+    } else {
+        let mut writer = parquet::arrow::ArrowWriter::try_new(file, schema.clone(), None)
+            .map_err(|e| e.to_string())?;
+        for batch in batches {
+            writer.write(batch).map_err(|e| e.to_string())?;
+        }
+        writer.close().map_err(|e| e.to_string())?;
+    }
+    Ok(rows as u64)
+}
+
+/// CSV with a header; text cells neutralised against spreadsheet formulas like `segments.csv`.
+fn write_csv(
+    file: std::fs::File,
+    schema: &SchemaRef,
+    batches: &[RecordBatch],
+) -> std::result::Result<(), String> {
+    use arrow::datatypes::DataType;
+    use arrow::util::display::array_value_to_string;
+    let fail = |e: &dyn std::fmt::Display| e.to_string();
+    let mut writer = csv::Writer::from_writer(std::io::BufWriter::new(file));
+    writer
+        .write_record(schema.fields().iter().map(|f| f.name().as_str()))
+        .map_err(|e| fail(&e))?;
+    for batch in batches {
+        for row in 0..batch.num_rows() {
+            let mut record = Vec::with_capacity(batch.num_columns());
+            for column in batch.columns() {
+                if column.is_null(row) {
+                    record.push(String::new());
+                    continue;
+                }
+                let text = array_value_to_string(column, row).map_err(|e| fail(&e))?;
+                let is_text = matches!(
+                    column.data_type(),
+                    DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View
+                );
+                record.push(if is_text {
+                    super::escape::csv_text(&text)
+                } else {
+                    text
+                });
+            }
+            writer.write_record(&record).map_err(|e| fail(&e))?;
+        }
+    }
+    writer.flush().map_err(|e| fail(&e))
+}
+
 impl PreparedExports {
-    /// Commit the Postgres transactions, in declaration order.
-    pub async fn commit(self) -> Result<()> {
-        for (name, table) in self.tables {
+    /// Check that every file may still be written, then commit the Postgres transactions (in
+    /// declaration order) and move the files into place.
+    pub async fn commit(mut self) -> Result<()> {
+        for (name, file) in &self.files {
+            file.recheck().map_err(|e| of_export(name, e))?;
+        }
+        for (name, table) in std::mem::take(&mut self.tables) {
             table.commit().await.map_err(|message| Error::Export {
                 export: name,
                 message: crate::secrets::redact(&message).into_owned(),
@@ -105,7 +210,42 @@ impl PreparedExports {
                 ),
             })?;
         }
+        for (name, file) in std::mem::take(&mut self.files) {
+            file.commit().map_err(|e| of_export(&name, e))?;
+        }
         Ok(())
+    }
+}
+
+/// Staged files share folders: the last one dropped removes a folder created for them, so they
+/// are dropped in reverse order.
+fn drop_in_reverse(files: &mut Vec<(String, StagedFile)>) {
+    while let Some(file) = files.pop() {
+        drop(file);
+    }
+}
+
+impl Drop for Exports {
+    fn drop(&mut self) {
+        drop_in_reverse(&mut self.files);
+    }
+}
+
+impl Drop for PreparedExports {
+    fn drop(&mut self) {
+        drop_in_reverse(&mut self.files);
+    }
+}
+
+/// An output error of export `name`'s file as the export's error (exit 12).
+fn of_export(name: &str, error: Error) -> Error {
+    match error {
+        Error::Output { message, help } => Error::Export {
+            export: name.to_string(),
+            message,
+            help,
+        },
+        other => other,
     }
 }
 

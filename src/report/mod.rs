@@ -20,7 +20,7 @@ use serde::Serialize;
 pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
 pub(crate) use output::pause_for_tests;
-pub use output::{Interrupt, StagedOutput, interrupt};
+pub use output::{Interrupt, StagedFile, StagedOutput, interrupt};
 pub use pdf::print_to_pdf;
 pub use provenance::{GitState, git_state};
 pub use reference::{context_reference, context_schema};

@@ -14,9 +14,12 @@ use tempfile::TempDir;
 
 use crate::error::{Error, Result};
 
+mod file;
 mod lock;
 mod ownership;
 mod recovery;
+
+pub use file::StagedFile;
 
 use lock::Lock;
 use ownership::Owned;

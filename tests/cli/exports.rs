@@ -366,3 +366,94 @@ fn a_table_segflow_did_not_create_is_refused_and_left_alone() {
     );
     assert!(!example.path().join("out").exists());
 }
+
+fn file_exports() -> &'static str {
+    "  - name: segments_csv\n    file: exports/segments.csv\n    features: [active_days_90, revenue_12m]\n  - name: segments_parquet\n    file: exports/segments.parquet\n"
+}
+
+#[test]
+fn file_exports_hold_the_assignments_and_replace_only_what_segflow_wrote() {
+    let example = Example::new("postgres://unused", file_exports());
+    example.run_ok("first");
+    let exports = example.path().join("exports");
+    let (assignments, _) = read_assignments(
+        &example.path().join("first/assignments.parquet"),
+        "customer_id",
+    );
+    let (exported, _) = read_assignments(&exports.join("segments.parquet"), "customer_id");
+    for (key, row) in &exported {
+        assert_eq!(row.len(), 2, "key and segment only");
+        assert_eq!(row["segment"], assignments[key]["segment"]);
+    }
+    assert_eq!(exported.len(), assignments.len());
+    let csv = std::fs::read_to_string(exports.join("segments.csv")).unwrap();
+    assert!(
+        csv.starts_with("customer_id,segment,active_days_90,revenue_12m\n"),
+        "{csv}"
+    );
+    assert_eq!(csv.lines().count(), assignments.len() + 1);
+    let manifest = read_json(&example.path().join("first/manifest.json"));
+    assert_eq!(manifest["exports"][0]["kind"], "file");
+    assert_eq!(manifest["exports"][1]["rows"], assignments.len());
+
+    // Without --replace an existing file is never overwritten: exit 12, nothing written.
+    let again = example.run("second");
+    assert_eq!(again.status.code(), Some(12), "{}", stderr(&again));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+    assert!(!example.path().join("second").exists());
+    // With --replace, segflow's own file is replaced...
+    let mut command = example.command("second");
+    let replaced = command.arg("--replace").output().unwrap();
+    assert!(replaced.status.success(), "{}", stderr(&replaced));
+    // ...but a file the user wrote over it is not.
+    std::fs::write(exports.join("segments.csv"), "my own notes\n").unwrap();
+    let refused = example.command("third").arg("--replace").output().unwrap();
+    assert_eq!(refused.status.code(), Some(12), "{}", stderr(&refused));
+    assert!(
+        crate::support::stderr_unwrapped(&refused).contains("segflow did not write it"),
+        "{}",
+        stderr(&refused)
+    );
+    assert_eq!(
+        std::fs::read_to_string(exports.join("segments.csv")).unwrap(),
+        "my own notes\n"
+    );
+    assert!(!example.path().join("third").exists());
+    let mut names: Vec<String> = std::fs::read_dir(&exports)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            ".segments.csv.segflow-export",
+            ".segments.parquet.segflow-export",
+            "segments.csv",
+            "segments.parquet"
+        ],
+        "no staging files or locks are left"
+    );
+}
+
+#[test]
+fn a_failed_export_leaves_no_partial_file_and_no_run_folder() {
+    // The file export is written first, then the Postgres export fails: nothing is kept.
+    let exports = format!(
+        "{}{}",
+        file_exports(),
+        postgres_export("exp_failed", "exp_failed_history")
+    );
+    let example = Example::new("postgres://crm:s3cret-pass@127.0.0.1:1/crm", &exports);
+    let output = example.run("out");
+    assert_eq!(output.status.code(), Some(12), "{}", stderr(&output));
+    assert!(!example.path().join("out").exists());
+    assert!(
+        !example.path().join("exports").exists(),
+        "the folder created for the file exports is removed with the staged files"
+    );
+}

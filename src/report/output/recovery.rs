@@ -73,7 +73,8 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
     Ok(())
 }
 
-/// Remove staging folders of `name` in `parent` left by runs that were killed: only entries
+/// Remove staging folders of `name` in `parent` left by runs that were killed (and staged export
+/// files, regular files of the same names, see `file.rs`): only entries
 /// named exactly as segflow names them (`.NAME.segflow-staging-<pid>-<random>`), that are
 /// folders holding segflow's marker exactly as it writes it (an empty regular file) or nothing,
 /// of a process that no longer exists (where `/proc` says).
@@ -96,6 +97,13 @@ pub(super) fn remove_abandoned(parent: &Path, name: &str) {
             continue;
         };
         let path = entry.path();
+        // A staged export file (see `file.rs`): segflow's by its exact name, of a dead process.
+        if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
+            if !proc.join(pid).exists() {
+                let _ = std::fs::remove_file(&path);
+            }
+            continue;
+        }
         let folder = path.symlink_metadata().is_ok_and(|m| m.is_dir());
         let marked = path
             .join(STAGING_MARKER)
