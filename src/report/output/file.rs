@@ -42,10 +42,14 @@ impl StagedFile {
         let created = missing_folders(&parent);
         std::fs::create_dir_all(&parent).map_err(|e| Error::output(&parent, e))?;
         let lock = Lock::acquire(&parent, &name, &destination)?;
-        recovery::remove_abandoned(&parent, &name);
+        recovery::remove_abandoned_files(&parent, &name);
         refuse_existing(&destination, &record, replace)?;
         let staging = tempfile::Builder::new()
-            .prefix(&format!(".{name}.segflow-staging-{}-", std::process::id()))
+            .prefix(&format!(
+                ".{name}.{}{}-",
+                recovery::EXPORT_STAGING,
+                std::process::id()
+            ))
             .rand_bytes(RANDOM_LEN)
             .tempfile_in(&parent)
             .map_err(|e| Error::output(&parent, e))?;

@@ -73,8 +73,7 @@ pub(super) fn finish_replace(parent: &Path, name: &str, destination: &Path) -> R
     Ok(())
 }
 
-/// Remove staging folders of `name` in `parent` left by runs that were killed (and staged export
-/// files, regular files of the same names, see `file.rs`): only entries
+/// Remove staging folders of `name` in `parent` left by runs that were killed: only entries
 /// named exactly as segflow names them (`.NAME.segflow-staging-<pid>-<random>`), that are
 /// folders holding segflow's marker exactly as it writes it (an empty regular file) or nothing,
 /// of a process that no longer exists (where `/proc` says).
@@ -97,13 +96,6 @@ pub(super) fn remove_abandoned(parent: &Path, name: &str) {
             continue;
         };
         let path = entry.path();
-        // A staged export file (see `file.rs`): segflow's by its exact name, of a dead process.
-        if path.symlink_metadata().is_ok_and(|m| m.is_file()) {
-            if !proc.join(pid).exists() {
-                let _ = std::fs::remove_file(&path);
-            }
-            continue;
-        }
         let folder = path.symlink_metadata().is_ok_and(|m| m.is_dir());
         let marked = path
             .join(STAGING_MARKER)
@@ -121,6 +113,37 @@ pub(super) fn remove_abandoned(parent: &Path, name: &str) {
         }
     }
 }
+
+/// Remove staged export files of `name` in `parent` left by runs that were killed: regular files
+/// named exactly as `file.rs` names them (`.NAME.segflow-export-staging-<pid>-<random>`) of a
+/// process that no longer exists.
+pub(super) fn remove_abandoned_files(parent: &Path, name: &str) {
+    let proc = Path::new("/proc");
+    let prefix = format!(".{name}.{EXPORT_STAGING}");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    if !proc.is_dir() {
+        return;
+    }
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(staging_pid)
+        else {
+            continue;
+        };
+        let path = entry.path();
+        if path.symlink_metadata().is_ok_and(|m| m.is_file()) && !proc.join(pid).exists() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// What follows `.NAME.` in a staged export file's name, before `<pid>-<random>`.
+pub(super) const EXPORT_STAGING: &str = "segflow-export-staging-";
 
 /// The pid of a staging folder's name after the prefix (`<pid>-<random>`), if it is one.
 fn staging_pid(rest: &str) -> Option<&str> {
