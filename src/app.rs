@@ -796,6 +796,10 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         exports: exports.records.clone(),
     };
     report::write_manifest(staged.path(), &manifest).map_err(relocate)?;
+    // The exports commit first and the run folder last (README, "Exports"): a failure between
+    // the two leaves exports without their run folder, never a run folder claiming exports that
+    // did not happen.
+    staged.check_commit()?;
     runtime.block_on(exports.commit())?;
     let destination = staged.commit()?;
     // The run folder is complete; a closed stdout only cuts the summary short.

@@ -267,6 +267,13 @@ impl StagedOutput {
         self.staging.as_ref().map_or(Path::new("."), TempDir::path)
     }
 
+    /// Whether [`StagedOutput::commit`] would still be allowed to move the run into place (with
+    /// `--replace`, the old folder is still segflow's): checked before the exports commit, so
+    /// that the commit of the run folder after theirs can fail only on the renames themselves.
+    pub fn check_commit(&self) -> Result<()> {
+        self.recheck()
+    }
+
     /// Move the finished run into place.
     pub fn commit(mut self) -> Result<PathBuf> {
         pause_for_tests("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT");
