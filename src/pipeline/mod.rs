@@ -218,13 +218,12 @@ impl Pipeline {
             .iter()
             .filter_map(|e| e.postgres.as_ref())
             .filter_map(|p| interpolate::interpolate(&p.url).ok())
-            .filter_map(|url| url.parse::<tokio_postgres::Config>().ok())
-            .filter_map(|config| config.get_password().map(<[u8]>::to_vec))
-            .filter_map(|password| String::from_utf8(password).ok())
+            .filter_map(|url| crate::postgres::password_of(&url))
             .collect()
     }
 
-    /// The connection URL of export `name`, with its `${VAR}`s filled in: never to be shown.
+    /// An export's connection `url` as declared, with its `${VAR}`s filled in from the
+    /// environment (never to be shown), or the first unset variable.
     pub fn export_url(&self, url: &str) -> std::result::Result<String, String> {
         interpolate::interpolate(url)
     }

@@ -10,4 +10,4 @@ mod connection;
 pub mod types;
 pub mod write;
 
-pub use connection::{Target, connect, describe};
+pub use connection::{Target, connect, describe, password_of};

@@ -18,8 +18,15 @@ struct Example {
 
 impl Example {
     fn new(url: &str, exports: &str) -> Self {
+        Example::with_features(url, exports, "")
+    }
+
+    /// The example with `features` (YAML list items) added after its own.
+    fn with_features(url: &str, exports: &str, features: &str) -> Self {
         let dir = TempDir::new().unwrap();
-        let text = std::fs::read_to_string(repo_path("pipelines/saas_quarterly.yaml")).unwrap();
+        let text = std::fs::read_to_string(repo_path("pipelines/saas_quarterly.yaml"))
+            .unwrap()
+            .replacen("\nsegments:\n", &format!("{features}\nsegments:\n"), 1);
         std::fs::write(
             dir.path().join("pipeline.yaml"),
             format!("{text}\nexports:\n{exports}"),
@@ -455,5 +462,70 @@ fn a_failed_export_leaves_no_partial_file_and_no_run_folder() {
     assert!(
         !example.path().join("exports").exists(),
         "the folder created for the file exports is removed with the staged files"
+    );
+}
+
+#[test]
+fn decimals_timestamps_booleans_and_nulls_keep_their_values_in_postgres() {
+    let Some(url) = postgres_url() else { return };
+    let db = Db::connect(&url);
+    fresh(&db, &["exp_types"]);
+    let features = "  - name: revenue_exact\n    kind: value\n    description: Revenue as an exact decimal.\n    expr: CAST(revenue_12m AS DECIMAL(12, 2)) - 1000\n  - name: last_event_at\n    kind: behavioral\n    description: The latest event, to the microsecond; null without one.\n    aggregate: { source: events, expr: max(ts) }\n";
+    let export = "  - name: crm\n    postgres: { url: \"${CRM_DATABASE_URL}\", table: exp_types }\n    features: [revenue_exact, last_event_at, email_reachable]\n";
+    let example = Example::with_features(&url, export, features);
+    example.run_ok("out");
+    let (assignments, types) = read_assignments(
+        &example.path().join("out/assignments.parquet"),
+        "customer_id",
+    );
+    assert_eq!(types["revenue_exact"], "Decimal128(23, 2)");
+    assert!(
+        types["last_event_at"].starts_with("Timestamp("),
+        "{types:?}"
+    );
+    let columns: Vec<(String, String)> = db
+        .rows("SELECT attname::text, format_type(atttypid, atttypmod) FROM pg_attribute WHERE attrelid = 'exp_types'::regclass AND attnum > 0 ORDER BY attnum")
+        .iter()
+        .map(|r| (r.get(0), r.get(1)))
+        .collect();
+    assert_eq!(columns[2], ("revenue_exact".into(), "numeric(23,2)".into()));
+    assert_eq!(
+        columns[3],
+        ("last_event_at".into(), "timestamp without time zone".into())
+    );
+    assert_eq!(columns[4], ("email_reachable".into(), "boolean".into()));
+    let rows = db.rows("SELECT customer_id, revenue_exact::text, last_event_at::text, email_reachable FROM exp_types");
+    assert_eq!(rows.len(), assignments.len());
+    let (mut negative, mut nulls) = (0, 0);
+    for row in &rows {
+        let key: i64 = row.get(0);
+        let expected = &assignments[&key];
+        let revenue: String = row.get(1);
+        assert_eq!(
+            expected["revenue_exact"].as_str(),
+            Some(revenue.as_str()),
+            "customer {key}"
+        );
+        negative += usize::from(revenue.starts_with('-'));
+        let at: Option<String> = row.get(2);
+        let parse =
+            |text: &str, format: &str| chrono::NaiveDateTime::parse_from_str(text, format).unwrap();
+        match (expected["last_event_at"].as_str(), at.as_deref()) {
+            (Some(arrow), Some(postgres)) => assert_eq!(
+                parse(arrow, "%Y-%m-%dT%H:%M:%S%.f"),
+                parse(postgres, "%Y-%m-%d %H:%M:%S%.f"),
+                "customer {key}"
+            ),
+            (None, None) => nulls += 1,
+            other => panic!("customer {key}: {other:?}"),
+        }
+        assert_eq!(
+            expected["email_reachable"].as_bool(),
+            row.get::<_, Option<bool>>(3)
+        );
+    }
+    assert!(
+        negative > 0 && nulls > 0,
+        "negative decimals ({negative}) and nulls ({nulls}) are covered"
     );
 }
