@@ -16,6 +16,9 @@ const EXPORT_COLUMNS: &[&str] = &["run_id", "as_of"];
 pub fn check_exports(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
     let features: Vec<&str> = spec.features.iter().map(|f| f.name.as_str()).collect();
     let mut seen: HashMap<&str, usize> = HashMap::new();
+    // Each table (per connection URL as written) and each file is written by one export: two
+    // transactions of one run on the same table would wait for each other forever.
+    let mut destinations: HashMap<(&str, &str), usize> = HashMap::new();
     for (i, export) in spec.exports.iter().enumerate() {
         let path = format!("exports[{i}]");
         if !is_valid_name(&export.name) {
@@ -69,6 +72,26 @@ pub fn check_exports(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Ve
                         );
                     }
                 }
+                for (key, table) in [
+                    ("table", Some(&postgres.table)),
+                    ("history_table", postgres.history_table.as_ref()),
+                ] {
+                    if let Some(table) = table
+                        && let Some(first) = destinations.insert((&postgres.url, table), i)
+                        && first != i
+                    {
+                        problems.push(
+                            file.at(
+                                codes::EXPORT_DEFINITION,
+                                &format!("{path}.postgres.{key}"),
+                                format!("table `{table}` is written by two exports"),
+                            )
+                            .help(format!(
+                                "exports[{first}] writes it too; give each export its own tables"
+                            )),
+                        );
+                    }
+                }
                 if postgres.history_table.as_ref() == Some(&postgres.table) {
                     problems.push(
                         file.at(
@@ -81,6 +104,18 @@ pub fn check_exports(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Ve
                 }
             }
             (None, Some(target)) => {
+                if let Some(first) = destinations.insert(("", target), i) {
+                    problems.push(
+                        file.at(
+                            codes::EXPORT_DEFINITION,
+                            &format!("{path}.file"),
+                            format!("file `{target}` is written by two exports"),
+                        )
+                        .help(format!(
+                            "exports[{first}] writes it too; give each export its own file"
+                        )),
+                    );
+                }
                 if export_format(target).is_none() {
                     problems.push(
                         file.at(
