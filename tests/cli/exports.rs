@@ -529,3 +529,57 @@ fn decimals_timestamps_booleans_and_nulls_keep_their_values_in_postgres() {
         "negative decimals ({negative}) and nulls ({nulls}) are covered"
     );
 }
+
+#[test]
+fn sigterm_during_the_exports_removes_their_staged_files_and_changes_nothing() {
+    let Some(url) = postgres_url() else { return };
+    let db = Db::connect(&url);
+    fresh(&db, &["exp_term", "exp_term_history"]);
+    let exports = format!(
+        "{}{}",
+        file_exports(),
+        postgres_export("exp_term", "exp_term_history")
+    );
+    let example = Example::new(&url, &exports);
+    example.run_ok("first");
+    let before = db.content("exp_term");
+    let files = || {
+        let mut names: Vec<String> = std::fs::read_dir(example.path().join("exports"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    };
+    let committed = files();
+    let csv = std::fs::read(example.path().join("exports/segments.csv")).unwrap();
+
+    // --replace: the file exports are staged beside the committed ones.
+    let mut command = example.command("second");
+    command
+        .arg("--replace")
+        .env("SEGFLOW_TEST_PAUSE_BEFORE_EXPORT_COMMIT", "60000")
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut child = command.spawn().unwrap();
+    wait_until("the staged files", || files().len() > committed.len());
+    wait_until("the history insert", || {
+        db.running("INSERT INTO \"exp_term_history\"")
+    });
+    let sent = std::process::Command::new("kill")
+        .args(["-TERM", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(sent.success());
+    assert_eq!(child.wait().unwrap().code(), Some(130));
+    assert_eq!(files(), committed, "staged files and locks removed");
+    assert_eq!(
+        std::fs::read(example.path().join("exports/segments.csv")).unwrap(),
+        csv
+    );
+    wait_until("the rollback", || {
+        !db.running("INSERT INTO \"exp_term_history\"")
+    });
+    assert_eq!(db.content("exp_term"), before);
+    assert!(!example.path().join("second").exists());
+}

@@ -14,7 +14,8 @@ use tempfile::NamedTempFile;
 
 use super::lock::Lock;
 use super::{
-    RANDOM_LEN, missing_folders, place, recovery, rename_no_replace, without_trailing_slashes,
+    RANDOM_LEN, add_active_file, missing_folders, place, recovery, remove_active_file,
+    rename_no_replace, without_trailing_slashes,
 };
 use crate::error::{Error, Result};
 
@@ -53,6 +54,7 @@ impl StagedFile {
             .rand_bytes(RANDOM_LEN)
             .tempfile_in(&parent)
             .map_err(|e| Error::output(&parent, e))?;
+        add_active_file(staging.path(), &lock);
         Ok(StagedFile {
             destination,
             record,
@@ -86,6 +88,8 @@ impl StagedFile {
             .staging
             .take()
             .ok_or_else(|| Error::Internal("export file committed twice".into()))?;
+        // From here a signal leaves the file to the next run's cleanup: it is renamed below.
+        remove_active_file(staged.path());
         let digest = sha256_of(staged.path()).map_err(|e| Error::output(staged.path(), e))?;
         // A temporary file is private (0600); an export is read by other tools, like the run's.
         std::fs::set_permissions(staged.path(), std::fs::Permissions::from_mode(0o644))
@@ -112,8 +116,9 @@ impl StagedFile {
 
 impl Drop for StagedFile {
     fn drop(&mut self) {
-        if self.staging.is_some() {
-            drop(self.staging.take());
+        if let Some(staging) = self.staging.take() {
+            remove_active_file(staging.path());
+            drop(staging);
             drop(self.lock.take());
             for folder in &self.created {
                 if std::fs::remove_dir(folder).is_err() {
