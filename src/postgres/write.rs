@@ -104,7 +104,8 @@ pub async fn prepare(
     let rows = copy_rows(&client, export, &columns, batches).await?;
 
     let table = qualified(export.table);
-    match existing(&client, export.table).await? {
+    // Truncating takes this lock anyway: readers wait for the commit, then see the new rows.
+    match locked(&client, export.table, &table, "ACCESS EXCLUSIVE").await? {
         None => create(&client, &table, &definition, TABLE_MARKER).await?,
         Some(found) if found.comment.as_deref() != Some(TABLE_MARKER) => {
             return Err(not_ours(export.table, &found, "replace its content"));
@@ -211,7 +212,8 @@ async fn append_history(
         ("as_of".into(), "date".into()),
     ];
     let table = qualified(history);
-    match existing(client, history).await? {
+    // Readers of the history are not blocked; another run appending waits for this one.
+    match locked(client, history, &table, "SHARE ROW EXCLUSIVE").await? {
         None => create(client, &table, &definition, HISTORY_MARKER).await?,
         Some(found) if found.comment.as_deref() != Some(HISTORY_MARKER) => {
             return Err(not_ours(history, &found, "append to it"));
@@ -272,6 +274,29 @@ async fn existing(client: &Client, name: &str) -> Result<Option<Found>, String> 
         comment: comment.filter(|_| kind.as_deref() == Some("r")),
         columns: rows.iter().map(|r| (r.get(0), r.get(1))).collect(),
     }))
+}
+
+/// The table `name` (quoted: `table`) as found, locked in `mode` until the transaction ends if
+/// it is segflow's, so that nobody changes it between the check and the write. A table that is
+/// not segflow's is never locked: it is only refused.
+async fn locked(
+    client: &Client,
+    name: &str,
+    table: &str,
+    mode: &str,
+) -> Result<Option<Found>, String> {
+    let found = existing(client, name).await?;
+    if !found
+        .as_ref()
+        .is_some_and(|f| matches!(f.comment.as_deref(), Some(TABLE_MARKER | HISTORY_MARKER)))
+    {
+        return Ok(found);
+    }
+    client
+        .batch_execute(&format!("LOCK TABLE {table} IN {mode} MODE"))
+        .await
+        .map_err(|e| describe(&e))?;
+    existing(client, name).await
 }
 
 /// Create `table` with its marker comment.
