@@ -583,3 +583,20 @@ fn sigterm_during_the_exports_removes_their_staged_files_and_changes_nothing() {
     assert_eq!(db.content("exp_term"), before);
     assert!(!example.path().join("second").exists());
 }
+
+#[test]
+fn csv_exports_neutralise_text_a_spreadsheet_would_run_as_a_formula() {
+    let features = "  - name: crm_note\n    kind: needs\n    description: Text that starts like a formula.\n    expr: concat('=HYPERLINK(', CAST(customer_id AS VARCHAR), ')')\n";
+    let export = "  - name: notes\n    file: notes.csv\n    features: [crm_note, tickets_90]\n";
+    let example = Example::with_features("postgres://unused", export, features);
+    example.run_ok("out");
+    let csv = std::fs::read_to_string(example.path().join("notes.csv")).unwrap();
+    let mut lines = csv.lines();
+    assert_eq!(
+        lines.next(),
+        Some("customer_id,segment,crm_note,tickets_90")
+    );
+    let first: Vec<&str> = lines.next().unwrap().split(',').collect();
+    assert_eq!(first[0], "1", "numbers keep their form");
+    assert_eq!(first[2], "'=HYPERLINK(1)");
+}
