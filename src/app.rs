@@ -694,6 +694,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     protected.push(args.input.pipeline.clone());
     protected.push(PathBuf::from("."));
     let staged = StagedOutput::begin(&destination, args.replace, &protected, FolderKind::Run)?;
+    let exports = report::exports::Exports::begin(&pipeline, args.replace)?;
     let relocate = |e: Error| e.relocated(staged.path(), &destination);
     let runtime = runtime_with(threads)?;
     let results = runtime
@@ -779,12 +780,28 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         stage: "analysis and reports".into(),
         seconds: render_start.elapsed().as_secs_f64(),
     });
+    // Every export is prepared (Postgres: rows written in an open transaction) before anything
+    // is committed: a failed export leaves the tables as they were and no run folder.
+    let run_id = report::exports::run_id(started_at, &pipeline.sha256);
+    let exports = runtime.block_on(report::exports::prepare_all(
+        exports,
+        &pipeline,
+        &staged.path().join(run_folder::ASSIGNMENTS),
+        &run_id,
+        options.as_of,
+    ))?;
     let manifest = Manifest {
         run: run_info,
         timings,
         outputs,
+        exports: exports.records.clone(),
     };
     report::write_manifest(staged.path(), &manifest).map_err(relocate)?;
+    // The exports commit first and the run folder last (README, "Exports"): a failure between
+    // the two leaves exports without their run folder, never a run folder claiming exports that
+    // did not happen.
+    staged.check_commit()?;
+    runtime.block_on(exports.commit())?;
     let destination = staged.commit()?;
     // The run folder is complete; a closed stdout only cuts the summary short.
     if !json_format()

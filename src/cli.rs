@@ -173,7 +173,8 @@ pub struct RunArgs {
     /// Run folder to create. Default: runs/<pipeline name>-<as-of date>.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Replace the run folder if it exists, once the new run has fully succeeded.
+    /// Replace the run folder if it exists, once the new run has fully succeeded; and export
+    /// files an earlier segflow run exported.
     #[arg(long)]
     pub replace: bool,
     /// Compare with an earlier run folder: adds comparison.json and a comparison section to

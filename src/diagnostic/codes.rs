@@ -121,6 +121,9 @@ codes! {
     /// Warning and error levels in the wrong order.
     THRESHOLD_ORDER = "threshold-order", Error, "A threshold's error level is less strict than its warning level. error_if_below must be at most warn_if_below, error_if_above at least warn_if_above.";
 
+    /// An export that does not say where it goes, or names a table that cannot be one.
+    EXPORT_DEFINITION = "export-definition", Error, "An export under `exports:` needs exactly one of `postgres` (a table) and `file` (a `.parquet` or `.csv` path). A table is `table` or `schema.table` in lowercase letters, digits and `_` (segflow writes only names that need no quoting), and the history table must differ from the table. A file export's name must end in `.parquet` or `.csv`. Each table (per connection URL) and each file is written by one export only.";
+
     /// More segments than `review.max_segments`.
     TOO_MANY_SEGMENTS = "too-many-segments", Warning, "More segments than `review.max_segments` (default 6). Too many segments is an anti-pattern: nobody can act on twelve groups. The seeds recommend starting with 3 to 4. Merge segments that are served the same way, or raise `review.max_segments` on purpose.";
     /// Rules that use only demographic or geographic features.

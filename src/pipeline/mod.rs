@@ -196,6 +196,7 @@ impl Pipeline {
         self.secret_variables()
             .iter()
             .filter_map(|name| std::env::var(name).ok())
+            .chain(self.export_passwords())
             .filter(|value| value.len() >= 4)
             .collect()
     }
@@ -209,6 +210,13 @@ impl Pipeline {
             .sources
             .values()
             .filter_map(|s| interpolate::variables(&s.path).ok())
+            .chain(
+                self.spec
+                    .exports
+                    .iter()
+                    .filter_map(|e| e.postgres.as_ref())
+                    .filter_map(|p| interpolate::variables(&p.url).ok()),
+            )
             .flatten()
         {
             if !names.iter().any(|n| n == name) {
@@ -216,6 +224,23 @@ impl Pipeline {
             }
         }
         names
+    }
+
+    /// The passwords of the exports' connection URLs, masked on their own too.
+    fn export_passwords(&self) -> Vec<String> {
+        self.spec
+            .exports
+            .iter()
+            .filter_map(|e| e.postgres.as_ref())
+            .filter_map(|p| interpolate::interpolate(&p.url).ok())
+            .filter_map(|url| crate::postgres::password_of(&url))
+            .collect()
+    }
+
+    /// An export's connection `url` as declared, with its `${VAR}`s filled in from the
+    /// environment (never to be shown), or the first unset variable.
+    pub fn export_url(&self, url: &str) -> std::result::Result<String, String> {
+        interpolate::interpolate(url)
     }
 
     /// The title shown in reports.

@@ -71,6 +71,70 @@ pub struct PipelineSpec {
     /// Settings of the stakeholder documents (reports), e.g. small-cell suppression.
     #[serde(default)]
     pub reports: ReportSettings,
+    /// Where the assignments go besides the run folder: Postgres tables and Parquet or CSV files.
+    /// Every export is prepared before any is committed; a failed export fails the run (exit 12)
+    /// and writes no run folder.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<ExportSpec>,
+}
+
+/// One export of the assignments: exactly one of `postgres` and `file`.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ExportSpec {
+    /// Name of the export, unique in the pipeline; the manifest and messages use it.
+    pub name: String,
+    /// Write to a Postgres table, replaced in one transaction on every run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresExport>,
+    /// Write to a file (relative to this file's folder): `.parquet` or `.csv`. An existing file is
+    /// never overwritten unless segflow wrote it and `--replace` is given.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+    /// Features exported besides the entity key and the segment, which are always exported.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub features: Vec<String>,
+}
+
+/// A Postgres table the assignments replace on every run.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresExport {
+    /// Connection URL, normally `${VAR}` from the environment (`postgres://user:password@host:port/db`).
+    /// Never shown: messages and the manifest name user, host, port and database only.
+    pub url: String,
+    /// Table (`table` or `schema.table`, lowercase names) holding this run's assignments. Created
+    /// by segflow if missing; a table segflow did not create is never touched.
+    pub table: String,
+    /// Table (`table` or `schema.table`) appended with each run's memberships: key, segment,
+    /// run_id and as_of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub history_table: Option<String>,
+}
+
+/// The file format an export path implies by its extension.
+pub fn export_format(path: &str) -> Option<SourceFormat> {
+    match format_from_path(path)? {
+        SourceFormat::Ndjson => None,
+        format => Some(format),
+    }
+}
+
+/// Whether `name` is a table name an export may write: `table` or `schema.table`, each part a
+/// lowercase name (letters, digits, `_`, starting with a letter or `_`).
+pub fn is_valid_table_name(name: &str) -> bool {
+    let part = |part: &str| {
+        let mut chars = part.chars();
+        part.len() <= 63
+            && chars
+                .next()
+                .is_some_and(|c| c.is_ascii_lowercase() || c == '_')
+            && chars.all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    };
+    match name.split_once('.') {
+        Some((schema, table)) => part(schema) && part(table),
+        None => part(name),
+    }
 }
 
 /// Settings of the reports written for stakeholders.

@@ -53,6 +53,12 @@ impl Target {
     }
 }
 
+/// The password in a connection URL, if it has one: masked in every output on its own too.
+pub fn password_of(url: &str) -> Option<String> {
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    String::from_utf8(config.get_password()?.to_vec()).ok()
+}
+
 /// Connect to `url`. The connection is driven on the current tokio runtime and closes when the
 /// client is dropped. Errors are messages fit to show: they name the target, never the URL.
 pub async fn connect(url: &str) -> Result<(Client, Target), String> {

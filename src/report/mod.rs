@@ -3,6 +3,7 @@
 
 mod context;
 mod escape;
+pub mod exports;
 pub use escape::strip_controls;
 mod history;
 mod output;
@@ -18,7 +19,8 @@ use serde::Serialize;
 
 pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
-pub use output::{FolderKind, Interrupt, StagedOutput, interrupt};
+pub(crate) use output::pause_for_tests;
+pub use output::{FolderKind, Interrupt, StagedFile, StagedOutput, interrupt};
 pub use pdf::print_to_pdf;
 pub use provenance::{GitState, git_state};
 pub use reference::{context_reference, context_schema};

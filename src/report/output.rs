@@ -14,9 +14,12 @@ use tempfile::TempDir;
 
 use crate::error::{Error, Result};
 
+mod file;
 mod lock;
 mod ownership;
 mod recovery;
+
+pub use file::StagedFile;
 
 use lock::Lock;
 pub use ownership::FolderKind;
@@ -36,6 +39,8 @@ struct Active {
 }
 
 static ACTIVE: Mutex<Option<Active>> = Mutex::new(None);
+/// The staged export files being written (see `file.rs`), removed by the handler too.
+static ACTIVE_FILES: Mutex<Vec<Active>> = Mutex::new(Vec::new());
 /// Held by the commit across its renames, and by the interrupt handler until the process exits:
 /// a signal never strikes between the renames.
 static COMMIT: Mutex<()> = Mutex::new(());
@@ -71,18 +76,49 @@ pub fn interrupt() -> Interrupt {
     // Kept until the process exits, so that the commit cannot begin its renames.
     std::mem::forget(guard);
     let active = ACTIVE.lock().unwrap_or_else(PoisonError::into_inner).take();
-    let removed = active.and_then(|active| {
-        if active
-            .lock_identity
-            .is_some_and(|identity| lock::is_identity(&active.lock, identity))
-        {
-            let _ = std::fs::remove_file(&active.lock);
-        }
-        std::fs::remove_dir_all(&active.staging)
-            .ok()
-            .map(|()| active.staging)
-    });
+    let files = std::mem::take(&mut *ACTIVE_FILES.lock().unwrap_or_else(PoisonError::into_inner));
+    for file in files {
+        remove_active(file);
+    }
+    let removed = active.and_then(remove_active);
     Interrupt::Stop { removed }
+}
+
+/// Remove a staging folder or file and its lock file (only if it is still the one locked);
+/// the staging path when it was removed.
+fn remove_active(active: Active) -> Option<PathBuf> {
+    if active
+        .lock_identity
+        .is_some_and(|identity| lock::is_identity(&active.lock, identity))
+    {
+        let _ = std::fs::remove_file(&active.lock);
+    }
+    let removed = if active.staging.symlink_metadata().is_ok_and(|m| m.is_dir()) {
+        std::fs::remove_dir_all(&active.staging)
+    } else {
+        std::fs::remove_file(&active.staging)
+    };
+    removed.ok().map(|()| active.staging)
+}
+
+/// Let the interrupt handler remove the staged file `staging` and its lock.
+fn add_active_file(staging: &Path, lock: &Lock) {
+    ACTIVE_FILES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .push(Active {
+            staging: staging.to_path_buf(),
+            lock: lock.path().to_path_buf(),
+            lock_identity: lock.identity(),
+        });
+}
+
+/// The staged file `staging` is committed or removed: the handler leaves it alone.
+fn remove_active_file(staging: &Path) {
+    ACTIVE_FILES
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .retain(|active| active.staging != staging);
 }
 
 /// A note on stderr about something segflow repaired or left.
@@ -287,6 +323,13 @@ impl StagedOutput {
         self.staging.as_ref().map_or(Path::new("."), TempDir::path)
     }
 
+    /// Whether [`StagedOutput::commit`] would still be allowed to move the run into place (with
+    /// `--replace`, the old folder is still segflow's): checked before the exports commit, so
+    /// that the commit of the run folder after theirs can fail only on the renames themselves.
+    pub fn check_commit(&self) -> Result<()> {
+        self.recheck()
+    }
+
     /// Move the finished run into place.
     pub fn commit(mut self) -> Result<PathBuf> {
         pause_for_tests("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT");
@@ -405,7 +448,7 @@ fn remove_replaced(old: &Path, destination: &Path) -> Result<()> {
 
 /// Tests stop a run just before its commit, or between the renames of `--replace`, to send a
 /// signal there; the variable gives milliseconds. Debug builds only.
-fn pause_for_tests(variable: &str) {
+pub(crate) fn pause_for_tests(variable: &str) {
     #[cfg(not(debug_assertions))]
     let _ = variable;
     #[cfg(debug_assertions)]

@@ -55,6 +55,26 @@ pub struct Manifest {
     pub timings: Vec<StageTiming>,
     /// Files written into the run folder.
     pub outputs: Vec<String>,
+    /// The pipeline's exports, each committed with this run (absent when it declares none).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub exports: Vec<ExportRecord>,
+}
+
+/// An export as the manifest records it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ExportRecord {
+    /// The export's name in the pipeline.
+    pub name: String,
+    /// `postgres` or `file`.
+    pub kind: String,
+    /// Where it went: `user@host:port/database table` (never the password), or the file.
+    pub target: String,
+    /// Rows written.
+    pub rows: u64,
+    /// The run id written into every row of a Postgres export (and its history).
+    pub run_id: String,
+    /// `committed`: written in the same step as this run folder.
+    pub status: String,
 }
 
 /// Seconds one stage took.

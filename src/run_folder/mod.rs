@@ -26,7 +26,7 @@ mod documents;
 pub mod history;
 
 pub use documents::{
-    GitState, LintRecord, Manifest, REPORT_KIND, ReportManifest, RunInfo, StageTiming,
+    ExportRecord, GitState, LintRecord, Manifest, REPORT_KIND, ReportManifest, RunInfo, StageTiming,
 };
 
 /// One row per customer: key, segment, features.

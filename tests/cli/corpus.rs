@@ -707,6 +707,14 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "exports_broken_in_every_way",
+        edits: &[Append(
+            "exports:\n  - name: both\n    file: out.csv\n    postgres: { url: \"${CRM_URL_NOT_SET}\", table: t }\n  - name: neither\n    features: [engagment, engagement, engagement]\n  - name: bad_table\n    postgres: { url: \"postgres://localhost/db\", table: Public.Segments, history_table: Public.Segments }\n  - name: both\n    file: segments.xlsx\n  - name: again\n    file: out.csv\n  - name: again_too\n    file: out.csv\n  - name: same_table\n    postgres: { url: \"postgres://localhost/db\", table: t2, history_table: t2_history }\n  - name: same_table_again\n    postgres: { url: \"postgres://localhost/db\", table: t2_history }\n",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "unknown_source_override",
         edits: &[],
         args: &["validate", "pipeline.yaml", "--source", "event=x.csv"],

@@ -7,6 +7,7 @@ mod diagnostics;
 mod engine_limits;
 mod errors;
 mod example;
+mod exports;
 mod golden;
 mod hand_worked;
 mod hardening;

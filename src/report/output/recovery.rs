@@ -114,6 +114,37 @@ pub(super) fn remove_abandoned(parent: &Path, name: &str) {
     }
 }
 
+/// Remove staged export files of `name` in `parent` left by runs that were killed: regular files
+/// named exactly as `file.rs` names them (`.NAME.segflow-export-staging-<pid>-<random>`) of a
+/// process that no longer exists.
+pub(super) fn remove_abandoned_files(parent: &Path, name: &str) {
+    let proc = Path::new("/proc");
+    let prefix = format!(".{name}.{EXPORT_STAGING}");
+    let Ok(entries) = std::fs::read_dir(parent) else {
+        return;
+    };
+    if !proc.is_dir() {
+        return;
+    }
+    for entry in entries.flatten() {
+        let file_name = entry.file_name();
+        let Some(pid) = file_name
+            .to_str()
+            .and_then(|n| n.strip_prefix(&prefix))
+            .and_then(staging_pid)
+        else {
+            continue;
+        };
+        let path = entry.path();
+        if path.symlink_metadata().is_ok_and(|m| m.is_file()) && !proc.join(pid).exists() {
+            let _ = std::fs::remove_file(&path);
+        }
+    }
+}
+
+/// What follows `.NAME.` in a staged export file's name, before `<pid>-<random>`.
+pub(super) const EXPORT_STAGING: &str = "segflow-export-staging-";
+
 /// The pid of a staging folder's name after the prefix (`<pid>-<random>`), if it is one.
 fn staging_pid(rest: &str) -> Option<&str> {
     let (pid, random) = rest.split_once('-')?;
