@@ -7,5 +7,7 @@
 //! database and user.
 
 mod connection;
+pub mod read;
+pub mod types;
 
-pub use connection::{Target, connect};
+pub use connection::{Target, connect, describe, password_of};

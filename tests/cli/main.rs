@@ -15,6 +15,7 @@ mod lints;
 mod markdown;
 mod method;
 mod pipeline_input;
+mod postgres;
 mod replace;
 mod reports;
 mod resources;

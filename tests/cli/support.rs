@@ -236,7 +236,6 @@ pub fn stdout(output: &Output) -> String {
 
 /// The URL of the test PostgreSQL (`eval "$(scripts/postgres-start)"` sets it; `.ci/run` does),
 /// or `None` outside CI when there is none. In CI (`CI` set) a missing database fails the test.
-#[allow(dead_code)] // until the first Postgres test
 pub fn postgres_url() -> Option<String> {
     let url = std::env::var("SEGFLOW_TEST_POSTGRES_URL")
         .ok()
