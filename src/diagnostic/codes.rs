@@ -123,6 +123,7 @@ codes! {
     THRESHOLD_ORDER = "threshold-order", Error, "A threshold's error level is less strict than its warning level. error_if_below must be at most warn_if_below, error_if_above at least warn_if_above.";
 
     /// More segments than `review.max_segments`.
+    DATABASE_UNREACHABLE = "database-unreachable", Warning, "`segflow validate` could not reach the database server of a Postgres source (nothing listening, no route, an unknown host), so that source's columns and the pipeline's SQL were not checked against the data. The warning names the server (user@host:port/database, never the password). A server that answers and refuses (a wrong password, a missing database) is an error (exit 4). `run` always needs the server. `--deny-warnings` makes the warning fail validation.";
     TOO_MANY_SEGMENTS = "too-many-segments", Warning, "More segments than `review.max_segments` (default 6). Too many segments is an anti-pattern: nobody can act on twelve groups. The seeds recommend starting with 3 to 4. Merge segments that are served the same way, or raise `review.max_segments` on purpose.";
     /// Rules that use only demographic or geographic features.
     DEMOGRAPHIC_ONLY = "demographic-only", Warning, "Every segment rule uses only demographic or geographic features. Segmenting by who customers are rather than what they do or need rarely predicts behaviour. Add behavioral, value or needs features to the rules.";

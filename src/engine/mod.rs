@@ -236,14 +236,38 @@ fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Check everything that needs the sources' schemas but no scan: columns, SQL, types.
-pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<ResolvedSource>> {
+/// What `validate` checked.
+#[derive(Debug)]
+pub struct Validated {
+    /// Database servers that could not be reached: their sources' columns, and the pipeline's
+    /// SQL (which needs every source's columns), were not checked.
+    pub unreachable: Vec<postgres::read::Unreachable>,
+}
+
+/// Check everything that needs the sources' schemas but no scan: columns, SQL, types. A
+/// Postgres server that cannot be reached leaves its sources and the SQL unchecked (said in
+/// [`Validated::unreachable`]); one that refuses (a wrong password) is an error.
+pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Validated> {
     let ctx = session(options.as_of, &options.resources)?;
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
-    let resolved = sources::resolve(pipeline, &snapshot)?;
+    let unchecked: Vec<&String> = snapshot
+        .unreachable
+        .iter()
+        .flat_map(|u| &u.sources)
+        .collect();
+    let mut resolved = Vec::new();
+    for source in pipeline.sources.values() {
+        if !unchecked.contains(&&source.name) {
+            resolved.push(sources::resolve_one(pipeline, source, &snapshot)?);
+        }
+    }
     sources::register(&ctx, pipeline, &resolved).await?;
-    compile::compile(&ctx, pipeline, options.as_of).await?;
-    Ok(resolved)
+    if unchecked.is_empty() {
+        compile::compile(&ctx, pipeline, options.as_of).await?;
+    }
+    Ok(Validated {
+        unreachable: snapshot.unreachable,
+    })
 }
 
 /// Read every row of source `name` with its declared types, returning the row count: what a run

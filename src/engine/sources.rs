@@ -27,22 +27,32 @@ pub fn resolve(pipeline: &Pipeline, snapshot: &Snapshot) -> Result<Vec<ResolvedS
     pipeline
         .sources
         .values()
-        .map(|source| match &source.origin {
-            SourceOrigin::Files { .. } => resolve_files(pipeline, source),
-            SourceOrigin::Postgres { .. } => {
-                let read = snapshot.sources.get(&source.name).ok_or_else(|| {
-                    Error::Internal(format!("source `{}` was not read", source.name))
-                })?;
-                Ok(ResolvedSource {
-                    name: source.name.clone(),
-                    location: read.shown.clone(),
-                    files: vec![read.file.clone()],
-                    format: SourceFormat::Parquet,
-                    database: Some(read.fingerprint.clone()),
-                })
-            }
-        })
+        .map(|source| resolve_one(pipeline, source, snapshot))
         .collect()
+}
+
+/// [`resolve`] for one source.
+pub fn resolve_one(
+    pipeline: &Pipeline,
+    source: &Source,
+    snapshot: &Snapshot,
+) -> Result<ResolvedSource> {
+    match &source.origin {
+        SourceOrigin::Files { .. } => resolve_files(pipeline, source),
+        SourceOrigin::Postgres { .. } => {
+            let read = snapshot
+                .sources
+                .get(&source.name)
+                .ok_or_else(|| Error::Internal(format!("source `{}` was not read", source.name)))?;
+            Ok(ResolvedSource {
+                name: source.name.clone(),
+                location: read.shown.clone(),
+                files: vec![read.file.clone()],
+                format: SourceFormat::Parquet,
+                database: Some(read.fingerprint.clone()),
+            })
+        }
+    }
 }
 
 /// The files of a file source.

@@ -10,4 +10,4 @@ mod connection;
 pub mod read;
 pub mod types;
 
-pub use connection::{Target, connect, describe, password_of};
+pub use connection::{Refusal, Target, connect, describe, password_of, try_connect};

@@ -49,6 +49,19 @@ pub struct Snapshot {
     _folder: Option<tempfile::TempDir>,
     /// Each source read, by name.
     pub sources: BTreeMap<String, Read>,
+    /// Servers that could not be reached when only column types were wanted (`validate`).
+    pub unreachable: Vec<Unreachable>,
+}
+
+/// A server `validate` could not reach, so its sources' columns were not checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Unreachable {
+    /// The sources it holds.
+    pub sources: Vec<String>,
+    /// The server, `user@host:port/database`.
+    pub target: String,
+    /// Why it could not be reached.
+    pub message: String,
 }
 
 /// One Postgres source as read.
@@ -101,6 +114,7 @@ pub async fn read(pipeline: &Pipeline, as_of: NaiveDate, rows: Rows) -> Result<S
         .tempdir()
         .map_err(|e| Error::Internal(format!("cannot make a temporary folder: {e}")))?;
     let mut sources = BTreeMap::new();
+    let mut unreachable = Vec::new();
     for (url, group) in by_url {
         let first = group[0].0.name.as_str();
         let (_, target) = Target::of(&url).map_err(|message| Error::Database {
@@ -115,13 +129,28 @@ pub async fn read(pipeline: &Pipeline, as_of: NaiveDate, rows: Rows) -> Result<S
             message,
             help,
         };
-        let (client, _) = super::connect(&url).await.map_err(|message| {
-            fail(
-                first,
-                message,
-                Some("check that the server runs and the URL's user and password".into()),
-            )
-        })?;
+        let client = match super::try_connect(&url).await {
+            Ok((client, _)) => client,
+            Err(refusal) if !refusal.answered && rows == Rows::None => {
+                let names = group
+                    .iter()
+                    .map(|(source, _)| source.name.clone())
+                    .collect();
+                unreachable.push(Unreachable {
+                    sources: names,
+                    target: target.to_string(),
+                    message: refusal.message,
+                });
+                continue;
+            }
+            Err(refusal) => {
+                return Err(fail(
+                    first,
+                    refusal.message,
+                    Some("check that the server runs and the URL's user and password".into()),
+                ));
+            }
+        };
         let snapshot = client
             .batch_execute("SET TIME ZONE 'UTC'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
             .await
@@ -175,6 +204,7 @@ pub async fn read(pipeline: &Pipeline, as_of: NaiveDate, rows: Rows) -> Result<S
     Ok(Snapshot {
         _folder: Some(folder),
         sources,
+        unreachable,
     })
 }
 

@@ -474,3 +474,81 @@ fn a_connection_dropped_mid_read_exits_4_and_writes_nothing() {
         "a run folder was written"
     );
 }
+
+#[test]
+fn a_value_that_does_not_fit_its_decimal_exits_4() {
+    let Some(url) = postgres_url() else { return };
+    let schema = "sf_overflow";
+    fresh_schema(&url, schema);
+    execute(
+        &url,
+        &format!(
+            "CREATE TABLE {schema}.things (id bigint, nu numeric);
+             INSERT INTO {schema}.things VALUES (1, 1.5), (2, 0.12345678901);"
+        ),
+    );
+    let folder = TempDir::new().expect("temp dir");
+    failing_pipeline(folder.path(), &format!("{schema}.things"), "id: int64");
+    assert_database_error(
+        folder.path(),
+        &url,
+        &password(&url),
+        &["row 2, column `nu`", "more than 10 decimals"],
+    );
+}
+
+/// Nothing listens on port 1 of the loopback: no database server is needed.
+const UNREACHABLE: &str = "postgres://crm:unreachable-secret@127.0.0.1:1/sales";
+
+#[test]
+fn validate_warns_when_the_server_is_unreachable_and_run_fails() {
+    let folder = TempDir::new().expect("temp dir");
+    failing_pipeline(folder.path(), "crm.things", "id: int64");
+    let output = run_in(folder.path(), UNREACHABLE, &["validate", "pipeline.yaml"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let message = stderr_unwrapped(&output);
+    assert!(
+        message.contains("segflow::database-unreachable")
+            && message.contains("cannot reach crm@127.0.0.1:1/sales")
+            && message.contains("source `things`"),
+        "{message}"
+    );
+    assert_hidden("unreachable-secret", &output, None);
+    let denied = run_in(
+        folder.path(),
+        UNREACHABLE,
+        &["validate", "pipeline.yaml", "--deny-warnings"],
+    );
+    assert_eq!(denied.status.code(), Some(7), "{}", stderr(&denied));
+
+    let output = run_in(
+        folder.path(),
+        UNREACHABLE,
+        &["run", "pipeline.yaml", "--out", "run"],
+    );
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    let message = stderr_unwrapped(&output);
+    assert!(
+        message.contains("segflow::database") && message.contains("crm@127.0.0.1:1/sales"),
+        "{message}"
+    );
+    assert_hidden("unreachable-secret", &output, Some(folder.path()));
+
+    // `--source` replaces the table with a file for one run.
+    std::fs::write(folder.path().join("things.csv"), "id\n1\n2\n").expect("write csv");
+    let output = run_in(
+        folder.path(),
+        UNREACHABLE,
+        &[
+            "run",
+            "pipeline.yaml",
+            "--out",
+            "run",
+            "--source",
+            "things=things.csv",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let manifest = read_json(&folder.path().join("run/manifest.json"));
+    assert_eq!(manifest["sources"][0]["format"], "csv");
+}
