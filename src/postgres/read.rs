@@ -6,9 +6,10 @@
 //! READ READ ONLY` transaction, so they come from one consistent snapshot of that database. The
 //! session's time zone is UTC. Rows at or after the day after the as-of date, and (when every
 //! aggregate over the source has a window) rows older than the widest window plus a day, are
-//! left in the database; the engine applies the exact bounds as it does for files.
+//! left in the database; the engine applies the exact bounds as it does for files. Of a source
+//! other than the customers' table, only the columns the run uses are read.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 use std::sync::Arc;
 
@@ -169,6 +170,9 @@ pub async fn read(pipeline: &Pipeline, as_of: NaiveDate, rows: Rows) -> Result<S
                 target: &target,
                 file: file.clone(),
                 bounds: bounds(pipeline, source, as_of),
+                columns: (rows == Rows::All)
+                    .then(|| needed_columns(pipeline, source))
+                    .flatten(),
                 rows,
             };
             let sha256 = request.read(&client).await?;
@@ -240,6 +244,27 @@ fn bounds(
     Some((start, end))
 }
 
+/// The columns a run uses of `source`, or `None` for all of them: the customers' table keeps
+/// every column (expression features and reports use them); another source needs its key, its
+/// time column, its declared columns and the names its aggregates' SQL refers to. A name missed
+/// here would make planning fail (unknown column), never change a result.
+fn needed_columns(pipeline: &Pipeline, source: &Source) -> Option<BTreeSet<String>> {
+    if pipeline.entity.table() == Some(source.name.as_str()) || source.validity.is_some() {
+        return None;
+    }
+    let mut needed: BTreeSet<String> = source.columns.keys().cloned().collect();
+    needed.insert(source.join_key.clone());
+    needed.extend(source.time_column.clone());
+    for feature in &pipeline.features {
+        if let FeatureDefinition::Aggregate(aggregate) = &feature.definition
+            && aggregate.source == source.name
+        {
+            needed.extend(feature.references.iter().cloned());
+        }
+    }
+    Some(needed)
+}
+
 /// One source to read.
 struct Request<'a> {
     source: &'a Source,
@@ -247,6 +272,8 @@ struct Request<'a> {
     target: &'a Target,
     file: PathBuf,
     bounds: Option<(Option<NaiveDate>, NaiveDate)>,
+    /// The columns read, when not all are.
+    columns: Option<BTreeSet<String>>,
     rows: Rows,
 }
 
@@ -263,11 +290,7 @@ impl Request<'_> {
     /// The relation as SQL after `FROM`: a quoted table name, or the query as a subquery.
     fn from(&self) -> String {
         match self.relation {
-            Relation::Table(table) => table
-                .split('.')
-                .map(|part| format!("\"{}\"", part.replace('"', "\"\"")))
-                .collect::<Vec<_>>()
-                .join("."),
+            Relation::Table(table) => table.split('.').map(quote).collect::<Vec<_>>().join("."),
             // On lines of its own, so that a trailing `--` comment ends with its line.
             Relation::Query(query) => format!("(\n{query}\n) AS segflow_query"),
         }
@@ -276,8 +299,7 @@ impl Request<'_> {
     /// Read the rows into the Parquet file, returning the SHA-256 of the COPY stream.
     async fn read(&self, client: &Client) -> Result<String> {
         let relation = self.relation;
-        let select = format!("SELECT * FROM {}", self.from());
-        let statement = client.prepare(&select).await.map_err(|e| {
+        let statement = client.prepare(&format!("SELECT * FROM {}", self.from())).await.map_err(|e| {
             self.fail(
                 format!("{}: {}", relation.describe(), describe(&e)),
                 Some(match relation {
@@ -286,10 +308,25 @@ impl Request<'_> {
                 }),
             )
         })?;
+        let chosen: Vec<&tokio_postgres::Column> = statement
+            .columns()
+            .iter()
+            .filter(|column| {
+                self.columns
+                    .as_ref()
+                    .is_none_or(|needed| needed.contains(column.name()))
+            })
+            .collect();
+        let names: Vec<String> = chosen.iter().map(|column| quote(column.name())).collect();
+        let select = if names.is_empty() || self.columns.is_none() {
+            format!("SELECT * FROM {}", self.from())
+        } else {
+            format!("SELECT {} FROM {}", names.join(", "), self.from())
+        };
         let mut readers = Vec::new();
         let mut types: Vec<&Type> = Vec::new();
         let mut fields = Vec::new();
-        for column in statement.columns() {
+        for column in chosen {
             let reader = ColumnReader::new(column.type_(), column.type_modifier()).ok_or_else(|| {
                 self.fail(
                     format!(
@@ -320,7 +357,7 @@ impl Request<'_> {
             });
             let filter = match (time, self.bounds) {
                 (Some(time), Some((start, end))) => {
-                    let column = format!("\"{}\"", time.replace('"', "\"\""));
+                    let column = quote(time);
                     let mut conditions = vec![format!("{column} < DATE '{end}'")];
                     if let Some(start) = start {
                         conditions.push(format!("{column} >= DATE '{start}'"));
@@ -430,6 +467,11 @@ impl Request<'_> {
         }
         Ok(())
     }
+}
+
+/// `name` as a quoted SQL identifier.
+fn quote(name: &str) -> String {
+    format!("\"{}\"", name.replace('"', "\"\""))
 }
 
 fn declared_name(data_type: &DataType) -> String {
