@@ -152,16 +152,21 @@ pub async fn read(pipeline: &Pipeline, as_of: NaiveDate, rows: Rows) -> Result<S
                 ));
             }
         };
-        let snapshot = client
-            .batch_execute("SET TIME ZONE 'UTC'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        // pg_current_snapshot() needs PostgreSQL 13 or later.
+        let begin = async {
+            client
+                .batch_execute(
+                    "SET TIME ZONE 'UTC'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
+                )
+                .await?;
+            client
+                .query_one("SELECT pg_current_snapshot()::text", &[])
+                .await
+        };
+        let snapshot: String = begin
             .await
-            .and(
-                client
-                    .query_one("SELECT pg_current_snapshot()::text", &[])
-                    .await,
-            )
             .map_err(|e| fail(first, describe(&e), None))?
-            .get::<_, String>(0);
+            .get(0);
         for (source, relation) in group {
             let file = folder.path().join(format!("{}.parquet", source.name));
             let request = Request {
