@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use arrow::compute::can_cast_types;
-use arrow::datatypes::{DataType, Field, Schema};
+use arrow::datatypes::{Field, Schema};
 use arrow::record_batch::RecordBatch;
 use chrono::{Days, NaiveDate};
 use futures::StreamExt;
@@ -348,7 +348,7 @@ impl Request<'_> {
             readers.push(reader);
         }
         let schema = Arc::new(Schema::new(fields));
-        self.check_declared(relation, &schema)?;
+        self.check_declared(relation, &schema, &types)?;
         let output = std::fs::File::create(&self.file)
             .map_err(|e| Error::Internal(format!("cannot write a temporary file: {e}")))?;
         let mut writer = ArrowWriter::try_new(output, schema.clone(), None)
@@ -443,7 +443,7 @@ impl Request<'_> {
     }
 
     /// Every declared column is in the table, and its type can be cast to the declared one.
-    fn check_declared(&self, relation: &Relation, schema: &Schema) -> Result<()> {
+    fn check_declared(&self, relation: &Relation, schema: &Schema, types: &[&Type]) -> Result<()> {
         for (name, declared) in &self.source.columns {
             let Ok(field) = schema.field_with_name(name) else {
                 let names = schema.fields().iter().map(|f| f.name().as_str());
@@ -458,10 +458,14 @@ impl Request<'_> {
             if numbers_as_times || !can_cast_types(field.data_type(), &wanted) {
                 return Err(self.fail(
                     format!(
-                        "{}, column `{name}`: holds {}, which cannot be read as the declared {}",
+                        "{}, column `{name}`: is {}, which cannot be read as the declared `{}`",
                         relation.describe(),
-                        field.data_type(),
-                        declared_name(&wanted)
+                        schema
+                            .index_of(name)
+                            .ok()
+                            .and_then(|at| types.get(at))
+                            .map_or_else(|| field.data_type().to_string(), |t| t.to_string()),
+                        declared_name(*declared)
                     ),
                     Some(
                         "declare the column's type as the table has it, or cast it in a `query:`"
@@ -479,8 +483,12 @@ fn quote(name: &str) -> String {
     format!("\"{}\"", name.replace('"', "\"\""))
 }
 
-fn declared_name(data_type: &DataType) -> String {
-    data_type.to_string()
+/// A declared column type as the pipeline writes it (`date`, `int64`).
+fn declared_name(declared: ColumnType) -> String {
+    serde_json::to_value(declared)
+        .ok()
+        .and_then(|value| value.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{declared:?}"))
 }
 
 /// The binary COPY format, parsed as it arrives: a signature, flags and header extension, then
@@ -574,5 +582,81 @@ impl CopyParser {
     fn compact(&mut self) {
         self.buffer.drain(..self.at);
         self.at = 0;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow::array::{Array, Int32Array, StringArray};
+
+    /// A binary COPY stream of `rows` of (integer, text), `None` for NULL.
+    fn stream(rows: &[(Option<i32>, Option<&str>)]) -> Vec<u8> {
+        let mut out = SIGNATURE.to_vec();
+        out.extend(0u32.to_be_bytes()); // flags
+        out.extend(4u32.to_be_bytes()); // header extension length
+        out.extend([9, 9, 9, 9]); // ... and its content, skipped
+        for (number, text) in rows {
+            out.extend(2i16.to_be_bytes());
+            match number {
+                Some(n) => {
+                    out.extend(4i32.to_be_bytes());
+                    out.extend(n.to_be_bytes());
+                }
+                None => out.extend((-1i32).to_be_bytes()),
+            }
+            match text {
+                Some(t) => {
+                    out.extend((t.len() as i32).to_be_bytes());
+                    out.extend(t.as_bytes());
+                }
+                None => out.extend((-1i32).to_be_bytes()),
+            }
+        }
+        out.extend((-1i16).to_be_bytes());
+        out
+    }
+
+    #[test]
+    fn rows_split_anywhere_across_chunks_decode_whole() {
+        let bytes = stream(&[(Some(7), Some("héllo")), (None, None), (Some(-1), Some(""))]);
+        for chunk in [1, 3, 7, bytes.len()] {
+            let mut readers = vec![
+                ColumnReader::new(&Type::INT4, -1).unwrap(),
+                ColumnReader::new(&Type::TEXT, -1).unwrap(),
+            ];
+            let mut parser = CopyParser::default();
+            let mut rows = 0;
+            for piece in bytes.chunks(chunk) {
+                parser.buffer.extend_from_slice(piece);
+                while parser.next_row(&mut readers).unwrap() {
+                    rows += 1;
+                }
+                parser.compact();
+            }
+            assert!(parser.ended, "chunks of {chunk}");
+            assert_eq!(rows, 3);
+            let numbers = readers[0].finish();
+            let numbers = numbers.as_any().downcast_ref::<Int32Array>().unwrap();
+            assert_eq!(
+                numbers.iter().collect::<Vec<_>>(),
+                [Some(7), None, Some(-1)]
+            );
+            let texts = readers[1].finish();
+            let texts = texts.as_any().downcast_ref::<StringArray>().unwrap();
+            assert_eq!(
+                texts.iter().collect::<Vec<_>>(),
+                [Some("héllo"), None, Some("")]
+            );
+        }
+    }
+
+    #[test]
+    fn a_stream_that_is_not_binary_copy_is_refused() {
+        let mut parser = CopyParser::default();
+        parser
+            .buffer
+            .extend_from_slice(b"customer_id,plan\n1,pro\n");
+        assert!(parser.next_row(&mut []).is_err());
     }
 }

@@ -417,6 +417,14 @@ fn a_missing_table_a_missing_column_and_a_wrong_password_exit_4_without_the_pass
     );
     assert_database_error(folder.path(), &wrong, "not-the-password", &[]);
 
+    failing_pipeline(folder.path(), &format!("{schema}.things"), "id: date");
+    assert_database_error(
+        folder.path(),
+        &url,
+        &secret,
+        &["column `id`: is int8, which cannot be read as the declared `date`"],
+    );
+
     execute(
         &url,
         &format!("CREATE TABLE {schema}.documents (id bigint, body json);"),
