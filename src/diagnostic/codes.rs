@@ -59,7 +59,7 @@ codes! {
     /// A column that the source or the feature table does not have.
     UNKNOWN_COLUMN = "unknown-column", Error, "An expression, key or time column names a column the source does not have (checked against the source's real schema, without reading rows). The help line lists the columns that exist.";
     /// A source whose format cannot be told.
-    SOURCE_ORIGIN = "source-origin", Error, "A source must say where its rows come from: exactly one of `path` (files) and `postgres` (a database), and a `postgres` source exactly one of `table` and `query`. Its `url` is written as an environment variable (`\"${CRM_DATABASE_URL}\"`): a password written in the pipeline file is refused, since the file is shared and versioned.";
+    SOURCE_ORIGIN = "source-origin", Error, "A source must say where its rows come from: exactly one of `path` (files) and `postgres` (a database), and a `postgres` source exactly one of `table` and `query` (and no file `format`). Its `url` is written as an environment variable (`\"${CRM_DATABASE_URL}\"`): a password written in the pipeline file is refused, since the file is shared and versioned.";
     UNKNOWN_FORMAT = "unknown-format", Error, "segflow cannot tell a source's format from its file name. Name files `.csv`, `.parquet` or `.ndjson` (also `.pq`, `.jsonl`, `.json`), or declare `format: csv | parquet | ndjson`.";
     /// `${VAR}` names an environment variable that is not set.
     UNSET_VARIABLE = "unset-variable", Error, "A source path uses `${NAME}`, and the environment variable NAME is not set. Set it before running. Its value is never written to outputs or messages.";

@@ -158,6 +158,24 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "postgres_url_variable_unset",
+        edits: &[Pipeline(
+            "path: customers.csv",
+            "postgres: { url: \"${SEGFLOW_CORPUS_UNSET_URL}\", table: customers }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "postgres_source_with_a_format",
+        edits: &[Pipeline(
+            "path: customers.csv",
+            "postgres: { url: \"postgres://localhost/crm\", table: customers }\n    format: csv",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "entity_key_not_in_source",
         edits: &[Pipeline("key: customer_id }", "key: customer }")],
         args: VALIDATE,

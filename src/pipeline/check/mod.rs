@@ -392,6 +392,18 @@ fn check_sources(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Pr
             (Some(path), None) => (path, format!("sources.{name}.path")),
             (None, Some(postgres)) => {
                 check_postgres(name, postgres, file, problems);
+                if source.format.is_some() {
+                    problems.push(
+                        file.at_key(
+                            codes::SOURCE_ORIGIN,
+                            &format!("sources.{name}.format"),
+                            format!("postgres source `{name}` declares a file `format`"),
+                        )
+                        .help(
+                            "`format` says how files are read; remove it from a `postgres` source",
+                        ),
+                    );
+                }
                 (&postgres.url, format!("sources.{name}.postgres.url"))
             }
             (Some(_), Some(_)) => {
