@@ -646,16 +646,32 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
 
 fn validate(input: &SourceArgs) -> Result<()> {
     let (pipeline, options) = prepare(input)?;
-    let sources = runtime()?.block_on(engine::validate(&pipeline, &options))?;
-    report_lints(
-        &lint::static_lints(&pipeline, options.as_of),
-        input.deny_warnings,
-    )?;
+    let validated = runtime()?.block_on(engine::validate(&pipeline, &options))?;
+    let mut warnings = lint::static_lints(&pipeline, options.as_of);
+    for server in &validated.unreachable {
+        let sources: Vec<String> = server.sources.iter().map(|s| format!("`{s}`")).collect();
+        warnings.push(
+            pipeline
+                .file
+                .problem(
+                    diagnostic::codes::DATABASE_UNREACHABLE,
+                    None,
+                    format!(
+                        "cannot reach {} ({}): the columns of source {} and the pipeline's SQL were not checked",
+                        server.target,
+                        server.message,
+                        sources.join(", ")
+                    ),
+                )
+                .help("run `segflow validate` where the database is reachable to check them"),
+        );
+    }
+    report_lints(&warnings, input.deny_warnings)?;
     summary(format_args!(
         "{}: ok ({} sources, {} features, {} segments; rows are not read, so repeated or null \
          customer keys and values that do not fit show only in `run`)",
         input.pipeline.display(),
-        sources.len(),
+        pipeline.sources.len(),
         pipeline.features.len(),
         pipeline.segments.len()
     ))?;

@@ -59,6 +59,7 @@ codes! {
     /// A column that the source or the feature table does not have.
     UNKNOWN_COLUMN = "unknown-column", Error, "An expression, key or time column names a column the source does not have (checked against the source's real schema, without reading rows). The help line lists the columns that exist.";
     /// A source whose format cannot be told.
+    SOURCE_ORIGIN = "source-origin", Error, "A source must say where its rows come from: exactly one of `path` (files) and `postgres` (a database), and a `postgres` source exactly one of `table` and `query` (and no file `format`). Its `url` is written as an environment variable (`\"${CRM_DATABASE_URL}\"`): a password written in the pipeline file is refused, since the file is shared and versioned.";
     UNKNOWN_FORMAT = "unknown-format", Error, "segflow cannot tell a source's format from its file name. Name files `.csv`, `.parquet` or `.ndjson` (also `.pq`, `.jsonl`, `.json`), or declare `format: csv | parquet | ndjson`.";
     /// `${VAR}` names an environment variable that is not set.
     UNSET_VARIABLE = "unset-variable", Error, "A source path uses `${NAME}`, and the environment variable NAME is not set. Set it before running. Its value is never written to outputs or messages.";
@@ -125,6 +126,7 @@ codes! {
     EXPORT_DEFINITION = "export-definition", Error, "An export under `exports:` needs exactly one of `postgres` (a table) and `file` (a `.parquet` or `.csv` path). A table is `table` or `schema.table` in lowercase letters, digits and `_` (segflow writes only names that need no quoting), and the history table must differ from the table. A file export's name must end in `.parquet` or `.csv`. Each table (per connection URL) and each file is written by one export only.";
 
     /// More segments than `review.max_segments`.
+    DATABASE_UNREACHABLE = "database-unreachable", Warning, "`segflow validate` could not reach the database server of a Postgres source (nothing listening, no route, an unknown host), so that source's columns and the pipeline's SQL were not checked against the data. The warning names the server (user@host:port/database, never the password). A server that answers and refuses (a wrong password, a missing database) is an error (exit 4). `run` always needs the server. `--deny-warnings` makes the warning fail validation.";
     TOO_MANY_SEGMENTS = "too-many-segments", Warning, "More segments than `review.max_segments` (default 6). Too many segments is an anti-pattern: nobody can act on twelve groups. The seeds recommend starting with 3 to 4. Merge segments that are served the same way, or raise `review.max_segments` on purpose.";
     /// Rules that use only demographic or geographic features.
     DEMOGRAPHIC_ONLY = "demographic-only", Warning, "Every segment rule uses only demographic or geographic features. Segmenting by who customers are rather than what they do or need rarely predicts behaviour. Add behavioral, value or needs features to the rules.";

@@ -43,6 +43,7 @@ pub async fn assign(
                     location: path.clone(),
                     files: vec![pipeline.base_dir.join(path)],
                     format,
+                    database: None,
                 };
                 sources::register(&ctx, pipeline, &[source]).await?;
             }

@@ -32,11 +32,14 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use entity::{Exclusion, ExclusionReason};
-pub use sources::ResolvedSource;
+pub use sources::{ResolvedSource, arrow_type};
+
+use crate::postgres;
+use crate::postgres::read::Rows;
 pub use stats::FeatureStats;
 
 use crate::error::{Error, Result};
-use crate::pipeline::model::{FeatureKind, SourceFormat};
+use crate::pipeline::model::FeatureKind;
 use crate::pipeline::sql::ident;
 use crate::pipeline::{Pipeline, hex};
 use crate::progress::Progress;
@@ -172,16 +175,21 @@ pub struct FeatureInfo {
 pub struct SourceSummary {
     /// Name in the pipeline.
     pub name: String,
-    /// Path as declared or overridden.
+    /// Path as declared or overridden; for a Postgres source, the table (or `the query`) and
+    /// the server (`user@host:port/database`, never the password).
     pub location: String,
-    /// File format.
-    pub format: SourceFormat,
-    /// Number of files.
+    /// How it was read: `csv`, `parquet`, `ndjson` or `postgres`.
+    pub format: String,
+    /// Number of files (0 for a Postgres source).
     pub files: usize,
-    /// Rows in the table.
+    /// Rows in the table (for a Postgres source, the rows read: within the pushed-down window).
     pub rows: u64,
-    /// SHA-256 over the files' bytes, in path order.
+    /// SHA-256 over the files' bytes, in path order; for a Postgres source, over the binary COPY
+    /// stream of the rows read.
     pub sha256: String,
+    /// For a Postgres source: the server, the table or the query's SHA-256, and the snapshot.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub database: Option<crate::postgres::read::Fingerprint>,
 }
 
 fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
@@ -228,13 +236,38 @@ fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
     Ok(ctx)
 }
 
-/// Check everything that needs the sources' schemas but no scan: columns, SQL, types.
-pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<ResolvedSource>> {
+/// What `validate` checked.
+#[derive(Debug)]
+pub struct Validated {
+    /// Database servers that could not be reached: their sources' columns, and the pipeline's
+    /// SQL (which needs every source's columns), were not checked.
+    pub unreachable: Vec<postgres::read::Unreachable>,
+}
+
+/// Check everything that needs the sources' schemas but no scan: columns, SQL, types. A
+/// Postgres server that cannot be reached leaves its sources and the SQL unchecked (said in
+/// [`Validated::unreachable`]); one that refuses (a wrong password) is an error.
+pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Validated> {
     let ctx = session(options.as_of, &options.resources)?;
-    let resolved = sources::resolve(pipeline)?;
+    let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
+    let unchecked: Vec<&String> = snapshot
+        .unreachable
+        .iter()
+        .flat_map(|u| &u.sources)
+        .collect();
+    let mut resolved = Vec::new();
+    for source in pipeline.sources.values() {
+        if !unchecked.contains(&&source.name) {
+            resolved.push(sources::resolve_one(pipeline, source, &snapshot)?);
+        }
+    }
     sources::register(&ctx, pipeline, &resolved).await?;
-    compile::compile(&ctx, pipeline, options.as_of).await?;
-    Ok(resolved)
+    if unchecked.is_empty() {
+        compile::compile(&ctx, pipeline, options.as_of).await?;
+    }
+    Ok(Validated {
+        unreachable: snapshot.unreachable,
+    })
 }
 
 /// Read every row of source `name` with its declared types, returning the row count: what a run
@@ -242,7 +275,8 @@ pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Vec<R
 /// checks of a single export).
 pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> Result<u64> {
     let ctx = session(as_of, &Resources::default())?;
-    let resolved: Vec<ResolvedSource> = sources::resolve(pipeline)?
+    let snapshot = postgres::read::read(pipeline, as_of, Rows::All).await?;
+    let resolved: Vec<ResolvedSource> = sources::resolve(pipeline, &snapshot)?
         .into_iter()
         .filter(|source| source.name == name)
         .collect();
@@ -264,12 +298,15 @@ pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> R
     }
 }
 
-/// Every file the pipeline's sources read (globs expanded).
+/// Every file the pipeline's file sources read (globs expanded).
 pub fn source_files(pipeline: &Pipeline) -> Result<Vec<PathBuf>> {
-    Ok(sources::resolve(pipeline)?
-        .into_iter()
-        .flat_map(|source| source.files)
-        .collect())
+    let mut files = Vec::new();
+    for source in pipeline.sources.values() {
+        if matches!(source.origin, crate::pipeline::SourceOrigin::Files { .. }) {
+            files.extend(sources::resolve_files(pipeline, source)?.files);
+        }
+    }
+    Ok(files)
 }
 
 /// What `segflow plan` shows.
@@ -287,7 +324,8 @@ pub enum PlanView {
 /// plan of the assignments query.
 pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) -> Result<String> {
     let ctx = session(options.as_of, &options.resources)?;
-    let resolved = sources::resolve(pipeline)?;
+    let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
+    let resolved = sources::resolve(pipeline, &snapshot)?;
     sources::register(&ctx, pipeline, &resolved).await?;
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
     Ok(match view {
@@ -364,13 +402,17 @@ async fn name_the_cause(
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
     let mut timings = Timings::new();
     let ctx = session(options.as_of, &options.resources)?;
-    let resolved = sources::resolve(pipeline)?;
+    let snapshot = postgres::read::read(pipeline, options.as_of, Rows::All).await?;
+    let resolved = sources::resolve(pipeline, &snapshot)?;
     let hashing = tokio::task::spawn_blocking({
         let resolved = resolved.clone();
         move || {
             resolved
                 .iter()
-                .map(|s| hash_files(&s.files))
+                .map(|s| match &s.database {
+                    Some(read) => Ok(read.sha256.clone()),
+                    None => hash_files(&s.files),
+                })
                 .collect::<Result<Vec<_>>>()
         }
     });
@@ -492,10 +534,18 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         summaries.push(SourceSummary {
             name: source.name.clone(),
             location: source.location.clone(),
-            format: source.format,
-            files: source.files.len(),
+            format: match source.database {
+                Some(_) => "postgres".into(),
+                None => source.format.name().into(),
+            },
+            files: if source.database.is_some() {
+                0
+            } else {
+                source.files.len()
+            },
             rows,
             sha256,
+            database: source.database.clone(),
         });
     }
     timings.lap("source summaries");

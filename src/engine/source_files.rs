@@ -22,8 +22,10 @@ pub struct ResolvedSource {
     pub location: String,
     /// The files that make up the table, sorted.
     pub files: Vec<PathBuf>,
-    /// How the files are read.
+    /// How the files are read (Parquet for a Postgres source, read to a temporary file).
     pub format: SourceFormat,
+    /// For a Postgres source, what identifies the rows read.
+    pub database: Option<crate::postgres::read::Fingerprint>,
 }
 
 /// The Arrow type of a declared column type.

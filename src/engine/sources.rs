@@ -13,38 +13,79 @@ use datafusion::prelude::{
 
 use crate::diagnostic::available_help;
 use crate::error::{Error, Result, first_line_of_datafusion};
-use crate::pipeline::Pipeline;
 use crate::pipeline::model::{ColumnType, SourceFormat};
+use crate::pipeline::{Pipeline, Source, SourceOrigin};
+use crate::postgres::read::Snapshot;
 
 use super::location;
 use super::source_files;
 pub use super::source_files::{ResolvedSource, arrow_type};
 
-/// Find the files of every source of the plan.
-pub fn resolve(pipeline: &Pipeline) -> Result<Vec<ResolvedSource>> {
+/// Find the files of every source of the plan: a file source's at its path, a Postgres source's
+/// in `snapshot` (where it was read to).
+pub fn resolve(pipeline: &Pipeline, snapshot: &Snapshot) -> Result<Vec<ResolvedSource>> {
     pipeline
         .sources
         .values()
-        .map(|source| {
-            let path = pipeline.source_path(&source.name)?;
-            let files = if source.overridden {
-                literal_file(&source.name, &source.location, &path)?
-            } else {
-                find_files(
-                    &source.name,
-                    &source.location,
-                    &path,
-                    pipeline.source_pattern(&source.name)?,
-                )?
-            };
+        .map(|source| resolve_one(pipeline, source, snapshot))
+        .collect()
+}
+
+/// [`resolve`] for one source.
+pub fn resolve_one(
+    pipeline: &Pipeline,
+    source: &Source,
+    snapshot: &Snapshot,
+) -> Result<ResolvedSource> {
+    match &source.origin {
+        SourceOrigin::Files { .. } => resolve_files(pipeline, source),
+        SourceOrigin::Postgres { .. } => {
+            let read = snapshot
+                .sources
+                .get(&source.name)
+                .ok_or_else(|| Error::Internal(format!("source `{}` was not read", source.name)))?;
             Ok(ResolvedSource {
                 name: source.name.clone(),
-                location: source.location.clone(),
-                files,
-                format: source.format,
+                location: read.shown.clone(),
+                files: vec![read.file.clone()],
+                format: SourceFormat::Parquet,
+                database: Some(read.fingerprint.clone()),
             })
-        })
-        .collect()
+        }
+    }
+}
+
+/// The files of a file source.
+pub fn resolve_files(pipeline: &Pipeline, source: &Source) -> Result<ResolvedSource> {
+    let SourceOrigin::Files {
+        location,
+        overridden,
+        format,
+    } = &source.origin
+    else {
+        return Err(Error::Internal(format!(
+            "source `{}` is not read from files",
+            source.name
+        )));
+    };
+    let path = pipeline.source_path(&source.name)?;
+    let files = if *overridden {
+        literal_file(&source.name, location, &path)?
+    } else {
+        find_files(
+            &source.name,
+            location,
+            &path,
+            pipeline.source_pattern(&source.name)?,
+        )?
+    };
+    Ok(ResolvedSource {
+        name: source.name.clone(),
+        location: location.clone(),
+        files,
+        format: *format,
+        database: None,
+    })
 }
 
 fn not_found(name: &str, message: String) -> Error {

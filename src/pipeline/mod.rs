@@ -14,7 +14,7 @@ use chrono::NaiveDate;
 use sha2::{Digest, Sha256};
 
 pub use model::{NAME_PATTERN, PipelineSpec, format_from_path, is_valid_name};
-pub use validated::{Entity, Feature, FeatureDefinition, Segment, Source};
+pub use validated::{Entity, Feature, FeatureDefinition, Relation, Segment, Source, SourceOrigin};
 
 use crate::diagnostic::{
     MAX_DEPTH, PipelineFile, available_help, byte_offset, codes, did_you_mean,
@@ -118,7 +118,8 @@ impl Pipeline {
     }
 
     /// Read source `name` from `path` (relative to the working directory) instead of its
-    /// declared path; the format follows the new path unless the source declares one.
+    /// declared origin; the format follows the new path unless the source declares one. A
+    /// Postgres source is replaced by the file too (to rerun a pipeline offline on an export).
     pub fn override_source(&mut self, name: &str, path: &Path) -> Result<()> {
         let Some(source) = self.sources.get_mut(name) else {
             return Err(Error::Usage {
@@ -131,7 +132,7 @@ impl Pipeline {
             });
         };
         let location = path.display().to_string();
-        source.format = self.spec.sources[name]
+        let format = self.spec.sources[name]
             .format
             .or_else(|| format_from_path(&location))
             .ok_or_else(|| Error::Source {
@@ -139,48 +140,38 @@ impl Pipeline {
                 message: format!("cannot tell the format of `{location}`"),
                 help: Some("name files .csv, .parquet or .ndjson, or declare `format`".into()),
             })?;
-        source.location = location;
-        source.overridden = true;
+        source.origin = SourceOrigin::Files {
+            location,
+            overridden: true,
+            format,
+        };
         Ok(())
     }
 
-    /// Where source `name`'s files are: an overridden path as given, a declared one relative to
-    /// the pipeline's folder with `${VAR}`s filled in from the environment (checked when the
-    /// pipeline loaded).
+    /// Where file source `name`'s files are: an overridden path as given, a declared one
+    /// relative to the pipeline's folder with `${VAR}`s filled in from the environment (checked
+    /// when the pipeline loaded).
     pub fn source_path(&self, name: &str) -> Result<PathBuf> {
-        let source = &self.sources[name];
-        if source.overridden {
-            return Ok(PathBuf::from(&source.location));
+        let (declared, overridden) = self.file_location(name)?;
+        if overridden {
+            return Ok(PathBuf::from(declared));
         }
-        let declared = &source.location;
         interpolate::interpolate(declared)
             .map(|path| self.base_dir.join(path))
-            .map_err(|variable| Error::Source {
-                source_name: name.to_string(),
-                message: format!("environment variable `{variable}` is not set"),
-                help: Some(format!(
-                    "set `{variable}` before running, or write the path without it"
-                )),
-            })
+            .map_err(|variable| unset(name, &variable))
     }
 
-    /// The glob pattern of source `name`'s declared `path:`, or `None` when the pipeline wrote
-    /// no wildcard there (or the path was overridden, which is always literal). The pipeline's
-    /// folder and the values of `${VAR}`s are matched literally: only what the pipeline wrote is
-    /// a pattern.
+    /// The glob pattern of file source `name`'s declared `path:`, or `None` when the pipeline
+    /// wrote no wildcard there (or the path was overridden, which is always literal). The
+    /// pipeline's folder and the values of `${VAR}`s are matched literally: only what the
+    /// pipeline wrote is a pattern.
     pub fn source_pattern(&self, name: &str) -> Result<Option<String>> {
-        let source = &self.sources[name];
-        if source.overridden
-            || !interpolate::written_part(&source.location).contains(['*', '?', '['])
-        {
+        let (location, overridden) = self.file_location(name)?;
+        if overridden || !interpolate::written_part(location).contains(['*', '?', '[']) {
             return Ok(None);
         }
-        let written = interpolate::interpolate_with(&source.location, glob::Pattern::escape)
-            .map_err(|variable| Error::Source {
-                source_name: name.to_string(),
-                message: format!("environment variable `{variable}` is not set"),
-                help: None,
-            })?;
+        let written = interpolate::interpolate_with(location, glob::Pattern::escape)
+            .map_err(|variable| unset(name, &variable))?;
         let base = self.base_dir.to_string_lossy();
         Ok(Some(
             if Path::new(&written).is_absolute() || base.is_empty() {
@@ -191,12 +182,49 @@ impl Pipeline {
         ))
     }
 
-    /// Values of the environment variables the pipeline interpolates, to redact from any output.
+    /// The connection URL of Postgres source `name`, `${VAR}`s filled in (it holds a password:
+    /// never show it).
+    pub fn source_url(&self, name: &str) -> Result<String> {
+        match &self.sources[name].origin {
+            SourceOrigin::Postgres { url, .. } => {
+                interpolate::interpolate(url).map_err(|variable| unset(name, &variable))
+            }
+            SourceOrigin::Files { .. } => Err(Error::Internal(format!(
+                "source `{name}` is read from files, not a database"
+            ))),
+        }
+    }
+
+    /// The location and whether it was overridden, of file source `name`.
+    fn file_location(&self, name: &str) -> Result<(&str, bool)> {
+        match &self.sources[name].origin {
+            SourceOrigin::Files {
+                location,
+                overridden,
+                ..
+            } => Ok((location, *overridden)),
+            SourceOrigin::Postgres { .. } => Err(Error::Internal(format!(
+                "source `{name}` is read from a database, not files"
+            ))),
+        }
+    }
+
+    /// Values of the environment variables the pipeline interpolates, to redact from any output,
+    /// and the password of every connection URL on its own (a message may quote it without the
+    /// URL).
     pub fn secrets(&self) -> Vec<String> {
         self.secret_variables()
             .iter()
             .filter_map(|name| std::env::var(name).ok())
-            .chain(self.export_passwords())
+            .flat_map(|value| {
+                let password = crate::postgres::password_of(&value);
+                std::iter::once(value).chain(password)
+            })
+            .chain(
+                self.connection_urls()
+                    .filter_map(|url| interpolate::interpolate(url).ok())
+                    .filter_map(|url| crate::postgres::password_of(&url)),
+            )
             .filter(|value| value.len() >= 4)
             .collect()
     }
@@ -204,19 +232,11 @@ impl Pipeline {
     /// The names of the variables whose values [`Pipeline::secrets`] masks, in order, each once:
     /// recorded in the manifest so `segflow report` masks the same values again.
     pub fn secret_variables(&self) -> Vec<String> {
+        let paths = self.spec.sources.values().filter_map(|s| s.path.as_deref());
         let mut names: Vec<String> = Vec::new();
-        for name in self
-            .spec
-            .sources
-            .values()
-            .filter_map(|s| interpolate::variables(&s.path).ok())
-            .chain(
-                self.spec
-                    .exports
-                    .iter()
-                    .filter_map(|e| e.postgres.as_ref())
-                    .filter_map(|p| interpolate::variables(&p.url).ok()),
-            )
+        for name in paths
+            .chain(self.connection_urls())
+            .filter_map(|text| interpolate::variables(text).ok())
             .flatten()
         {
             if !names.iter().any(|n| n == name) {
@@ -226,15 +246,21 @@ impl Pipeline {
         names
     }
 
-    /// The passwords of the exports' connection URLs, masked on their own too.
-    fn export_passwords(&self) -> Vec<String> {
-        self.spec
+    /// Every connection URL as declared: of Postgres sources and of exports.
+    fn connection_urls(&self) -> impl Iterator<Item = &str> {
+        let sources = self
+            .spec
+            .sources
+            .values()
+            .filter_map(|s| s.postgres.as_ref())
+            .map(|p| p.url.as_str());
+        let exports = self
+            .spec
             .exports
             .iter()
             .filter_map(|e| e.postgres.as_ref())
-            .filter_map(|p| interpolate::interpolate(&p.url).ok())
-            .filter_map(|url| crate::postgres::password_of(&url))
-            .collect()
+            .map(|p| p.url.as_str());
+        sources.chain(exports)
     }
 
     /// An export's connection `url` as declared, with its `${VAR}`s filled in from the
@@ -246,6 +272,17 @@ impl Pipeline {
     /// The title shown in reports.
     pub fn title(&self) -> &str {
         self.spec.title.as_deref().unwrap_or(&self.spec.name)
+    }
+}
+
+/// The error for `${variable}` unset when source `name` is read.
+fn unset(name: &str, variable: &str) -> Error {
+    Error::Source {
+        source_name: name.to_string(),
+        message: format!("environment variable `{variable}` is not set"),
+        help: Some(format!(
+            "set `{variable}` before running, or write the source without it"
+        )),
     }
 }
 

@@ -234,13 +234,17 @@ fn default_max_segments() -> usize {
     6
 }
 
-/// A table read from files.
+/// A table read from files or from a PostgreSQL database: exactly one of `path` and `postgres`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct SourceSpec {
     /// File path relative to the pipeline file, or a glob (`events/*.parquet`) whose files together
     /// form one table. `segflow run --source NAME=PATH` replaces it for one run.
-    pub path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// A PostgreSQL table or query, read from one consistent snapshot per database for the run.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub postgres: Option<PostgresSpec>,
     /// File format. Defaults to the path's extension: `.csv`, `.parquet`/`.pq`,
     /// `.ndjson`/`.jsonl`/`.json`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -271,6 +275,23 @@ pub struct SourceSpec {
     pub valid_to: Option<String>,
 }
 
+/// Where a PostgreSQL source's rows come from: a connection URL and exactly one of `table` and
+/// `query`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct PostgresSpec {
+    /// Connection URL, `postgres://user:password@host:port/database`. Write it as an environment
+    /// variable (`"${CRM_DATABASE_URL}"`): its value is never written to outputs or messages.
+    pub url: String,
+    /// Table (or view) to read, optionally with its schema: `analytics.events`. Names are taken
+    /// as written (case-sensitive, like quoted identifiers).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table: Option<String>,
+    /// A `SELECT` whose rows form the table; the manifest records its SHA-256, not its text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub query: Option<String>,
+}
+
 /// File format of a source.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
@@ -281,6 +302,17 @@ pub enum SourceFormat {
     Parquet,
     /// Newline-delimited JSON, one object per line.
     Ndjson,
+}
+
+impl SourceFormat {
+    /// Its name as written in the pipeline: `csv`, `parquet` or `ndjson`.
+    pub fn name(self) -> &'static str {
+        match self {
+            SourceFormat::Csv => "csv",
+            SourceFormat::Parquet => "parquet",
+            SourceFormat::Ndjson => "ndjson",
+        }
+    }
 }
 
 /// A column type that can be declared for a source column or a feature.

@@ -11,13 +11,8 @@ use super::model::{ColumnType, FeatureKind, Literal, SourceFormat};
 pub struct Source {
     /// Its name in the pipeline.
     pub name: String,
-    /// The location as declared (variables unexpanded) or as given with `--source`.
-    pub location: String,
-    /// Whether `location` came from `--source` (relative to the working directory) rather than
-    /// the pipeline file (relative to the pipeline's folder).
-    pub overridden: bool,
-    /// How its files are read.
-    pub format: SourceFormat,
+    /// Where its rows come from.
+    pub origin: SourceOrigin,
     /// The column that holds the customer key: the source's `key`, else the entity key's name.
     pub join_key: String,
     /// The column holding each row's date or timestamp, when declared.
@@ -26,6 +21,47 @@ pub struct Source {
     pub columns: std::collections::BTreeMap<String, ColumnType>,
     /// The columns bounding when each row is valid, for a table that keeps history.
     pub validity: Option<Validity>,
+}
+
+/// Where a source's rows come from.
+#[derive(Debug, Clone, PartialEq)]
+pub enum SourceOrigin {
+    /// Files at a path or glob.
+    Files {
+        /// The location as declared (variables unexpanded) or as given with `--source`.
+        location: String,
+        /// Whether `location` came from `--source` (relative to the working directory) rather
+        /// than the pipeline file (relative to the pipeline's folder).
+        overridden: bool,
+        /// How its files are read.
+        format: SourceFormat,
+    },
+    /// A PostgreSQL table or query.
+    Postgres {
+        /// The connection URL as declared, `${VAR}`s unexpanded (it holds a password).
+        url: String,
+        /// What is read.
+        relation: Relation,
+    },
+}
+
+/// What a PostgreSQL source reads.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Relation {
+    /// A table or view, optionally schema-qualified (`analytics.events`), taken as written.
+    Table(String),
+    /// A `SELECT` query.
+    Query(String),
+}
+
+impl Relation {
+    /// How messages name it: `table analytics.events` or `the query`.
+    pub fn describe(&self) -> String {
+        match self {
+            Relation::Table(table) => format!("table {table}"),
+            Relation::Query(_) => "the query".to_string(),
+        }
+    }
 }
 
 /// The validity columns of a table that keeps history (a slowly changing dimension).

@@ -53,20 +53,44 @@ impl Target {
     }
 }
 
-/// The password in a connection URL, if it has one: masked in every output on its own too.
+/// The password a connection URL holds, if any (to mask it wherever it might be shown).
 pub fn password_of(url: &str) -> Option<String> {
     let config: tokio_postgres::Config = url.parse().ok()?;
-    String::from_utf8(config.get_password()?.to_vec()).ok()
+    config
+        .get_password()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
 }
 
 /// Connect to `url`. The connection is driven on the current tokio runtime and closes when the
 /// client is dropped. Errors are messages fit to show: they name the target, never the URL.
 pub async fn connect(url: &str) -> Result<(Client, Target), String> {
-    let (config, target) = Target::of(url)?;
-    let (client, connection) = config
-        .connect(tokio_postgres::NoTls)
-        .await
-        .map_err(|e| describe(&e))?;
+    try_connect(url).await.map_err(|refusal| refusal.message)
+}
+
+/// Why a connection could not be made.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Refusal {
+    /// Whether a server answered (and refused: a wrong password, an unknown database), as
+    /// opposed to none being reachable (no route, nothing listening, an unknown host).
+    pub answered: bool,
+    /// What went wrong, fit to show.
+    pub message: String,
+}
+
+/// [`connect`], telling a server that refused from one that could not be reached.
+pub async fn try_connect(url: &str) -> Result<(Client, Target), Refusal> {
+    let (config, target) = Target::of(url).map_err(|message| Refusal {
+        answered: false,
+        message,
+    })?;
+    let (client, connection) =
+        config
+            .connect(tokio_postgres::NoTls)
+            .await
+            .map_err(|e| Refusal {
+                answered: e.as_db_error().is_some(),
+                message: describe(&e),
+            })?;
     tokio::spawn(async move {
         // A dropped connection surfaces as an error of the query that needed it.
         let _ = connection.await;

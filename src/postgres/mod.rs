@@ -7,7 +7,8 @@
 //! database and user.
 
 mod connection;
+pub mod read;
 pub mod types;
 pub mod write;
 
-pub use connection::{Target, connect, describe, password_of};
+pub use connection::{Refusal, Target, connect, describe, password_of, try_connect};

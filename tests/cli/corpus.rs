@@ -125,6 +125,57 @@ const CASES: &[Case] = &[
         code: 3,
     },
     Case {
+        name: "source_with_path_and_postgres",
+        edits: &[Pipeline(
+            "path: customers.csv",
+            "path: customers.csv\n    postgres: { url: \"postgres://localhost/crm\", table: customers }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "source_with_neither_path_nor_postgres",
+        edits: &[Pipeline("    path: customers.csv\n", "")],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "postgres_source_with_table_and_query",
+        edits: &[Pipeline(
+            "path: customers.csv",
+            "postgres: { url: \"postgres://localhost/crm\", table: customers, query: SELECT 1 }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "postgres_url_with_a_written_password",
+        edits: &[Pipeline(
+            "path: customers.csv",
+            "postgres: { url: \"postgres://crm:hunter22@localhost/crm\", table: customers }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "postgres_url_variable_unset",
+        edits: &[Pipeline(
+            "path: customers.csv",
+            "postgres: { url: \"${SEGFLOW_CORPUS_UNSET_URL}\", table: customers }",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
+        name: "postgres_source_with_a_format",
+        edits: &[Pipeline(
+            "path: customers.csv",
+            "postgres: { url: \"postgres://localhost/crm\", table: customers }\n    format: csv",
+        )],
+        args: VALIDATE,
+        code: 3,
+    },
+    Case {
         name: "entity_key_not_in_source",
         edits: &[Pipeline("key: customer_id }", "key: customer }")],
         args: VALIDATE,

@@ -16,6 +16,7 @@ mod lints;
 mod markdown;
 mod method;
 mod pipeline_input;
+mod postgres;
 mod replace;
 mod reports;
 mod resources;

@@ -13,8 +13,8 @@ use super::model::{
     FeatureSpec, MAX_UNIT_CHARS, NAME_PATTERN, PipelineSpec, Ties, format_from_path, is_valid_name,
 };
 use super::validated::{
-    Aggregate, Bucketing, Entity, EntityOrigin, Feature, FeatureDefinition, Quantile, Segment,
-    Source, Validity,
+    Aggregate, Bucketing, Entity, EntityOrigin, Feature, FeatureDefinition, Quantile, Relation,
+    Segment, Source, SourceOrigin, Validity,
 };
 use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
 
@@ -301,18 +301,32 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
     })
 }
 
-/// Every source with its format and join key resolved (the checks made sure both exist).
+/// Every source with its origin and join key resolved (the checks made sure both exist).
 fn resolved_sources(spec: &PipelineSpec) -> BTreeMap<String, Source> {
     spec.sources
         .iter()
         .filter_map(|(name, source)| {
+            let origin = match (&source.path, &source.postgres) {
+                (Some(path), None) => SourceOrigin::Files {
+                    location: path.clone(),
+                    overridden: false,
+                    format: source.format.or_else(|| format_from_path(path))?,
+                },
+                (None, Some(postgres)) => SourceOrigin::Postgres {
+                    url: postgres.url.clone(),
+                    relation: match (&postgres.table, &postgres.query) {
+                        (Some(table), None) => Relation::Table(table.clone()),
+                        (None, Some(query)) => Relation::Query(query.clone()),
+                        _ => return None,
+                    },
+                },
+                _ => return None,
+            };
             Some((
                 name.clone(),
                 Source {
                     name: name.clone(),
-                    location: source.path.clone(),
-                    overridden: false,
-                    format: source.format.or_else(|| format_from_path(&source.path))?,
+                    origin,
                     join_key: source
                         .key
                         .clone()
@@ -376,31 +390,94 @@ fn check_unit(unit: &str) -> Result<(), String> {
 
 fn check_sources(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
     for (name, source) in &spec.sources {
-        match super::interpolate::variables(&source.path) {
-            Err(message) => problems.push(
-                file
-                    .at(codes::INTERPOLATION, &format!("sources.{name}.path"), message)
-                    .help("write `${NAME}` with letters, digits and `_` to insert an environment variable"),
-            ),
+        let (text, at) = match (&source.path, &source.postgres) {
+            (Some(path), None) => (path, format!("sources.{name}.path")),
+            (None, Some(postgres)) => {
+                check_postgres(name, postgres, file, problems);
+                if source.format.is_some() {
+                    problems.push(
+                        file.at_key(
+                            codes::SOURCE_ORIGIN,
+                            &format!("sources.{name}.format"),
+                            format!("postgres source `{name}` declares a file `format`"),
+                        )
+                        .help(
+                            "`format` says how files are read; remove it from a `postgres` source",
+                        ),
+                    );
+                }
+                (&postgres.url, format!("sources.{name}.postgres.url"))
+            }
+            (Some(_), Some(_)) => {
+                problems.push(
+                    file.at_key(codes::SOURCE_ORIGIN, &format!("sources.{name}.postgres"), format!("source `{name}` has both `path` and `postgres`"))
+                        .help("a source is read from files (`path`) or from a database (`postgres`); keep one"),
+                );
+                continue;
+            }
+            (None, None) => {
+                problems.push(
+                    file.at_key(codes::SOURCE_ORIGIN, &format!("sources.{name}"), format!("source `{name}` has neither `path` nor `postgres`"))
+                        .help("write `path:` to read files, or `postgres:` with a `url` and a `table` to read a database table"),
+                );
+                continue;
+            }
+        };
+        match super::interpolate::variables(text) {
+            Err(message) => problems.push(file.at(codes::INTERPOLATION, &at, message).help(
+                "write `${NAME}` with letters, digits and `_` to insert an environment variable",
+            )),
             Ok(variables) => {
                 for variable in variables {
                     if std::env::var_os(variable).is_none() {
                         problems.push(
                             file
-                                .at_word(codes::UNSET_VARIABLE, &format!("sources.{name}.path"), variable, format!("environment variable `{variable}` is not set"))
+                                .at_word(codes::UNSET_VARIABLE, &at, variable, format!("environment variable `{variable}` is not set"))
                                 .help(format!("set `{variable}` before running segflow; its value is never written to outputs or messages")),
                         );
                     }
                 }
             }
         }
-        if source.format.is_none() && format_from_path(&source.path).is_none() {
+        if let Some(path) = &source.path
+            && source.format.is_none()
+            && format_from_path(path).is_none()
+        {
             problems.push(
                 file
-                    .at(codes::UNKNOWN_FORMAT, &format!("sources.{name}.path"), format!("cannot tell the format of source `{name}` from `{}`", source.path))
+                    .at(codes::UNKNOWN_FORMAT, &at, format!("cannot tell the format of source `{name}` from `{path}`"))
                     .help("name files `.csv`, `.parquet` or `.ndjson`, or declare `format: csv | parquet | ndjson`"),
             );
         }
+    }
+}
+
+/// A Postgres source: exactly one of `table` and `query`, no `format`, and a URL whose password
+/// (if any) comes from an environment variable, never written in the file.
+fn check_postgres(
+    name: &str,
+    postgres: &super::model::PostgresSpec,
+    file: &PipelineFile,
+    problems: &mut Vec<Problem>,
+) {
+    let at = format!("sources.{name}.postgres");
+    if postgres.table.is_some() == postgres.query.is_some() {
+        let which = if postgres.table.is_some() {
+            "both `table` and `query`"
+        } else {
+            "neither `table` nor `query`"
+        };
+        problems.push(
+            file.at_key(codes::SOURCE_ORIGIN, &at, format!("postgres source `{name}` has {which}"))
+                .help("write `table: schema.table` to read a table, or `query: SELECT ...` to read a query's rows"),
+        );
+    }
+    let written = super::interpolate::written_part(&postgres.url);
+    if written.contains('@') && crate::postgres::password_of(&written).is_some() {
+        problems.push(
+            file.at(codes::SOURCE_ORIGIN, &format!("{at}.url"), format!("the URL of postgres source `{name}` holds a password"))
+                .help("write the URL as an environment variable, `url: \"${CRM_DATABASE_URL}\"`, so the password stays out of the file"),
+        );
     }
 }
 
