@@ -799,6 +799,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     // Every export is prepared (Postgres: rows written in an open transaction) before anything
     // is committed: a failed export leaves the tables as they were and no run folder.
     let run_id = report::exports::run_id(started_at, &pipeline.sha256);
+    let export_start = std::time::Instant::now();
     let exports = runtime.block_on(report::exports::prepare_all(
         exports,
         &pipeline,
@@ -806,6 +807,13 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         &run_id,
         options.as_of,
     ))?;
+    if !exports.records.is_empty() {
+        // Writing every export's rows; the commits that follow are not in it.
+        timings.push(StageTiming {
+            stage: "exports".into(),
+            seconds: export_start.elapsed().as_secs_f64(),
+        });
+    }
     let manifest = Manifest {
         run: run_info,
         timings,

@@ -403,6 +403,9 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     let mut timings = Timings::new();
     let ctx = session(options.as_of, &options.resources)?;
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::All).await?;
+    if !snapshot.sources.is_empty() {
+        timings.lap("read Postgres sources");
+    }
     let resolved = sources::resolve(pipeline, &snapshot)?;
     let hashing = tokio::task::spawn_blocking({
         let resolved = resolved.clone();
