@@ -68,6 +68,13 @@ fn spellings(value: &str) -> Vec<String> {
     if value.contains('\n') {
         all.extend(lines);
     }
+    // Markdown reports write angle brackets as entities (the `md` filter).
+    all.extend(
+        all.iter()
+            .filter(|spelling| spelling.contains(['<', '>']))
+            .map(|spelling| spelling.replace('<', "&lt;").replace('>', "&gt;"))
+            .collect::<Vec<_>>(),
+    );
     // HTML reports escape `/`, `&`, quotes and angle brackets (minijinja's HTML escaping).
     let escaped: Vec<String> = all
         .iter()

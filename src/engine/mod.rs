@@ -325,6 +325,15 @@ pub enum PlanView {
 pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) -> Result<String> {
     let ctx = session(options.as_of, &options.resources)?;
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
+    // A plan needs every source's columns: a server out of reach is an error here, as in a run.
+    if let Some(server) = snapshot.unreachable.first() {
+        return Err(Error::Database {
+            source_name: server.sources.join("`, `"),
+            target: server.target.clone(),
+            message: server.message.clone(),
+            help: Some("`segflow plan` reads the columns of every source: run it when the server is reachable".into()),
+        });
+    }
     let resolved = sources::resolve(pipeline, &snapshot)?;
     sources::register(&ctx, pipeline, &resolved).await?;
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;

@@ -30,6 +30,21 @@ impl Target {
     /// The target of a connection URL (`postgres://user:password@host:port/database`) or
     /// key-value string, or why it cannot be read. The reason never quotes the URL.
     pub fn of(url: &str) -> Result<(tokio_postgres::Config, Target), String> {
+        // `postgres://user:pa@ss@host/db`: the parser takes what follows the first `@` as the
+        // host, so the rest of the password would be shown as one.
+        if let Some(rest) = url
+            .strip_prefix("postgres://")
+            .or_else(|| url.strip_prefix("postgresql://"))
+        {
+            let authority = rest.split(['/', '?']).next().unwrap_or(rest);
+            if authority.matches('@').count() > 1 {
+                return Err(
+                    "the connection URL is not valid: it has more than one `@` before \
+                            the host (write an `@` in the user name or password as %40)"
+                        .into(),
+                );
+            }
+        }
         let config: tokio_postgres::Config = url.parse().map_err(|e: tokio_postgres::Error| {
             // The parser's messages name the offending part ("invalid port"), not the URL.
             format!("the connection URL is not valid: {e}")
@@ -136,6 +151,13 @@ mod tests {
         let (_, defaults) = Target::of("postgres://crm@db.internal").unwrap();
         assert_eq!(defaults.port, 5432);
         assert_eq!(defaults.database, "crm");
+    }
+
+    #[test]
+    fn a_password_with_a_raw_at_sign_is_refused_without_showing_its_tail() {
+        let error = Target::of("postgres://crm:Hunt@erSecretTail@db.internal/sales").unwrap_err();
+        assert!(!error.contains("SecretTail"), "{error}");
+        assert!(error.contains("%40"), "{error}");
     }
 
     #[test]

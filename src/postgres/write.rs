@@ -72,7 +72,9 @@ pub async fn prepare(
     let (client, target) = connect(export.url).await?;
     let fail = |e: tokio_postgres::Error| describe(&e);
     client
-        .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED")
+        // A lock another session holds (a long report query on the table) fails the export after a
+        // minute rather than leaving it waiting for ever.
+        .batch_execute("BEGIN ISOLATION LEVEL READ COMMITTED; SET LOCAL lock_timeout = '60s'")
         .await
         .map_err(fail)?;
     let mut columns = Vec::new();

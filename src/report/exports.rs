@@ -75,6 +75,9 @@ pub async fn prepare_all(
         return Ok(prepared);
     }
     let (schema, batches) = read(assignments)?;
+    // Two exports writing one table (spelled apart: `t` and `public.t`, two URLs of one server)
+    // would wait for each other's open transaction forever.
+    let mut written_tables: Vec<(String, String)> = Vec::new();
     for export in &pipeline.spec.exports {
         let fail = |message: String| Error::Export {
             export: export.name.clone(),
@@ -86,6 +89,20 @@ pub async fn prepare_all(
             let url = pipeline.export_url(&postgres.url).map_err(|variable| {
                 fail(format!("environment variable `{variable}` is not set"))
             })?;
+            if let Ok((_, target)) = crate::postgres::Target::of(&url) {
+                let server = format!("{}:{}/{}", target.host, target.port, target.database);
+                let tables = std::iter::once(postgres.table.as_str())
+                    .chain(postgres.history_table.as_deref());
+                for table in tables {
+                    let place = format!("{server} {}", same_table(table));
+                    if let Some((other, _)) = written_tables.iter().find(|(_, p)| *p == place) {
+                        return Err(fail(format!(
+                            "it writes table `{table}`, which export `{other}` writes too (the same server and table, spelled differently); two exports cannot write one table"
+                        )));
+                    }
+                    written_tables.push((export.name.clone(), place));
+                }
+            }
             let table = TableExport {
                 url: &url,
                 table: &postgres.table,
@@ -289,4 +306,15 @@ fn project(
         .collect::<std::result::Result<Vec<_>, _>>()
         .map_err(|e| e.to_string())?;
     Ok((std::sync::Arc::new(projected), batches))
+}
+
+/// A table name as Postgres resolves it on a default search path: unqualified names are in
+/// `public`, and unquoted names are folded to lower case.
+fn same_table(table: &str) -> String {
+    let table = table.to_lowercase();
+    if table.contains('.') {
+        table
+    } else {
+        format!("public.{table}")
+    }
 }

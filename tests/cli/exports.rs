@@ -600,3 +600,28 @@ fn csv_exports_neutralise_text_a_spreadsheet_would_run_as_a_formula() {
     assert_eq!(first[0], "1", "numbers keep their form");
     assert_eq!(first[2], "'=HYPERLINK(1)");
 }
+
+#[test]
+fn two_exports_writing_one_table_spelled_apart_are_refused_not_left_waiting() {
+    let Some(url) = postgres_url() else { return };
+    let db = Db::connect(&url);
+    fresh(&db, &["exp_twice"]);
+    let exports = "  - name: first\n    postgres: { url: \"${CRM_DATABASE_URL}\", table: exp_twice }\n    features: [tickets_90]\n  - name: second\n    postgres: { url: \"${CRM_DATABASE_URL}\", table: public.exp_twice }\n    features: [tickets_90]\n";
+    let example = Example::new(&url, exports);
+    let start = Instant::now();
+    let output = example.run("out");
+    assert!(start.elapsed() < Duration::from_secs(50), "it did not wait");
+    assert_eq!(output.status.code(), Some(12), "{}", stderr(&output));
+    assert!(
+        crate::support::stderr_unwrapped(&output).contains("which export `first` writes too"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(
+        db.rows("SELECT to_regclass('exp_twice')::text")[0]
+            .get::<_, Option<String>>(0)
+            .is_none(),
+        "nothing was written"
+    );
+    assert!(!example.path().join("out").exists());
+}

@@ -561,6 +561,11 @@ fn validate_warns_when_the_server_is_unreachable_and_run_fails() {
     );
     assert_hidden("unreachable-secret", &output, Some(folder.path()));
 
+    // A plan needs the columns too: the same error, not a bug report.
+    let plan = run_in(folder.path(), UNREACHABLE, &["plan", "pipeline.yaml"]);
+    assert_eq!(plan.status.code(), Some(4), "{}", stderr(&plan));
+    assert_hidden("unreachable-secret", &plan, None);
+
     // `--source` replaces the table with a file for one run.
     std::fs::write(folder.path().join("things.csv"), "id\n1\n2\n").expect("write csv");
     let output = run_in(
@@ -578,4 +583,45 @@ fn validate_warns_when_the_server_is_unreachable_and_run_fails() {
     assert!(output.status.success(), "{}", stderr(&output));
     let manifest = read_json(&folder.path().join("run/manifest.json"));
     assert_eq!(manifest["sources"][0]["format"], "csv");
+}
+
+#[test]
+fn a_password_written_in_the_file_is_refused_and_masked_in_the_quoted_line() {
+    let folder = TempDir::new().expect("temp dir");
+    failing_pipeline(folder.path(), "crm.things", "id: int64");
+    let path = folder.path().join("pipeline.yaml");
+    let text = std::fs::read_to_string(&path).expect("read");
+    let variable = format!("\"${{{URL_VARIABLE}}}\"");
+    assert!(text.contains(&variable), "{text}");
+    std::fs::write(
+        &path,
+        text.replace(
+            &variable,
+            "\"postgres://crm:pw1234hunter@127.0.0.1:1/sales\"",
+        ),
+    )
+    .expect("write");
+    let output = run_in(folder.path(), UNREACHABLE, &["validate", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(3), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("holds a password"),
+        "{}",
+        stderr(&output)
+    );
+    assert_hidden("pw1234hunter", &output, None);
+}
+
+#[test]
+fn a_password_with_a_raw_at_sign_never_shows_its_tail() {
+    let folder = TempDir::new().expect("temp dir");
+    failing_pipeline(folder.path(), "crm.things", "id: int64");
+    let url = "postgres://crm:Hunt@erSecretTail@127.0.0.1:1/sales";
+    for command in [
+        &["validate", "pipeline.yaml"][..],
+        &["run", "pipeline.yaml", "--out", "r"],
+    ] {
+        let output = run_in(folder.path(), url, command);
+        assert!(stderr(&output).contains("%40"), "{}", stderr(&output));
+        assert_hidden("SecretTail", &output, Some(folder.path()));
+    }
 }

@@ -473,7 +473,11 @@ fn check_postgres(
         );
     }
     let written = super::interpolate::written_part(&postgres.url);
-    if written.contains('@') && crate::postgres::password_of(&written).is_some() {
+    if written.contains('@')
+        && let Some(password) = crate::postgres::password_of(&written)
+    {
+        // The problem's snippet quotes this line of the file: the password is masked there.
+        crate::secrets::remember(vec![password]);
         problems.push(
             file.at(codes::SOURCE_ORIGIN, &format!("{at}.url"), format!("the URL of postgres source `{name}` holds a password"))
                 .help("write the URL as an environment variable, `url: \"${CRM_DATABASE_URL}\"`, so the password stays out of the file"),

@@ -157,8 +157,16 @@ fn date(bytes: &[u8]) -> Result<i32, String> {
     if days == i32::MAX || days == i32::MIN {
         return Err("the date is infinity, which segflow cannot read".into());
     }
+    // Arrow's dates are days since 1970; what a date can hold is what chrono (and so DataFusion's
+    // casts and every output) can show, about ±262,000 years.
+    const DAYS_FROM_CE_TO_1970: i32 = 719_163;
     days.checked_add(EPOCH_DAYS)
-        .ok_or_else(|| "the date is out of range".into())
+        .filter(|d| {
+            d.checked_add(DAYS_FROM_CE_TO_1970)
+                .and_then(chrono::NaiveDate::from_num_days_from_ce_opt)
+                .is_some()
+        })
+        .ok_or_else(|| "the date is out of range (segflow reads years -262143 to 262142)".into())
 }
 
 fn timestamp(bytes: &[u8]) -> Result<i64, String> {
@@ -169,6 +177,18 @@ fn timestamp(bytes: &[u8]) -> Result<i64, String> {
     micros
         .checked_add(EPOCH_MICROS)
         .ok_or_else(|| "the timestamp is out of range".into())
+}
+
+#[cfg(test)]
+mod date_range_tests {
+    #[test]
+    fn dates_beyond_what_outputs_can_show_are_refused() {
+        let days = |d: i32| d.to_be_bytes();
+        assert_eq!(super::date(&days(0)), Ok(super::EPOCH_DAYS));
+        // 5874897-12-31, Postgres' largest date.
+        assert!(super::date(&days(2_145_031_948)).is_err());
+        assert!(super::date(&days(-2_451_545 - 10)).is_ok(), "4713 BC reads");
+    }
 }
 
 fn uuid_text(bytes: &[u8]) -> Result<String, String> {
