@@ -10,8 +10,8 @@ use miette::{GraphicalReportHandler, GraphicalTheme};
 
 use crate::analysis::{self, Analysis, Status};
 use crate::cli::{
-    Cli, Command, DiffArgs, HistoryArgs, MessageFormat, PlanArgs, PlanFormat, ReportArgs, RunArgs,
-    SourceArgs, TemplatesCommand,
+    Cli, Command, CompileArgs, DiffArgs, HistoryArgs, MessageFormat, PlanArgs, PlanFormat,
+    ReportArgs, RunArgs, SourceArgs, TemplatesCommand,
 };
 use crate::diagnostic::{self, Problem, available_help};
 use crate::engine::{self, RunOptions};
@@ -305,6 +305,7 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Plan(args) => plan(&args),
+        Command::Compile(args) => compile(&args),
         Command::Test(args) => segment_tests(&args.input),
         // Errors print codes as `segflow::feature-cycle`; both spellings are accepted.
         Command::Explain { code } => {
@@ -360,6 +361,15 @@ fn runtime_with(threads: Option<usize>) -> Result<tokio::runtime::Runtime> {
 }
 
 /// The default memory limit: half of the machine's memory, or 4 GiB when it cannot be read.
+/// What commands without `--memory-limit` and `--threads` may use: the default memory limit
+/// and one thread per core.
+fn default_resources() -> engine::Resources {
+    engine::Resources {
+        memory_limit: Some(default_memory_limit()),
+        threads: None,
+    }
+}
+
 fn default_memory_limit() -> u64 {
     machine_memory().map_or(4 << 30, |bytes| bytes / 2)
 }
@@ -452,9 +462,22 @@ fn plan(args: &PlanArgs) -> Result<()> {
     Ok(())
 }
 
+fn compile(args: &CompileArgs) -> Result<()> {
+    let (pipeline, options) = prepare(&args.input)?;
+    let tables = args.tables.iter().cloned().collect();
+    let sql = runtime()?.block_on(engine::compile_sql(
+        &pipeline,
+        &options,
+        args.dialect,
+        &tables,
+    ))?;
+    out!("{sql}");
+    Ok(())
+}
+
 fn diff(args: &DiffArgs) -> Result<()> {
     let (old, new) = (run_folder::read(&args.old)?, run_folder::read(&args.new)?);
-    let comparison = runtime()?.block_on(run_folder::compare(&old, &new))?;
+    let comparison = runtime()?.block_on(run_folder::compare(&old, &new, &default_resources()))?;
     if args.json {
         let text = serde_json::to_string_pretty(&comparison)
             .map_err(|e| Error::Internal(e.to_string()))?;
@@ -502,7 +525,11 @@ fn history(args: &HistoryArgs) -> Result<()> {
         });
     }
     let templates = Templates::new(args.templates.clone())?;
-    let history = runtime()?.block_on(run_folder::history::history(&runs, &args.features))?;
+    let history = runtime()?.block_on(run_folder::history::history(
+        &runs,
+        &args.features,
+        &default_resources(),
+    ))?;
     let (Some(first), Some(last)) = (history.runs.first(), history.runs.last()) else {
         return Err(Error::Internal("a history of no runs".into()));
     };
@@ -731,7 +758,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
                 segments: SegmentsDocument::new(&pipeline, &results, &analysis.profiles),
                 criteria: Cow::Borrowed(&analysis.criteria),
             };
-            Some(runtime.block_on(run_folder::compare(earlier, &this_run))?)
+            Some(runtime.block_on(run_folder::compare(earlier, &this_run, &options.resources))?)
         }
         None => None,
     };

@@ -107,6 +107,22 @@ pub enum Command {
     ///   segflow plan pipelines/saas_quarterly.yaml --format physical
     #[command(verbatim_doc_comment)]
     Plan(PlanArgs),
+    /// Print the pipeline as one SQL statement that computes the assignments in a warehouse.
+    ///
+    /// The statement (common table expressions, then a SELECT) returns one row per customer:
+    /// the key, `segment`, then every feature in declaration order, as `segflow run` computes
+    /// them. The as-of date is a literal. Each source is read from a table named after it (a
+    /// Postgres source: its own table); --table maps a source to another table. What a dialect
+    /// cannot express is refused (exit code 3), never written as SQL that computes something
+    /// else. postgres and duckdb are run by segflow's tests; the others are checked as text
+    /// only (see the README's table of engines and dialects).
+    ///
+    /// Example:
+    ///   segflow compile pipelines/saas_quarterly.yaml --dialect postgres
+    ///   segflow compile pipelines/saas_quarterly.yaml --dialect duckdb --as-of 2027-01-01 \
+    ///       --table events=analytics.events
+    #[command(verbatim_doc_comment)]
+    Compile(CompileArgs),
     /// Explain a diagnostic code (an error or a lint): what it means, why it matters, what to do.
     ///
     /// Every code segflow prints (`segflow::unknown-column`, `segflow::stale-review`, ...) has
@@ -334,6 +350,21 @@ impl Command {
     }
 }
 
+/// Options of `segflow compile`.
+#[derive(Debug, Args)]
+pub struct CompileArgs {
+    /// Pipeline and source options (the sources' columns are read, not their rows).
+    #[command(flatten)]
+    pub input: SourceArgs,
+    /// The SQL dialect: postgres, duckdb, bigquery, snowflake, mysql or sqlite.
+    #[arg(long, value_name = "DIALECT")]
+    pub dialect: crate::engine::Dialect,
+    /// Read source NAME from TABLE (e.g. `events=analytics.events`), as the target spells it.
+    /// Repeatable.
+    #[arg(long = "table", value_name = "NAME=TABLE", value_parser = parse_table)]
+    pub tables: Vec<(String, crate::engine::portable::TableName)>,
+}
+
 /// Options of `segflow diff`.
 #[derive(Debug, Args)]
 pub struct DiffArgs {
@@ -380,6 +411,16 @@ pub struct ValidateArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub format: MessageFormat,
+}
+
+fn parse_table(text: &str) -> Result<(String, crate::engine::portable::TableName), String> {
+    match text.split_once('=') {
+        Some((name, table)) if !name.is_empty() && !table.is_empty() => Ok((
+            name.to_string(),
+            crate::engine::portable::parse_table(table)?,
+        )),
+        _ => Err(format!("expected NAME=TABLE, got `{text}`")),
+    }
 }
 
 fn parse_source_override(text: &str) -> Result<(String, PathBuf), String> {

@@ -106,6 +106,16 @@ pub enum Error {
         /// What to do about it.
         help: Option<String>,
     },
+    /// The pipeline uses something the target SQL dialect cannot express (`segflow compile`).
+    #[error("the pipeline cannot be compiled for {dialect}: {message}")]
+    Dialect {
+        /// The dialect.
+        dialect: String,
+        /// What cannot be expressed, and where.
+        message: String,
+        /// What to do about it.
+        help: Option<String>,
+    },
     /// Lint warnings were found and `--deny-warnings` turns them into a failure.
     #[error("{count} lint warning(s) and --deny-warnings")]
     LintDenied {
@@ -216,9 +226,10 @@ impl Error {
     /// The process exit code for this error.
     pub fn exit_code(&self) -> u8 {
         match self {
-            Error::ReadFile { .. } | Error::Pipeline { .. } | Error::Template { .. } => {
-                exit::PIPELINE
-            }
+            Error::ReadFile { .. }
+            | Error::Pipeline { .. }
+            | Error::Template { .. }
+            | Error::Dialect { .. } => exit::PIPELINE,
             Error::Source { .. } | Error::Data { .. } => exit::DATA,
             Error::Output { .. } => exit::OUTPUT,
             Error::Usage { .. } => exit::USAGE,
@@ -299,6 +310,7 @@ impl Diagnostic for Error {
             Error::Template { .. } => "segflow::template",
             Error::Output { .. } => "segflow::output",
             Error::Usage { .. } => "segflow::usage",
+            Error::Dialect { .. } => "segflow::dialect",
             Error::CriteriaFailed { .. } => "segflow::criteria",
             Error::LintDenied { .. } => "segflow::lint",
             Error::TestsFailed { .. } | Error::TestFailure { .. } => "segflow::tests",
@@ -329,6 +341,7 @@ impl Diagnostic for Error {
             | Error::Data { help, .. }
             | Error::Output { help, .. }
             | Error::Usage { help, .. }
+            | Error::Dialect { help, .. }
             | Error::Chromium { help, .. }
             | Error::Database { help, .. }
             | Error::Export { help, .. } => {

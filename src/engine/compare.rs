@@ -7,6 +7,7 @@ use std::path::PathBuf;
 
 use datafusion::prelude::{ParquetReadOptions, SessionContext};
 
+use super::Resources;
 use super::stats::query_rows;
 use crate::error::Result;
 use crate::pipeline::sql::ident;
@@ -101,13 +102,15 @@ pub fn is_numeric(data_type: &str) -> bool {
 const PSI_BINS: usize = 10;
 
 /// Measure what changed between the assignments of two runs: the migration between segments,
-/// and the bin counts of each of `features` (both runs have them, binned as given).
+/// and the bin counts of each of `features` (both runs have them, binned as given), within
+/// `resources`.
 pub async fn measure(
     old: &Assignments,
     new: &Assignments,
     features: &[(String, Binning)],
+    resources: &Resources,
 ) -> Result<RunMeasures> {
-    let ctx = SessionContext::new();
+    let ctx = super::session::embedded(resources)?;
     for (name, run) in [("old", old), ("new", new)] {
         // As a URL: a run folder's name may hold `[`, which a plain path would make a glob.
         ctx.register_parquet(

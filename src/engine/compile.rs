@@ -75,10 +75,30 @@ pub async fn compile(
     pipeline: &Pipeline,
     as_of: NaiveDate,
 ) -> Result<Compiled> {
+    compile_with(ctx, pipeline, as_of, Shapes::Embedded).await
+}
+
+/// Which query shapes the stages may use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Shapes {
+    /// The embedded engine's: distinct days counted with day bitmaps and `bit_count`.
+    Embedded,
+    /// Plain SQL that other engines can run: `count(DISTINCT CAST(ts AS DATE))` as written.
+    Portable,
+}
+
+/// Compile `pipeline` as of `as_of` against the sources registered in `ctx`, with `shapes`.
+pub async fn compile_with(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    as_of: NaiveDate,
+    shapes: Shapes,
+) -> Result<Compiled> {
     let mut compiler = Compiler {
         ctx,
         pipeline,
         as_of,
+        shapes,
         problems: Vec::new(),
         stages: Vec::new(),
         customers: String::new(),
@@ -112,6 +132,7 @@ struct Compiler<'a> {
     ctx: &'a SessionContext,
     pipeline: &'a Pipeline,
     as_of: NaiveDate,
+    shapes: Shapes,
     problems: Vec<Problem>,
     stages: Vec<Stage>,
     customers: String,
@@ -616,7 +637,10 @@ impl<'a> Compiler<'a> {
                 &group.from_where,
                 &group.members,
                 &temporal,
-                group.window.as_ref(),
+                group
+                    .window
+                    .as_ref()
+                    .filter(|_| self.shapes == Shapes::Embedded),
             );
             let mut column_of: BTreeMap<&str, String> = BTreeMap::new();
             for (q, query) in queries.iter().enumerate() {

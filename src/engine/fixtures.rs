@@ -11,9 +11,9 @@ use datafusion::arrow::array::RecordBatch;
 use datafusion::arrow::json::ReaderBuilder;
 use datafusion::arrow::json::reader::infer_json_schema_from_iterator;
 
+use super::compile;
 use super::sources::{self, ResolvedSource, declared_schema};
 use super::stats::scalar;
-use super::{compile, session};
 use crate::diagnostic::codes;
 use crate::error::{Error, Result};
 use crate::pipeline::model::{ColumnType, FixtureRows, SegmentTest};
@@ -28,7 +28,7 @@ pub async fn assign(
     as_of: NaiveDate,
     test: &SegmentTest,
 ) -> Result<BTreeMap<String, Row>> {
-    let ctx = session(as_of, &super::Resources::default())?;
+    let ctx = super::session::for_pipeline(as_of, &super::Resources::default())?;
     for (name, source) in &pipeline.sources {
         match test.sources.get(name) {
             Some(FixtureRows::File { path }) => {

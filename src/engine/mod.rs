@@ -9,6 +9,8 @@ pub mod fixtures;
 mod functions;
 pub mod location;
 pub mod measures;
+pub mod portable;
+mod session;
 mod source_files;
 mod sources;
 pub mod stats;
@@ -20,18 +22,17 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
-use datafusion::execution::memory_pool::FairSpillPool;
-use datafusion::execution::runtime_env::RuntimeEnvBuilder;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
-use datafusion::prelude::{ParquetReadOptions, SessionConfig, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext};
 use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 pub use entity::{Exclusion, ExclusionReason};
+pub use portable::Dialect;
 pub use sources::{ResolvedSource, arrow_type};
 
 use crate::postgres;
@@ -81,14 +82,6 @@ pub struct Resources {
     /// Worker threads and partitions; `None` for one per core.
     pub threads: Option<usize>,
 }
-
-/// See [`session`]: skip partial aggregation when groups exceed this share of rows.
-const SKIP_PARTIAL_AGGREGATION_RATIO: f64 = 0.5;
-
-/// Share of `--memory-limit` given to DataFusion's memory pool. The rest is headroom for what the
-/// pool does not account for (Parquet read buffers, batches in flight, the output writer), so
-/// that the process stays near the limit the user asked for.
-const POOL_SHARE: f64 = 0.8;
 
 /// Everything a run measured.
 #[derive(Debug, Clone, Serialize)]
@@ -192,50 +185,6 @@ pub struct SourceSummary {
     pub database: Option<crate::postgres::read::Fingerprint>,
 }
 
-fn session(as_of: NaiveDate, resources: &Resources) -> Result<SessionContext> {
-    // Plain Utf8 strings in outputs, readable by every Parquet consumer.
-    let mut config = SessionConfig::new()
-        .set_bool("datafusion.sql_parser.map_string_types_to_utf8view", false)
-        .set_bool(
-            "datafusion.execution.parquet.schema_force_view_types",
-            false,
-        );
-    // Per-customer groups are nearly as many as the rows (a customer's events rarely share a
-    // day), so a partial aggregation before the shuffle only costs time. DataFusion skips it when
-    // a probe finds more groups than this share of the rows (default 0.8, just above the 0.79
-    // measured on the example's (customer, day) groups at 1M customers).
-    config
-        .options_mut()
-        .execution
-        .skip_partial_aggregation_probe_ratio_threshold = SKIP_PARTIAL_AGGREGATION_RATIO;
-    if let Some(threads) = resources.threads {
-        config = config.with_target_partitions(threads.max(1));
-    }
-    let mut runtime = RuntimeEnvBuilder::new();
-    if let Some(limit) = resources.memory_limit {
-        // A fair pool shares the limit among the operators that can spill (aggregations, joins,
-        // sorts) instead of letting the first one take it all. Spill files go to the OS
-        // temporary folder ($TMPDIR) and are removed when the run ends.
-        let pool = (limit as f64 * POOL_SHARE) as usize;
-        runtime = runtime.with_memory_pool(Arc::new(FairSpillPool::new(pool)));
-        // A sort keeps this much back to merge its spill files (10 MiB by default); under a
-        // small limit that reservation alone would fail the run.
-        let merge_reserve = (pool / 32).min(10 << 20);
-        config = config.set_usize(
-            "datafusion.execution.sort_spill_reservation_bytes",
-            merge_reserve,
-        );
-    }
-    let runtime = runtime.build_arc()?;
-    let ctx = SessionContext::new_with_config_rt(config, runtime);
-    ctx.register_udf(functions::as_of(as_of));
-    ctx.register_udf(functions::bit_count());
-    for function in functions::bounded(&ctx) {
-        ctx.register_udf(function);
-    }
-    Ok(ctx)
-}
-
 /// What `validate` checked.
 #[derive(Debug)]
 pub struct Validated {
@@ -248,7 +197,7 @@ pub struct Validated {
 /// Postgres server that cannot be reached leaves its sources and the SQL unchecked (said in
 /// [`Validated::unreachable`]); one that refuses (a wrong password) is an error.
 pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Validated> {
-    let ctx = session(options.as_of, &options.resources)?;
+    let ctx = session::for_pipeline(options.as_of, &options.resources)?;
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
     let unchecked: Vec<&String> = snapshot
         .unreachable
@@ -274,7 +223,7 @@ pub async fn validate(pipeline: &Pipeline, options: &RunOptions) -> Result<Valid
 /// does to a source, without the rest of the pipeline (for the data-reader fuzz target and
 /// checks of a single export).
 pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> Result<u64> {
-    let ctx = session(as_of, &Resources::default())?;
+    let ctx = session::for_pipeline(as_of, &Resources::default())?;
     let snapshot = postgres::read::read(pipeline, as_of, Rows::All).await?;
     let resolved: Vec<ResolvedSource> = sources::resolve(pipeline, &snapshot)?
         .into_iter()
@@ -309,6 +258,101 @@ pub fn source_files(pipeline: &Pipeline) -> Result<Vec<PathBuf>> {
     Ok(files)
 }
 
+/// A session with every source registered by its columns, no rows read, for `segflow
+/// {command}`.
+async fn planning_session(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    command: &str,
+) -> Result<SessionContext> {
+    let ctx = session::for_pipeline(options.as_of, &options.resources)?;
+    let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
+    // A plan needs every source's columns: a server out of reach is an error here, as in a run.
+    if let Some(server) = snapshot.unreachable.first() {
+        return Err(Error::Database {
+            source_name: server.sources.join("`, `"),
+            target: server.target.clone(),
+            message: server.message.clone(),
+            help: Some(format!(
+                "`segflow {command}` reads the columns of every source: run it when the server is reachable"
+            )),
+        });
+    }
+    let resolved = sources::resolve(pipeline, &snapshot)?;
+    sources::register(&ctx, pipeline, &resolved).await?;
+    Ok(ctx)
+}
+
+/// The pipeline as one SQL statement in `dialect` that computes the assignments (key,
+/// `segment`, every feature in declaration order) inside that engine (`segflow compile`).
+/// Each source is read from the table `tables` names for it; by default a Postgres source's own
+/// table, and any other source a table named after it.
+pub async fn compile_sql(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    dialect: Dialect,
+    tables: &portable::Tables,
+) -> Result<String> {
+    if let Some(unknown) = tables
+        .keys()
+        .find(|name| !pipeline.sources.contains_key(*name))
+    {
+        return Err(Error::Usage {
+            message: format!("--table names `{unknown}`, which is not a source of the pipeline"),
+            help: Some(crate::diagnostic::available_help(
+                unknown,
+                "source",
+                pipeline.sources.keys().map(String::as_str),
+            )),
+        });
+    }
+    let mut read_from = tables.clone();
+    for source in pipeline.sources.values() {
+        if read_from.contains_key(&source.name) {
+            continue;
+        }
+        if let crate::pipeline::SourceOrigin::Postgres {
+            relation: crate::pipeline::Relation::Table(table),
+            ..
+        } = &source.origin
+        {
+            read_from.insert(
+                source.name.clone(),
+                portable::parse_table(table).map_err(|message| Error::Usage {
+                    message,
+                    help: None,
+                })?,
+            );
+        }
+    }
+    let ctx = planning_session(pipeline, options, "compile").await?;
+    let compiled =
+        compile::compile_with(&ctx, pipeline, options.as_of, compile::Shapes::Portable).await?;
+    let sql =
+        portable::statement(&ctx, &compiled.stages, options.as_of, dialect, &read_from).await?;
+    let mut sources: Vec<String> = pipeline
+        .sources
+        .keys()
+        .map(|name| match read_from.get(name) {
+            Some(table) => format!("{name} as {table}"),
+            None => name.clone(),
+        })
+        .collect();
+    sources.sort();
+    Ok(format!(
+        "-- segflow compile of `{}` as of {} for {dialect}{}\n\
+         -- reads {}; one row per customer: key, segment, then every feature\n{sql};\n",
+        pipeline.spec.name,
+        options.as_of,
+        if dialect.verified() {
+            ""
+        } else {
+            " (unverified: not run by segflow's tests)"
+        },
+        sources.join(", ")
+    ))
+}
+
 /// What `segflow plan` shows.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum PlanView {
@@ -323,19 +367,7 @@ pub enum PlanView {
 /// What a run would execute, without reading any rows: the SQL of every stage or DataFusion's
 /// plan of the assignments query.
 pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) -> Result<String> {
-    let ctx = session(options.as_of, &options.resources)?;
-    let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
-    // A plan needs every source's columns: a server out of reach is an error here, as in a run.
-    if let Some(server) = snapshot.unreachable.first() {
-        return Err(Error::Database {
-            source_name: server.sources.join("`, `"),
-            target: server.target.clone(),
-            message: server.message.clone(),
-            help: Some("`segflow plan` reads the columns of every source: run it when the server is reachable".into()),
-        });
-    }
-    let resolved = sources::resolve(pipeline, &snapshot)?;
-    sources::register(&ctx, pipeline, &resolved).await?;
+    let ctx = planning_session(pipeline, options, "plan").await?;
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
     Ok(match view {
         PlanView::Sql => {
@@ -410,7 +442,7 @@ async fn name_the_cause(
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
     let mut timings = Timings::new();
-    let ctx = session(options.as_of, &options.resources)?;
+    let ctx = session::for_pipeline(options.as_of, &options.resources)?;
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::All).await?;
     if !snapshot.sources.is_empty() {
         timings.lap("read Postgres sources");

@@ -104,7 +104,12 @@ fn same_folder(a: &Path, b: &Path) -> bool {
 /// pipeline share an as-of date, and the customers' flows between each run and the next are
 /// measured on their assignments. Shows the means of `features`; none chosen means the numeric
 /// features of the latest run.
-pub async fn history(runs: &[Run<'_>], features: &[String]) -> Result<History> {
+/// Queries run within `resources`.
+pub async fn history(
+    runs: &[Run<'_>],
+    features: &[String],
+    resources: &crate::engine::Resources,
+) -> Result<History> {
     let summaries: Vec<RunSummary> = runs.iter().map(summary).collect();
     let order = history::chronological(&summaries).map_err(|SameAsOf { first, second }| {
         let (a, b) = (&summaries[first], &summaries[second]);
@@ -169,6 +174,7 @@ pub async fn history(runs: &[Run<'_>], features: &[String]) -> Result<History> {
                 &pair[0].keyed_assignments(),
                 &pair[1].keyed_assignments(),
                 &[],
+                resources,
             )
             .await?,
         );

@@ -501,8 +501,12 @@ fn summary(run: &Run<'_>) -> RunSummary {
     }
 }
 
-/// Compare the earlier run `old` with the later run `new`.
-pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
+/// Compare the earlier run `old` with the later run `new`, with queries within `resources`.
+pub async fn compare(
+    old: &Run<'_>,
+    new: &Run<'_>,
+    resources: &crate::engine::Resources,
+) -> Result<Comparison> {
     let (old_summary, new_summary) = (summary(old), summary(new));
     let binned_in_both: Vec<(String, Binning)> = new_summary
         .features
@@ -520,6 +524,7 @@ pub async fn compare(old: &Run<'_>, new: &Run<'_>) -> Result<Comparison> {
         &old.keyed_assignments(),
         &new.keyed_assignments(),
         &binned_in_both,
+        resources,
     )
     .await?;
     Ok(crate::analysis::compare::compare(

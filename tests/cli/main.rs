@@ -1,6 +1,7 @@
 //! End-to-end tests: the real `segflow` binary on real files.
 
 mod browser;
+mod compile;
 mod corpus;
 mod data_reading;
 mod diagnostics;

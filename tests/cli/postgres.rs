@@ -32,7 +32,7 @@ fn execute(url: &str, sql: &str) {
 }
 
 /// A fresh, empty schema named `name`.
-fn fresh_schema(url: &str, name: &str) {
+pub(crate) fn fresh_schema(url: &str, name: &str) {
     execute(
         url,
         &format!("DROP SCHEMA IF EXISTS {name} CASCADE; CREATE SCHEMA {name};"),
@@ -41,7 +41,7 @@ fn fresh_schema(url: &str, name: &str) {
 
 /// Load `file` (CSV, Parquet or NDJSON) into a new table `table` (`schema.name`), each column
 /// typed as `types` says, else by its Arrow type.
-fn load(url: &str, table: &str, file: &Path, types: &[(&str, &str)]) {
+pub(crate) fn load(url: &str, table: &str, file: &Path, types: &[(&str, &str)]) {
     runtime().block_on(async {
         let ctx = SessionContext::new();
         let path = file.to_str().expect("path");

@@ -1,0 +1,757 @@
+//! The compiled stages as one SQL statement for another engine (`segflow compile`): the stages
+//! in their portable shapes (no day bitmaps), each rewritten for the target dialect and joined
+//! as common table expressions.
+//!
+//! What differs between engines is decided from the types DataFusion gives each expression, not
+//! from its text: `a / b` of two whole numbers divides whole numbers (DataFusion's meaning,
+//! DuckDB's `//`), `d1 - d2` of two dates is a number of days, a cast of a fraction to a whole
+//! number truncates. What a dialect cannot express is refused, naming the stage and dialect.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::fmt;
+use std::ops::ControlFlow;
+use std::str::FromStr;
+
+use chrono::NaiveDate;
+use datafusion::arrow::datatypes::DataType;
+use datafusion::prelude::SessionContext;
+use datafusion::sql::sqlparser::ast::{
+    self, BinaryOperator, CastKind, Expr, GroupByExpr, ObjectName, Select, TableAlias, TableFactor,
+    Value, Visit, VisitMut, Visitor, VisitorMut,
+};
+use datafusion::sql::sqlparser::dialect::GenericDialect;
+use datafusion::sql::sqlparser::parser::Parser;
+use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+use super::compile::Stage;
+use crate::error::{Error, Result};
+
+/// An SQL dialect `segflow compile` writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Dialect {
+    /// PostgreSQL 12 or later.
+    Postgres,
+    /// DuckDB.
+    DuckDb,
+    /// Google BigQuery (GoogleSQL).
+    BigQuery,
+    /// Snowflake.
+    Snowflake,
+    /// MySQL 8.
+    MySql,
+    /// SQLite 3.30 or later.
+    Sqlite,
+}
+
+impl Dialect {
+    /// Every dialect, in the order the help lists them.
+    pub const ALL: [Dialect; 6] = [
+        Dialect::Postgres,
+        Dialect::DuckDb,
+        Dialect::BigQuery,
+        Dialect::Snowflake,
+        Dialect::MySql,
+        Dialect::Sqlite,
+    ];
+
+    /// The name on the command line.
+    pub fn name(self) -> &'static str {
+        match self {
+            Dialect::Postgres => "postgres",
+            Dialect::DuckDb => "duckdb",
+            Dialect::BigQuery => "bigquery",
+            Dialect::Snowflake => "snowflake",
+            Dialect::MySql => "mysql",
+            Dialect::Sqlite => "sqlite",
+        }
+    }
+
+    /// Whether the tests run this dialect's SQL in the real engine (others are golden files).
+    pub fn verified(self) -> bool {
+        matches!(self, Dialect::Postgres | Dialect::DuckDb)
+    }
+
+    /// How identifiers are quoted.
+    fn quote(self) -> char {
+        match self {
+            Dialect::BigQuery | Dialect::MySql => '`',
+            _ => '"',
+        }
+    }
+
+    /// Whole-number division `a / b`, truncating toward zero as DataFusion does.
+    fn whole_division(self, left: Expr, right: Expr) -> Result<Expr> {
+        match self {
+            // Both truncate whole numbers toward zero.
+            Dialect::Postgres | Dialect::Sqlite => Ok(binary(left, BinaryOperator::Divide, right)),
+            // `/` divides as fractions there; `//` and DIV divide whole numbers.
+            Dialect::DuckDb => Ok(binary(left, BinaryOperator::DuckIntegerDivide, right)),
+            Dialect::MySql => Ok(binary(left, BinaryOperator::MyIntegerDivide, right)),
+            Dialect::BigQuery => template("DIV(__0, __1)", vec![left, right]),
+            Dialect::Snowflake => template("CAST(TRUNC(__0 / __1) AS BIGINT)", vec![left, right]),
+        }
+    }
+
+    /// Days from date `right` to date `left` (DataFusion's `left - right`).
+    fn days_between(self, left: Expr, right: Expr) -> Result<Expr> {
+        match self {
+            Dialect::Postgres | Dialect::DuckDb | Dialect::Snowflake => {
+                Ok(binary(left, BinaryOperator::Minus, right))
+            }
+            Dialect::BigQuery => template("DATE_DIFF(__0, __1, DAY)", vec![left, right]),
+            Dialect::MySql => template("DATEDIFF(__0, __1)", vec![left, right]),
+            Dialect::Sqlite => template(
+                "CAST(julianday(__0) - julianday(__1) AS INTEGER)",
+                vec![left, right],
+            ),
+        }
+    }
+
+    /// Whether floating-point `value` is NaN.
+    fn is_nan(self, value: Expr) -> Result<Expr> {
+        match self {
+            Dialect::Postgres | Dialect::Snowflake => {
+                template("(__0 = CAST('NaN' AS DOUBLE PRECISION))", vec![value])
+            }
+            Dialect::DuckDb => template("isnan(__0)", vec![value]),
+            Dialect::BigQuery => template("IS_NAN(__0)", vec![value]),
+            // Neither stores NaN (SQLite stores it as null, MySQL refuses it).
+            Dialect::MySql | Dialect::Sqlite => template("(__0 IS NULL AND FALSE)", vec![value]),
+        }
+    }
+
+    /// The dialect's name of a type, or `None` when it has none.
+    fn type_name(self, kind: TypeKind) -> Option<&'static str> {
+        use Dialect::*;
+        use TypeKind::*;
+        Some(match (self, kind) {
+            (BigQuery, Int32 | Int64) => "INT64",
+            (MySql, Int32 | Int64) => "SIGNED",
+            (Sqlite, Int32 | Int64) => "INTEGER",
+            (_, Int32) => "INTEGER",
+            (_, Int64) => "BIGINT",
+            (BigQuery, Float64) => "FLOAT64",
+            (Postgres | Snowflake, Float64) => "DOUBLE PRECISION",
+            (Sqlite, Float64) => "REAL",
+            (_, Float64) => "DOUBLE",
+            (BigQuery, Text) => "STRING",
+            (MySql, Text) => "CHAR",
+            (Sqlite, Text) => "TEXT",
+            (_, Text) => "VARCHAR",
+            (BigQuery, Bool) => "BOOL",
+            (MySql, Bool) => return None,
+            (Sqlite, Bool) => "INTEGER",
+            (_, Bool) => "BOOLEAN",
+            (Sqlite, Date) => return None,
+            (_, Date) => "DATE",
+            (BigQuery | MySql, Timestamp) => "DATETIME",
+            (Snowflake, Timestamp) => "TIMESTAMP_NTZ",
+            (Sqlite, Timestamp) => return None,
+            (_, Timestamp) => "TIMESTAMP",
+        })
+    }
+}
+
+impl fmt::Display for Dialect {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+impl FromStr for Dialect {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Self, Self::Err> {
+        Dialect::ALL
+            .into_iter()
+            .find(|d| d.name() == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = Dialect::ALL.iter().map(|d| d.name()).collect();
+                format!("unknown dialect `{name}`; one of: {}", names.join(", "))
+            })
+    }
+}
+
+/// The kinds of values a cast can make, as far as the dialects differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum TypeKind {
+    Int32,
+    Int64,
+    Float64,
+    Text,
+    Bool,
+    Date,
+    Timestamp,
+}
+
+impl TypeKind {
+    fn of_arrow(data_type: &DataType) -> Option<TypeKind> {
+        Some(match data_type {
+            DataType::Int8 | DataType::Int16 | DataType::Int32 => TypeKind::Int32,
+            DataType::Int64 | DataType::UInt8 | DataType::UInt16 | DataType::UInt32 => {
+                TypeKind::Int64
+            }
+            DataType::Float32 | DataType::Float64 => TypeKind::Float64,
+            DataType::Utf8 | DataType::LargeUtf8 | DataType::Utf8View => TypeKind::Text,
+            DataType::Boolean => TypeKind::Bool,
+            DataType::Date32 | DataType::Date64 => TypeKind::Date,
+            DataType::Timestamp(_, None) => TypeKind::Timestamp,
+            _ => return None,
+        })
+    }
+
+    /// A type as written in SQL, e.g. `BIGINT`, `DOUBLE`, `VARCHAR`.
+    fn of_sql(data_type: &ast::DataType) -> Option<TypeKind> {
+        let name = data_type.to_string().to_ascii_uppercase();
+        let base = name
+            .split('(')
+            .next()
+            .unwrap_or_default()
+            .trim()
+            .to_string();
+        Some(match base.as_str() {
+            "TINYINT" | "SMALLINT" | "INT" | "INTEGER" | "INT2" | "INT4" => TypeKind::Int32,
+            "BIGINT" | "INT8" | "INT64" => TypeKind::Int64,
+            "DOUBLE" | "DOUBLE PRECISION" | "FLOAT8" | "FLOAT64" | "REAL" | "FLOAT" | "FLOAT4" => {
+                TypeKind::Float64
+            }
+            "VARCHAR" | "TEXT" | "STRING" | "CHAR" | "CHARACTER VARYING" => TypeKind::Text,
+            "BOOLEAN" | "BOOL" => TypeKind::Bool,
+            "DATE" => TypeKind::Date,
+            "TIMESTAMP" | "TIMESTAMP WITHOUT TIME ZONE" | "DATETIME" => TypeKind::Timestamp,
+            _ => return None,
+        })
+    }
+
+    fn is_whole(self) -> bool {
+        matches!(self, TypeKind::Int32 | TypeKind::Int64)
+    }
+}
+
+/// A table's name as the target spells it (`analytics.events`).
+pub type TableName = ObjectName;
+
+/// What the target reads for each source: a source's name maps to a table name, or (when not
+/// mapped) the source is read from a table named after it.
+pub type Tables = BTreeMap<String, TableName>;
+
+/// Parse `schema.table` as given with `--table`.
+pub fn parse_table(text: &str) -> std::result::Result<TableName, String> {
+    Parser::new(&GenericDialect {})
+        .try_with_sql(text)
+        .and_then(|mut parser| parser.parse_object_name(false))
+        .map_err(|e| format!("`{text}` is not a table name: {e}"))
+}
+
+/// The stages (compiled with portable shapes, their views registered in `ctx`) as one statement
+/// for `dialect`, reading each source from `tables`.
+pub async fn statement(
+    ctx: &SessionContext,
+    stages: &[Stage],
+    as_of: NaiveDate,
+    dialect: Dialect,
+    tables: &Tables,
+) -> Result<String> {
+    let mut ctes = Vec::new();
+    let mut last = String::new();
+    for stage in stages {
+        let sql = translate(ctx, stage, as_of, dialect, tables).await?;
+        if stage.view == "assignments" {
+            last = sql;
+        } else {
+            ctes.push(format!(
+                "-- {}\n{} AS (\n{sql}\n)",
+                one_line(&stage.title),
+                quoted(&stage.view, dialect)
+            ));
+        }
+    }
+    let statement = if ctes.is_empty() {
+        last
+    } else {
+        format!("WITH\n{}\n{last}", ctes.join(",\n"))
+    };
+    Ok(requote(&statement, dialect))
+}
+
+fn one_line(text: &str) -> String {
+    text.replace(['\n', '\r'], " ")
+}
+
+fn quoted(name: &str, dialect: Dialect) -> String {
+    let q = dialect.quote();
+    format!("{q}{}{q}", name.replace(q, &format!("{q}{q}")))
+}
+
+/// Quote every quoted identifier of `sql` as `dialect` does (backticks for BigQuery and MySQL).
+fn requote(sql: &str, dialect: Dialect) -> String {
+    let quote = dialect.quote();
+    if quote == '"' {
+        return sql.to_string();
+    }
+    let Ok(tokens) = Tokenizer::new(&GenericDialect {}, sql).tokenize() else {
+        return sql.to_string();
+    };
+    tokens
+        .into_iter()
+        .map(|token| match token {
+            Token::Word(mut word) if word.quote_style == Some('"') => {
+                word.quote_style = Some(quote);
+                Token::Word(word).to_string()
+            }
+            other => other.to_string(),
+        })
+        .collect()
+}
+
+/// One stage's SQL rewritten for `dialect`.
+async fn translate(
+    ctx: &SessionContext,
+    stage: &Stage,
+    as_of: NaiveDate,
+    dialect: Dialect,
+    tables: &Tables,
+) -> Result<String> {
+    let refuse = |message: String, help: Option<String>| Error::Dialect {
+        dialect: dialect.name().into(),
+        message: format!("{} ({message})", stage.title),
+        help,
+    };
+    let mut statements = Parser::parse_sql(&GenericDialect {}, &stage.sql)
+        .map_err(|e| Error::Internal(format!("stage SQL does not parse: {e}")))?;
+    let [statement] = statements.as_mut_slice() else {
+        return Err(Error::Internal("a stage is one statement".into()));
+    };
+    let mut questions = Questions::default();
+    let _ = Visit::visit(&*statement, &mut questions);
+    let mut answers = VecDeque::new();
+    for question in &questions.asked {
+        answers.push_back(answer(ctx, question).await);
+    }
+    let mut rewriter = Rewriter {
+        dialect,
+        as_of,
+        tables,
+        answers,
+        pending: Vec::new(),
+        aliases: 0,
+        refused: None,
+    };
+    let _ = VisitMut::visit(statement, &mut rewriter);
+    if let Some((message, help)) = rewriter.refused {
+        return Err(refuse(message, help));
+    }
+    Ok(statement.to_string())
+}
+
+/// An expression whose meaning depends on the types of its operands.
+#[derive(Debug, Clone)]
+struct Question {
+    /// `FROM ...` (and `GROUP BY ...`) of the SELECT it is in.
+    from: String,
+    group_by: String,
+    /// The operands, as DataFusion SQL.
+    operands: Vec<String>,
+}
+
+/// Collects the questions in the order the rewriter meets them.
+#[derive(Default)]
+struct Questions {
+    scopes: Vec<(String, String)>,
+    asked: Vec<Question>,
+}
+
+impl Visitor for Questions {
+    type Break = ();
+
+    fn pre_visit_select(&mut self, select: &Select) -> ControlFlow<()> {
+        self.scopes.push(scope_of(select));
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_select(&mut self, _select: &Select) -> ControlFlow<()> {
+        self.scopes.pop();
+        ControlFlow::Continue(())
+    }
+
+    fn pre_visit_expr(&mut self, expr: &Expr) -> ControlFlow<()> {
+        if let Some(operands) = typed_operands(expr) {
+            let (from, group_by) = self.scopes.last().cloned().unwrap_or_default();
+            self.asked.push(Question {
+                from,
+                group_by,
+                operands: operands.iter().map(ToString::to_string).collect(),
+            });
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+/// `FROM ...` and `GROUP BY ...` of `select`, to plan its expressions alone.
+fn scope_of(select: &Select) -> (String, String) {
+    let from: Vec<String> = select.from.iter().map(ToString::to_string).collect();
+    let from = if from.is_empty() {
+        String::new()
+    } else {
+        format!(" FROM {}", from.join(", "))
+    };
+    let group_by = match &select.group_by {
+        GroupByExpr::Expressions(exprs, _) if !exprs.is_empty() => format!(" {}", select.group_by),
+        _ => String::new(),
+    };
+    (from, group_by)
+}
+
+/// The operands whose types decide how `expr` is written: of a division, a subtraction, a cast
+/// to a whole number, and a sum (itself).
+fn typed_operands(expr: &Expr) -> Option<Vec<&Expr>> {
+    match expr {
+        Expr::Function(function)
+            if function.over.is_none() && function.name.to_string().eq_ignore_ascii_case("sum") =>
+        {
+            Some(vec![expr])
+        }
+        Expr::BinaryOp {
+            left,
+            op: BinaryOperator::Divide | BinaryOperator::Minus,
+            right,
+        } => Some(vec![left, right]),
+        Expr::Cast {
+            expr: inner,
+            data_type,
+            ..
+        } if TypeKind::of_sql(data_type).is_some_and(TypeKind::is_whole) => Some(vec![inner]),
+        _ => None,
+    }
+}
+
+/// The types of a question's operands, planned by DataFusion; `None` for an operand it could not
+/// plan alone.
+async fn answer(ctx: &SessionContext, question: &Question) -> Vec<Option<DataType>> {
+    let select: Vec<String> = question
+        .operands
+        .iter()
+        .enumerate()
+        .map(|(i, operand)| format!("({operand}) AS __segflow_operand_{i}"))
+        .collect();
+    let base = format!("SELECT {}{}", select.join(", "), question.from);
+    for sql in [format!("{base}{}", question.group_by), base.clone()] {
+        if let Ok(frame) = ctx.sql(&sql).await {
+            return frame
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| Some(f.data_type().clone()))
+                .collect();
+        }
+    }
+    vec![None; question.operands.len()]
+}
+
+/// Rewrites one stage for a dialect, using the answered questions in order.
+struct Rewriter<'a> {
+    dialect: Dialect,
+    as_of: NaiveDate,
+    tables: &'a Tables,
+    answers: VecDeque<Vec<Option<DataType>>>,
+    /// The answers of the expressions being visited, innermost last.
+    pending: Vec<Option<Vec<Option<DataType>>>>,
+    aliases: usize,
+    refused: Option<(String, Option<String>)>,
+}
+
+impl Rewriter<'_> {
+    fn refuse<T>(&mut self, message: String, help: Option<String>) -> ControlFlow<(), T> {
+        self.refused = Some((message, help));
+        ControlFlow::Break(())
+    }
+
+    /// The rewritten form of `expr` (its operands already rewritten), given its operands' types.
+    fn rewrite(
+        &mut self,
+        expr: &Expr,
+        types: Option<Vec<Option<DataType>>>,
+    ) -> ControlFlow<(), Option<Expr>> {
+        let dialect = self.dialect;
+        let kinds: Vec<Option<&DataType>> = types
+            .as_ref()
+            .map(|t| t.iter().map(Option::as_ref).collect())
+            .unwrap_or_default();
+        let result = match expr {
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Divide,
+                right,
+            } => match kinds.as_slice() {
+                [Some(l), Some(r)] if l.is_integer() && r.is_integer() => dialect
+                    .whole_division(*left.clone(), *right.clone())
+                    .map(Some),
+                [Some(_), Some(_)] => Ok(None),
+                _ => {
+                    return self.refuse(
+                        format!("cannot tell whether `{expr}` divides whole numbers"),
+                        Some("write the division so that each side is a column or a plain expression of columns".into()),
+                    );
+                }
+            },
+            Expr::BinaryOp {
+                left,
+                op: BinaryOperator::Minus,
+                right,
+            } => match kinds.as_slice() {
+                [Some(l), Some(r)] if is_date(l) && is_date(r) => dialect
+                    .days_between(*left.clone(), *right.clone())
+                    .map(Some),
+                [Some(l), Some(r)]
+                    if matches!(l, DataType::Timestamp(..))
+                        || matches!(r, DataType::Timestamp(..)) =>
+                {
+                    return self.refuse(
+                        format!("`{expr}` subtracts timestamps, whose difference each engine gives as a different type"),
+                        Some("subtract dates instead, e.g. `CAST(a AS DATE) - CAST(b AS DATE)` for days".into()),
+                    );
+                }
+                [Some(_), Some(_)] => Ok(None),
+                _ => {
+                    return self.refuse(
+                        format!("cannot tell the types of the operands of `{expr}`"),
+                        None,
+                    );
+                }
+            },
+            Expr::Cast {
+                kind: CastKind::Cast | CastKind::DoubleColon,
+                expr: inner,
+                data_type,
+                ..
+            } => {
+                let Some(kind) = TypeKind::of_sql(data_type) else {
+                    return self.refuse(
+                        format!("`{expr}` casts to {data_type}, which segflow does not translate"),
+                        Some(
+                            "cast to BIGINT, INT, DOUBLE, VARCHAR, BOOLEAN, DATE or TIMESTAMP"
+                                .into(),
+                        ),
+                    );
+                };
+                let from_fraction = matches!(kinds.as_slice(), [Some(t)] if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)));
+                self.cast(*inner.clone(), kind, from_fraction).map(Some)
+            }
+            Expr::Function(function) => {
+                let name = function.name.to_string().to_ascii_lowercase();
+                let args = plain_args(function);
+                match (name.as_str(), args.as_deref()) {
+                    ("as_of", Some([])) => Ok(Some(self.date_literal())),
+                    ("arrow_cast", Some([value, Expr::Value(v)])) => {
+                        let Value::SingleQuotedString(arrow) = &v.value else {
+                            return self
+                                .refuse(format!("`{expr}` is not a cast segflow wrote"), None);
+                        };
+                        let Some(kind) = arrow
+                            .parse::<DataType>()
+                            .ok()
+                            .as_ref()
+                            .and_then(TypeKind::of_arrow)
+                        else {
+                            return self.refuse(
+                                format!(
+                                    "`{expr}` casts to {arrow}, which segflow does not translate"
+                                ),
+                                None,
+                            );
+                        };
+                        self.cast(value.clone(), kind, false).map(Some)
+                    }
+                    ("isnan", Some([value])) => dialect.is_nan(value.clone()).map(Some),
+                    // A sum of whole numbers is whole in DataFusion (BIGINT); Postgres makes it
+                    // NUMERIC and DuckDB HUGEINT, which would then divide as fractions.
+                    ("sum", _) if matches!(kinds.as_slice(), [Some(t)] if t.is_integer()) => {
+                        template("CAST(__0 AS BIGINT)", vec![expr.clone()]).map(Some)
+                    }
+                    ("bit_count", _) => {
+                        return self.refuse("`bit_count` is segflow's own function".into(), None);
+                    }
+                    _ => {
+                        let mut function = function.clone();
+                        self.order_nulls_as_datafusion(&mut function);
+                        Ok(Some(Expr::Function(function)))
+                    }
+                }
+            }
+            Expr::TypedString(typed) if dialect == Dialect::Sqlite => {
+                // SQLite keeps dates and timestamps as ISO text.
+                Ok(Some(Expr::Value(
+                    Value::SingleQuotedString(
+                        typed.value.clone().into_string().unwrap_or_default(),
+                    )
+                    .into(),
+                )))
+            }
+            _ => Ok(None),
+        };
+        match result {
+            Ok(rewritten) => ControlFlow::Continue(rewritten),
+            Err(e) => self.refuse(e.to_string(), None),
+        }
+    }
+
+    /// The as-of date as a date literal (text in SQLite, which keeps dates as ISO text).
+    fn date_literal(&self) -> Expr {
+        let date = self.as_of.to_string();
+        if self.dialect == Dialect::Sqlite {
+            Expr::Value(Value::SingleQuotedString(date).into())
+        } else {
+            Expr::TypedString(ast::TypedString {
+                data_type: ast::DataType::Date,
+                value: Value::SingleQuotedString(date).into(),
+                uses_odbc_syntax: false,
+            })
+        }
+    }
+
+    /// `CAST(value AS kind)` in the dialect; a fraction made whole is truncated toward zero,
+    /// as DataFusion does (Postgres and DuckDB round).
+    fn cast(&self, value: Expr, kind: TypeKind, from_fraction: bool) -> Result<Expr> {
+        let dialect = self.dialect;
+        if dialect == Dialect::Sqlite && kind == TypeKind::Date {
+            return template("date(__0)", vec![value]);
+        }
+        let Some(name) = dialect.type_name(kind) else {
+            return Err(Error::Internal(format!(
+                "{dialect} has no type for {kind:?} values"
+            )));
+        };
+        if from_fraction && kind.is_whole() {
+            template(&format!("CAST(TRUNC(__0) AS {name})"), vec![value])
+        } else {
+            template(&format!("CAST(__0 AS {name})"), vec![value])
+        }
+    }
+
+    /// Window orders with the null ordering DataFusion uses (nulls last ascending, first
+    /// descending), spelled out: DuckDB puts them last both ways, MySQL first ascending.
+    fn order_nulls_as_datafusion(&self, function: &mut ast::Function) {
+        let Some(ast::WindowType::WindowSpec(spec)) = &mut function.over else {
+            return;
+        };
+        let mut order = Vec::new();
+        for mut item in std::mem::take(&mut spec.order_by) {
+            let ascending = item.options.asc.unwrap_or(true);
+            let nulls_first = item.options.nulls_first.unwrap_or(!ascending);
+            if self.dialect == Dialect::MySql {
+                // No NULLS FIRST/LAST: order by whether the value is null first.
+                let mut nulls = item.clone();
+                nulls.expr = Expr::IsNull(Box::new(item.expr.clone()));
+                nulls.options.asc = Some(!nulls_first);
+                nulls.options.nulls_first = None;
+                order.push(nulls);
+                item.options.nulls_first = None;
+            } else {
+                item.options.nulls_first = Some(nulls_first);
+            }
+            order.push(item);
+        }
+        spec.order_by = order;
+    }
+}
+
+impl VisitorMut for Rewriter<'_> {
+    type Break = ();
+
+    fn pre_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let types = if typed_operands(expr).is_some() {
+            self.answers.pop_front()
+        } else {
+            None
+        };
+        self.pending.push(types);
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_expr(&mut self, expr: &mut Expr) -> ControlFlow<()> {
+        let types = self.pending.pop().flatten();
+        if let Some(rewritten) = self.rewrite(expr, types)? {
+            *expr = rewritten;
+        }
+        ControlFlow::Continue(())
+    }
+
+    fn post_visit_table_factor(&mut self, factor: &mut TableFactor) -> ControlFlow<()> {
+        match factor {
+            // Postgres before 16 needs a name for every subquery in FROM.
+            TableFactor::Derived { alias: None, .. } => {
+                if let TableFactor::Derived { alias, .. } = factor {
+                    *alias = Some(TableAlias {
+                        explicit: true,
+                        name: ast::Ident::with_quote('"', format!("__segflow_t{}", self.aliases)),
+                        columns: Vec::new(),
+                        at: None,
+                    });
+                    self.aliases += 1;
+                }
+            }
+            TableFactor::Table { name, .. } => {
+                if let Some(table) = self
+                    .tables
+                    .get(&name.to_string().trim_matches('"').to_string())
+                {
+                    *name = table.clone();
+                }
+            }
+            _ => {}
+        }
+        ControlFlow::Continue(())
+    }
+}
+
+fn is_date(data_type: &DataType) -> bool {
+    matches!(data_type, DataType::Date32 | DataType::Date64)
+}
+
+fn binary(left: Expr, op: BinaryOperator, right: Expr) -> Expr {
+    Expr::Nested(Box::new(Expr::BinaryOp {
+        left: Box::new(left),
+        op,
+        right: Box::new(right),
+    }))
+}
+
+/// The plain arguments of a call (`f(a, b)`), `None` for any other form.
+fn plain_args(function: &ast::Function) -> Option<Vec<Expr>> {
+    match &function.args {
+        ast::FunctionArguments::None => Some(Vec::new()),
+        ast::FunctionArguments::List(list)
+            if list.duplicate_treatment.is_none() && list.clauses.is_empty() =>
+        {
+            list.args
+                .iter()
+                .map(|arg| match arg {
+                    ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(e)) => Some(e.clone()),
+                    _ => None,
+                })
+                .collect()
+        }
+        _ => None,
+    }
+}
+
+/// Parse `sql` (generic SQL with placeholders `__0`, `__1`, …) and put `args` in their places.
+fn template(sql: &str, args: Vec<Expr>) -> Result<Expr> {
+    let mut expr = Parser::new(&GenericDialect {})
+        .try_with_sql(sql)
+        .and_then(|mut parser| parser.parse_expr())
+        .map_err(|e| Error::Internal(format!("template `{sql}` does not parse: {e}")))?;
+    let _ = ast::visit_expressions_mut(&mut expr, |e: &mut Expr| {
+        if let Expr::Identifier(ident) = e
+            && let Some(i) = ident
+                .value
+                .strip_prefix("__")
+                .and_then(|n| n.parse::<usize>().ok())
+            && let Some(arg) = args.get(i)
+        {
+            *e = arg.clone();
+        }
+        ControlFlow::<()>::Continue(())
+    });
+    Ok(expr)
+}
