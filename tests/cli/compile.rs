@@ -373,3 +373,47 @@ fn a_timestamp_difference_is_refused_naming_the_feature_and_dialect() {
     }
     assert!(stdout(&output).is_empty(), "no SQL is printed");
 }
+
+#[test]
+fn compiled_sql_on_100k_generated_customers_matches_in_duckdb_and_postgres() {
+    let python = duckdb_python();
+    let url = postgres_url();
+    if python.is_none() && url.is_none() {
+        return;
+    }
+    let folder = TempDir::new().expect("temp dir");
+    let data = folder.path().join("data/saas");
+    let generated = std::process::Command::new(env!("CARGO_BIN_EXE_segflow-datagen"))
+        .args(["--customers", "100000", "--seed", "7", "--out"])
+        .arg(&data)
+        .output()
+        .expect("run datagen");
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let pipeline = folder.path().join("pipeline.yaml");
+    std::fs::copy(repo_path("pipelines/saas_quarterly.yaml"), &pipeline).expect("copy");
+    let expected = embedded(&pipeline, KEY);
+    assert_eq!(expected.len(), 100_000);
+
+    if let Some(python) = python {
+        let sql = compiled(pipeline.to_str().expect("path"), "duckdb", &[]);
+        let found = run_in_duckdb(&python, &pipeline, &sql);
+        assert_same_rows("duckdb, 100k customers", &expected, &found, KEY);
+    }
+    if let Some(url) = url {
+        let schema = "sf_compile_100k";
+        fresh_schema(&url, schema);
+        let mut args = Vec::new();
+        for (name, (path, columns)) in file_sources(&pipeline) {
+            let types: Vec<(&str, &str)> = columns
+                .iter()
+                .map(|(c, t)| (c.as_str(), sql_type(t, true)))
+                .collect();
+            load(&url, &format!("{schema}.{name}"), &path, &types);
+            args.push(format!("{name}={schema}.{name}"));
+        }
+        let args: Vec<&str> = args.iter().flat_map(|t| ["--table", t.as_str()]).collect();
+        let sql = compiled(pipeline.to_str().expect("path"), "postgres", &args);
+        let found = run_in_postgres(&url, &sql);
+        assert_same_rows("postgres, 100k customers", &expected, &found, KEY);
+    }
+}
