@@ -714,6 +714,10 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         threads,
     };
     options.profile = args.profile;
+    options.engine = match args.engine {
+        crate::cli::EngineChoice::Embedded => engine::Engine::Embedded,
+        crate::cli::EngineChoice::Postgres => engine::Engine::Postgres,
+    };
     options.progress = Progress::on_terminal(args.quiet || json_format());
     let destination = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", pipeline.spec.name, options.as_of))
@@ -796,6 +800,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         sources: results.sources.clone(),
         started_at: started_at.to_rfc3339_opts(chrono::SecondsFormat::Secs, true),
         masked_variables: pipeline.secret_variables(),
+        engine: results.engine.clone(),
     };
     let mut outputs = vec![run_folder::ASSIGNMENTS.to_string()];
     outputs.extend(report::write_data(staged.path(), &documents).map_err(relocate)?);

@@ -211,6 +211,12 @@ pub struct RunArgs {
     /// Worker threads (and partitions of each query). Default: one per core.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
+    /// Where to compute the assignments: `embedded` (DataFusion inside segflow) or `postgres`
+    /// (inside the PostgreSQL database every source is in, as the SQL `segflow compile
+    /// --dialect postgres` prints; only the assignments are fetched, and statistics, criteria
+    /// and reports are the same as an embedded run's). The URL is the sources' own.
+    #[arg(long, value_enum, default_value_t = EngineChoice::Embedded)]
+    pub engine: EngineChoice,
     /// Write `profile.txt` into the run folder: the executed physical plan with each
     /// operator's rows, time and spills.
     #[arg(long)]
@@ -315,6 +321,15 @@ pub enum MessageFormat {
     /// One JSON object per line on stdout (code, severity, message, file, line, column, help),
     /// for editors and CI; stdout then holds nothing else.
     Json,
+}
+
+/// Where `segflow run` computes the assignments.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum EngineChoice {
+    /// DataFusion inside segflow.
+    Embedded,
+    /// Inside the PostgreSQL database the sources are in.
+    Postgres,
 }
 
 /// What `segflow plan` prints.

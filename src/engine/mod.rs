@@ -7,6 +7,7 @@ pub mod compile;
 mod entity;
 pub mod fixtures;
 mod functions;
+mod in_database;
 pub mod location;
 pub mod measures;
 pub mod portable;
@@ -16,6 +17,7 @@ mod sources;
 pub mod stats;
 mod temporal;
 
+use std::collections::BTreeMap;
 use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -59,6 +61,18 @@ pub struct RunOptions {
     pub profile: bool,
     /// Where to show progress.
     pub progress: Progress,
+    /// Where the assignments are computed.
+    pub engine: Engine,
+}
+
+/// Where a run computes the assignments.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Engine {
+    /// DataFusion inside segflow.
+    #[default]
+    Embedded,
+    /// Inside the PostgreSQL database the sources are in, as compiled SQL.
+    Postgres,
 }
 
 impl RunOptions {
@@ -69,6 +83,7 @@ impl RunOptions {
             resources: Resources::default(),
             profile: false,
             progress: Progress::hidden(),
+            engine: Engine::Embedded,
         }
     }
 }
@@ -121,6 +136,8 @@ pub struct RunResults {
     /// Run metadata, written to `profile.txt` only.
     #[serde(skip)]
     pub profile: Option<String>,
+    /// The engine that computed the assignments: `embedded` or `postgres`.
+    pub engine: String,
 }
 
 /// One segment's measured size and profile. Declarations (name, owner, rule, actions) stay in
@@ -264,7 +281,7 @@ async fn planning_session(
     pipeline: &Pipeline,
     options: &RunOptions,
     command: &str,
-) -> Result<SessionContext> {
+) -> Result<(SessionContext, Vec<ResolvedSource>)> {
     let ctx = session::for_pipeline(options.as_of, &options.resources)?;
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::None).await?;
     // A plan needs every source's columns: a server out of reach is an error here, as in a run.
@@ -280,7 +297,8 @@ async fn planning_session(
     }
     let resolved = sources::resolve(pipeline, &snapshot)?;
     sources::register(&ctx, pipeline, &resolved).await?;
-    Ok(ctx)
+    // The sources were read for their columns only: planning needs no file of the snapshot.
+    Ok((ctx, resolved))
 }
 
 /// The pipeline as one SQL statement in `dialect` that computes the assignments (key,
@@ -306,37 +324,35 @@ pub async fn compile_sql(
             )),
         });
     }
-    let mut read_from = tables.clone();
-    for source in pipeline.sources.values() {
-        if read_from.contains_key(&source.name) {
-            continue;
-        }
-        if let crate::pipeline::SourceOrigin::Postgres {
-            relation: crate::pipeline::Relation::Table(table),
-            ..
-        } = &source.origin
-        {
-            read_from.insert(
-                source.name.clone(),
-                portable::parse_table(table).map_err(|message| Error::Usage {
-                    message,
-                    help: None,
-                })?,
-            );
-        }
-    }
-    let ctx = planning_session(pipeline, options, "compile").await?;
+    let (mut read_from, queries) = in_database::relations(pipeline)?;
+    read_from.extend(tables.iter().map(|(k, v)| (k.clone(), v.clone())));
+    // A query source's SQL is Postgres SQL: other dialects read a table named after the source.
+    let queries: BTreeMap<String, String> = queries
+        .into_iter()
+        .filter(|(name, _)| dialect == Dialect::Postgres && !tables.contains_key(name))
+        .collect();
+    let (ctx, _) = planning_session(pipeline, options, "compile").await?;
     let compiled =
         compile::compile_with(&ctx, pipeline, options.as_of, compile::Shapes::Portable).await?;
-    let sql =
-        portable::statement(&ctx, &compiled.stages, options.as_of, dialect, &read_from).await?;
+    let sql = portable::statement(
+        &ctx,
+        &compiled.stages,
+        options.as_of,
+        dialect,
+        &read_from,
+        &queries,
+    )
+    .await?;
     let mut sources: Vec<String> = pipeline
         .sources
         .keys()
-        .map(|name| match read_from.get(name) {
-            Some(table) => format!("{name} as {table}"),
-            None => name.clone(),
-        })
+        .map(
+            |name| match (read_from.get(name), queries.contains_key(name)) {
+                (Some(table), _) => format!("{name} as {table}"),
+                (None, true) => format!("{name} from its query"),
+                (None, false) => name.clone(),
+            },
+        )
         .collect();
     sources.sort();
     Ok(format!(
@@ -367,7 +383,7 @@ pub enum PlanView {
 /// What a run would execute, without reading any rows: the SQL of every stage or DataFusion's
 /// plan of the assignments query.
 pub async fn explain(pipeline: &Pipeline, options: &RunOptions, view: PlanView) -> Result<String> {
-    let ctx = planning_session(pipeline, options, "plan").await?;
+    let (ctx, _) = planning_session(pipeline, options, "plan").await?;
     let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
     Ok(match view {
         PlanView::Sql => {
@@ -441,6 +457,9 @@ async fn name_the_cause(
 
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
+    if options.engine == Engine::Postgres {
+        return in_database::run(pipeline, options, out_dir).await;
+    }
     let mut timings = Timings::new();
     let ctx = session::for_pipeline(options.as_of, &options.resources)?;
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::All).await?;
@@ -518,9 +537,83 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
             .indent(true)
         )
     });
-    let measured = measure(&ctx, pipeline, &assignments_path, &schema, customers)
+    let hashes = hashing
         .await
-        .map_err(in_stage("statistics"))?;
+        .map_err(|e| Error::Internal(format!("hashing sources: {e}")))??;
+    let mut sources = Vec::with_capacity(resolved.len());
+    for (source, sha256) in resolved.iter().zip(hashes) {
+        let rows = count_rows(&ctx, &source.name).await?;
+        sources.push(SourceSummary {
+            name: source.name.clone(),
+            location: source.location.clone(),
+            format: match source.database {
+                Some(_) => "postgres".into(),
+                None => source.format.name().into(),
+            },
+            files: if source.database.is_some() {
+                0
+            } else {
+                source.files.len()
+            },
+            rows,
+            sha256,
+            database: source.database.clone(),
+        });
+    }
+    timings.lap("source summaries");
+    let computed = Computed {
+        customers,
+        exclusions,
+        schema,
+        sources,
+        profile,
+        engine: "embedded".into(),
+    };
+    finish(
+        &ctx,
+        pipeline,
+        options,
+        &assignments_path,
+        computed,
+        timings,
+    )
+    .await
+}
+
+/// What a run computed before its statistics, whatever the engine.
+struct Computed {
+    customers: u64,
+    exclusions: Vec<Exclusion>,
+    /// The assignments' schema.
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    sources: Vec<SourceSummary>,
+    profile: Option<String>,
+    /// The engine that computed the assignments, as the manifest names it.
+    engine: String,
+}
+
+/// Measure the assignments written at `assignments_path` and gather the run's results.
+async fn finish(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    assignments_path: &Path,
+    computed: Computed,
+    mut timings: Timings,
+) -> Result<RunResults> {
+    let Computed {
+        customers,
+        exclusions,
+        schema,
+        sources,
+        profile,
+        engine,
+    } = computed;
+    let progress = &options.progress;
+    progress.stage("statistics");
+    let measured = measure(ctx, pipeline, assignments_path, &schema, customers)
+        .await
+        .map_err(|error| error.in_stage("statistics", options.resources.memory_limit))?;
     timings.lap("statistics");
     let Measured {
         grouped,
@@ -569,31 +662,6 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         .find(|g| g.segment.is_none())
         .map_or(0, |g| g.customers);
 
-    let hashes = hashing
-        .await
-        .map_err(|e| Error::Internal(format!("hashing sources: {e}")))??;
-    let mut summaries = Vec::with_capacity(resolved.len());
-    for (source, sha256) in resolved.iter().zip(hashes) {
-        let rows = count_rows(&ctx, &source.name).await?;
-        summaries.push(SourceSummary {
-            name: source.name.clone(),
-            location: source.location.clone(),
-            format: match source.database {
-                Some(_) => "postgres".into(),
-                None => source.format.name().into(),
-            },
-            files: if source.database.is_some() {
-                0
-            } else {
-                source.files.len()
-            },
-            rows,
-            sha256,
-            database: source.database.clone(),
-        });
-    }
-    timings.lap("source summaries");
-
     let features = pipeline
         .spec
         .features
@@ -618,7 +686,8 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         segments,
         overall,
         features,
-        sources: summaries,
+        sources,
+        engine,
         unassigned_reachable: reachable_in(None),
         quantiles,
         matrix,

@@ -244,18 +244,24 @@ pub fn parse_table(text: &str) -> std::result::Result<TableName, String> {
 }
 
 /// The stages (compiled with portable shapes, their views registered in `ctx`) as one statement
-/// for `dialect`, reading each source from `tables`.
+/// for `dialect`, reading each source from `tables`; a source in `queries` is read from its
+/// query, as a common table expression named after it.
 pub async fn statement(
     ctx: &SessionContext,
     stages: &[Stage],
     as_of: NaiveDate,
     dialect: Dialect,
     tables: &Tables,
+    queries: &BTreeMap<String, String>,
 ) -> Result<String> {
-    let mut ctes = Vec::new();
+    // On lines of their own, so that a trailing `--` comment ends with its line.
+    let mut ctes: Vec<String> = queries
+        .iter()
+        .map(|(name, query)| format!("{} AS (\n{query}\n)", quoted(name, dialect)))
+        .collect();
     let mut last = String::new();
     for stage in stages {
-        let sql = translate(ctx, stage, as_of, dialect, tables).await?;
+        let sql = translate(ctx, &stage.title, &stage.sql, as_of, dialect, tables).await?;
         if stage.view == "assignments" {
             last = sql;
         } else {
@@ -272,6 +278,20 @@ pub async fn statement(
         format!("WITH\n{}\n{last}", ctes.join(",\n"))
     };
     Ok(requote(&statement, dialect))
+}
+
+/// One query segflow wrote over the sources (a count), rewritten for `dialect`; `title` says
+/// what it computes.
+pub async fn query(
+    ctx: &SessionContext,
+    title: &str,
+    sql: &str,
+    as_of: NaiveDate,
+    dialect: Dialect,
+    tables: &Tables,
+) -> Result<String> {
+    let sql = translate(ctx, title, sql, as_of, dialect, tables).await?;
+    Ok(requote(&sql, dialect))
 }
 
 fn one_line(text: &str) -> String {
@@ -304,20 +324,21 @@ fn requote(sql: &str, dialect: Dialect) -> String {
         .collect()
 }
 
-/// One stage's SQL rewritten for `dialect`.
+/// One query's SQL (a stage's, computing `title`) rewritten for `dialect`.
 async fn translate(
     ctx: &SessionContext,
-    stage: &Stage,
+    title: &str,
+    sql: &str,
     as_of: NaiveDate,
     dialect: Dialect,
     tables: &Tables,
 ) -> Result<String> {
     let refuse = |message: String, help: Option<String>| Error::Dialect {
         dialect: dialect.name().into(),
-        message: format!("{} ({message})", stage.title),
+        message: format!("{title} ({message})"),
         help,
     };
-    let mut statements = Parser::parse_sql(&GenericDialect {}, &stage.sql)
+    let mut statements = Parser::parse_sql(&GenericDialect {}, sql)
         .map_err(|e| Error::Internal(format!("stage SQL does not parse: {e}")))?;
     let [statement] = statements.as_mut_slice() else {
         return Err(Error::Internal("a stage is one statement".into()));

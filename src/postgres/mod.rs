@@ -9,6 +9,7 @@
 mod connection;
 pub mod read;
 pub mod types;
+pub mod warehouse;
 pub mod write;
 
 pub use connection::{Refusal, Target, connect, describe, password_of, try_connect};

@@ -372,74 +372,23 @@ impl Request<'_> {
                 _ => String::new(),
             };
             let copy = format!("COPY ({select}{filter}) TO STDOUT (FORMAT binary)");
-            let stream = client.copy_out(&copy).await.map_err(|e| {
-                self.fail(format!("{}: {}", relation.describe(), describe(&e)), None)
-            })?;
-            let mut parser = CopyParser {
-                names: schema.fields().iter().map(|f| f.name().clone()).collect(),
-                ..CopyParser::default()
-            };
-            let mut stream = std::pin::pin!(stream);
-            let mut pending = 0;
-            while let Some(chunk) = stream.next().await {
-                let chunk = chunk.map_err(|e| {
-                    self.fail(
-                        format!(
-                            "the connection failed while reading {}: {}",
-                            relation.describe(),
-                            describe(&e)
-                        ),
-                        Some("nothing was written; run again when the server is available".into()),
-                    )
-                })?;
-                hasher.update(&chunk);
-                parser.buffer.extend_from_slice(&chunk);
-                loop {
-                    let row = parser
-                        .next_row(&mut readers)
-                        .map_err(|message| self.fail(format!("{}, {message}", relation.describe()), Some("cast the column in a `query:` to a type that holds it, or fix the value".into())))?;
-                    if !row {
-                        break;
-                    }
-                    pending += 1;
-                    if pending == BATCH_ROWS {
-                        self.write_batch(&mut writer, &schema, &mut readers)?;
-                        pending = 0;
-                    }
-                }
-                parser.compact();
-            }
-            if !parser.ended {
-                return Err(self.fail(
-                    format!(
-                        "the stream of {} ended before its last row",
-                        relation.describe()
-                    ),
-                    Some("nothing was written; run again when the server is available".into()),
-                ));
-            }
-            if pending > 0 {
-                self.write_batch(&mut writer, &schema, &mut readers)?;
-            }
+            let what = relation.describe();
+            let fail = |message: String, help: Option<String>| self.fail(message, help);
+            (hasher, _) = copy_rows(
+                client,
+                &copy,
+                &schema,
+                &mut readers,
+                &mut writer,
+                &what,
+                &fail,
+            )
+            .await?;
         }
         writer
             .close()
             .map_err(|e| Error::Internal(format!("cannot write a temporary file: {e}")))?;
         Ok(crate::pipeline::hex(&hasher.finalize()))
-    }
-
-    fn write_batch(
-        &self,
-        writer: &mut ArrowWriter<std::fs::File>,
-        schema: &Arc<Schema>,
-        readers: &mut [ColumnReader],
-    ) -> Result<()> {
-        let columns = readers.iter_mut().map(ColumnReader::finish).collect();
-        let batch = RecordBatch::try_new(schema.clone(), columns)
-            .map_err(|e| Error::Internal(format!("building a batch: {e}")))?;
-        writer
-            .write(&batch)
-            .map_err(|e| Error::Internal(format!("cannot write a temporary file: {e}")))
     }
 
     /// Every declared column is in the table, and its type can be cast to the declared one.
@@ -476,6 +425,90 @@ impl Request<'_> {
         }
         Ok(())
     }
+}
+
+/// Stream `copy` (a `COPY (...) TO STDOUT (FORMAT binary)`) into `writer`, decoding each column
+/// with `readers` into batches of `schema`. Returns the hasher fed with the stream's bytes (what
+/// a source's fingerprint is) and the rows written; `what` names the rows in messages and `fail`
+/// makes the caller's error.
+pub(super) async fn copy_rows(
+    client: &Client,
+    copy: &str,
+    schema: &Arc<Schema>,
+    readers: &mut [ColumnReader],
+    writer: &mut ArrowWriter<std::fs::File>,
+    what: &str,
+    fail: &dyn Fn(String, Option<String>) -> Error,
+) -> Result<(Sha256, u64)> {
+    let mut hasher = Sha256::new();
+    let mut rows = 0;
+    let stream = client
+        .copy_out(copy)
+        .await
+        .map_err(|e| fail(format!("{what}: {}", describe(&e)), None))?;
+    let mut parser = CopyParser {
+        names: schema.fields().iter().map(|f| f.name().clone()).collect(),
+        ..CopyParser::default()
+    };
+    let mut stream = std::pin::pin!(stream);
+    let mut pending = 0;
+    while let Some(chunk) = stream.next().await {
+        let chunk = chunk.map_err(|e| {
+            fail(
+                format!(
+                    "the connection failed while reading {what}: {}",
+                    describe(&e)
+                ),
+                Some("nothing was written; run again when the server is available".into()),
+            )
+        })?;
+        hasher.update(&chunk);
+        parser.buffer.extend_from_slice(&chunk);
+        loop {
+            let row = parser.next_row(readers).map_err(|message| {
+                fail(
+                    format!("{what}, {message}"),
+                    Some(
+                        "cast the column in a `query:` to a type that holds it, or fix the value"
+                            .into(),
+                    ),
+                )
+            })?;
+            if !row {
+                break;
+            }
+            pending += 1;
+            rows += 1;
+            if pending == BATCH_ROWS {
+                write_batch(writer, schema, readers)?;
+                pending = 0;
+            }
+        }
+        parser.compact();
+    }
+    if !parser.ended {
+        return Err(fail(
+            format!("the stream of {what} ended before its last row"),
+            Some("nothing was written; run again when the server is available".into()),
+        ));
+    }
+    if pending > 0 {
+        write_batch(writer, schema, readers)?;
+    }
+    Ok((hasher, rows))
+}
+
+fn write_batch(
+    writer: &mut ArrowWriter<std::fs::File>,
+    schema: &Arc<Schema>,
+    readers: &mut [ColumnReader],
+) -> Result<()> {
+    let columns = readers.iter_mut().map(ColumnReader::finish).collect();
+    let batch = RecordBatch::try_new(schema.clone(), columns)
+        .map_err(|e| Error::Internal(format!("building a batch: {e}")))?;
+    writer
+        .write(&batch)
+        .map_err(|e| Error::Internal(format!("cannot write a temporary file: {e}")))
 }
 
 /// `name` as a quoted SQL identifier.

@@ -34,6 +34,10 @@ pub struct RunInfo {
     pub pipeline_name: String,
     /// As-of date in force.
     pub as_of: String,
+    /// The engine that computed the assignments: `embedded` (DataFusion in segflow) or
+    /// `postgres` (`--engine postgres`: inside the database the sources are in).
+    #[serde(default = "embedded")]
+    pub engine: String,
     /// Sources as read: location, rows, content hash.
     pub sources: Vec<SourceSummary>,
     /// When the run started (UTC, RFC 3339). Run metadata: differs between identical runs.
@@ -42,6 +46,11 @@ pub struct RunInfo {
     /// `segflow report` masks them again.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub masked_variables: Vec<String>,
+}
+
+/// Run folders written before the engine was recorded were computed by the embedded engine.
+fn embedded() -> String {
+    "embedded".into()
 }
 
 /// What a reviewer needs to reproduce a run, written as `manifest.json` (and read back by

@@ -161,38 +161,44 @@ fn example_on_postgres(schema: &str) -> String {
     text
 }
 
-#[test]
-fn the_example_read_from_postgres_assigns_every_customer_as_from_files() {
-    let Some(url) = postgres_url() else { return };
-    let schema = "sf_example";
-    fresh_schema(&url, schema);
+/// The example's four tables in a fresh schema `schema`, typed as a production database
+/// would keep them.
+fn load_example(url: &str, schema: &str) {
+    fresh_schema(url, schema);
     let data = repo_path("pipelines/data/saas");
     load(
-        &url,
+        url,
         &format!("{schema}.customers"),
         &data.join("customers.csv"),
         &[("company_size", "integer"), ("signup_date", "date")],
     );
     load(
-        &url,
+        url,
         &format!("{schema}.events"),
         &data.join("events.parquet"),
         &[("ts", "timestamp")],
     );
     // Money as numeric, as a billing database keeps it; declared float64 in the pipeline.
     load(
-        &url,
+        url,
         &format!("{schema}.invoices"),
         &data.join("invoices.csv"),
         &[("invoice_date", "date"), ("amount", "numeric(12,2)")],
     );
     // Time zones as most databases keep them: the instant is the same.
     load(
-        &url,
+        url,
         &format!("{schema}.tickets"),
         &data.join("tickets.ndjson"),
         &[("created_at", "timestamptz")],
     );
+}
+
+#[test]
+fn the_example_read_from_postgres_assigns_every_customer_as_from_files() {
+    let Some(url) = postgres_url() else { return };
+    let schema = "sf_example";
+    load_example(&url, schema);
 
     let files = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
     let folder = TempDir::new().expect("temp dir");
@@ -624,4 +630,119 @@ fn a_password_with_a_raw_at_sign_never_shows_its_tail() {
         assert!(stderr(&output).contains("%40"), "{}", stderr(&output));
         assert_hidden("SecretTail", &output, Some(folder.path()));
     }
+}
+
+#[test]
+fn the_example_run_inside_postgres_gives_the_embedded_runs_assignments_and_statistics() {
+    let Some(url) = postgres_url() else { return };
+    let schema = "sf_engine";
+    load_example(&url, schema);
+    let files = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
+    let folder = TempDir::new().expect("temp dir");
+    std::fs::write(
+        folder.path().join("pipeline.yaml"),
+        example_on_postgres(schema),
+    )
+    .expect("write pipeline");
+    let output = run_in(
+        folder.path(),
+        &url,
+        &[
+            "run",
+            "pipeline.yaml",
+            "--engine",
+            "postgres",
+            "--out",
+            "run",
+        ],
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    let run = folder.path().join("run");
+
+    let (expected, expected_types) =
+        read_assignments(&files.path("assignments.parquet"), "customer_id");
+    let (found, found_types) = read_assignments(&run.join("assignments.parquet"), "customer_id");
+    assert_eq!(found_types, expected_types);
+    assert_eq!(found.len(), expected.len());
+    let mut differences = Vec::new();
+    for (customer, row) in &expected {
+        let other = &found[customer];
+        for (column, value) in row {
+            let same = match (value.as_f64(), other[column].as_f64()) {
+                // Money is numeric in the database: its sums are exact there, then rounded once.
+                (Some(a), Some(b)) => (a - b).abs() <= 1e-9 * a.abs().max(1.0),
+                _ => *value == other[column],
+            };
+            if !same {
+                differences.push(format!("{customer} {column}: {value} vs {}", other[column]));
+            }
+        }
+    }
+    assert!(differences.is_empty(), "{differences:?}");
+
+    // Same segments, sizes and criteria as the embedded run.
+    let sizes = |folder: &Path| {
+        let segments = read_json(&folder.join("segments.json"));
+        segments["segments"]
+            .as_array()
+            .expect("segments")
+            .iter()
+            .map(|s| (s["id"].to_string(), s["customers"].as_u64()))
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(sizes(&run), sizes(&files.dir()));
+    let verdicts = |folder: &Path| {
+        read_json(&folder.join("criteria.json"))["criteria"]
+            .as_array()
+            .expect("criteria")
+            .iter()
+            .flat_map(|c| {
+                c["checks"].as_array().expect("checks").iter().map(|check| {
+                    (
+                        c["criterion"].to_string(),
+                        check["subject"].to_string(),
+                        check["status"].to_string(),
+                    )
+                })
+            })
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(verdicts(&run), verdicts(&files.dir()));
+    let manifest = read_json(&run.join("manifest.json"));
+    assert_eq!(manifest["engine"], "postgres");
+    assert_eq!(
+        read_json(&files.path("manifest.json"))["engine"],
+        "embedded"
+    );
+    let events = manifest["sources"]
+        .as_array()
+        .expect("sources")
+        .iter()
+        .find(|s| s["name"] == "events")
+        .expect("events");
+    assert_eq!(
+        events["rows"],
+        read_json(&files.path("manifest.json"))["sources"][1]["rows"]
+    );
+    assert_hidden(&password(&url), &output, Some(&run));
+}
+
+#[test]
+fn the_postgres_engine_refuses_file_sources_before_any_work() {
+    let folder = TempDir::new().expect("temp dir");
+    let output = segflow()
+        .current_dir(repo_path(""))
+        .args([
+            "run",
+            "pipelines/saas_quarterly.yaml",
+            "--engine",
+            "postgres",
+            "--out",
+        ])
+        .arg(folder.path().join("run"))
+        .output()
+        .expect("run segflow");
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr_unwrapped(&output).contains("source `customers` is files"));
+    assert!(!folder.path().join("run").exists());
 }
