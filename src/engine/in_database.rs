@@ -146,6 +146,14 @@ pub(super) async fn run(
         "SELECT {} FROM (\n{statement}\n) AS t ORDER BY t.{key}",
         columns.join(", ")
     );
+    let mut counted_tables = tables.clone();
+    for name in queries.keys() {
+        counted_tables.insert(
+            name.clone(),
+            portable::parse_table(&ident(&portable::query_source_name(name)))
+                .map_err(Error::Internal)?,
+        );
+    }
     let mut exclusion_queries = Vec::new();
     for query in &compiled.exclusions {
         let sql = portable::query(
@@ -154,7 +162,7 @@ pub(super) async fn run(
             &query.sql,
             options.as_of,
             Dialect::Postgres,
-            &tables,
+            &counted_tables,
         )
         .await?;
         exclusion_queries.push((query, with_queries(&sql, &queries)));
@@ -238,7 +246,12 @@ fn with_queries(sql: &str, queries: &BTreeMap<String, String>) -> String {
     }
     let ctes: Vec<String> = queries
         .iter()
-        .map(|(name, query)| format!("{} AS (\n{query}\n)", ident(name)))
+        .map(|(name, query)| {
+            format!(
+                "{} AS (\n{query}\n)",
+                ident(&portable::query_source_name(name))
+            )
+        })
         .collect();
     format!("WITH {}\n{sql}", ctes.join(",\n"))
 }

@@ -237,10 +237,23 @@ pub type Tables = BTreeMap<String, TableName>;
 
 /// Parse `schema.table` as given with `--table`.
 pub fn parse_table(text: &str) -> std::result::Result<TableName, String> {
-    Parser::new(&GenericDialect {})
+    let not_a_name = |why: String| format!("`{text}` is not a table name: {why}");
+    let mut parser = Parser::new(&GenericDialect {})
         .try_with_sql(text)
-        .and_then(|mut parser| parser.parse_object_name(false))
-        .map_err(|e| format!("`{text}` is not a table name: {e}"))
+        .map_err(|e| not_a_name(e.to_string()))?;
+    let name = parser
+        .parse_object_name(false)
+        .map_err(|e| not_a_name(e.to_string()))?;
+    match parser.peek_token().token {
+        Token::EOF => Ok(name),
+        other => Err(not_a_name(format!("`{other}` follows the name"))),
+    }
+}
+
+/// The common table expression a query source is read from: not the source's own name, which
+/// another source's query may use for a table of the database.
+pub fn query_source_name(source: &str) -> String {
+    format!("__segflow_source_{source}")
 }
 
 /// The stages (compiled with portable shapes, their views registered in `ctx`) as one statement
@@ -257,11 +270,27 @@ pub async fn statement(
     // On lines of their own, so that a trailing `--` comment ends with its line.
     let mut ctes: Vec<String> = queries
         .iter()
-        .map(|(name, query)| format!("{} AS (\n{query}\n)", quoted(name, dialect)))
+        .map(|(name, query)| {
+            format!(
+                "{} AS (\n{query}\n)",
+                quoted(&query_source_name(name), dialect)
+            )
+        })
         .collect();
+    let mut tables = tables.clone();
+    for name in queries.keys() {
+        tables.insert(
+            name.clone(),
+            ObjectName::from(vec![ast::Ident::with_quote('"', query_source_name(name))]),
+        );
+    }
+    let tables = &tables;
     let mut last = String::new();
     for stage in stages {
-        let sql = translate(ctx, &stage.title, &stage.sql, as_of, dialect, tables).await?;
+        let sql = match translate(ctx, &stage.title, &stage.sql, as_of, dialect, tables).await {
+            Ok(sql) => sql,
+            Err(error) => return Err(narrowed(ctx, stage, as_of, dialect, tables, error).await),
+        };
         if stage.view == "assignments" {
             last = sql;
         } else {
@@ -278,6 +307,28 @@ pub async fn statement(
         format!("WITH\n{}\n{last}", ctes.join(",\n"))
     };
     Ok(requote(&statement, dialect))
+}
+
+/// A stage's refusal told of the feature that causes it, when the stage computes several.
+async fn narrowed(
+    ctx: &SessionContext,
+    stage: &Stage,
+    as_of: NaiveDate,
+    dialect: Dialect,
+    tables: &Tables,
+    error: Error,
+) -> Error {
+    if !matches!(error, Error::Dialect { .. }) {
+        return error;
+    }
+    for part in &stage.parts {
+        if let Err(narrow @ Error::Dialect { .. }) =
+            translate(ctx, &part.title, &part.sql, as_of, dialect, tables).await
+        {
+            return narrow;
+        }
+    }
+    error
 }
 
 /// One query segflow wrote over the sources (a count), rewritten for `dialect`; `title` says
@@ -424,13 +475,21 @@ fn scope_of(select: &Select) -> (String, String) {
 }
 
 /// The operands whose types decide how `expr` is written: of a division, a subtraction, a cast
-/// to a whole number, and a sum (itself).
+/// to a whole number or to text, a `round`, and a sum (itself).
 fn typed_operands(expr: &Expr) -> Option<Vec<&Expr>> {
     match expr {
-        Expr::Function(function)
-            if function.over.is_none() && function.name.to_string().eq_ignore_ascii_case("sum") =>
-        {
-            Some(vec![expr])
+        Expr::Function(function) => {
+            let name = function.name.to_string().to_ascii_lowercase();
+            match (name.as_str(), &function.args) {
+                ("sum", _) => Some(vec![expr]),
+                ("round", ast::FunctionArguments::List(list)) => match list.args.first() {
+                    Some(ast::FunctionArg::Unnamed(ast::FunctionArgExpr::Expr(value))) => {
+                        Some(vec![value])
+                    }
+                    _ => None,
+                },
+                _ => None,
+            }
         }
         Expr::BinaryOp {
             left,
@@ -441,7 +500,11 @@ fn typed_operands(expr: &Expr) -> Option<Vec<&Expr>> {
             expr: inner,
             data_type,
             ..
-        } if TypeKind::of_sql(data_type).is_some_and(TypeKind::is_whole) => Some(vec![inner]),
+        } if TypeKind::of_sql(data_type)
+            .is_some_and(|kind| kind.is_whole() || kind == TypeKind::Text) =>
+        {
+            Some(vec![inner])
+        }
         _ => None,
     }
 }
@@ -504,8 +567,12 @@ impl Rewriter<'_> {
                 op: BinaryOperator::Divide,
                 right,
             } => match kinds.as_slice() {
-                [Some(l), Some(r)] if l.is_integer() && r.is_integer() => dialect
-                    .whole_division(*left.clone(), *right.clone())
+                // Each side as the whole number DataFusion has: Postgres keeps EXTRACT's
+                // and numeric sums as NUMERIC, which `/` would divide as fractions.
+                [Some(l), Some(r)] if l.is_integer() && r.is_integer() => self
+                    .as_whole(left)
+                    .and_then(|left| Ok((left, self.as_whole(right)?)))
+                    .and_then(|(left, right)| dialect.whole_division(left, right))
                     .map(Some),
                 [Some(_), Some(_)] => Ok(None),
                 _ => {
@@ -520,8 +587,12 @@ impl Rewriter<'_> {
                 op: BinaryOperator::Minus,
                 right,
             } => match kinds.as_slice() {
-                [Some(l), Some(r)] if is_date(l) && is_date(r) => dialect
-                    .days_between(*left.clone(), *right.clone())
+                // Each side as the date DataFusion has: Postgres and DuckDB make `date +
+                // interval` a timestamp, whose difference would be an interval.
+                [Some(l), Some(r)] if is_date(l) && is_date(r) => self
+                    .as_date(left)
+                    .and_then(|left| Ok((left, self.as_date(right)?)))
+                    .and_then(|(left, right)| dialect.days_between(left, right))
                     .map(Some),
                 [Some(l), Some(r)]
                     if matches!(l, DataType::Timestamp(..))
@@ -541,7 +612,7 @@ impl Rewriter<'_> {
                 }
             },
             Expr::Cast {
-                kind: CastKind::Cast | CastKind::DoubleColon,
+                kind: cast_kind @ (CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast),
                 expr: inner,
                 data_type,
                 ..
@@ -555,8 +626,55 @@ impl Rewriter<'_> {
                         ),
                     );
                 };
-                let from_fraction = matches!(kinds.as_slice(), [Some(t)] if t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..)));
-                self.cast(*inner.clone(), kind, from_fraction).map(Some)
+                let from = kinds.first().copied().flatten();
+                if kind == TypeKind::Text
+                    && let Some(from) =
+                        from.filter(|t| t.is_floating() || matches!(t, DataType::Timestamp(..)))
+                {
+                    return self.refuse(
+                        format!("`{expr}` writes a {} as text, which each engine spells differently (3.0 or 3; a T or a space in timestamps)", if from.is_floating() { "floating-point number" } else { "timestamp" }),
+                        Some("compare the value itself, or make it a whole number or a date before casting".into()),
+                    );
+                }
+                let from_fraction = from.is_some_and(|t| {
+                    t.is_floating()
+                        || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+                });
+                self.cast(*inner.clone(), kind, from_fraction)
+                    .map(|mut cast| {
+                        if let Expr::Cast { kind, .. } = &mut cast
+                            && *cast_kind == CastKind::TryCast
+                        {
+                            *kind = CastKind::TryCast;
+                        }
+                        Some(cast)
+                    })
+            }
+            Expr::Value(value) if matches!(&value.value, Value::Number(n, _) if n.contains(['.', 'e', 'E'])) =>
+            {
+                // DataFusion reads `0.7` as a double; Postgres and DuckDB as an exact decimal,
+                // which compares differently (3 * 0.7 < 2.1).
+                self.cast(expr.clone(), TypeKind::Float64, false).map(Some)
+            }
+            Expr::Like { .. } | Expr::ILike { .. }
+                if matches!(dialect, Dialect::Sqlite | Dialect::MySql) =>
+            {
+                return self.refuse(
+                    format!("`{expr}`: LIKE ignores case in {dialect}, and not in DataFusion"),
+                    Some(
+                        "compare lower(x) with a lower-case pattern, or run on the embedded engine"
+                            .into(),
+                    ),
+                );
+            }
+            Expr::Substring {
+                substring_from: Some(start),
+                ..
+            } if dialect == Dialect::DuckDb && !is_positive_literal(start) => {
+                return self.refuse(
+                    format!("`{expr}` starts at a position that is not a positive number, which DuckDB counts differently"),
+                    Some("start at 1 or later".into()),
+                );
             }
             Expr::Function(function) => {
                 let name = function.name.to_string().to_ascii_lowercase();
@@ -584,10 +702,42 @@ impl Rewriter<'_> {
                         self.cast(value.clone(), kind, false).map(Some)
                     }
                     ("isnan", Some([value])) => dialect.is_nan(value.clone()).map(Some),
+                    ("substr" | "substring", Some([_, start, ..]))
+                        if dialect == Dialect::DuckDb && !is_positive_literal(start) =>
+                    {
+                        return self.refuse(
+                            format!("`{expr}` starts at a position that is not a positive number, which DuckDB counts differently"),
+                            Some("start at 1 or later".into()),
+                        );
+                    }
+                    // Postgres and MySQL round a double's halves to even; DataFusion away from
+                    // zero, as they do for exact numbers.
+                    ("round", Some([value, rest @ ..]))
+                        if matches!(dialect, Dialect::Postgres | Dialect::MySql)
+                            && matches!(kinds.as_slice(), [Some(t)] if t.is_floating()) =>
+                    {
+                        let exact = if dialect == Dialect::Postgres {
+                            "NUMERIC"
+                        } else {
+                            "DECIMAL(65, 30)"
+                        };
+                        let double = dialect.type_name(TypeKind::Float64).unwrap_or("DOUBLE");
+                        let mut args = vec![value.clone()];
+                        args.extend(rest.iter().cloned());
+                        let digits = if rest.is_empty() { "" } else { ", __1" };
+                        template(
+                            &format!("CAST(round(CAST(__0 AS {exact}){digits}) AS {double})"),
+                            args,
+                        )
+                        .map(Some)
+                    }
                     // A sum of whole numbers is whole in DataFusion (BIGINT); Postgres makes it
                     // NUMERIC and DuckDB HUGEINT, which would then divide as fractions.
                     ("sum", _) if matches!(kinds.as_slice(), [Some(t)] if t.is_integer()) => {
-                        template("CAST(__0 AS BIGINT)", vec![expr.clone()]).map(Some)
+                        let mut function = function.clone();
+                        self.order_nulls_as_datafusion(&mut function);
+                        self.cast(Expr::Function(function), TypeKind::Int64, false)
+                            .map(Some)
                     }
                     ("bit_count", _) => {
                         return self.refuse("`bit_count` is segflow's own function".into(), None);
@@ -614,6 +764,22 @@ impl Rewriter<'_> {
             Ok(rewritten) => ControlFlow::Continue(rewritten),
             Err(e) => self.refuse(e.to_string(), None),
         }
+    }
+
+    /// `value` as the dialect's whole number (a whole literal as it is).
+    fn as_whole(&self, value: &Expr) -> Result<Expr> {
+        if is_whole_literal(value) {
+            return Ok(value.clone());
+        }
+        self.cast(value.clone(), TypeKind::Int64, false)
+    }
+
+    /// `value` as a date (SQLite's date functions read its ISO text as it is).
+    fn as_date(&self, value: &Expr) -> Result<Expr> {
+        if self.dialect == Dialect::Sqlite || matches!(value, Expr::TypedString(_)) {
+            return Ok(value.clone());
+        }
+        self.cast(value.clone(), TypeKind::Date, false)
     }
 
     /// The as-of date as a date literal (text in SQLite, which keeps dates as ISO text).
@@ -723,6 +889,15 @@ impl VisitorMut for Rewriter<'_> {
         }
         ControlFlow::Continue(())
     }
+}
+
+fn is_whole_literal(expr: &Expr) -> bool {
+    matches!(expr, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.chars().all(|c| c.is_ascii_digit())))
+}
+
+fn is_positive_literal(expr: &Expr) -> bool {
+    is_whole_literal(expr)
+        && !matches!(expr, Expr::Value(v) if matches!(&v.value, Value::Number(n, _) if n.trim_start_matches('0').is_empty()))
 }
 
 fn is_date(data_type: &DataType) -> bool {

@@ -218,9 +218,34 @@ fn embedded(pipeline: &Path, key: &str) -> BTreeMap<i64, Row> {
 /// and a window function over values with nulls added: every feature form they use.
 fn pipelines() -> (crate::support::Workspace, Vec<PathBuf>) {
     let windows = crate::support::Workspace::from_fixture("windows");
+    let added: String = [
+        ("per_week", "(events_30 - 3) / 7"),
+        ("per_week_share", "events_30 / 7.0"),
+        (
+            "recency_rank",
+            "rank() OVER (ORDER BY days_since_last_event DESC)",
+        ),
+        // Halves round away from zero (Postgres rounds a double's halves to even).
+        ("half_score", "round(score / 2.0)"),
+        // EXTRACT is a whole number in DataFusion, NUMERIC in Postgres.
+        ("signup_third", "EXTRACT(MONTH FROM signup_date) / 4"),
+        // A window sum of whole numbers is whole.
+        ("score_share", "score * 3 / sum(score) OVER ()"),
+        // `date + interval` is a date in DataFusion, a timestamp in Postgres and DuckDB.
+        ("thirty", "(signup_date + INTERVAL '30 days') - signup_date"),
+        // Decimal literals are doubles in DataFusion, exact in Postgres and DuckDB.
+        ("above", "score * 0.1 + 0.2 > 0.3"),
+    ]
+    .iter()
+    .map(|(name, expr)| {
+        format!(
+            "  - name: {name}\n    kind: behavioral\n    description: Tested.\n    expr: {expr}\n"
+        )
+    })
+    .collect();
     windows.edit_pipeline(
         "  - name: score_double\n",
-        "  - name: per_week\n    kind: behavioral\n    description: Events a week, whole.\n    expr: (events_30 - 3) / 7\n  - name: per_week_share\n    kind: behavioral\n    description: A fraction.\n    expr: events_30 / 7.0\n  - name: recency_rank\n    kind: behavioral\n    description: Rank, nulls where DataFusion puts them.\n    expr: rank() OVER (ORDER BY days_since_last_event DESC)\n  - name: score_double\n",
+        &(added + "  - name: score_double\n"),
     );
     let mut paths: Vec<PathBuf> = [
         "pipelines/saas_quarterly.yaml",
@@ -415,5 +440,58 @@ fn compiled_sql_on_100k_generated_customers_matches_in_duckdb_and_postgres() {
         let sql = compiled(pipeline.to_str().expect("path"), "postgres", &args);
         let found = run_in_postgres(&url, &sql);
         assert_same_rows("postgres, 100k customers", &expected, &found, KEY);
+    }
+}
+
+#[test]
+fn what_a_dialect_would_compute_otherwise_is_refused_naming_the_feature() {
+    let cases = [
+        ("duckdb", "substr(plan, -1, 3)", "DuckDB counts differently"),
+        ("sqlite", "plan LIKE 'p%'", "LIKE ignores case in sqlite"),
+        (
+            "postgres",
+            "CAST(score / 3.0 AS VARCHAR)",
+            "floating-point number",
+        ),
+    ];
+    for (dialect, expr, words) in cases {
+        let dir = crate::support::Workspace::from_fixture("windows");
+        dir.edit_pipeline(
+            "  - name: score_double\n",
+            &format!("  - name: probe\n    kind: behavioral\n    description: Probe.\n    expr: {expr}\n  - name: score_double\n"),
+        );
+        let output = dir.segflow(&["compile", "pipeline.yaml", "--dialect", dialect]);
+        assert_eq!(output.status.code(), Some(3), "{expr}: {}", stderr(&output));
+        let message = stderr_unwrapped(&output);
+        // The feature, not the whole stage of features computed with it.
+        assert!(message.contains("feature `probe`"), "{message}");
+        assert!(!message.contains("`engagement`"), "{message}");
+        assert!(message.contains(words), "`{words}` not in: {message}");
+    }
+}
+
+#[test]
+fn a_table_name_with_anything_after_it_is_refused() {
+    for table in [
+        "analytics.events WHERE false --",
+        "a.b, c.d",
+        "x; DROP TABLE y",
+    ] {
+        let output = compile(
+            "pipelines/saas_quarterly.yaml",
+            "postgres",
+            &["--table", &format!("events={table}")],
+        );
+        assert_eq!(
+            output.status.code(),
+            Some(2),
+            "{table}: {}",
+            stderr(&output)
+        );
+        assert!(
+            stderr(&output).contains("is not a table name"),
+            "{}",
+            stderr(&output)
+        );
     }
 }
