@@ -12,7 +12,7 @@ use datafusion::prelude::{DataFrame, SessionContext};
 
 use super::aggregate::{self, JOIN_KEY, Member};
 use super::entity;
-use super::sources::{arrow_type, table_schema};
+use super::sources::table_schema;
 use super::temporal::{is_temporal, temporal_literal};
 use crate::diagnostic::{Problem, available_help, codes, codes::Code};
 use crate::error::{Error, Result, first_line_of_datafusion};
@@ -1431,7 +1431,7 @@ fn mixed_comparisons(condition: &str, columns: &Schema) -> Vec<(String, DataType
 /// `value` cast to `declared`, when a type is declared.
 fn cast_to(declared: Option<ColumnType>, value: String) -> String {
     match declared {
-        Some(column_type) => format!("arrow_cast({value}, '{}')", arrow_type(column_type)),
+        Some(column_type) => format!("arrow_cast({value}, '{}')", column_type.arrow_type()),
         None => value,
     }
 }

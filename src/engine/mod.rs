@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 
 pub use entity::{Exclusion, ExclusionReason};
 pub use portable::Dialect;
-pub use sources::{ResolvedSource, arrow_type};
+pub use sources::ResolvedSource;
 
 use crate::postgres;
 use crate::postgres::read::Rows;

@@ -557,212 +557,260 @@ impl Rewriter<'_> {
         types: Option<Vec<Option<DataType>>>,
     ) -> ControlFlow<(), Option<Expr>> {
         let dialect = self.dialect;
-        let kinds: Vec<Option<&DataType>> = types
-            .as_ref()
-            .map(|t| t.iter().map(Option::as_ref).collect())
-            .unwrap_or_default();
-        let result = match expr {
+        let types = types.unwrap_or_default();
+        let kinds: Vec<Option<&DataType>> = types.iter().map(Option::as_ref).collect();
+        match expr {
             Expr::BinaryOp {
                 left,
                 op: BinaryOperator::Divide,
                 right,
-            } => match kinds.as_slice() {
-                // Each side as the whole number DataFusion has: Postgres keeps EXTRACT's
-                // and numeric sums as NUMERIC, which `/` would divide as fractions.
-                [Some(l), Some(r)] if l.is_integer() && r.is_integer() => self
-                    .as_whole(left)
-                    .and_then(|left| Ok((left, self.as_whole(right)?)))
-                    .and_then(|(left, right)| dialect.whole_division(left, right))
-                    .map(Some),
-                [Some(_), Some(_)] => Ok(None),
-                _ => {
-                    return self.refuse(
-                        format!("cannot tell whether `{expr}` divides whole numbers"),
-                        Some("write the division so that each side is a column or a plain expression of columns".into()),
-                    );
-                }
-            },
+            } => self.division(expr, left, right, &kinds),
             Expr::BinaryOp {
                 left,
                 op: BinaryOperator::Minus,
                 right,
-            } => match kinds.as_slice() {
-                // Each side as the date DataFusion has: Postgres and DuckDB make `date +
-                // interval` a timestamp, whose difference would be an interval.
-                [Some(l), Some(r)] if is_date(l) && is_date(r) => self
-                    .as_date(left)
-                    .and_then(|left| Ok((left, self.as_date(right)?)))
-                    .and_then(|(left, right)| dialect.days_between(left, right))
-                    .map(Some),
-                [Some(l), Some(r)]
-                    if matches!(l, DataType::Timestamp(..))
-                        || matches!(r, DataType::Timestamp(..)) =>
-                {
-                    return self.refuse(
-                        format!("`{expr}` subtracts timestamps, whose difference each engine gives as a different type"),
-                        Some("subtract dates instead, e.g. `CAST(a AS DATE) - CAST(b AS DATE)` for days".into()),
-                    );
-                }
-                [Some(_), Some(_)] => Ok(None),
-                _ => {
-                    return self.refuse(
-                        format!("cannot tell the types of the operands of `{expr}`"),
-                        None,
-                    );
-                }
-            },
+            } => self.subtraction(expr, left, right, &kinds),
             Expr::Cast {
                 kind: cast_kind @ (CastKind::Cast | CastKind::DoubleColon | CastKind::TryCast),
                 expr: inner,
                 data_type,
                 ..
-            } => {
-                let Some(kind) = TypeKind::of_sql(data_type) else {
-                    return self.refuse(
-                        format!("`{expr}` casts to {data_type}, which segflow does not translate"),
-                        Some(
-                            "cast to BIGINT, INT, DOUBLE, VARCHAR, BOOLEAN, DATE or TIMESTAMP"
-                                .into(),
-                        ),
-                    );
-                };
-                let from = kinds.first().copied().flatten();
-                if kind == TypeKind::Text
-                    && let Some(from) =
-                        from.filter(|t| t.is_floating() || matches!(t, DataType::Timestamp(..)))
-                {
-                    return self.refuse(
-                        format!("`{expr}` writes a {} as text, which each engine spells differently (3.0 or 3; a T or a space in timestamps)", if from.is_floating() { "floating-point number" } else { "timestamp" }),
-                        Some("compare the value itself, or make it a whole number or a date before casting".into()),
-                    );
-                }
-                let from_fraction = from.is_some_and(|t| {
-                    t.is_floating()
-                        || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
-                });
-                self.cast(*inner.clone(), kind, from_fraction)
-                    .map(|mut cast| {
-                        if let Expr::Cast { kind, .. } = &mut cast
-                            && *cast_kind == CastKind::TryCast
-                        {
-                            *kind = CastKind::TryCast;
-                        }
-                        Some(cast)
-                    })
-            }
+            } => self.cast_as(expr, cast_kind.clone(), inner, data_type, &kinds),
+            Expr::Function(function) => self.function(expr, function, &kinds),
             Expr::Value(value) if matches!(&value.value, Value::Number(n, _) if n.contains(['.', 'e', 'E'])) =>
             {
                 // DataFusion reads `0.7` as a double; Postgres and DuckDB as an exact decimal,
                 // which compares differently (3 * 0.7 < 2.1).
-                self.cast(expr.clone(), TypeKind::Float64, false).map(Some)
+                let cast = self.cast(expr.clone(), TypeKind::Float64, false);
+                self.done(cast)
             }
             Expr::Like { .. } | Expr::ILike { .. }
                 if matches!(dialect, Dialect::Sqlite | Dialect::MySql) =>
             {
-                return self.refuse(
+                self.refuse(
                     format!("`{expr}`: LIKE ignores case in {dialect}, and not in DataFusion"),
                     Some(
                         "compare lower(x) with a lower-case pattern, or run on the embedded engine"
                             .into(),
                     ),
-                );
+                )
             }
             Expr::Substring {
                 substring_from: Some(start),
                 ..
             } if dialect == Dialect::DuckDb && !is_positive_literal(start) => {
-                return self.refuse(
-                    format!("`{expr}` starts at a position that is not a positive number, which DuckDB counts differently"),
-                    Some("start at 1 or later".into()),
-                );
-            }
-            Expr::Function(function) => {
-                let name = function.name.to_string().to_ascii_lowercase();
-                let args = plain_args(function);
-                match (name.as_str(), args.as_deref()) {
-                    ("as_of", Some([])) => Ok(Some(self.date_literal())),
-                    ("arrow_cast", Some([value, Expr::Value(v)])) => {
-                        let Value::SingleQuotedString(arrow) = &v.value else {
-                            return self
-                                .refuse(format!("`{expr}` is not a cast segflow wrote"), None);
-                        };
-                        let Some(kind) = arrow
-                            .parse::<DataType>()
-                            .ok()
-                            .as_ref()
-                            .and_then(TypeKind::of_arrow)
-                        else {
-                            return self.refuse(
-                                format!(
-                                    "`{expr}` casts to {arrow}, which segflow does not translate"
-                                ),
-                                None,
-                            );
-                        };
-                        self.cast(value.clone(), kind, false).map(Some)
-                    }
-                    ("isnan", Some([value])) => dialect.is_nan(value.clone()).map(Some),
-                    ("substr" | "substring", Some([_, start, ..]))
-                        if dialect == Dialect::DuckDb && !is_positive_literal(start) =>
-                    {
-                        return self.refuse(
-                            format!("`{expr}` starts at a position that is not a positive number, which DuckDB counts differently"),
-                            Some("start at 1 or later".into()),
-                        );
-                    }
-                    // Postgres and MySQL round a double's halves to even; DataFusion away from
-                    // zero, as they do for exact numbers.
-                    ("round", Some([value, rest @ ..]))
-                        if matches!(dialect, Dialect::Postgres | Dialect::MySql)
-                            && matches!(kinds.as_slice(), [Some(t)] if t.is_floating()) =>
-                    {
-                        let exact = if dialect == Dialect::Postgres {
-                            "NUMERIC"
-                        } else {
-                            "DECIMAL(65, 30)"
-                        };
-                        let double = dialect.type_name(TypeKind::Float64).unwrap_or("DOUBLE");
-                        let mut args = vec![value.clone()];
-                        args.extend(rest.iter().cloned());
-                        let digits = if rest.is_empty() { "" } else { ", __1" };
-                        template(
-                            &format!("CAST(round(CAST(__0 AS {exact}){digits}) AS {double})"),
-                            args,
-                        )
-                        .map(Some)
-                    }
-                    // A sum of whole numbers is whole in DataFusion (BIGINT); Postgres makes it
-                    // NUMERIC and DuckDB HUGEINT, which would then divide as fractions.
-                    ("sum", _) if matches!(kinds.as_slice(), [Some(t)] if t.is_integer()) => {
-                        let mut function = function.clone();
-                        self.order_nulls_as_datafusion(&mut function);
-                        self.cast(Expr::Function(function), TypeKind::Int64, false)
-                            .map(Some)
-                    }
-                    ("bit_count", _) => {
-                        return self.refuse("`bit_count` is segflow's own function".into(), None);
-                    }
-                    _ => {
-                        let mut function = function.clone();
-                        self.order_nulls_as_datafusion(&mut function);
-                        Ok(Some(Expr::Function(function)))
-                    }
-                }
+                self.refuse_negative_start(expr)
             }
             Expr::TypedString(typed) if dialect == Dialect::Sqlite => {
                 // SQLite keeps dates and timestamps as ISO text.
-                Ok(Some(Expr::Value(
+                ControlFlow::Continue(Some(Expr::Value(
                     Value::SingleQuotedString(
                         typed.value.clone().into_string().unwrap_or_default(),
                     )
                     .into(),
                 )))
             }
-            _ => Ok(None),
-        };
+            _ => ControlFlow::Continue(None),
+        }
+    }
+
+    /// A rewritten expression, or a refusal saying why it could not be.
+    fn done(&mut self, result: Result<Expr>) -> ControlFlow<(), Option<Expr>> {
         match result {
-            Ok(rewritten) => ControlFlow::Continue(rewritten),
+            Ok(rewritten) => ControlFlow::Continue(Some(rewritten)),
             Err(e) => self.refuse(e.to_string(), None),
+        }
+    }
+
+    fn refuse_negative_start(&mut self, expr: &Expr) -> ControlFlow<(), Option<Expr>> {
+        self.refuse(
+            format!("`{expr}` starts at a position that is not a positive number, which DuckDB counts differently"),
+            Some("start at 1 or later".into()),
+        )
+    }
+
+    /// `left / right`: of two whole numbers, a whole-number division.
+    fn division(
+        &mut self,
+        expr: &Expr,
+        left: &Expr,
+        right: &Expr,
+        kinds: &[Option<&DataType>],
+    ) -> ControlFlow<(), Option<Expr>> {
+        match kinds {
+            // Each side as the whole number DataFusion has: Postgres keeps EXTRACT's and
+            // numeric sums as NUMERIC, which `/` would divide as fractions.
+            [Some(l), Some(r)] if l.is_integer() && r.is_integer() => {
+                let division = self
+                    .as_whole(left)
+                    .and_then(|left| Ok((left, self.as_whole(right)?)))
+                    .and_then(|(left, right)| self.dialect.whole_division(left, right));
+                self.done(division)
+            }
+            [Some(_), Some(_)] => ControlFlow::Continue(None),
+            _ => self.refuse(
+                format!("cannot tell whether `{expr}` divides whole numbers"),
+                Some("write the division so that each side is a column or a plain expression of columns".into()),
+            ),
+        }
+    }
+
+    /// `left - right`: of two dates, a number of days; of timestamps, refused.
+    fn subtraction(
+        &mut self,
+        expr: &Expr,
+        left: &Expr,
+        right: &Expr,
+        kinds: &[Option<&DataType>],
+    ) -> ControlFlow<(), Option<Expr>> {
+        match kinds {
+            // Each side as the date DataFusion has: Postgres and DuckDB make `date + interval`
+            // a timestamp, whose difference would be an interval.
+            [Some(l), Some(r)] if is_date(l) && is_date(r) => {
+                let days = self
+                    .as_date(left)
+                    .and_then(|left| Ok((left, self.as_date(right)?)))
+                    .and_then(|(left, right)| self.dialect.days_between(left, right));
+                self.done(days)
+            }
+            [Some(l), Some(r)]
+                if matches!(l, DataType::Timestamp(..)) || matches!(r, DataType::Timestamp(..)) =>
+            {
+                self.refuse(
+                    format!("`{expr}` subtracts timestamps, whose difference each engine gives as a different type"),
+                    Some("subtract dates instead, e.g. `CAST(a AS DATE) - CAST(b AS DATE)` for days".into()),
+                )
+            }
+            [Some(_), Some(_)] => ControlFlow::Continue(None),
+            _ => self.refuse(
+                format!("cannot tell the types of the operands of `{expr}`"),
+                None,
+            ),
+        }
+    }
+
+    /// `CAST(inner AS data_type)` (or `TRY_CAST`), `kinds` holding the type of `inner` when it
+    /// matters: to a whole number or to text.
+    fn cast_as(
+        &mut self,
+        expr: &Expr,
+        cast_kind: CastKind,
+        inner: &Expr,
+        data_type: &ast::DataType,
+        kinds: &[Option<&DataType>],
+    ) -> ControlFlow<(), Option<Expr>> {
+        let Some(kind) = TypeKind::of_sql(data_type) else {
+            return self.refuse(
+                format!("`{expr}` casts to {data_type}, which segflow does not translate"),
+                Some("cast to BIGINT, INT, DOUBLE, VARCHAR, BOOLEAN, DATE or TIMESTAMP".into()),
+            );
+        };
+        let from = kinds.first().copied().flatten();
+        if kind == TypeKind::Text
+            && let Some(from) =
+                from.filter(|t| t.is_floating() || matches!(t, DataType::Timestamp(..)))
+        {
+            let what = if from.is_floating() {
+                "floating-point number"
+            } else {
+                "timestamp"
+            };
+            return self.refuse(
+                format!("`{expr}` writes a {what} as text, which each engine spells differently (3.0 or 3; a T or a space in timestamps)"),
+                Some("compare the value itself, or make it a whole number or a date before casting".into()),
+            );
+        }
+        let from_fraction = from.is_some_and(|t| {
+            t.is_floating() || matches!(t, DataType::Decimal128(..) | DataType::Decimal256(..))
+        });
+        let cast = self
+            .cast(inner.clone(), kind, from_fraction)
+            .map(|mut cast| {
+                if let Expr::Cast { kind, .. } = &mut cast
+                    && cast_kind == CastKind::TryCast
+                {
+                    *kind = CastKind::TryCast;
+                }
+                cast
+            });
+        self.done(cast)
+    }
+
+    /// A function call: segflow's own functions replaced, and those whose meaning differs
+    /// between engines written as DataFusion means them.
+    fn function(
+        &mut self,
+        expr: &Expr,
+        function: &ast::Function,
+        kinds: &[Option<&DataType>],
+    ) -> ControlFlow<(), Option<Expr>> {
+        let dialect = self.dialect;
+        let name = function.name.to_string().to_ascii_lowercase();
+        let args = plain_args(function);
+        match (name.as_str(), args.as_deref()) {
+            ("as_of", Some([])) => ControlFlow::Continue(Some(self.date_literal())),
+            ("arrow_cast", Some([value, Expr::Value(v)])) => {
+                let Value::SingleQuotedString(arrow) = &v.value else {
+                    return self.refuse(format!("`{expr}` is not a cast segflow wrote"), None);
+                };
+                let Some(kind) = arrow
+                    .parse::<DataType>()
+                    .ok()
+                    .as_ref()
+                    .and_then(TypeKind::of_arrow)
+                else {
+                    return self.refuse(
+                        format!("`{expr}` casts to {arrow}, which segflow does not translate"),
+                        None,
+                    );
+                };
+                let cast = self.cast(value.clone(), kind, false);
+                self.done(cast)
+            }
+            ("isnan", Some([value])) => {
+                let test = dialect.is_nan(value.clone());
+                self.done(test)
+            }
+            ("substr" | "substring", Some([_, start, ..]))
+                if dialect == Dialect::DuckDb && !is_positive_literal(start) =>
+            {
+                self.refuse_negative_start(expr)
+            }
+            // Postgres and MySQL round a double's halves to even; DataFusion away from zero, as
+            // they do for exact numbers.
+            ("round", Some([value, rest @ ..]))
+                if matches!(dialect, Dialect::Postgres | Dialect::MySql)
+                    && matches!(kinds, [Some(t)] if t.is_floating()) =>
+            {
+                let exact = if dialect == Dialect::Postgres {
+                    "NUMERIC"
+                } else {
+                    "DECIMAL(65, 30)"
+                };
+                let double = dialect.type_name(TypeKind::Float64).unwrap_or("DOUBLE");
+                let mut args = vec![value.clone()];
+                args.extend(rest.iter().cloned());
+                let digits = if rest.is_empty() { "" } else { ", __1" };
+                let rounded = template(
+                    &format!("CAST(round(CAST(__0 AS {exact}){digits}) AS {double})"),
+                    args,
+                );
+                self.done(rounded)
+            }
+            // A sum of whole numbers is whole in DataFusion (BIGINT); Postgres makes it NUMERIC
+            // and DuckDB HUGEINT, which would then divide as fractions.
+            ("sum", _) if matches!(kinds, [Some(t)] if t.is_integer()) => {
+                let mut function = function.clone();
+                self.order_nulls_as_datafusion(&mut function);
+                let cast = self.cast(Expr::Function(function), TypeKind::Int64, false);
+                self.done(cast)
+            }
+            ("bit_count", _) => self.refuse("`bit_count` is segflow's own function".into(), None),
+            _ => {
+                let mut function = function.clone();
+                self.order_nulls_as_datafusion(&mut function);
+                ControlFlow::Continue(Some(Expr::Function(function)))
+            }
         }
     }
 

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
-use datafusion::arrow::datatypes::{DataType, Schema, TimeUnit};
+use datafusion::arrow::datatypes::{DataType, Schema};
 
 use crate::error::{Error, Result};
 use crate::pipeline::model::{ColumnType, SourceFormat};
@@ -26,19 +26,6 @@ pub struct ResolvedSource {
     pub format: SourceFormat,
     /// For a Postgres source, what identifies the rows read.
     pub database: Option<crate::postgres::read::Fingerprint>,
-}
-
-/// The Arrow type of a declared column type.
-pub fn arrow_type(column_type: ColumnType) -> DataType {
-    match column_type {
-        ColumnType::Int32 => DataType::Int32,
-        ColumnType::Int64 => DataType::Int64,
-        ColumnType::Float64 => DataType::Float64,
-        ColumnType::String => DataType::Utf8,
-        ColumnType::Bool => DataType::Boolean,
-        ColumnType::Date => DataType::Date32,
-        ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
-    }
 }
 
 /// Check what can be checked without reading rows: every Parquet file's footer and column types,
@@ -352,7 +339,7 @@ fn parse_time(text: &str, column_type: ColumnType) -> std::result::Result<(), St
         ..CastOptions::default()
     };
     let array = StringArray::from(vec![text]);
-    cast_with_options(&array, &arrow_type(column_type), &options)
+    cast_with_options(&array, &column_type.arrow_type(), &options)
         .map(|_| ())
         .map_err(|e| e.to_string())
 }

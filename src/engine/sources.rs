@@ -19,7 +19,7 @@ use crate::postgres::read::Snapshot;
 
 use super::location;
 use super::source_files;
-pub use super::source_files::{ResolvedSource, arrow_type};
+pub use super::source_files::ResolvedSource;
 
 /// Find the files of every source of the plan: a file source's at its path, a Postgres source's
 /// in `snapshot` (where it was read to).
@@ -207,7 +207,7 @@ async fn read(
     if schema.fields().is_empty() && source.format == SourceFormat::Ndjson && !declared.is_empty() {
         let fields: Vec<Field> = declared
             .iter()
-            .map(|(name, column_type)| Field::new(name, arrow_type(*column_type), true))
+            .map(|(name, column_type)| Field::new(name, column_type.arrow_type(), true))
             .collect();
         let empty = RecordBatch::new_empty(Arc::new(Schema::new(fields)));
         return ctx.read_batch(empty).map_err(fail);
@@ -338,13 +338,13 @@ pub fn declared_schema(found: &Schema, declared: &BTreeMap<String, ColumnType>) 
         .fields()
         .iter()
         .map(|field| match declared.get(field.name()) {
-            Some(column_type) => Field::new(field.name(), arrow_type(*column_type), true),
+            Some(column_type) => Field::new(field.name(), column_type.arrow_type(), true),
             None => field.as_ref().clone(),
         })
         .collect();
     for (column, column_type) in declared {
         if found.field_with_name(column).is_err() {
-            fields.push(Field::new(column, arrow_type(*column_type), true));
+            fields.push(Field::new(column, column_type.arrow_type(), true));
         }
     }
     Schema::new(fields)

@@ -336,6 +336,20 @@ pub enum ColumnType {
 }
 
 impl ColumnType {
+    /// The Arrow type values of this declared type are read as.
+    pub fn arrow_type(self) -> arrow::datatypes::DataType {
+        use arrow::datatypes::{DataType, TimeUnit};
+        match self {
+            ColumnType::Int32 => DataType::Int32,
+            ColumnType::Int64 => DataType::Int64,
+            ColumnType::Float64 => DataType::Float64,
+            ColumnType::String => DataType::Utf8,
+            ColumnType::Bool => DataType::Boolean,
+            ColumnType::Date => DataType::Date32,
+            ColumnType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, None),
+        }
+    }
+
     /// The name as written in a pipeline file (`int64`, `date`).
     pub fn name(self) -> &'static str {
         match self {

@@ -26,7 +26,6 @@ use tokio_postgres::types::Type;
 use super::connection::{Target, describe};
 use super::types::ColumnReader;
 use crate::diagnostic::available_help;
-use crate::engine::arrow_type;
 use crate::error::{Error, Result};
 use crate::pipeline::model::ColumnType;
 use crate::pipeline::validated::EntityOrigin;
@@ -401,7 +400,7 @@ impl Request<'_> {
                     Some(available_help(name, "column", names)),
                 ));
             };
-            let wanted = arrow_type(*declared);
+            let wanted = declared.arrow_type();
             let numbers_as_times = matches!(declared, ColumnType::Date | ColumnType::Timestamp)
                 && field.data_type().is_numeric();
             if numbers_as_times || !can_cast_types(field.data_type(), &wanted) {
