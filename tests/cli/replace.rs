@@ -132,15 +132,25 @@ fn spawn_replace(workspace: &Workspace, env: (&str, &str)) -> std::process::Chil
 
 /// Start `run pipeline.yaml --out out` with `extra` arguments and `env` set, not awaited.
 fn spawn_run(workspace: &Workspace, extra: &[&str], env: (&str, &str)) -> std::process::Child {
-    std::process::Command::new(env!("CARGO_BIN_EXE_segflow"))
+    use std::os::unix::process::CommandExt;
+    let mut command = std::process::Command::new(env!("CARGO_BIN_EXE_segflow"));
+    command
         .current_dir(workspace.path())
         .args(["run", "pipeline.yaml", "--out", "out"])
         .args(extra)
         .env(env.0, env.1)
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::piped())
-        .spawn()
-        .unwrap()
+        .stderr(std::process::Stdio::piped());
+    // segflow leaves SIGHUP alone when it starts ignored (under `nohup`, on purpose); a test
+    // started under nohup would inherit that, so the run starts with the default disposition.
+    // SAFETY: between fork and exec, only an async-signal-safe call that touches no memory.
+    unsafe {
+        command.pre_exec(|| {
+            libc::signal(libc::SIGHUP, libc::SIG_DFL);
+            Ok(())
+        });
+    }
+    command.spawn().unwrap()
 }
 
 /// Whether a run into `out` has made its staging folder.
