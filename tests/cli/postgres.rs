@@ -746,3 +746,75 @@ fn the_postgres_engine_refuses_file_sources_before_any_work() {
     assert!(stderr_unwrapped(&output).contains("source `customers` is files"));
     assert!(!folder.path().join("run").exists());
 }
+
+#[test]
+fn a_query_source_runs_inside_postgres_as_it_reads_into_the_embedded_engine() {
+    let Some(url) = postgres_url() else { return };
+    let schema = "sf_engine_query";
+    load_example(&url, schema);
+    let from = format!("table: {schema}.tickets }}");
+    let pipeline = example_on_postgres(schema);
+    assert!(pipeline.contains(&from), "no tickets table in the pipeline");
+    // The tickets source becomes a query over a view keeping only some tickets; inside Postgres
+    // it is a common table expression of its own.
+    execute(
+        &url,
+        &format!(
+            "CREATE OR REPLACE VIEW {schema}.severe AS SELECT * FROM {schema}.tickets WHERE severity <> 'low'"
+        ),
+    );
+    let pipeline = pipeline.replacen(
+        &from,
+        &format!("query: \"SELECT customer_id, created_at, severity FROM {schema}.severe\" }}"),
+        1,
+    );
+    let folder = TempDir::new().expect("temp dir");
+    std::fs::write(folder.path().join("pipeline.yaml"), pipeline).expect("write pipeline");
+    let embedded = run_in(
+        folder.path(),
+        &url,
+        &["run", "pipeline.yaml", "--out", "embedded"],
+    );
+    assert!(embedded.status.success(), "{}", stderr(&embedded));
+    let inside = run_in(
+        folder.path(),
+        &url,
+        &[
+            "run",
+            "pipeline.yaml",
+            "--engine",
+            "postgres",
+            "--out",
+            "inside",
+        ],
+    );
+    assert!(inside.status.success(), "{}", stderr(&inside));
+    let (expected, _) = read_assignments(
+        &folder.path().join("embedded/assignments.parquet"),
+        "customer_id",
+    );
+    let (found, _) = read_assignments(
+        &folder.path().join("inside/assignments.parquet"),
+        "customer_id",
+    );
+    assert_eq!(found.len(), expected.len());
+    for (customer, row) in &expected {
+        assert_eq!(
+            found[customer]["tickets_90"], row["tickets_90"],
+            "customer {customer}"
+        );
+        assert_eq!(
+            found[customer]["segment"], row["segment"],
+            "customer {customer}"
+        );
+    }
+    // Fewer tickets than the whole table: the query's filter held in both engines.
+    let all = ExampleRun::new("pipelines/saas_quarterly.yaml", &[]);
+    let (unfiltered, _) = read_assignments(&all.path("assignments.parquet"), "customer_id");
+    let total = |rows: &std::collections::BTreeMap<i64, crate::support::Row>| -> i64 {
+        rows.values()
+            .map(|r| r["tickets_90"].as_i64().unwrap_or(0))
+            .sum()
+    };
+    assert!(total(&found) < total(&unfiltered));
+}
