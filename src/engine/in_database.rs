@@ -146,14 +146,6 @@ pub(super) async fn run(
         "SELECT {} FROM (\n{statement}\n) AS t ORDER BY t.{key}",
         columns.join(", ")
     );
-    let mut counted_tables = tables.clone();
-    for name in queries.keys() {
-        counted_tables.insert(
-            name.clone(),
-            portable::parse_table(&ident(&portable::query_source_name(name)))
-                .map_err(Error::Internal)?,
-        );
-    }
     let mut exclusion_queries = Vec::new();
     for query in &compiled.exclusions {
         let sql = portable::query(
@@ -162,10 +154,11 @@ pub(super) async fn run(
             &query.sql,
             options.as_of,
             Dialect::Postgres,
-            &counted_tables,
+            &tables,
+            &queries,
         )
         .await?;
-        exclusion_queries.push((query, with_queries(&sql, &queries)));
+        exclusion_queries.push((query, sql));
     }
     timings.lap("plan");
 
@@ -237,21 +230,4 @@ pub(super) async fn run(
         timings,
     )
     .await
-}
-
-/// `sql` reading each query source from its query, as a common table expression.
-fn with_queries(sql: &str, queries: &BTreeMap<String, String>) -> String {
-    if queries.is_empty() {
-        return sql.to_string();
-    }
-    let ctes: Vec<String> = queries
-        .iter()
-        .map(|(name, query)| {
-            format!(
-                "{} AS (\n{query}\n)",
-                ident(&portable::query_source_name(name))
-            )
-        })
-        .collect();
-    format!("WITH {}\n{sql}", ctes.join(",\n"))
 }

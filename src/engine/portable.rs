@@ -267,23 +267,7 @@ pub async fn statement(
     tables: &Tables,
     queries: &BTreeMap<String, String>,
 ) -> Result<String> {
-    // On lines of their own, so that a trailing `--` comment ends with its line.
-    let mut ctes: Vec<String> = queries
-        .iter()
-        .map(|(name, query)| {
-            format!(
-                "{} AS (\n{query}\n)",
-                quoted(&query_source_name(name), dialect)
-            )
-        })
-        .collect();
-    let mut tables = tables.clone();
-    for name in queries.keys() {
-        tables.insert(
-            name.clone(),
-            ObjectName::from(vec![ast::Ident::with_quote('"', query_source_name(name))]),
-        );
-    }
+    let (mut ctes, tables) = query_sources(dialect, tables, queries);
     let tables = &tables;
     let mut last = String::new();
     for stage in stages {
@@ -331,8 +315,8 @@ async fn narrowed(
     error
 }
 
-/// One query segflow wrote over the sources (a count), rewritten for `dialect`; `title` says
-/// what it computes.
+/// One query segflow wrote over the sources (a count), rewritten for `dialect` as
+/// [`statement`] rewrites the stages; `title` says what it computes.
 pub async fn query(
     ctx: &SessionContext,
     title: &str,
@@ -340,9 +324,39 @@ pub async fn query(
     as_of: NaiveDate,
     dialect: Dialect,
     tables: &Tables,
+    queries: &BTreeMap<String, String>,
 ) -> Result<String> {
-    let sql = translate(ctx, title, sql, as_of, dialect, tables).await?;
+    let (ctes, tables) = query_sources(dialect, tables, queries);
+    let sql = translate(ctx, title, sql, as_of, dialect, &tables).await?;
+    let sql = if ctes.is_empty() {
+        sql
+    } else {
+        format!("WITH\n{}\n{sql}", ctes.join(",\n"))
+    };
     Ok(requote(&sql, dialect))
+}
+
+/// The common table expressions of the query sources, and `tables` with each query source read
+/// from its own.
+fn query_sources(
+    dialect: Dialect,
+    tables: &Tables,
+    queries: &BTreeMap<String, String>,
+) -> (Vec<String>, Tables) {
+    let mut tables = tables.clone();
+    // On lines of their own, so that a trailing `--` comment ends with its line.
+    let ctes = queries
+        .iter()
+        .map(|(name, query)| {
+            let cte = query_source_name(name);
+            tables.insert(
+                name.clone(),
+                ObjectName::from(vec![ast::Ident::with_quote('"', cte.clone())]),
+            );
+            format!("{} AS (\n{query}\n)", quoted(&cte, dialect))
+        })
+        .collect();
+    (ctes, tables)
 }
 
 fn one_line(text: &str) -> String {

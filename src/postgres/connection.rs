@@ -139,6 +139,18 @@ pub fn describe(error: &tokio_postgres::Error) -> String {
     }
 }
 
+/// Begin a read-only transaction on one snapshot, in UTC, returning the snapshot
+/// (`pg_current_snapshot()` needs PostgreSQL 13 or later).
+pub async fn begin_snapshot(client: &Client) -> Result<String, tokio_postgres::Error> {
+    client
+        .batch_execute("SET TIME ZONE 'UTC'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY")
+        .await?;
+    Ok(client
+        .query_one("SELECT pg_current_snapshot()::text", &[])
+        .await?
+        .get(0))
+}
+
 #[cfg(test)]
 mod tests {
     use super::Target;

@@ -151,21 +151,9 @@ pub async fn read(pipeline: &Pipeline, as_of: NaiveDate, rows: Rows) -> Result<S
                 ));
             }
         };
-        // pg_current_snapshot() needs PostgreSQL 13 or later.
-        let begin = async {
-            client
-                .batch_execute(
-                    "SET TIME ZONE 'UTC'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                )
-                .await?;
-            client
-                .query_one("SELECT pg_current_snapshot()::text", &[])
-                .await
-        };
-        let snapshot: String = begin
+        let snapshot = super::connection::begin_snapshot(&client)
             .await
-            .map_err(|e| fail(first, describe(&e), None))?
-            .get(0);
+            .map_err(|e| fail(first, describe(&e), None))?;
         for (source, relation) in group {
             let file = folder.path().join(format!("{}.parquet", source.name));
             let request = Request {

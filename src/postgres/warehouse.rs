@@ -41,27 +41,14 @@ impl Warehouse {
                 message: refusal.message,
                 help: Some("check that the server runs and the URL's user and password".into()),
             })?;
-        let begin = async {
-            client
-                .batch_execute(
-                    "SET TIME ZONE 'UTC'; BEGIN ISOLATION LEVEL REPEATABLE READ READ ONLY",
-                )
-                .await?;
-            client
-                .query_one("SELECT pg_current_snapshot()::text", &[])
-                .await
-        };
-        let snapshot: String = match begin.await {
-            Ok(row) => row.get(0),
-            Err(e) => {
-                return Err(Error::Database {
-                    source_name: WHAT.into(),
-                    target: target.to_string(),
-                    message: describe(&e),
-                    help: None,
-                });
-            }
-        };
+        let snapshot = super::connection::begin_snapshot(&client)
+            .await
+            .map_err(|e| Error::Database {
+                source_name: WHAT.into(),
+                target: target.to_string(),
+                message: describe(&e),
+                help: None,
+            })?;
         Ok(Warehouse {
             client,
             target,
