@@ -306,6 +306,8 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan(args) => plan(&args),
         Command::Compile(args) => compile(&args),
+        #[cfg(feature = "ballista")]
+        Command::Ballista(command) => ballista_process(command),
         Command::Test(args) => segment_tests(&args.input),
         // Errors print codes as `segflow::feature-cycle`; both spellings are accepted.
         Command::Explain { code } => {
@@ -341,6 +343,31 @@ pub fn run(cli: Cli) -> Result<()> {
 pub fn schema_json() -> String {
     let schema = schemars::schema_for!(PipelineSpec);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Run a process of a Ballista cluster until it is stopped.
+#[cfg(feature = "ballista")]
+fn ballista_process(command: crate::cli::BallistaCommand) -> Result<()> {
+    use crate::cli::BallistaCommand;
+    let runtime = runtime()?;
+    match command {
+        BallistaCommand::Scheduler { bind } => runtime.block_on(crate::cluster::scheduler(bind)),
+        BallistaCommand::Executor {
+            scheduler,
+            bind,
+            grpc_port,
+            concurrent_tasks,
+            work_dir,
+            memory_limit,
+        } => runtime.block_on(crate::cluster::executor(crate::cluster::ExecutorOptions {
+            scheduler,
+            bind,
+            grpc_port,
+            concurrent_tasks,
+            work_dir,
+            memory_limit,
+        })),
+    }
 }
 
 fn runtime() -> Result<tokio::runtime::Runtime> {
@@ -714,10 +741,10 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         threads,
     };
     options.profile = args.profile;
-    options.engine = match args.engine {
-        crate::cli::EngineChoice::Embedded => engine::Engine::Embedded,
-        crate::cli::EngineChoice::Postgres => engine::Engine::Postgres,
-    };
+    if !args.engine.available() {
+        return Err(engine::without_ballista());
+    }
+    options.engine = args.engine.clone();
     options.progress = Progress::on_terminal(args.quiet || json_format());
     let destination = args.out.clone().unwrap_or_else(|| {
         PathBuf::from("runs").join(format!("{}-{}", pipeline.spec.name, options.as_of))

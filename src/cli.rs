@@ -5,6 +5,8 @@ use std::path::PathBuf;
 use chrono::NaiveDate;
 use clap::{Args, Parser, Subcommand};
 
+use crate::engine::{Engine, Scheduler};
+
 /// Customer segmentation as version-controlled, reviewable, repeatable pipelines.
 ///
 /// A pipeline file declares sources, per-customer features, ordered segment rules and their
@@ -161,6 +163,54 @@ pub enum Command {
     /// Work with report templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// Start the processes of an Apache Ballista cluster for `run --engine ballista://`.
+    ///
+    /// Stock Ballista scheduler and executors of the release segflow is built with; segflow's
+    /// plans need no function of its own on them. Start one scheduler, then executors on every
+    /// machine that sees the source files at the same paths.
+    ///
+    /// Example:
+    ///   segflow ballista scheduler --bind 127.0.0.1:50050
+    ///   segflow ballista executor --scheduler 127.0.0.1:50050 --bind 127.0.0.1:50051 \
+    ///       --grpc-port 50052
+    ///   segflow run pipelines/saas_quarterly.yaml --engine ballista://127.0.0.1:50050
+    #[cfg(feature = "ballista")]
+    #[command(subcommand, verbatim_doc_comment)]
+    Ballista(BallistaCommand),
+}
+
+/// `segflow ballista` subcommands.
+#[cfg(feature = "ballista")]
+#[derive(Debug, Subcommand)]
+pub enum BallistaCommand {
+    /// Run a Ballista scheduler until stopped.
+    Scheduler {
+        /// Address and port to listen on.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        bind: std::net::SocketAddr,
+    },
+    /// Run a Ballista executor until stopped.
+    Executor {
+        /// The scheduler to register with.
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50050")]
+        scheduler: std::net::SocketAddr,
+        /// Address and port to listen on for shuffle data (Arrow Flight).
+        #[arg(long, value_name = "HOST:PORT", default_value = "127.0.0.1:50051")]
+        bind: std::net::SocketAddr,
+        /// Port for the scheduler's task requests (gRPC).
+        #[arg(long, value_name = "PORT", default_value_t = 50052)]
+        grpc_port: u16,
+        /// Tasks run at once. Default: one per core.
+        #[arg(long, value_name = "N")]
+        concurrent_tasks: Option<usize>,
+        /// Folder for shuffle files. Default: a temporary folder.
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// Memory the executor's tasks share before they spill, e.g. `4GiB`. Default:
+        /// Ballista's, a share of the machine's memory.
+        #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+        memory_limit: Option<u64>,
+    },
 }
 
 /// Options shared by commands that read a pipeline's sources.
@@ -211,12 +261,14 @@ pub struct RunArgs {
     /// Worker threads (and partitions of each query). Default: one per core.
     #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
     pub threads: Option<u16>,
-    /// Where to compute the assignments: `embedded` (DataFusion inside segflow) or `postgres`
+    /// Where to compute the assignments: `embedded` (DataFusion inside segflow), `postgres`
     /// (inside the PostgreSQL database every source is in, as the SQL `segflow compile
-    /// --dialect postgres` prints; only the assignments are fetched, and statistics, criteria
-    /// and reports are the same as an embedded run's). The URL is the sources' own.
-    #[arg(long, value_enum, default_value_t = EngineChoice::Embedded)]
-    pub engine: EngineChoice,
+    /// --dialect postgres` prints; the URL is the sources' own) or `ballista://HOST:PORT` (on
+    /// an Apache Ballista cluster whose executors read the source files at the same paths; in
+    /// builds with the `ballista` feature). Only the assignments are fetched; statistics,
+    /// criteria and reports are the same as an embedded run's.
+    #[arg(long, value_name = "ENGINE", default_value = "embedded", value_parser = parse_engine)]
+    pub engine: Engine,
     /// Write `profile.txt` into the run folder: the executed physical plan with each
     /// operator's rows, time and spills.
     #[arg(long)]
@@ -323,13 +375,17 @@ pub enum MessageFormat {
     Json,
 }
 
-/// Where `segflow run` computes the assignments.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum EngineChoice {
-    /// DataFusion inside segflow.
-    Embedded,
-    /// Inside the PostgreSQL database the sources are in.
-    Postgres,
+/// Where `segflow run` computes the assignments: `embedded`, `postgres` or
+/// `ballista://HOST:PORT`.
+fn parse_engine(text: &str) -> Result<Engine, String> {
+    match text {
+        "embedded" => Ok(Engine::Embedded),
+        "postgres" => Ok(Engine::Postgres),
+        _ if text.starts_with("ballista://") => Scheduler::parse(text).map(Engine::Ballista),
+        _ => Err(format!(
+            "`{text}` is not an engine: use `embedded`, `postgres` or `ballista://HOST:PORT`"
+        )),
+    }
 }
 
 /// What `segflow plan` prints.

@@ -36,6 +36,8 @@ pub mod exit {
     /// An export (a database table or a file the pipeline's `exports:` names) failed; the run
     /// folder and every export are left as they were.
     pub const EXPORT: u8 = 12;
+    /// The Ballista cluster of `--engine ballista://` could not be reached or failed the job.
+    pub const CLUSTER: u8 = 13;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
     /// Interrupted by Ctrl-C or a termination signal; nothing was written.
@@ -182,6 +184,16 @@ pub enum Error {
         /// What to do about it.
         help: Option<String>,
     },
+    /// The Ballista cluster could not be reached, had no executor, or failed the job.
+    #[error("Ballista cluster {scheduler}: {message}")]
+    Cluster {
+        /// The scheduler, `ballista://HOST:PORT`.
+        scheduler: String,
+        /// The cluster's message.
+        message: String,
+        /// What to do about it.
+        help: Option<String>,
+    },
     /// The engine ran out of its memory pool in a stage, even after spilling.
     #[error("out of memory in stage `{stage}`{}: {message}", limit.map_or(String::new(), |l| format!(" under --memory-limit {}", human_bytes(l))))]
     OutOfMemory {
@@ -241,6 +253,7 @@ impl Error {
             Error::Chromium { .. } => exit::CHROMIUM,
             Error::Database { .. } => exit::DATA,
             Error::Export { .. } => exit::EXPORT,
+            Error::Cluster { .. } => exit::CLUSTER,
             Error::Internal(_) => exit::INTERNAL,
             Error::BrokenPipe => exit::OK,
         }
@@ -319,6 +332,7 @@ impl Diagnostic for Error {
             Error::Chromium { .. } => "segflow::chromium",
             Error::Database { .. } => "segflow::database",
             Error::Export { .. } => "segflow::export",
+            Error::Cluster { .. } => "segflow::cluster",
             Error::Internal(_) | Error::BrokenPipe => "segflow::internal",
         };
         Some(Box::new(code))
@@ -344,7 +358,8 @@ impl Diagnostic for Error {
             | Error::Dialect { help, .. }
             | Error::Chromium { help, .. }
             | Error::Database { help, .. }
-            | Error::Export { help, .. } => {
+            | Error::Export { help, .. }
+            | Error::Cluster { help, .. } => {
                 help.as_ref().map(|h| Box::new(h) as Box<dyn fmt::Display>)
             }
             _ => None,

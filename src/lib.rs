@@ -12,6 +12,8 @@
 pub mod analysis;
 pub mod app;
 pub mod cli;
+#[cfg(feature = "ballista")]
+pub mod cluster;
 pub mod diagnostic;
 pub mod engine;
 pub mod error;

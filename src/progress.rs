@@ -49,6 +49,15 @@ impl Progress {
         }
     }
 
+    /// Print a note on stderr, above the progress line when there is one. Shown even with
+    /// `--quiet`: it tells of a risk to the results, not of progress.
+    pub fn note(&self, text: &str) {
+        match &self.bar {
+            Some(bar) => bar.suspend(|| eprintln!("{text}")),
+            None => eprintln!("{text}"),
+        }
+    }
+
     /// Remove the line.
     pub fn finish(&self) {
         if let Some(bar) = &self.bar {

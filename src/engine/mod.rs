@@ -10,7 +10,10 @@ mod functions;
 mod in_database;
 pub mod location;
 pub mod measures;
+#[cfg(feature = "ballista")]
+mod on_cluster;
 pub mod portable;
+mod scheduler;
 mod session;
 mod source_files;
 mod sources;
@@ -65,14 +68,25 @@ pub struct RunOptions {
     pub engine: Engine,
 }
 
+pub use scheduler::Scheduler;
+
 /// Where a run computes the assignments.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
 pub enum Engine {
     /// DataFusion inside segflow.
     #[default]
     Embedded,
     /// Inside the PostgreSQL database the sources are in, as compiled SQL.
     Postgres,
+    /// On the Apache Ballista cluster this scheduler leads.
+    Ballista(Scheduler),
+}
+
+impl Engine {
+    /// Whether this build of segflow can run on this engine (Ballista is a cargo feature).
+    pub fn available(&self) -> bool {
+        !matches!(self, Engine::Ballista(_)) || cfg!(feature = "ballista")
+    }
 }
 
 impl RunOptions {
@@ -457,8 +471,15 @@ async fn name_the_cause(
 
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
-    if options.engine == Engine::Postgres {
-        return in_database::run(pipeline, options, out_dir).await;
+    match &options.engine {
+        Engine::Embedded => {}
+        Engine::Postgres => return in_database::run(pipeline, options, out_dir).await,
+        #[cfg(feature = "ballista")]
+        Engine::Ballista(scheduler) => {
+            return on_cluster::run(pipeline, options, out_dir, scheduler).await;
+        }
+        #[cfg(not(feature = "ballista"))]
+        Engine::Ballista(_) => return Err(without_ballista()),
     }
     let mut timings = Timings::new();
     let ctx = session::for_pipeline(options.as_of, &options.resources)?;
@@ -578,6 +599,14 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         timings,
     )
     .await
+}
+
+/// The refusal of `--engine ballista://` by a build without the `ballista` feature.
+pub fn without_ballista() -> Error {
+    Error::Usage {
+        message: "this segflow was built without Ballista, so it cannot run on a cluster".into(),
+        help: Some("build it with the feature: `cargo install --path . --features ballista` (or `cargo run --release --features ballista -- run ...`)".into()),
+    }
 }
 
 /// What a run computed before its statistics, whatever the engine.

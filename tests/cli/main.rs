@@ -1,5 +1,7 @@
 //! End-to-end tests: the real `segflow` binary on real files.
 
+#[cfg(feature = "ballista")]
+mod ballista;
 mod browser;
 mod compile;
 mod corpus;
