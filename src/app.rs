@@ -306,6 +306,7 @@ pub fn run(cli: Cli) -> Result<()> {
         }
         Command::Plan(args) => plan(&args),
         Command::Compile(args) => compile(&args),
+        Command::Impact(args) => impact(&args),
         #[cfg(feature = "ballista")]
         Command::Ballista(command) => ballista_process(command),
         Command::Test(args) => segment_tests(&args.input),
@@ -343,6 +344,107 @@ pub fn run(cli: Cli) -> Result<()> {
 pub fn schema_json() -> String {
     let schema = schemars::schema_for!(PipelineSpec);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Run the base and current versions of a pipeline and write what the change does.
+fn impact(args: &crate::cli::ImpactArgs) -> Result<()> {
+    let (current, mut options) = prepare(&args.input)?;
+    let mut base = match (&args.base, &args.base_file) {
+        (Some(reference), _) => {
+            crate::impact::base_from_git(&args.input.pipeline, reference, &current)?
+        }
+        (None, Some(file)) => crate::impact::base_from_file(file, &current)?,
+        (None, None) => {
+            return Err(Error::Usage {
+                message: "name the base version with --base REF or --base-file OLD.yaml".into(),
+                help: None,
+            });
+        }
+    };
+    for (name, path) in &args.input.sources {
+        base.override_source(name, path)?;
+    }
+    let base_label = match (&args.base, &args.base_file) {
+        (Some(reference), _) => format!("{reference}:{}", args.input.pipeline.display()),
+        (_, Some(file)) => file.display().to_string(),
+        _ => String::new(),
+    };
+    options.resources = engine::Resources {
+        memory_limit: Some(args.memory_limit.unwrap_or_else(default_memory_limit)),
+        threads: None,
+    };
+    options.progress = Progress::on_terminal(args.quiet || json_format());
+    let templates = Templates::new(None)?;
+    let destination = args.out.clone().unwrap_or_else(|| {
+        PathBuf::from("runs").join(format!("{}-impact-{}", current.spec.name, options.as_of))
+    });
+    let mut protected = engine::source_files(&current)?;
+    protected.extend(engine::source_files(&base)?);
+    protected.push(args.input.pipeline.clone());
+    protected.push(PathBuf::from("."));
+    let staged = StagedOutput::begin(&destination, args.replace, &protected, FolderKind::Impact)?;
+    let relocate = |e: Error| e.relocated(staged.path(), &destination);
+    let work = tempfile::TempDir::new().map_err(|e| Error::output(&std::env::temp_dir(), e))?;
+    let sample = if args.no_sample { 0 } else { args.sample };
+    let measured = runtime()?.block_on(crate::impact::measure(
+        &base,
+        &current,
+        &options,
+        work.path(),
+        sample,
+    ));
+    options.progress.finish();
+    let mut impact = measured?;
+    impact.base = base_label.clone();
+    impact.current = args.input.pipeline.display().to_string();
+    impact.gate = args
+        .fail_if_moved_above
+        .map(|threshold| crate::analysis::impact::Gate {
+            threshold,
+            failed: impact.moved_share > threshold,
+        });
+    let mut outputs = report::write_impact(staged.path(), &impact, &templates).map_err(relocate)?;
+    outputs.push(run_folder::MANIFEST.into());
+    report::write_impact_manifest(
+        staged.path(),
+        &run_folder::impact::ImpactManifest {
+            segflow_version: env!("CARGO_PKG_VERSION").into(),
+            kind: run_folder::impact::IMPACT_KIND.into(),
+            pipeline_file: args.input.pipeline.display().to_string(),
+            base: base_label,
+            as_of: options.as_of.to_string(),
+            outputs,
+        },
+    )
+    .map_err(relocate)?;
+    let destination = staged.commit()?;
+    out!(
+        "{} of {} customers ({:.1}%) change segment{}\n",
+        impact.moved,
+        impact.stayed + impact.moved,
+        impact.moved_share * 100.0,
+        if impact.features_computed_once {
+            " (only rules changed: features computed once)"
+        } else {
+            ""
+        }
+    );
+    for m in impact.moves.iter().take(5) {
+        out!("  {:>9}  {} → {}\n", m.customers, m.from, m.to);
+    }
+    out!(
+        "impact: {}\n",
+        destination.join(run_folder::impact::IMPACT_MD).display()
+    );
+    match &impact.gate {
+        Some(gate) if gate.failed => Err(Error::TooManyMoved {
+            moved: impact.moved,
+            share: impact.moved_share * 100.0,
+            threshold: gate.threshold * 100.0,
+            folder: destination.display().to_string(),
+        }),
+        _ => Ok(()),
+    }
 }
 
 /// Run a process of a Ballista cluster until it is stopped.

@@ -163,6 +163,22 @@ pub enum Command {
     /// Work with report templates.
     #[command(subcommand)]
     Templates(TemplatesCommand),
+    /// Show what a change of the pipeline does to the customers, before it merges.
+    ///
+    /// Runs the base version (a git revision, or --base-file) and the current version on the
+    /// same data and as-of date, and writes impact.md (a pull-request comment: a summary first,
+    /// details folded) and impact.json into a new folder (default under runs/; never
+    /// overwritten unless --replace): the migration matrix, a deterministic sample of customers
+    /// per changed cell, the rules, criteria, priorities, lints and feature definitions that
+    /// changed. When only rules changed, the features are computed once. Exit code 14 when
+    /// --fail-if-moved-above is exceeded (everything is written first).
+    ///
+    /// Example:
+    ///   segflow impact pipelines/saas_quarterly.yaml --base main
+    ///   segflow impact pipelines/saas_quarterly.yaml --base-file old.yaml \
+    ///       --fail-if-moved-above 5% --no-sample
+    #[command(verbatim_doc_comment)]
+    Impact(ImpactArgs),
     /// Start the processes of an Apache Ballista cluster for `run --engine ballista://`.
     ///
     /// Stock Ballista scheduler and executors of the release segflow is built with; segflow's
@@ -306,6 +322,60 @@ pub struct ReportArgs {
     /// Also write report-context.json: every field the report templates see.
     #[arg(long)]
     pub context: bool,
+}
+
+/// Options of `segflow impact`.
+#[derive(Debug, Args)]
+pub struct ImpactArgs {
+    /// Pipeline and source options (of the current version; both versions read these sources).
+    #[command(flatten)]
+    pub input: SourceArgs,
+    /// The base version: the pipeline file at this git revision (branch, tag or commit).
+    #[arg(
+        long,
+        value_name = "REF",
+        required_unless_present = "base_file",
+        conflicts_with = "base_file"
+    )]
+    pub base: Option<String>,
+    /// The base version as a file; its sources are read from the current version's folder.
+    #[arg(long, value_name = "OLD.yaml")]
+    pub base_file: Option<PathBuf>,
+    /// Folder to write (default `runs/<name>-impact-<as_of>`).
+    #[arg(long, value_name = "DIR")]
+    pub out: Option<PathBuf>,
+    /// Replace an impact folder segflow wrote earlier.
+    #[arg(long)]
+    pub replace: bool,
+    /// Customer keys shown per changed cell of the migration matrix.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub sample: usize,
+    /// Show no customer keys (for sensitive data).
+    #[arg(long)]
+    pub no_sample: bool,
+    /// Exit with code 14 when more than this share of customers change segment, e.g. `5%` or
+    /// `0.05`.
+    #[arg(long, value_name = "SHARE", value_parser = parse_share)]
+    pub fail_if_moved_above: Option<f64>,
+    /// Memory the engine may use, as for `run`.
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    pub memory_limit: Option<u64>,
+    /// Show no progress on the terminal.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// A share: `5%` or `0.05`, between 0 and 1.
+fn parse_share(text: &str) -> Result<f64, String> {
+    let share = match text.trim().strip_suffix('%') {
+        Some(percent) => percent.trim().parse::<f64>().map(|p| p / 100.0),
+        None => text.trim().parse::<f64>(),
+    }
+    .map_err(|_| format!("`{text}` is not a share: write `5%` or `0.05`"))?;
+    if !(0.0..=1.0).contains(&share) {
+        return Err(format!("`{text}` is not between 0% and 100%"));
+    }
+    Ok(share)
 }
 
 /// `segflow templates` subcommands.

@@ -38,6 +38,8 @@ pub mod exit {
     pub const EXPORT: u8 = 12;
     /// The Ballista cluster of `--engine ballista://` could not be reached or failed the job.
     pub const CLUSTER: u8 = 13;
+    /// `segflow impact --fail-if-moved-above`: more customers changed segment than allowed.
+    pub const MOVED: u8 = 14;
     /// A bug in segflow.
     pub const INTERNAL: u8 = 70;
     /// Interrupted by Ctrl-C or a termination signal; nothing was written.
@@ -184,6 +186,20 @@ pub enum Error {
         /// What to do about it.
         help: Option<String>,
     },
+    /// More customers changed segment than `--fail-if-moved-above` allows; everything was written.
+    #[error(
+        "{moved} customers ({share:.1}%) change segment, more than the {threshold:.1}% allowed (the impact is in {folder})"
+    )]
+    TooManyMoved {
+        /// Customers who moved.
+        moved: u64,
+        /// Their share, in percent.
+        share: f64,
+        /// The allowed share, in percent.
+        threshold: f64,
+        /// The impact folder written.
+        folder: String,
+    },
     /// The Ballista cluster could not be reached, had no executor, or failed the job.
     #[error("Ballista cluster {scheduler}: {message}")]
     Cluster {
@@ -254,6 +270,7 @@ impl Error {
             Error::Database { .. } => exit::DATA,
             Error::Export { .. } => exit::EXPORT,
             Error::Cluster { .. } => exit::CLUSTER,
+            Error::TooManyMoved { .. } => exit::MOVED,
             Error::Internal(_) => exit::INTERNAL,
             Error::BrokenPipe => exit::OK,
         }
@@ -333,6 +350,7 @@ impl Diagnostic for Error {
             Error::Database { .. } => "segflow::database",
             Error::Export { .. } => "segflow::export",
             Error::Cluster { .. } => "segflow::cluster",
+            Error::TooManyMoved { .. } => "segflow::moved",
             Error::Internal(_) | Error::BrokenPipe => "segflow::internal",
         };
         Some(Box::new(code))

@@ -17,6 +17,7 @@ pub mod cluster;
 pub mod diagnostic;
 pub mod engine;
 pub mod error;
+pub mod impact;
 pub mod lint;
 pub mod pipeline;
 pub mod postgres;

@@ -5,6 +5,7 @@ pub mod compare;
 pub mod criteria;
 pub mod effect;
 pub mod history;
+pub mod impact;
 pub mod scoring;
 pub mod segment_tests;
 pub mod stable;

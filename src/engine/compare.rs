@@ -267,3 +267,62 @@ async fn value_bins(
         new,
     }))
 }
+
+/// A cell of the migration matrix: (old segment, new segment), `None` for unassigned.
+pub type Cell = (Option<String>, Option<String>);
+
+/// Up to `per_cell` keys of the customers in both runs of each (old segment, new segment) cell
+/// whose segment changed (`None`: unassigned). The keys are chosen by the SHA-256 of their text,
+/// lowest first: the same change gives the same sample, and it does not favour low keys.
+pub async fn moved_samples(
+    old: &Assignments,
+    new: &Assignments,
+    per_cell: usize,
+    resources: &Resources,
+) -> Result<BTreeMap<Cell, Vec<String>>> {
+    use sha2::{Digest, Sha256};
+    let mut cells: BTreeMap<Cell, Vec<([u8; 32], String)>> = BTreeMap::new();
+    if per_cell == 0 {
+        return Ok(BTreeMap::new());
+    }
+    let ctx = super::session::embedded(resources)?;
+    for (name, run) in [("old", old), ("new", new)] {
+        ctx.register_parquet(
+            name,
+            &super::location::literal(&run.path)?,
+            ParquetReadOptions::default(),
+        )
+        .await?;
+    }
+    let (old_key, new_key) = (ident(&old.key), ident(&new.key));
+    let sql = format!(
+        "SELECT o.segment, n.segment, o.k \
+         FROM (SELECT CAST({old_key} AS VARCHAR) AS k, segment FROM old) o \
+         JOIN (SELECT CAST({new_key} AS VARCHAR) AS k, segment FROM new) n ON o.k = n.k \
+         WHERE o.segment IS DISTINCT FROM n.segment"
+    );
+    for row in query_rows(&ctx, &sql).await? {
+        let key = row[2].as_str().unwrap_or_default().to_string();
+        let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+        let cell = cells
+            .entry((
+                row[0].as_str().map(str::to_string),
+                row[1].as_str().map(str::to_string),
+            ))
+            .or_default();
+        cell.push((digest, key));
+        // Keep the memory to a few samples per cell however many customers moved.
+        if cell.len() >= per_cell * 64 {
+            cell.sort_unstable();
+            cell.truncate(per_cell);
+        }
+    }
+    Ok(cells
+        .into_iter()
+        .map(|(cell, mut keys)| {
+            keys.sort_unstable();
+            keys.truncate(per_cell);
+            (cell, keys.into_iter().map(|(_, key)| key).collect())
+        })
+        .collect())
+}

@@ -1172,11 +1172,8 @@ impl<'a> Compiler<'a> {
     /// The final query: key, first matching segment, features; sorted by key.
     async fn segments(&mut self, from: &str) -> Result<Option<DataFrame>> {
         let pipeline = self.pipeline;
-        let mut branches = Vec::new();
-        let mut otherwise = "NULL".to_string();
         for (i, segment) in pipeline.segments.iter().enumerate() {
             let Some(rule) = &segment.rule else {
-                otherwise = string_literal(&segment.id);
                 continue;
             };
             self.check_condition(
@@ -1186,10 +1183,6 @@ impl<'a> Compiler<'a> {
                 &format!("the condition of segment `{}`", segment.id),
             )
             .await;
-            branches.push(format!(
-                "WHEN ({rule}) THEN {}",
-                string_literal(&segment.id)
-            ));
         }
         if let Some(accessible) = pipeline
             .spec
@@ -1209,25 +1202,7 @@ impl<'a> Compiler<'a> {
         if !self.problems.is_empty() {
             return Ok(None);
         }
-        let segment = if branches.is_empty() {
-            otherwise
-        } else {
-            format!(
-                "CASE\n    {}\n    ELSE {otherwise}\n  END",
-                branches.join("\n    ")
-            )
-        };
-        let key = ident(&pipeline.entity.key);
-        let mut select = vec![
-            key.clone(),
-            format!("CAST({segment} AS VARCHAR) AS \"segment\""),
-        ];
-        select.extend(pipeline.features.iter().map(|f| ident(&f.name)));
-        let sql = format!(
-            "SELECT {}\nFROM {}\nORDER BY {key}",
-            select.join(", "),
-            ident(from),
-        );
+        let sql = segments_sql(pipeline, from);
         let frame = self.ctx.sql(&sql).await?;
         self.stages.push(Stage {
             view: "assignments".into(),
@@ -1237,6 +1212,41 @@ impl<'a> Compiler<'a> {
         });
         Ok(Some(frame))
     }
+}
+
+/// The assignments query over table `from` holding the key and every feature: key, the first
+/// segment whose rule matches (in order; the catch-all otherwise), features; sorted by key.
+pub fn segments_sql(pipeline: &Pipeline, from: &str) -> String {
+    let mut branches = Vec::new();
+    let mut otherwise = "NULL".to_string();
+    for segment in &pipeline.segments {
+        match &segment.rule {
+            Some(rule) => branches.push(format!(
+                "WHEN ({rule}) THEN {}",
+                string_literal(&segment.id)
+            )),
+            None => otherwise = string_literal(&segment.id),
+        }
+    }
+    let segment = if branches.is_empty() {
+        otherwise
+    } else {
+        format!(
+            "CASE\n    {}\n    ELSE {otherwise}\n  END",
+            branches.join("\n    ")
+        )
+    };
+    let key = ident(&pipeline.entity.key);
+    let mut select = vec![
+        key.clone(),
+        format!("CAST({segment} AS VARCHAR) AS \"segment\""),
+    ];
+    select.extend(pipeline.features.iter().map(|f| ident(&f.name)));
+    format!(
+        "SELECT {}\nFROM {}\nORDER BY {key}",
+        select.join(", "),
+        ident(from),
+    )
 }
 
 /// After a run failed on `error`, find the first stage (or segment rule) that raises it on its

@@ -609,6 +609,59 @@ pub fn without_ballista() -> Error {
     }
 }
 
+/// Table name of the features `reassign` reads.
+const COMPUTED_FEATURES: &str = "__segflow_computed_features";
+
+/// `pipeline`'s segment rules evaluated over the features another run of the same sources and
+/// features computed (`earlier`, whose assignments file is `features`), written as
+/// `assignments.parquet` into `out_dir` and measured: a change of rules only is reviewed without
+/// computing the features again. `None` when the rules do not plan over those columns (they name
+/// something that is not a feature), so the caller runs the pipeline instead.
+pub async fn reassign(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    earlier: &RunResults,
+    features: &Path,
+    out_dir: &Path,
+) -> Result<Option<RunResults>> {
+    let mut timings = Timings::new();
+    let ctx = session::for_pipeline(options.as_of, &options.resources)?;
+    ctx.register_parquet(
+        COMPUTED_FEATURES,
+        &location::literal(features)?,
+        datafusion::prelude::ParquetReadOptions::default(),
+    )
+    .await?;
+    let Ok(frame) = ctx
+        .sql(&compile::segments_sql(pipeline, COMPUTED_FEATURES))
+        .await
+    else {
+        return Ok(None);
+    };
+    let assignments_path = out_dir.join("assignments.parquet");
+    options.progress.stage("segments");
+    let (schema, _) = write_parquet(&ctx, frame, &assignments_path, &options.progress).await?;
+    timings.lap("segments");
+    let computed = Computed {
+        customers: earlier.customers,
+        exclusions: earlier.exclusions.clone(),
+        schema,
+        sources: earlier.sources.clone(),
+        profile: None,
+        engine: earlier.engine.clone(),
+    };
+    finish(
+        &ctx,
+        pipeline,
+        options,
+        &assignments_path,
+        computed,
+        timings,
+    )
+    .await
+    .map(Some)
+}
+
 /// What a run computed before its statistics, whatever the engine.
 struct Computed {
     customers: u64,

@@ -6,6 +6,7 @@ mod escape;
 pub mod exports;
 pub use escape::strip_controls;
 mod history;
+mod impact;
 mod output;
 pub mod pdf;
 mod provenance;
@@ -19,6 +20,7 @@ use serde::Serialize;
 
 pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
+pub use impact::{write_impact, write_impact_manifest};
 pub(crate) use output::pause_for_tests;
 pub use output::{FolderKind, Interrupt, StagedFile, StagedOutput, interrupt};
 pub use pdf::print_to_pdf;

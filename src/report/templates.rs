@@ -25,6 +25,7 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         "persona.md.j2",
         include_str!("../../templates/persona.md.j2"),
     ),
+    ("impact.md.j2", include_str!("../../templates/impact.md.j2")),
     (
         "history.md.j2",
         include_str!("../../templates/history.md.j2"),

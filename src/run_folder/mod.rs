@@ -24,6 +24,7 @@ use crate::pipeline::model::{PersonaSpec, SegmentSpec};
 
 mod documents;
 pub mod history;
+pub mod impact;
 
 pub use documents::{
     ExportRecord, GitState, LintRecord, Manifest, REPORT_KIND, ReportManifest, RunInfo, StageTiming,

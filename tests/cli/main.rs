@@ -15,6 +15,7 @@ mod golden;
 mod hand_worked;
 mod hardening;
 mod history;
+mod impact;
 mod lints;
 mod markdown;
 mod method;

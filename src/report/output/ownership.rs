@@ -8,6 +8,7 @@ use crate::pipeline::model::is_valid_name;
 use crate::run_folder::history::{
     HISTORY, HISTORY_HTML, HISTORY_KIND, HISTORY_MD, HistoryManifest,
 };
+use crate::run_folder::impact::{IMPACT_KIND, ImpactManifest};
 use crate::run_folder::{
     ASSIGNMENTS, CHARTS, COMPARISON, CRITERIA, LINT, MANIFEST, Manifest, PERSONAS, PROFILE,
     REPORT_CONTEXT, REPORT_KIND, ReportManifest, SCORING, SEGMENTS, SEGMENTS_CSV, SUPPRESSION,
@@ -30,6 +31,8 @@ pub enum FolderKind {
     History,
     /// A folder of re-rendered reports (`segflow report`).
     Report,
+    /// The impact of a change (`segflow impact`).
+    Impact,
 }
 
 impl std::fmt::Display for FolderKind {
@@ -38,6 +41,7 @@ impl std::fmt::Display for FolderKind {
             FolderKind::Run => "run",
             FolderKind::History => "history",
             FolderKind::Report => "reports",
+            FolderKind::Impact => "impact",
         })
     }
 }
@@ -52,6 +56,7 @@ pub(super) fn kind_of(folder: &Path) -> Option<FolderKind> {
     match manifest.get("kind").and_then(|k| k.as_str()) {
         Some(HISTORY_KIND) => Some(FolderKind::History),
         Some(REPORT_KIND) => Some(FolderKind::Report),
+        Some(IMPACT_KIND) => Some(FolderKind::Impact),
         Some(_) => None,
         None => manifest
             .get("pipeline_sha256")
@@ -111,6 +116,11 @@ impl Owned {
             && history.kind == HISTORY_KIND
         {
             return Some(Owned::listed(history.outputs));
+        }
+        if let Ok(impact) = serde_json::from_str::<ImpactManifest>(&text)
+            && impact.kind == IMPACT_KIND
+        {
+            return Some(Owned::listed(impact.outputs));
         }
         // Older manifests: a run's names its pipeline's hash; a history's says it is one.
         let manifest: serde_json::Value = serde_json::from_str(&text).ok()?;
