@@ -173,6 +173,10 @@ codes! {
     DATABASE = "database", Error, "A Postgres source could not be read: the server is not reachable, the password is refused, the table or a declared column is missing, a value does not fit the declared type, or the connection dropped while reading. The message names the source, the host and the database (never the URL's password). Nothing is written. Exit code 4.";
     /// An export that failed.
     EXPORT = "export", Error, "An export named in the pipeline's `exports:` failed: the database refused the connection or the write, or the file could not be written. A failed export changes nothing: a database table keeps its old content (the new rows are written in one transaction), a file is written beside its destination and moved into place only when complete, and the run folder is not written. Exit code 12.";
+    /// `--engine ballista://`: the cluster is out of reach, has no executor, or failed the job.
+    CLUSTER = "cluster", Error, "`segflow run --engine ballista://HOST:PORT` could not use the Ballista cluster: nothing listens at the scheduler's address, the host name does not resolve, no executor ran a one-row probe within 60 s (a scheduler without executors queues jobs for ever), or the cluster failed the job (its message is shown). Start the scheduler and executors (`segflow ballista scheduler`, `segflow ballista executor`) and read their logs. A bad value in a source file is still named with its file (exit 4). Nothing is written. Exit code 13.";
+    /// `segflow impact --fail-if-moved-above`: too many customers change segment.
+    MOVED = "moved", Error, "`segflow impact --fail-if-moved-above SHARE` found that a larger share of customers changes segment between the base and the current version of the pipeline. The impact folder (impact.md, impact.json) is written first: read which cells moved, then either fix the rules or raise the gate on purpose. Exit code 14.";
     /// A bug.
     INTERNAL = "internal", Error, "A bug in segflow. Please report it with the command and, if you can, the pipeline file. Exit code 70.";
 }

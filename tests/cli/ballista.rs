@@ -271,7 +271,8 @@ fn a_scheduler_out_of_reach_or_without_executors_is_named_and_nothing_is_written
     let message = stderr_unwrapped(&output);
     assert!(
         message.contains(&format!("Ballista cluster {nowhere}"))
-            && message.contains("connection refused"),
+            && message.contains("connection refused")
+            && message.contains("segflow::cluster"),
         "{message}"
     );
     assert!(!out.exists(), "no run folder");

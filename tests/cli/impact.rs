@@ -293,6 +293,11 @@ fn the_gate_fails_with_code_14_after_writing_everything() {
     repo.edit("active_days_90 >= 10\n", "active_days_90 >= 15\n");
     let output = repo.impact("out", &["--fail-if-moved-above", "1%"]);
     assert_eq!(output.status.code(), Some(14), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("segflow::moved"),
+        "{}",
+        stderr(&output)
+    );
     let impact = impact_json(&repo, "out");
     assert_eq!(impact["gate"]["failed"], true);
     let share = impact["moved_share"].as_f64().expect("share");
@@ -326,4 +331,68 @@ fn the_pull_request_comment_matches_its_golden_file() {
         "impact.md differs from {}",
         golden.display()
     );
+}
+
+#[test]
+fn the_workflow_script_comments_on_a_two_commit_repository() {
+    let repo = Repo::new();
+    repo.edit("active_days_90 >= 10\n", "active_days_90 >= 15\n");
+    git(
+        repo.path(),
+        &["commit", "-q", "-am", "stricter task completers"],
+    );
+    let script = repo_path("examples/ci/segflow-impact.sh");
+    let run = |gate: Option<&str>, base: &str| {
+        let mut command = Command::new("bash");
+        command
+            .current_dir(repo.path())
+            .arg(&script)
+            .arg(base)
+            .arg(PIPELINE)
+            .env("SEGFLOW", env!("CARGO_BIN_EXE_segflow"));
+        if let Some(gate) = gate {
+            command.env("SEGFLOW_IMPACT_GATE", gate);
+        }
+        command.output().expect("run the workflow script")
+    };
+    let expected: usize = moved(&repo.segments(Some("HEAD~1")), &repo.segments(None))
+        .values()
+        .map(Vec::len)
+        .sum();
+
+    let passed = run(None, "HEAD~1");
+    assert!(passed.status.success(), "{}", stderr(&passed));
+    let comment = stdout(&passed);
+    assert!(
+        comment.starts_with("## segflow impact: `saas_quarterly`")
+            && comment.contains(&format!("**{expected} of 3,000 customers")),
+        "{comment}"
+    );
+    let gated = run(Some("1%"), "HEAD~1");
+    assert_eq!(gated.status.code(), Some(14), "{}", stderr(&gated));
+    assert!(
+        stdout(&gated).contains("**Gate failed:**"),
+        "{}",
+        stdout(&gated)
+    );
+    let broken = run(None, "no-such-revision");
+    assert_eq!(broken.status.code(), Some(2), "{}", stderr(&broken));
+    assert!(
+        stdout(&broken).contains("could not compare")
+            && stdout(&broken).contains("no-such-revision"),
+        "{}",
+        stdout(&broken)
+    );
+    // The script leaves nothing in the repository.
+    let status = Command::new("git")
+        .current_dir(repo.path())
+        .args(["status", "--porcelain", "--ignored"])
+        .output()
+        .expect("git status");
+    let left: Vec<String> = stdout(&status)
+        .lines()
+        .filter(|l| !l.contains(".base.yaml"))
+        .map(str::to_string)
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
 }
