@@ -307,6 +307,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Plan(args) => plan(&args),
         Command::Compile(args) => compile(&args),
         Command::Impact(args) => impact(&args),
+        Command::Preview(args) => preview(&args),
         #[cfg(feature = "ballista")]
         Command::Ballista(command) => ballista_process(command),
         Command::Test(args) => segment_tests(&args.input),
@@ -344,6 +345,89 @@ pub fn run(cli: Cli) -> Result<()> {
 pub fn schema_json() -> String {
     let schema = schemars::schema_for!(PipelineSpec);
     serde_json::to_string_pretty(&schema).unwrap_or_default()
+}
+
+/// Print what one segment is made of.
+fn preview(args: &crate::cli::PreviewArgs) -> Result<()> {
+    let (pipeline, options) = prepare(&args.input)?;
+    let work = tempfile::TempDir::new().map_err(|e| Error::output(&std::env::temp_dir(), e))?;
+    let preview = runtime()?.block_on(engine::preview::preview(
+        &pipeline,
+        &options,
+        &args.segment,
+        args.by.as_deref(),
+        args.sample,
+        work.path(),
+    ))?;
+    if args.json {
+        let text =
+            serde_json::to_string_pretty(&preview).map_err(|e| Error::Internal(e.to_string()))?;
+        out!("{text}\n");
+        return Ok(());
+    }
+    let share = |n: u64| {
+        if preview.customers == 0 {
+            0.0
+        } else {
+            n as f64 * 100.0 / preview.customers as f64
+        }
+    };
+    out!(
+        "segment {} ({}): {} of {} customers ({:.1}%)\n",
+        preview.segment,
+        preview.name,
+        preview.members,
+        preview.customers,
+        share(preview.members)
+    );
+    match &preview.rule {
+        Some(rule) => out!("rule: {rule}\n"),
+        None => out!("rule: none (the catch-all)\n"),
+    }
+    if !preview.funnel.is_empty() {
+        out!("funnel (each condition with those before it):\n");
+        for step in &preview.funnel {
+            out!(
+                "  {:>9}  {:>5.1}%  {}\n",
+                step.customers,
+                share(step.customers),
+                step.condition
+            );
+        }
+    }
+    out!(
+        "the rule matches {} customers; {} of them an earlier rule claimed\n",
+        preview.matching,
+        preview.matching.saturating_sub(preview.members)
+    );
+    for count in &preview.shadowed_by {
+        out!("  {:>9}  claimed by {}\n", count.customers, count.segment);
+    }
+    if !preview.overlaps.is_empty() {
+        out!("overlap with the other rules, ignoring order:\n");
+        for count in &preview.overlaps {
+            out!("  {:>9}  {}\n", count.customers, count.segment);
+        }
+    }
+    if let Some(by) = &preview.by {
+        out!("members by {}:\n", by.column);
+        for (value, n) in &by.values {
+            let shown = match value {
+                serde_json::Value::String(s) => s.clone(),
+                serde_json::Value::Null => "(null)".into(),
+                other => other.to_string(),
+            };
+            out!("  {n:>9}  {shown}\n");
+        }
+    }
+    if !preview.sample.is_empty() {
+        out!("sample of members:\n");
+        for row in &preview.sample {
+            let cells: Vec<String> = row.iter().map(|(k, v)| format!("{k}={v}")).collect();
+            out!("  {}\n", cells.join(" "));
+        }
+    }
+    Ok(())
 }
 
 /// Run the base and current versions of a pipeline and write what the change does.

@@ -179,6 +179,19 @@ pub enum Command {
     ///       --fail-if-moved-above 5% --no-sample
     #[command(verbatim_doc_comment)]
     Impact(ImpactArgs),
+    /// Show what one segment is made of before it goes live.
+    ///
+    /// Computes the features as a run does, then prints: the customers left after each
+    /// top-level AND condition of the segment's rule, in rule order (a funnel); how many of the
+    /// customers the rule matches an earlier rule claimed (shadowing), by segment; a
+    /// deterministic sample of members with their features; the overlap with every other
+    /// segment's condition, ignoring order; and with --by, the members by a feature or a column
+    /// of the customers' table.
+    ///
+    /// Example:
+    ///   segflow preview pipelines/saas_quarterly.yaml --segment power_users --by plan
+    #[command(verbatim_doc_comment)]
+    Preview(PreviewArgs),
     /// Start the processes of an Apache Ballista cluster for `run --engine ballista://`.
     ///
     /// Stock Ballista scheduler and executors of the release segflow is built with; segflow's
@@ -363,6 +376,26 @@ pub struct ImpactArgs {
     /// Show no progress on the terminal.
     #[arg(long, short)]
     pub quiet: bool,
+}
+
+/// Options of `segflow preview`.
+#[derive(Debug, Args)]
+pub struct PreviewArgs {
+    /// Pipeline and source options.
+    #[command(flatten)]
+    pub input: SourceArgs,
+    /// The segment's id.
+    #[arg(long, value_name = "ID")]
+    pub segment: String,
+    /// Break the members down by this feature or column of the customers' table.
+    #[arg(long, value_name = "COLUMN")]
+    pub by: Option<String>,
+    /// Members shown with their features.
+    #[arg(long, value_name = "N", default_value_t = 5)]
+    pub sample: usize,
+    /// Print JSON instead of text.
+    #[arg(long)]
+    pub json: bool,
 }
 
 /// A share: `5%` or `0.05`, between 0 and 1.

@@ -13,6 +13,7 @@ pub mod measures;
 #[cfg(feature = "ballista")]
 mod on_cluster;
 pub mod portable;
+pub mod preview;
 mod scheduler;
 mod session;
 mod source_files;

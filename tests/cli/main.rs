@@ -21,6 +21,7 @@ mod markdown;
 mod method;
 mod pipeline_input;
 mod postgres;
+mod preview;
 mod replace;
 mod reports;
 mod resources;
