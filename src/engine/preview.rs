@@ -321,11 +321,7 @@ async fn breakdown(
         known.extend(entity_columns.iter().map(String::as_str));
         return Err(Error::Usage {
             message: format!("--by `{column}` is neither a feature nor a column of the customers"),
-            help: Some(crate::diagnostic::available_help(
-                column,
-                "column",
-                known.into_iter(),
-            )),
+            help: Some(crate::diagnostic::available_help(column, "column", known)),
         });
     };
     let values = query_rows(ctx, &sql)
