@@ -322,6 +322,28 @@ fn substantial_checks(substantial: &SubstantialSpec, results: &RunResults) -> Cr
                 },
             });
         }
+        for (channel, minimum) in &substantial.channels {
+            let customers = segment.customers;
+            let big_enough = customers >= *minimum;
+            checks.push(Check {
+                subject: segment.id.clone(),
+                measure: format!("audience for {channel}"),
+                value: Some(customers as f64),
+                threshold: format!("warn below {minimum}"),
+                status: if big_enough {
+                    Status::Pass
+                } else {
+                    Status::Warn
+                },
+                detail: (!big_enough).then(|| {
+                    format!("too small for {channel}: {customers} customers, it needs {minimum}")
+                }),
+                levels: vec![Level {
+                    kind: "warn below".into(),
+                    value: *minimum as f64,
+                }],
+            });
+        }
     }
     criterion("substantial", "Big enough to matter?", checks)
 }

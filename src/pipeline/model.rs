@@ -704,6 +704,10 @@ pub struct SubstantialSpec {
     /// Segment's share (0 to 1) of the total of a value feature, e.g. revenue.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub value_share: Option<ValueShareSpec>,
+    /// Smallest audience each channel accepts, e.g. `{ tiktok_ads: 1000, bing_ads: 300 }`. A
+    /// segment with fewer customers is reported as too small for that channel (a warning).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub channels: BTreeMap<String, u64>,
 }
 
 /// A segment's share of a value feature's total.

@@ -526,3 +526,33 @@ fn rfm_quintiles_split_customers_evenly_and_report_their_cut_points() {
         assert_eq!(band, want, "{row:?}");
     }
 }
+
+#[test]
+fn a_segment_smaller_than_a_channel_minimum_is_too_small_for_that_channel() {
+    // One customer per segment: every segment reaches `email` (minimum 1), none `tiktok_ads`.
+    let workspace =
+        windows_with("criteria:\n  substantial:\n    channels: { email: 1, tiktok_ads: 2 }\n");
+    let output = workspace.segflow(&["run", "pipeline.yaml", "--out", "out"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let criteria = read_json(&workspace.path().join("out/criteria.json"));
+    let email = status_by_subject(&criteria, "substantial", "audience for email");
+    let tiktok = status_by_subject(&criteria, "substantial", "audience for tiktok_ads");
+    for segment in ["busy", "active", "new_quiet", "lapsed"] {
+        assert_eq!(
+            email[segment],
+            (json!(1.0), "pass".to_string()),
+            "{segment}"
+        );
+        assert_eq!(
+            tiktok[segment],
+            (json!(1.0), "warn".to_string()),
+            "{segment}"
+        );
+    }
+    let report = workspace.read("out/report.md");
+    assert!(
+        report.contains("too small for tiktok_ads: 1 customers, it needs 2"),
+        "{report}"
+    );
+    assert!(!report.contains("too small for email"), "{report}");
+}
