@@ -154,7 +154,7 @@ pub async fn measure(
         segments: SegmentsDocument::new(current, &new.results, &new.analysis.profiles),
         criteria: Cow::Borrowed(&new.analysis.criteria),
     };
-    let comparison = run_folder::compare(&old_run, &new_run, &options.resources).await?;
+    let comparison = run_folder::compare_segments(&old_run, &new_run, &options.resources).await?;
     let samples = engine::compare::moved_samples(
         &old_run.keyed_assignments(),
         &new_run.keyed_assignments(),

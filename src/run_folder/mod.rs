@@ -508,6 +508,25 @@ pub async fn compare(
     new: &Run<'_>,
     resources: &crate::engine::Resources,
 ) -> Result<Comparison> {
+    compare_with(old, new, resources, true).await
+}
+
+/// [`compare`] without the feature drift (no bins, no PSI): who moved, sizes and criteria only,
+/// for `segflow impact`, which shows feature distributions its own way.
+pub async fn compare_segments(
+    old: &Run<'_>,
+    new: &Run<'_>,
+    resources: &crate::engine::Resources,
+) -> Result<Comparison> {
+    compare_with(old, new, resources, false).await
+}
+
+async fn compare_with(
+    old: &Run<'_>,
+    new: &Run<'_>,
+    resources: &crate::engine::Resources,
+    drift: bool,
+) -> Result<Comparison> {
     let (old_summary, new_summary) = (summary(old), summary(new));
     let binned_in_both: Vec<(String, Binning)> = new_summary
         .features
@@ -520,6 +539,7 @@ pub async fn compare(
                 .any(|(n, t)| n == name && Binning::of(t) == Some(binning))
                 .then(|| (name.clone(), binning))
         })
+        .filter(|_| drift)
         .collect();
     let measures = crate::engine::compare::measure(
         &old.keyed_assignments(),
