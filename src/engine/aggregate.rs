@@ -225,13 +225,16 @@ fn cast_after_aggregate(sql: &str, temporal: &[String]) -> Option<String> {
 
 /// The queries computing `members`, all over `FROM source WHERE conditions` grouped by
 /// `key`. `from_where` is `FROM ... [WHERE ...]`; `temporal` names the source's date and
-/// timestamp columns; `window` is the group's time window, when it has one.
+/// timestamp columns; `window` is the group's time window, when it has one. With `apart`, each
+/// plain aggregate gets a query of its own: DataFusion names `max(CAST(t AS DATE))` and
+/// `max(t)` alike, so the two cannot share one GROUP BY.
 pub fn group_queries(
     key: &str,
     from_where: &str,
     members: &[Member],
     temporal: &[String],
     window: Option<&DayWindow>,
+    apart: bool,
 ) -> Vec<GroupQuery> {
     let members: Vec<Member> = members
         .iter()
@@ -297,7 +300,12 @@ pub fn group_queries(
         })
         .map(|(i, _)| i)
         .collect();
-    if !plain.is_empty() {
+    let together: Vec<&[usize]> = if apart {
+        plain.chunks(1).collect()
+    } else {
+        vec![&plain]
+    };
+    for plain in together.into_iter().filter(|p| !p.is_empty()) {
         let columns: Vec<String> = plain
             .iter()
             .map(|&i| format!("({}) AS {}", members[i].expr, ident(&members[i].name)))
@@ -330,7 +338,7 @@ mod tests {
             member("days", "count(DISTINCT CAST(ts AS DATE))"),
             member("events", "count(*)"),
         ];
-        let queries = group_queries("customer_id", "FROM e", &members, &[], Some(&window));
+        let queries = group_queries("customer_id", "FROM e", &members, &[], Some(&window), false);
         assert_eq!(queries.len(), 1, "one plain query: {queries:?}");
         let sql = &queries[0].sql;
         assert!(!queries[0].two_level);
@@ -420,7 +428,7 @@ mod tests {
             member("features", "count(DISTINCT feature)"),
             member("spend", "sum(amount)"),
         ];
-        let queries = group_queries("customer_id", "FROM \"events\"", &members, &[], None);
+        let queries = group_queries("customer_id", "FROM \"events\"", &members, &[], None, false);
         let sql: Vec<&str> = queries.iter().map(|q| q.sql.as_str()).collect();
         assert_eq!(
             sql,
@@ -435,7 +443,7 @@ mod tests {
     #[test]
     fn without_distinct_counts_one_plain_query() {
         let members = [member("n", "count(*)"), member("last", "max(ts)")];
-        let queries = group_queries("k", "FROM t", &members, &[], None);
+        let queries = group_queries("k", "FROM t", &members, &[], None, false);
         assert_eq!(queries.len(), 1);
         assert_eq!(queries[0].features, ["n", "last"]);
         assert!(!queries[0].two_level);

@@ -14,6 +14,7 @@ use super::aggregate::{self, JOIN_KEY, Member};
 use super::entity;
 use super::sources::table_schema;
 use super::temporal::{is_temporal, temporal_literal};
+use super::wide_select;
 use crate::diagnostic::{Problem, available_help, codes, codes::Code};
 use crate::error::{Error, Result, first_line_of_datafusion};
 use crate::pipeline::Pipeline;
@@ -613,6 +614,39 @@ impl<'a> Compiler<'a> {
         entity: &Schema,
         groups: &[Group],
     ) -> Result<Option<String>> {
+        let (sql, title) = self
+            .aggregates_sql(customers, entity, groups, false)
+            .await?;
+        let error = match self.ctx.sql(&sql).await {
+            Ok(frame) => return Ok(Some(self.register(title, sql, frame)?)),
+            Err(e) => e,
+        };
+        // Aggregates that plan alone may clash by name in one GROUP BY: each in its own.
+        let (sql, title) = self.aggregates_sql(customers, entity, groups, true).await?;
+        if let Ok(frame) = self.ctx.sql(&sql).await {
+            return Ok(Some(self.register(title, sql, frame)?));
+        }
+        self.problem(
+            codes::SQL_PLAN,
+            "features",
+            format!(
+                "the aggregate features do not plan together: {}",
+                first_line_of_datafusion(&error)
+            ),
+            None,
+        );
+        Ok(None)
+    }
+
+    /// The SQL joining the aggregate queries (each plain aggregate in a query of its own when
+    /// `apart`) onto the customers, and its title.
+    async fn aggregates_sql(
+        &self,
+        customers: &str,
+        entity: &Schema,
+        groups: &[Group],
+        apart: bool,
+    ) -> Result<(String, String)> {
         let key = &self.pipeline.entity.key;
         let aggregated: HashSet<&str> = groups
             .iter()
@@ -641,6 +675,7 @@ impl<'a> Compiler<'a> {
                     .window
                     .as_ref()
                     .filter(|_| self.shapes == Shapes::Embedded),
+                apart,
             );
             let mut column_of: BTreeMap<&str, String> = BTreeMap::new();
             for (q, query) in queries.iter().enumerate() {
@@ -693,21 +728,7 @@ impl<'a> Compiler<'a> {
         } else {
             format!("the customers, left-joined with: {}", titles.join("; "))
         };
-        match self.ctx.sql(&sql).await {
-            Ok(frame) => Ok(Some(self.register(title, sql, frame)?)),
-            Err(e) => {
-                self.problem(
-                    codes::SQL_PLAN,
-                    "features",
-                    format!(
-                        "the aggregate features do not plan together: {}",
-                        first_line_of_datafusion(&e)
-                    ),
-                    None,
-                );
-                Ok(None)
-            }
-        }
+        Ok((sql, title))
     }
 
     /// `value` cast to the declared type of feature `name`, when it declares one.
@@ -855,6 +876,7 @@ impl<'a> Compiler<'a> {
         failed: &mut HashSet<&'a str>,
     ) -> Result<String> {
         let columns = table_schema(self.ctx, from).await?;
+        let known: HashSet<&str> = names(&columns).collect();
         let mut together = Vec::new();
         let mut tied = Vec::new();
         for &feature in level {
@@ -862,7 +884,7 @@ impl<'a> Compiler<'a> {
                 .references
                 .iter()
                 .any(|r| failed.contains(r.as_str()))
-                || !self.references_exist(feature, &columns)
+                || !self.references_exist(feature, &columns, &known)
             {
                 failed.insert(&feature.name);
                 continue;
@@ -908,10 +930,18 @@ impl<'a> Compiler<'a> {
     }
 
     /// Whether every name `feature` uses is a column of `columns`, reporting those that are not.
-    fn references_exist(&mut self, feature: &Feature, columns: &Schema) -> bool {
+    fn references_exist(
+        &mut self,
+        feature: &Feature,
+        columns: &Schema,
+        known: &HashSet<&str>,
+    ) -> bool {
         let mut ok = true;
         for name in &feature.references {
-            if columns.field_with_name(name).is_err() && *name == feature.name {
+            if known.contains(name.as_str()) {
+                continue;
+            }
+            if *name == feature.name {
                 // Using its own name is using the entity column it replaces; without one, the
                 // feature would be defined by itself.
                 self.problem_at_word(
@@ -925,7 +955,7 @@ impl<'a> Compiler<'a> {
                     Some("a feature may use its own name only to replace an entity column of that name; use another feature or column".into()),
                 );
                 ok = false;
-            } else if columns.field_with_name(name).is_err() {
+            } else {
                 // Features of this level and later ones are not columns yet, but can be used.
                 let pipeline = self.pipeline;
                 let later = pipeline
@@ -972,9 +1002,12 @@ impl<'a> Compiler<'a> {
             if values.is_empty() {
                 return Ok(view.to_string());
             }
-            let sql = projection_sql(columns, &values, from);
-            match self.ctx.sql(&sql).await {
-                Ok(frame) => return self.register_projection(values, columns, from, frame).await,
+            match self.plan_projection(columns, &values, view, from).await {
+                Ok(frame) => {
+                    return self
+                        .register_projection(values, columns, view, from, frame)
+                        .await;
+                }
                 Err(e) => {
                     let before = values.len();
                     values = self.without_unplanned(values, from, failed).await;
@@ -988,6 +1021,24 @@ impl<'a> Compiler<'a> {
                 }
             }
         }
+    }
+
+    /// The columns of view `view` with `values` added or replacing columns of their name, read
+    /// from `from` (`view` itself, or a clause adding columns to it).
+    async fn plan_projection(
+        &self,
+        columns: &Schema,
+        values: &[(&Feature, String)],
+        view: &str,
+        from: &str,
+    ) -> datafusion::error::Result<DataFrame> {
+        if from == ident(view) {
+            let items = projection_items(columns, values);
+            if let Some(frame) = wide_select::select(self.ctx, view, &items, None).await {
+                return Ok(frame);
+            }
+        }
+        self.ctx.sql(&projection_sql(columns, values, from)).await
     }
 
     /// `values` without the features that do not plan on their own over `from`; those are
@@ -1034,6 +1085,7 @@ impl<'a> Compiler<'a> {
         &mut self,
         mut values: Vec<(&'a Feature, String)>,
         columns: &Schema,
+        view: &str,
         from: &str,
         mut frame: DataFrame,
     ) -> Result<String> {
@@ -1048,10 +1100,10 @@ impl<'a> Compiler<'a> {
                 recast = true;
             }
         }
-        let sql = projection_sql(columns, &values, from);
         if recast {
-            frame = self.ctx.sql(&sql).await?;
+            frame = self.plan_projection(columns, &values, view, from).await?;
         }
+        let sql = projection_sql(columns, &values, from);
         let parts = values
             .iter()
             .map(|(feature, value)| Part {
@@ -1086,20 +1138,27 @@ impl<'a> Compiler<'a> {
         if !columns.fields().iter().any(|f| floating(f.data_type())) {
             return Ok(from.to_string());
         }
-        let select: Vec<String> = columns
+        let values: Vec<Option<String>> = columns
             .fields()
             .iter()
             .map(|field| {
                 let column = ident(field.name());
-                if floating(field.data_type()) {
-                    format!("CASE WHEN isnan({column}) THEN NULL ELSE {column} END AS {column}")
-                } else {
-                    column
-                }
+                floating(field.data_type())
+                    .then(|| format!("CASE WHEN isnan({column}) THEN NULL ELSE {column} END"))
             })
             .collect();
-        let sql = format!("SELECT {} FROM {}", select.join(", "), ident(from));
-        let frame = self.ctx.sql(&sql).await?;
+        let items: Vec<wide_select::Item> = names(&columns)
+            .zip(&values)
+            .map(|(name, value)| match value {
+                Some(sql) => wide_select::Item::Value { sql, alias: name },
+                None => wide_select::Item::Column(name),
+            })
+            .collect();
+        let sql = select_sql(&items, &ident(from));
+        let frame = match wide_select::select(self.ctx, from, &items, None).await {
+            Some(frame) => frame,
+            None => self.ctx.sql(&sql).await?,
+        };
         self.register(
             "NaN is no value: null in every floating-point column".into(),
             sql,
@@ -1203,7 +1262,7 @@ impl<'a> Compiler<'a> {
             return Ok(None);
         }
         let sql = segments_sql(pipeline, from);
-        let frame = self.ctx.sql(&sql).await?;
+        let frame = plan_segments(self.ctx, pipeline, from).await?;
         self.stages.push(Stage {
             view: "assignments".into(),
             title: "segments: the first rule that matches, in order".into(),
@@ -1217,6 +1276,32 @@ impl<'a> Compiler<'a> {
 /// The assignments query over table `from` holding the key and every feature: key, the first
 /// segment whose rule matches (in order; the catch-all otherwise), features; sorted by key.
 pub fn segments_sql(pipeline: &Pipeline, from: &str) -> String {
+    let segment = segment_sql(pipeline);
+    let items = segments_items(pipeline, &segment);
+    let key = ident(&pipeline.entity.key);
+    format!(
+        "SELECT {}\nFROM {}\nORDER BY {key}",
+        select_list(&items),
+        ident(from)
+    )
+}
+
+/// The plan of [`segments_sql`] over view `from`.
+pub(crate) async fn plan_segments(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    from: &str,
+) -> datafusion::error::Result<DataFrame> {
+    let segment = segment_sql(pipeline);
+    let items = segments_items(pipeline, &segment);
+    match wide_select::select(ctx, from, &items, Some(&pipeline.entity.key)).await {
+        Some(frame) => Ok(frame),
+        None => ctx.sql(&segments_sql(pipeline, from)).await,
+    }
+}
+
+/// The segment of a customer: the first rule that matches, as text.
+fn segment_sql(pipeline: &Pipeline) -> String {
     let mut branches = Vec::new();
     let mut otherwise = "NULL".to_string();
     for segment in &pipeline.segments {
@@ -1236,17 +1321,25 @@ pub fn segments_sql(pipeline: &Pipeline, from: &str) -> String {
             branches.join("\n    ")
         )
     };
-    let key = ident(&pipeline.entity.key);
-    let mut select = vec![
-        key.clone(),
-        format!("CAST({segment} AS VARCHAR) AS \"segment\""),
+    format!("CAST({segment} AS VARCHAR)")
+}
+
+/// The key, the segment and every feature.
+fn segments_items<'p>(pipeline: &'p Pipeline, segment: &'p str) -> Vec<wide_select::Item<'p>> {
+    let mut items = vec![
+        wide_select::Item::Column(&pipeline.entity.key),
+        wide_select::Item::Value {
+            sql: segment,
+            alias: "segment",
+        },
     ];
-    select.extend(pipeline.features.iter().map(|f| ident(&f.name)));
-    format!(
-        "SELECT {}\nFROM {}\nORDER BY {key}",
-        select.join(", "),
-        ident(from),
-    )
+    items.extend(
+        pipeline
+            .features
+            .iter()
+            .map(|f| wide_select::Item::Column(&f.name)),
+    );
+    items
 }
 
 /// After a run failed on `error`, find the first stage (or segment rule) that raises it on its
@@ -1449,17 +1542,44 @@ fn cast_to(declared: Option<ColumnType>, value: String) -> String {
 /// `SELECT` every column of `columns` except those `values` replace, then each value as its
 /// feature, `FROM from`.
 fn projection_sql(columns: &Schema, values: &[(&Feature, String)], from: &str) -> String {
-    let replaced: HashSet<&str> = values.iter().map(|(f, _)| f.name.as_str()).collect();
-    let mut select: Vec<String> = names(columns)
-        .filter(|name| !replaced.contains(name))
-        .map(ident)
+    select_sql(&projection_items(columns, values), from)
+}
+
+/// `SELECT items FROM from` as SQL text.
+fn select_sql(items: &[wide_select::Item], from: &str) -> String {
+    format!("SELECT {} FROM {from}", select_list(items))
+}
+
+fn select_list(items: &[wide_select::Item]) -> String {
+    let select: Vec<String> = items
+        .iter()
+        .map(|item| match item {
+            wide_select::Item::Column(name) => ident(name),
+            wide_select::Item::Value { sql, alias } => format!("{sql} AS {}", ident(alias)),
+        })
         .collect();
-    select.extend(
+    select.join(", ")
+}
+
+/// [`projection_sql`]'s select list.
+fn projection_items<'v>(
+    columns: &'v Schema,
+    values: &'v [(&Feature, String)],
+) -> Vec<wide_select::Item<'v>> {
+    let replaced: HashSet<&str> = values.iter().map(|(f, _)| f.name.as_str()).collect();
+    let mut items: Vec<wide_select::Item> = names(columns)
+        .filter(|name| !replaced.contains(name))
+        .map(wide_select::Item::Column)
+        .collect();
+    items.extend(
         values
             .iter()
-            .map(|(feature, value)| format!("{value} AS {}", ident(&feature.name))),
+            .map(|(feature, value)| wide_select::Item::Value {
+                sql: value,
+                alias: &feature.name,
+            }),
     );
-    format!("SELECT {} FROM {from}", select.join(", "))
+    items
 }
 
 fn names(schema: &Schema) -> impl Iterator<Item = &str> + Clone {

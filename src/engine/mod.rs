@@ -20,6 +20,7 @@ mod source_files;
 mod sources;
 pub mod stats;
 mod temporal;
+mod wide_select;
 
 use std::collections::BTreeMap;
 use std::fs::File;
@@ -633,10 +634,7 @@ pub async fn reassign(
         datafusion::prelude::ParquetReadOptions::default(),
     )
     .await?;
-    let Ok(frame) = ctx
-        .sql(&compile::segments_sql(pipeline, COMPUTED_FEATURES))
-        .await
-    else {
+    let Ok(frame) = compile::plan_segments(&ctx, pipeline, COMPUTED_FEATURES).await else {
         return Ok(None);
     };
     let assignments_path = out_dir.join("assignments.parquet");

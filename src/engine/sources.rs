@@ -8,7 +8,7 @@ use std::sync::Arc;
 use datafusion::arrow::datatypes::{DataType, Field, Schema};
 use datafusion::arrow::record_batch::RecordBatch;
 use datafusion::prelude::{
-    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext, cast, col,
+    CsvReadOptions, DataFrame, JsonReadOptions, ParquetReadOptions, SessionContext, cast,
 };
 
 use crate::diagnostic::available_help;
@@ -242,7 +242,8 @@ fn cast_columns(frame: &DataFrame, typed: &Schema) -> Vec<datafusion::prelude::E
         .fields()
         .iter()
         .map(|field| {
-            let mut column = col(format!("\"{}\"", field.name()));
+            // The name as it is, never parsed: quotes and dots in it are part of it.
+            let mut column = datafusion::prelude::ident(field.name());
             let mut found = field.data_type().clone();
             if let DataType::Timestamp(unit, Some(_)) = found {
                 column = cast(column, DataType::Timestamp(unit, Some("UTC".into())));

@@ -469,3 +469,90 @@ fn variable_values_in_a_glob_path_are_literal() {
         stderr(&output)
     );
 }
+
+/// Issue 17: a column named `we"ird` exited 4 "No field named": column names are names, never
+/// parsed, whatever quotes, dots, spaces or capitals they hold, in every format; and an
+/// aggregate and an expression can use them quoted as SQL quotes them.
+#[test]
+fn column_names_with_quotes_dots_and_spaces_are_read_as_they_are() {
+    let names = ["we\"ird", "a.b", "two words", "MixedCase"];
+    let quoted = |name: &str| format!("\"{}\"", name.replace('"', "\"\""));
+    for format in ["csv", "ndjson", "parquet"] {
+        let workspace = Workspace::from_fixture("ties");
+        let ids: Vec<i64> = (1..=6).collect();
+        // Customer i has i in every odd column; the expected feature is 4 * i.
+        match format {
+            "csv" => {
+                let header: Vec<String> = names
+                    .iter()
+                    .map(|n| format!("\"{}\"", n.replace('"', "\"\"")))
+                    .collect();
+                let mut text = format!("id,{}\n", header.join(","));
+                for i in &ids {
+                    text.push_str(&format!("{i},{i},{i},{i},{i}\n"));
+                }
+                workspace.write("odd.csv", &text);
+            }
+            "ndjson" => {
+                let mut text = String::new();
+                for i in &ids {
+                    let mut row = serde_json::Map::new();
+                    row.insert("id".into(), (*i).into());
+                    for name in names {
+                        row.insert(name.into(), (*i).into());
+                    }
+                    text.push_str(&format!("{}\n", serde_json::Value::Object(row)));
+                }
+                workspace.write("odd.ndjson", &text);
+            }
+            _ => {
+                let mut columns = vec![("id", Arc::new(Int64Array::from(ids.clone())) as ArrayRef)];
+                for name in names {
+                    columns.push((name, Arc::new(Int64Array::from(ids.clone())) as ArrayRef));
+                }
+                write_parquet(&workspace, "odd.parquet", columns);
+            }
+        }
+        let sum = names
+            .iter()
+            .map(|n| quoted(n))
+            .collect::<Vec<_>>()
+            .join(" + ");
+        workspace.write(
+            "pipeline.yaml",
+            &format!(
+                "reports: {{ min_cell: 1 }}\nversion: 1\nname: odd\nas_of: 2026-10-01\n\
+                 sources:\n  odd: {{ path: odd.{format}, key: id }}\n\
+                 entity: {{ source: odd, key: id }}\n\
+                 features:\n\
+                 \x20 - {{ name: total, kind: value, description: Sum., expr: '{sum}' }}\n\
+                 \x20 - {{ name: weird_max, kind: value, description: Max., aggregate: {{ source: odd, expr: 'max({})' }} }}\n\
+                 segments:\n\
+                 \x20 - {{ id: high, name: High, when: total >= 16, owner: crm, actions: [Reward] }}\n\
+                 \x20 - {{ id: rest, name: Rest, owner: crm, actions: [Nudge] }}\n",
+                quoted(names[0]).replace('\'', "''")
+            ),
+        );
+        workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+        let (rows, _) = crate::support::read_assignments(
+            &workspace.path().join("out/assignments.parquet"),
+            "id",
+        );
+        assert_eq!(rows.len(), ids.len(), "{format}");
+        for i in &ids {
+            let row = &rows[i];
+            assert_eq!(
+                row["total"].as_f64(),
+                Some(4.0 * *i as f64),
+                "{format}: {row:?}"
+            );
+            assert_eq!(
+                row["weird_max"].as_f64(),
+                Some(*i as f64),
+                "{format}: {row:?}"
+            );
+            let segment = if 4 * i >= 16 { "high" } else { "rest" };
+            assert_eq!(row["segment"].as_str(), Some(segment), "{format}: {row:?}");
+        }
+    }
+}

@@ -303,3 +303,43 @@ fn as_of_and_source_overrides_change_the_run_not_the_file() {
     assert_eq!(events["location"], json!("events_next.csv"));
     assert_eq!(events["rows"], json!(10));
 }
+
+/// Issue 17: `max(CAST(ts AS DATE))` beside `max(ts)` in aggregates of one source failed with
+/// "duplicate unqualified field name" (DataFusion names both `max(events.ts)`). Both now plan,
+/// with the hand-worked values of the table above.
+#[test]
+fn aggregates_that_datafusion_names_alike_are_computed_apart() {
+    let workspace = Workspace::from_fixture("windows");
+    workspace.edit_pipeline(
+        "  - name: days_since_last_event\n",
+        "  - name: span_days\n    kind: behavioral\n    description: Days from the first to the last event date.\n    aggregate: { source: events, expr: CAST(max(CAST(ts AS DATE)) - min(CAST(ts AS DATE)) AS BIGINT) }\n  - name: last_ts\n    kind: behavioral\n    description: The latest event.\n    aggregate: { source: events, expr: max(ts) }\n  - name: days_since_last_event\n",
+    );
+    run(&workspace, "out");
+    let (rows, _) = read_assignments(
+        &workspace.path().join("out/assignments.parquet"),
+        "customer_id",
+    );
+    let column = |name: &str| -> Vec<Value> { rows.values().map(|r| r[name].clone()).collect() };
+    assert_eq!(
+        column("span_days"),
+        [json!(30), Value::Null, json!(1), json!(0), Value::Null]
+    );
+    assert_eq!(
+        column("last_event"),
+        [
+            json!("2026-09-30"),
+            Value::Null,
+            json!("2026-09-16"),
+            json!("2026-05-01"),
+            Value::Null
+        ]
+    );
+    let last_ts = column("last_ts");
+    assert!(
+        last_ts[0]
+            .as_str()
+            .is_some_and(|t| t.starts_with("2026-09-30")),
+        "{last_ts:?}"
+    );
+    assert_eq!(last_ts[1], Value::Null);
+}
