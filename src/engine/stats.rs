@@ -5,11 +5,13 @@ use datafusion::arrow::array::{Array, RecordBatch};
 use datafusion::arrow::datatypes::{DataType, Schema};
 use datafusion::arrow::util::display::array_value_to_string;
 use datafusion::common::ScalarValue;
-use datafusion::prelude::SessionContext;
+use datafusion::functions_aggregate::count::count_all;
+use datafusion::functions_aggregate::expr_fn::{avg, count, max, median, min, stddev, sum};
+use datafusion::logical_expr::Expr;
+use datafusion::prelude::{SessionContext, cast, ident, lit};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{Error, Result};
-use crate::pipeline::sql::ident;
 
 /// Summary statistics of one feature over a group of customers.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq, schemars::JsonSchema)]
@@ -67,69 +69,76 @@ pub async fn compute(
     features: &[String],
     grouped: bool,
 ) -> Result<Vec<GroupStats>> {
-    let mut select = vec![
-        if grouped {
-            "\"segment\""
-        } else {
-            "CAST(NULL AS VARCHAR)"
-        }
-        .to_string(),
-        "count(*)".to_string(),
-    ];
+    // Built as expressions, not SQL text: DataFusion's SQL planner takes time quadratic in the
+    // length of a select list, and this one has seven aggregates per feature.
+    let mut aggregates = vec![count_all()];
     for feature in features {
         let column = ident(feature);
         let data_type = schema
             .field_with_name(feature)
             .map(|f| f.data_type().clone())
             .map_err(|e| Error::Internal(e.to_string()))?;
-        select.push(format!("count({column})"));
+        aggregates.push(count(column.clone()));
         if is_numeric(&data_type) {
-            select.push(format!("avg(CAST({column} AS DOUBLE))"));
-            select.push(format!("median(CAST({column} AS DOUBLE))"));
-            select.push(format!("stddev(CAST({column} AS DOUBLE))"));
-            select.push(format!("sum(CAST({column} AS DOUBLE))"));
+            let double = || cast(column.clone(), DataType::Float64);
+            aggregates.push(avg(double()));
+            aggregates.push(median(double()));
+            aggregates.push(stddev(double()));
+            aggregates.push(sum(double()));
         } else {
             for _ in 0..4 {
-                select.push("CAST(NULL AS DOUBLE)".to_string());
+                aggregates.push(cast(lit(ScalarValue::Null), DataType::Float64));
             }
         }
-        select.push(format!("min({column})"));
-        select.push(format!("max({column})"));
+        aggregates.push(min(column.clone()));
+        aggregates.push(max(column));
     }
-    let select: Vec<String> = select
+    let aggregates: Vec<Expr> = aggregates
         .into_iter()
         .enumerate()
-        .map(|(i, expr)| format!("{expr} AS c{i}"))
+        .map(|(i, expr)| expr.alias(format!("c{i}")))
         .collect();
-    let group_by = if grouped { " GROUP BY \"segment\"" } else { "" };
-    let sql = format!(
-        "SELECT {} FROM {}{group_by}",
-        select.join(", "),
-        ident(table)
-    );
-    let batches = ctx.sql(&sql).await?.collect().await?;
+    let group_by = if grouped {
+        vec![ident("segment")]
+    } else {
+        vec![]
+    };
+    let batches = ctx
+        .table(table)
+        .await?
+        .aggregate(group_by, aggregates)?
+        .collect()
+        .await?;
     let mut groups = Vec::new();
     for batch in &batches {
         for row in 0..batch.num_rows() {
-            groups.push(read_group(batch, row, features)?);
+            groups.push(read_group(batch, row, features, grouped)?);
         }
     }
     Ok(groups)
 }
 
-fn read_group(batch: &RecordBatch, row: usize, features: &[String]) -> Result<GroupStats> {
+/// One row of the statistics: the segment (when `grouped`), the count of customers, then
+/// [`COLUMNS_PER_FEATURE`] columns per feature.
+fn read_group(
+    batch: &RecordBatch,
+    row: usize,
+    features: &[String],
+    grouped: bool,
+) -> Result<GroupStats> {
     let column = |i: usize| batch.column(i).as_ref();
-    let segment = match scalar(column(0), row)? {
-        serde_json::Value::String(s) => Some(s),
+    let first = usize::from(grouped);
+    let segment = match grouped.then(|| scalar(column(0), row)).transpose()? {
+        Some(serde_json::Value::String(s)) => Some(s),
         _ => None,
     };
-    let customers = count(column(1), row)?;
+    let customers = whole(column(first), row)?;
     let mut stats = Vec::with_capacity(features.len());
     for (f, feature) in features.iter().enumerate() {
-        let base = 2 + f * COLUMNS_PER_FEATURE;
+        let base = first + 1 + f * COLUMNS_PER_FEATURE;
         stats.push(FeatureStats {
             feature: feature.clone(),
-            non_null: count(column(base), row)?,
+            non_null: whole(column(base), row)?,
             mean: number(column(base + 1), row)?,
             median: number(column(base + 2), row)?,
             std_dev: number(column(base + 3), row)?,
@@ -202,7 +211,7 @@ fn number(array: &dyn Array, row: usize) -> Result<Option<f64>> {
     })
 }
 
-fn count(array: &dyn Array, row: usize) -> Result<u64> {
+fn whole(array: &dyn Array, row: usize) -> Result<u64> {
     scalar(array, row)?
         .as_u64()
         .ok_or_else(|| Error::Internal("count is not a whole number".into()))
