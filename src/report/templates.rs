@@ -297,12 +297,27 @@ impl Folder {
             );
             return Err(refused(name, &reason));
         }
-        let Ok(metadata) = real.metadata() else {
+        let Ok(mut file) = crate::run_folder::open_regular(&real) else {
             return Ok(None);
         };
-        if !metadata.is_file() {
-            return Ok(None);
+        // Judge the file opened, not the name checked a moment before: a folder swapped for a
+        // symlink in between must not lead out of the templates folder.
+        let opened = std::fs::read_link(format!(
+            "/proc/self/fd/{}",
+            std::os::fd::AsRawFd::as_raw_fd(&file)
+        ))
+        .map_err(|e| refused(name, &format!("cannot tell which file was opened: {e}")))?;
+        if !opened.starts_with(&self.root) {
+            let reason = format!(
+                "it resolves to {}, outside the templates folder {}",
+                opened.display(),
+                self.shown.display()
+            );
+            return Err(refused(name, &reason));
         }
+        let Ok(metadata) = file.metadata() else {
+            return Ok(None);
+        };
         // A hard link is another name of a file that may live anywhere; a checkout never has one.
         if std::os::unix::fs::MetadataExt::nlink(&metadata) > 1 {
             return Err(refused(
@@ -310,12 +325,15 @@ impl Folder {
                 "it has other hard links, so it may be a file from outside the templates folder",
             ));
         }
-        std::fs::read_to_string(&real).map(Some).map_err(|e| {
-            minijinja::Error::new(
-                minijinja::ErrorKind::InvalidOperation,
-                format!("cannot read {}: {e}", self.shown.join(name).display()),
-            )
-        })
+        let mut text = String::new();
+        std::io::Read::read_to_string(&mut file, &mut text)
+            .map(|_| Some(text))
+            .map_err(|e| {
+                minijinja::Error::new(
+                    minijinja::ErrorKind::InvalidOperation,
+                    format!("cannot read {}: {e}", self.shown.join(name).display()),
+                )
+            })
     }
 }
 
