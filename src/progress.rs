@@ -65,3 +65,17 @@ impl Progress {
         }
     }
 }
+
+/// Tests stop a run at a named point (just before its commit, between the renames of `--replace`,
+/// inside an export) to send a signal there; the variable gives milliseconds. Debug builds only.
+pub(crate) fn pause_for_tests(variable: &str) {
+    #[cfg(not(debug_assertions))]
+    let _ = variable;
+    #[cfg(debug_assertions)]
+    if let Some(millis) = std::env::var(variable)
+        .ok()
+        .and_then(|v| v.parse::<u64>().ok())
+    {
+        std::thread::sleep(std::time::Duration::from_millis(millis));
+    }
+}

@@ -138,6 +138,14 @@ pub fn redact_bytes(bytes: &[u8]) -> Cow<'_, [u8]> {
     }
 }
 
+/// The password a connection URL holds, if any (to mask it wherever it might be shown).
+pub fn password_of(url: &str) -> Option<String> {
+    let config: tokio_postgres::Config = url.parse().ok()?;
+    config
+        .get_password()
+        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -217,13 +217,13 @@ impl Pipeline {
             .iter()
             .filter_map(|name| std::env::var(name).ok())
             .flat_map(|value| {
-                let password = crate::postgres::password_of(&value);
+                let password = crate::secrets::password_of(&value);
                 std::iter::once(value).chain(password)
             })
             .chain(
                 self.connection_urls()
                     .filter_map(|url| interpolate::interpolate(url).ok())
-                    .filter_map(|url| crate::postgres::password_of(&url)),
+                    .filter_map(|url| crate::secrets::password_of(&url)),
             )
             .filter(|value| value.len() >= 4)
             .collect()

@@ -68,14 +68,6 @@ impl Target {
     }
 }
 
-/// The password a connection URL holds, if any (to mask it wherever it might be shown).
-pub fn password_of(url: &str) -> Option<String> {
-    let config: tokio_postgres::Config = url.parse().ok()?;
-    config
-        .get_password()
-        .map(|bytes| String::from_utf8_lossy(bytes).into_owned())
-}
-
 /// Connect to `url`. The connection is driven on the current tokio runtime and closes when the
 /// client is dropped. Errors are messages fit to show: they name the target, never the URL.
 pub async fn connect(url: &str) -> Result<(Client, Target), String> {

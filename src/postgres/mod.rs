@@ -12,4 +12,4 @@ pub mod types;
 pub mod warehouse;
 pub mod write;
 
-pub use connection::{Refusal, Target, connect, describe, password_of, try_connect};
+pub use connection::{Refusal, Target, connect, describe, try_connect};

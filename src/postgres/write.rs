@@ -137,7 +137,7 @@ pub async fn prepare(
     if let Some(history) = export.history_table {
         append_history(&client, export, history, &columns[0].1).await?;
     }
-    crate::report::pause_for_tests("SEGFLOW_TEST_PAUSE_BEFORE_EXPORT_COMMIT");
+    crate::progress::pause_for_tests("SEGFLOW_TEST_PAUSE_BEFORE_EXPORT_COMMIT");
     Ok(Prepared {
         client,
         target,
@@ -190,7 +190,7 @@ async fn copy_rows(
             writer.as_mut().write(&values).await.map_err(fail)?;
             written += 1;
             if written == total / 2 {
-                crate::report::pause_for_tests("SEGFLOW_TEST_PAUSE_IN_EXPORT_COPY");
+                crate::progress::pause_for_tests("SEGFLOW_TEST_PAUSE_IN_EXPORT_COPY");
             }
         }
     }

@@ -21,7 +21,6 @@ use serde::Serialize;
 pub use context::ReportContext;
 pub use history::{write_history, write_history_manifest};
 pub use impact::{write_impact, write_impact_manifest};
-pub(crate) use output::pause_for_tests;
 pub use output::{FolderKind, Interrupt, StagedFile, StagedOutput, interrupt};
 pub use pdf::print_to_pdf;
 pub use provenance::{GitState, git_state};

@@ -332,7 +332,7 @@ impl StagedOutput {
 
     /// Move the finished run into place.
     pub fn commit(mut self) -> Result<PathBuf> {
-        pause_for_tests("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT");
+        crate::progress::pause_for_tests("SEGFLOW_TEST_PAUSE_BEFORE_COMMIT");
         let guard = commit_guard();
         set_active(None);
         let staged = self
@@ -386,7 +386,7 @@ impl StagedOutput {
         }
         let old = recovery::replaced_path(&self.parent, &self.name);
         std::fs::rename(destination, &old).map_err(|e| Error::output(destination, e))?;
-        pause_for_tests("SEGFLOW_TEST_PAUSE_IN_COMMIT");
+        crate::progress::pause_for_tests("SEGFLOW_TEST_PAUSE_IN_COMMIT");
         if let Err(e) = rename_no_replace(staged, destination) {
             // Put the previous run back: nothing half-done remains.
             return Err(match std::fs::rename(&old, destination) {
@@ -443,20 +443,6 @@ fn remove_replaced(old: &Path, destination: &Path) -> Result<()> {
             ));
             Ok(())
         }
-    }
-}
-
-/// Tests stop a run just before its commit, or between the renames of `--replace`, to send a
-/// signal there; the variable gives milliseconds. Debug builds only.
-pub(crate) fn pause_for_tests(variable: &str) {
-    #[cfg(not(debug_assertions))]
-    let _ = variable;
-    #[cfg(debug_assertions)]
-    if let Some(millis) = std::env::var(variable)
-        .ok()
-        .and_then(|v| v.parse::<u64>().ok())
-    {
-        std::thread::sleep(std::time::Duration::from_millis(millis));
     }
 }
 

@@ -114,7 +114,7 @@ fn run_in(dir: &Path, url: &str, args: &[&str]) -> Output {
 
 /// `url`'s password, which must appear nowhere.
 fn password(url: &str) -> String {
-    let password = segflow::postgres::password_of(url).expect("the test URL has a password");
+    let password = segflow::secrets::password_of(url).expect("the test URL has a password");
     assert!(password.len() >= 4, "a password too short to search for");
     password
 }

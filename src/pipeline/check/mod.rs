@@ -474,7 +474,7 @@ fn check_postgres(
     }
     let written = super::interpolate::written_part(&postgres.url);
     if written.contains('@')
-        && let Some(password) = crate::postgres::password_of(&written)
+        && let Some(password) = crate::secrets::password_of(&written)
     {
         // The problem's snippet quotes this line of the file: the password is masked there.
         crate::secrets::remember(vec![password]);
