@@ -283,20 +283,26 @@ impl Folder {
         })
     }
 
+    /// Refuse template `name` when `real`, the path it resolves to, is outside the folder.
+    fn confine(&self, name: &str, real: &Path) -> std::result::Result<(), minijinja::Error> {
+        if real.starts_with(&self.root) {
+            return Ok(());
+        }
+        let reason = format!(
+            "it resolves to {}, outside the templates folder {}",
+            real.display(),
+            self.shown.display()
+        );
+        Err(refused(name, &reason))
+    }
+
     /// The text of template `name` (already checked by `check_name`), or None when the folder has
     /// no such file. A file that resolves outside the folder (through a symlink) is refused.
     fn read(&self, name: &str) -> std::result::Result<Option<String>, minijinja::Error> {
         let Ok(real) = self.root.join(name).canonicalize() else {
             return Ok(None);
         };
-        if !real.starts_with(&self.root) {
-            let reason = format!(
-                "it resolves to {}, outside the templates folder {}",
-                real.display(),
-                self.shown.display()
-            );
-            return Err(refused(name, &reason));
-        }
+        self.confine(name, &real)?;
         let Ok(mut file) = crate::run_folder::open_regular(&real) else {
             return Ok(None);
         };
@@ -307,14 +313,7 @@ impl Folder {
             std::os::fd::AsRawFd::as_raw_fd(&file)
         ))
         .map_err(|e| refused(name, &format!("cannot tell which file was opened: {e}")))?;
-        if !opened.starts_with(&self.root) {
-            let reason = format!(
-                "it resolves to {}, outside the templates folder {}",
-                opened.display(),
-                self.shown.display()
-            );
-            return Err(refused(name, &reason));
-        }
+        self.confine(name, &opened)?;
         let Ok(metadata) = file.metadata() else {
             return Ok(None);
         };
