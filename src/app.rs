@@ -508,9 +508,14 @@ fn impact(args: &crate::cli::ImpactArgs) -> Result<()> {
         impact.stayed + impact.moved,
         impact.moved_share * 100.0,
         if impact.features_computed_once {
-            " (only rules changed: features computed once)"
+            " (only rules changed: features computed once)".to_string()
+        } else if !impact.recomputed_features.is_empty() {
+            format!(
+                " (the base recomputed {} of its features)",
+                impact.recomputed_features.len()
+            )
         } else {
-            ""
+            String::new()
         }
     );
     for m in impact.moves.iter().take(5) {

@@ -1,9 +1,11 @@
 //! `segflow impact`: run the base and the current version of a pipeline on the same data and
-//! as-of date, and say what the change does to the customers. When only the segment rules (or
-//! other settings that are not sources, entity or features) changed, the features are computed
-//! once and the base rules are evaluated over the same features table.
+//! as-of date, and say what the change does to the customers. When the sources and entity are
+//! the same, the current version's features are computed once: the base recomputes only the
+//! features whose definitions differ (and those using them), and its rules are evaluated over
+//! that features table in one pass with the migration.
 
 use std::borrow::Cow;
+use std::collections::BTreeSet;
 use std::path::Path;
 use std::process::Command;
 
@@ -12,6 +14,7 @@ use crate::analysis::{self, Analysis};
 use crate::engine::{self, RunOptions, RunResults};
 use crate::error::{Error, Result};
 use crate::lint;
+use crate::pipeline::FeatureDefinition;
 use crate::pipeline::Pipeline;
 use crate::run_folder::{self, LintRecord, SegmentsDocument};
 
@@ -81,12 +84,37 @@ pub fn base_from_file(path: &Path, current: &Pipeline) -> Result<Pipeline> {
 
 /// Whether the two versions compute the same features from the same sources for the same
 /// customers, so that only their rules (and what is judged of them) differ.
-fn same_features(base: &Pipeline, current: &Pipeline) -> bool {
-    let value = |p: &Pipeline| {
-        serde_json::to_value((&p.spec.sources, &p.spec.entity, &p.spec.features)).ok()
-    };
+fn same_sources(base: &Pipeline, current: &Pipeline) -> bool {
+    let value = |p: &Pipeline| serde_json::to_value((&p.spec.sources, &p.spec.entity)).ok();
     let (a, b) = (value(base), value(current));
-    a.is_some() && a == b && base.sources == current.sources
+    a.is_some() && a == b && base.sources == current.sources && base.entity == current.entity
+}
+
+/// The base's features whose values may differ from the current version's features of the
+/// same name: a different definition or type, no such feature, or a feature using one of those.
+fn changed_features(base: &Pipeline, current: &Pipeline) -> BTreeSet<String> {
+    let mut changed = BTreeSet::new();
+    for &i in &base.evaluation_order {
+        let feature = &base.features[i];
+        let same = current.features.iter().any(|f| {
+            f.name == feature.name
+                && f.definition == feature.definition
+                && f.column_type == feature.column_type
+        });
+        let of = match &feature.definition {
+            FeatureDefinition::Quantile(q) => Some(&q.of),
+            _ => None,
+        };
+        let uses_changed = feature
+            .references
+            .iter()
+            .chain(of)
+            .any(|name| changed.contains(name));
+        if !same || uses_changed {
+            changed.insert(feature.name.clone());
+        }
+    }
+    changed
 }
 
 /// One version's run, analysed.
@@ -125,18 +153,48 @@ pub async fn measure(
         std::fs::create_dir(dir).map_err(|e| Error::output(dir, e))?;
     }
     let new = engine::run(current, options, &new_dir).await?;
-    let mut once = false;
-    let old = if same_features(base, current) {
-        let features = new_dir.join(run_folder::ASSIGNMENTS);
-        let reassigned = engine::reassign(base, options, &new, &features, &old_dir).await?;
-        once = reassigned.is_some();
-        reassigned
-    } else {
-        None
+    let new_assignments = new_dir.join(run_folder::ASSIGNMENTS);
+    let changed = same_sources(base, current).then(|| changed_features(base, current));
+    let recompute = match &changed {
+        Some(changed) if !changed.is_empty() => {
+            if !matches!(options.engine, engine::Engine::Embedded) {
+                None
+            } else {
+                let reduced = base.reduced_to(changed);
+                let path = work.join("recomputed.parquet");
+                engine::compute_features(&reduced, options, &path).await?;
+                let names: Vec<String> = reduced.features.iter().map(|f| f.name.clone()).collect();
+                Some((path, names))
+            }
+        }
+        _ => None,
     };
-    let old = match old {
-        Some(old) => old,
-        None => engine::run(base, options, &old_dir).await?,
+    let reassigned = match (&changed, &recompute) {
+        (Some(changed), None) if changed.is_empty() => {
+            engine::reassign(base, options, &new, &new_assignments, None, sample).await?
+        }
+        (Some(_), Some((path, features))) => {
+            let recomputed = engine::Recomputed { path, features };
+            engine::reassign(
+                base,
+                options,
+                &new,
+                &new_assignments,
+                Some(recomputed),
+                sample,
+            )
+            .await?
+        }
+        _ => None,
+    };
+    let once = reassigned.is_some() && recompute.is_none();
+    let recomputed_features = match (&reassigned, recompute) {
+        (Some(_), Some((_, names))) => names,
+        _ => Vec::new(),
+    };
+    let (old, moves) = match reassigned {
+        Some(r) => (r.results, Some((r.migration, r.samples))),
+        None => (engine::run(base, options, &old_dir).await?, None),
     };
     let (old, new) = (
         analysed(base, old, options.as_of),
@@ -144,24 +202,44 @@ pub async fn measure(
     );
     let old_run = run_folder::Run {
         folder: "base".into(),
-        assignments: old_dir.join(run_folder::ASSIGNMENTS),
+        // Over the same customers, the base's assignments are the current file's rows with the
+        // base's segments (and recomputed features); they were measured without being written.
+        assignments: if moves.is_some() {
+            new_assignments.clone()
+        } else {
+            old_dir.join(run_folder::ASSIGNMENTS)
+        },
         segments: SegmentsDocument::new(base, &old.results, &old.analysis.profiles),
         criteria: Cow::Borrowed(&old.analysis.criteria),
     };
     let new_run = run_folder::Run {
         folder: "current".into(),
-        assignments: new_dir.join(run_folder::ASSIGNMENTS),
+        assignments: new_assignments,
         segments: SegmentsDocument::new(current, &new.results, &new.analysis.profiles),
         criteria: Cow::Borrowed(&new.analysis.criteria),
     };
-    let comparison = run_folder::compare_segments(&old_run, &new_run, &options.resources).await?;
-    let samples = engine::compare::moved_samples(
-        &old_run.keyed_assignments(),
-        &new_run.keyed_assignments(),
-        sample,
-        &options.resources,
-    )
-    .await?;
+    let (comparison, samples) = match moves {
+        Some((migration, samples)) => {
+            let measures = engine::compare::RunMeasures {
+                migration,
+                bins: Vec::new(),
+                unbinned: Vec::new(),
+            };
+            (
+                run_folder::compare_measured(&old_run, &new_run, &measures),
+                samples,
+            )
+        }
+        None => {
+            let (old_keyed, new_keyed) = (old_run.keyed_assignments(), new_run.keyed_assignments());
+            let comparison =
+                run_folder::compare_segments(&old_run, &new_run, &options.resources).await?;
+            let samples =
+                engine::compare::moved_samples(&old_keyed, &new_keyed, sample, &options.resources)
+                    .await?;
+            (comparison, samples)
+        }
+    };
     let mut impact = analysis::impact::impact(
         &Version {
             pipeline: base,
@@ -180,5 +258,6 @@ pub async fn measure(
     );
     impact.as_of = options.as_of.to_string();
     impact.features_computed_once = once;
+    impact.recomputed_features = recomputed_features;
     Ok(impact)
 }

@@ -26,6 +26,9 @@ pub struct Impact {
     pub as_of: String,
     /// Whether the features were computed once for both versions (only rules changed).
     pub features_computed_once: bool,
+    /// When features changed but not the sources or entity: the base's features computed apart
+    /// (those that changed, those using them, and what they use); the others were computed once.
+    pub recomputed_features: Vec<String>,
     /// Customers in the current version's run.
     pub customers: u64,
     /// Customers in both runs whose segment changed.
@@ -199,6 +202,7 @@ pub fn impact(
         current: String::new(),
         as_of: String::new(),
         features_computed_once: false,
+        recomputed_features: Vec::new(),
         customers: migration.stayed + migration.moved + migration.appeared,
         moved: migration.moved,
         moved_share: if base_customers == 0 {

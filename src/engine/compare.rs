@@ -110,16 +110,7 @@ pub async fn measure(
     features: &[(String, Binning)],
     resources: &Resources,
 ) -> Result<RunMeasures> {
-    let ctx = super::session::embedded(resources)?;
-    for (name, run) in [("old", old), ("new", new)] {
-        // As a URL: a run folder's name may hold `[`, which a plain path would make a glob.
-        ctx.register_parquet(
-            name,
-            &super::location::literal(&run.path)?,
-            ParquetReadOptions::default(),
-        )
-        .await?;
-    }
+    let ctx = both_runs(old, new, resources).await?;
     let (old_key, new_key) = (ident(&old.key), ident(&new.key));
     let sql = format!(
         "SELECT o.segment, n.segment, o.k IS NOT NULL, n.k IS NOT NULL, count(*) \
@@ -127,17 +118,7 @@ pub async fn measure(
          FULL OUTER JOIN (SELECT CAST({new_key} AS VARCHAR) AS k, segment FROM new) n ON o.k = n.k \
          GROUP BY 1, 2, 3, 4"
     );
-    let migration = query_rows(&ctx, &sql)
-        .await?
-        .into_iter()
-        .map(|row| MigrationCell {
-            old: row[0].as_str().map(str::to_string),
-            new: row[1].as_str().map(str::to_string),
-            in_old: row[2].as_bool().unwrap_or(false),
-            in_new: row[3].as_bool().unwrap_or(false),
-            customers: row[4].as_u64().unwrap_or(0),
-        })
-        .collect();
+    let migration = migration_cells(query_rows(&ctx, &sql).await?);
 
     let mut bins = Vec::new();
     let mut unbinned = Vec::new();
@@ -213,6 +194,38 @@ pub async fn measure(
     })
 }
 
+/// A session holding two runs' assignments as tables `old` and `new`, within `resources`.
+async fn both_runs(
+    old: &Assignments,
+    new: &Assignments,
+    resources: &Resources,
+) -> Result<SessionContext> {
+    let ctx = super::session::embedded(resources)?;
+    for (name, run) in [("old", old), ("new", new)] {
+        // As a URL: a run folder's name may hold `[`, which a plain path would make a glob.
+        ctx.register_parquet(
+            name,
+            &super::location::literal(&run.path)?,
+            ParquetReadOptions::default(),
+        )
+        .await?;
+    }
+    Ok(ctx)
+}
+
+/// Migration cells from rows of (old segment, new segment, in old, in new, customers).
+fn migration_cells(rows: Vec<Vec<serde_json::Value>>) -> Vec<MigrationCell> {
+    rows.into_iter()
+        .map(|row| MigrationCell {
+            old: row[0].as_str().map(str::to_string),
+            new: row[1].as_str().map(str::to_string),
+            in_old: row[2].as_bool().unwrap_or(false),
+            in_new: row[3].as_bool().unwrap_or(false),
+            customers: row[4].as_u64().unwrap_or(0),
+        })
+        .collect()
+}
+
 /// Counts per segment of each value of true/false or text `feature` in tables `old` and `new`,
 /// or why it has no PSI (too many values).
 async fn value_bins(
@@ -280,20 +293,10 @@ pub async fn moved_samples(
     per_cell: usize,
     resources: &Resources,
 ) -> Result<BTreeMap<Cell, Vec<String>>> {
-    use sha2::{Digest, Sha256};
-    let mut cells: BTreeMap<Cell, Vec<([u8; 32], String)>> = BTreeMap::new();
     if per_cell == 0 {
         return Ok(BTreeMap::new());
     }
-    let ctx = super::session::embedded(resources)?;
-    for (name, run) in [("old", old), ("new", new)] {
-        ctx.register_parquet(
-            name,
-            &super::location::literal(&run.path)?,
-            ParquetReadOptions::default(),
-        )
-        .await?;
-    }
+    let ctx = both_runs(old, new, resources).await?;
     let (old_key, new_key) = (ident(&old.key), ident(&new.key));
     let sql = format!(
         "SELECT o.segment, n.segment, o.k \
@@ -301,7 +304,42 @@ pub async fn moved_samples(
          JOIN (SELECT CAST({new_key} AS VARCHAR) AS k, segment FROM new) n ON o.k = n.k \
          WHERE o.segment IS DISTINCT FROM n.segment"
     );
-    for row in query_rows(&ctx, &sql).await? {
+    Ok(sample_moved(query_rows(&ctx, &sql).await?, per_cell))
+}
+
+/// Who moved between two versions' segments of the same customers, held side by side in
+/// columns `old` and `new` of `table` with the key `key`: the migration matrix, and up to
+/// `per_cell` keys of each changed cell chosen as by [`moved_samples`]. No join: one row is one
+/// customer in both versions.
+pub async fn moves_between_columns(
+    ctx: &SessionContext,
+    table: &str,
+    key: &str,
+    [old, new]: [&str; 2],
+    per_cell: usize,
+) -> Result<(Vec<MigrationCell>, BTreeMap<Cell, Vec<String>>)> {
+    let (table, key, old, new) = (ident(table), ident(key), ident(old), ident(new));
+    let counted = format!(
+        "SELECT {old}, {new}, true AS in_old, true AS in_new, count(*) FROM {table} GROUP BY 1, 2 ORDER BY 1, 2"
+    );
+    let migration = migration_cells(query_rows(ctx, &counted).await?);
+    if per_cell == 0 || migration.iter().all(|c| c.old == c.new) {
+        return Ok((migration, BTreeMap::new()));
+    }
+    let moved = format!(
+        "SELECT {old}, {new}, CAST({key} AS VARCHAR) FROM {table} \
+         WHERE {old} IS DISTINCT FROM {new}"
+    );
+    let samples = sample_moved(query_rows(ctx, &moved).await?, per_cell);
+    Ok((migration, samples))
+}
+
+/// Up to `per_cell` keys of each cell from rows of (old segment, new segment, key), lowest
+/// SHA-256 of the key first.
+fn sample_moved(rows: Vec<Vec<serde_json::Value>>, per_cell: usize) -> BTreeMap<Cell, Vec<String>> {
+    use sha2::{Digest, Sha256};
+    let mut cells: BTreeMap<Cell, Vec<([u8; 32], String)>> = BTreeMap::new();
+    for row in rows {
         let key = row[2].as_str().unwrap_or_default().to_string();
         let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
         let cell = cells
@@ -317,12 +355,12 @@ pub async fn moved_samples(
             cell.truncate(per_cell);
         }
     }
-    Ok(cells
+    cells
         .into_iter()
         .map(|(cell, mut keys)| {
             keys.sort_unstable();
             keys.truncate(per_cell);
             (cell, keys.into_iter().map(|(_, key)| key).collect())
         })
-        .collect())
+        .collect()
 }

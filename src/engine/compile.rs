@@ -1300,6 +1300,36 @@ pub(crate) async fn plan_segments(
     }
 }
 
+/// The plan of [`segments_sql`] over view `from` without the order, keeping also column
+/// `segment` of `from` (the segment another version gave over the same features) as `earlier`.
+pub(crate) async fn plan_reassignment(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    from: &str,
+    earlier: &str,
+) -> datafusion::error::Result<DataFrame> {
+    let segment = segment_sql(pipeline);
+    let mut items = segments_items(pipeline, &segment);
+    items.insert(
+        2,
+        wide_select::Item::Value {
+            sql: "segment",
+            alias: earlier,
+        },
+    );
+    match wide_select::select(ctx, from, &items, None).await {
+        Some(frame) => Ok(frame),
+        None => {
+            ctx.sql(&format!(
+                "SELECT {}\nFROM {}",
+                select_list(&items),
+                ident(from)
+            ))
+            .await
+        }
+    }
+}
+
 /// The segment of a customer: the first rule that matches, as text.
 fn segment_sql(pipeline: &Pipeline) -> String {
     let mut branches = Vec::new();

@@ -13,9 +13,6 @@ use crate::pipeline::sql::ident;
 use crate::pipeline::{Pipeline, Relation, SourceOrigin};
 use crate::postgres::warehouse::Warehouse;
 
-/// Name under which the fetched assignments are checked for unique keys.
-const FETCHED: &str = "__segflow_fetched";
-
 /// The database every source of `pipeline` is in, as its (expanded) URL; a file source, or
 /// sources on two servers, cannot run there.
 fn database_url(pipeline: &Pipeline) -> Result<String> {
@@ -203,25 +200,16 @@ pub(super) async fn run(
     warehouse.close().await?;
     timings.lap("features and segments (in Postgres)");
 
-    // Keys repeated or null in the customers' table show in the assignments as they would in
-    // the customers' stage of an embedded run.
-    ctx.register_parquet(
-        FETCHED,
-        &super::location::literal(&assignments_path)?,
-        datafusion::prelude::ParquetReadOptions::default(),
-    )
-    .await?;
-    let customers = entity::check_unique(&ctx, pipeline, FETCHED).await?;
-    timings.lap("check entity");
-    let computed = Computed {
+    let computed = |customers| Computed {
         customers,
         exclusions,
         schema,
         sources,
         profile: None,
         engine: "postgres".into(),
+        features_measured: None,
     };
-    super::finish(
+    super::finish_fetched(
         &ctx,
         pipeline,
         options,

@@ -485,11 +485,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     }
     let mut timings = Timings::new();
     let ctx = session::for_pipeline(options.as_of, &options.resources)?;
-    let snapshot = postgres::read::read(pipeline, options.as_of, Rows::All).await?;
-    if !snapshot.sources.is_empty() {
-        timings.lap("read Postgres sources");
-    }
-    let resolved = sources::resolve(pipeline, &snapshot)?;
+    let resolved = resolve(pipeline, options, &mut timings).await?;
     let hashing = tokio::task::spawn_blocking({
         let resolved = resolved.clone();
         move || {
@@ -502,55 +498,21 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
                 .collect::<Result<Vec<_>>>()
         }
     });
-    let progress = &options.progress;
-    let in_stage = |stage: &'static str| {
-        progress.stage(stage);
-        move |error: Error| error.in_stage(stage, options.resources.memory_limit)
-    };
-    sources::register(&ctx, pipeline, &resolved).await?;
-    let compiled = compile::compile(&ctx, pipeline, options.as_of).await?;
-    timings.lap("plan");
-
-    // Reading the customers can be the first time a typed column is parsed (a join date or a
-    // validity column), so a data error here is traced to its file as in the features stage.
-    let checked = async {
-        let customers = entity::check_unique(&ctx, pipeline, &compiled.customers).await?;
-        let exclusions = entity::count_exclusions(&ctx, &compiled.exclusions).await?;
-        Ok((customers, exclusions))
-    }
-    .await
-    .map_err(in_stage("check entity"));
-    let (customers, exclusions) = match checked {
-        Ok(checked) => checked,
-        Err(error) => {
-            return Err(name_the_cause(&ctx, pipeline, &resolved, &compiled.stages, error).await);
-        }
-    };
-    timings.lap("check entity");
-
     let assignments_path = out_dir.join("assignments.parquet");
-    let compile::Compiled {
-        stages,
-        assignments,
-        ..
-    } = compiled;
-    // A reader can panic on a corrupt file while the plan runs; that is bad data, and the search
-    // below names the file.
-    let written = std::panic::AssertUnwindSafe(write_parquet(
+    let Assigned {
+        customers,
+        exclusions,
+        schema,
+        executed,
+    } = assign(
         &ctx,
-        assignments,
+        pipeline,
+        options,
+        &resolved,
         &assignments_path,
-        progress,
-    ))
-    .catch_unwind()
-    .await
-    .unwrap_or_else(|_| Err(Error::data("a source file stopped the engine", None)))
-    .map_err(in_stage("features and segments"));
-    let (schema, executed) = match written {
-        Ok(written) => written,
-        Err(error) => return Err(name_the_cause(&ctx, pipeline, &resolved, &stages, error).await),
-    };
-    timings.lap("features and segments");
+        &mut timings,
+    )
+    .await?;
     let profile = options.profile.then(|| {
         format!(
             "-- features and segments: the physical plan with each operator's metrics\n{}",
@@ -591,16 +553,107 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         sources,
         profile,
         engine: "embedded".into(),
+        features_measured: None,
     };
-    finish(
-        &ctx,
-        pipeline,
-        options,
-        &assignments_path,
-        computed,
-        timings,
-    )
+    register_assignments(&ctx, &assignments_path).await?;
+    finish(&ctx, pipeline, options, computed, timings).await
+}
+
+/// Read the pipeline's database sources and resolve every source to what the engine reads.
+async fn resolve(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    timings: &mut Timings,
+) -> Result<Vec<ResolvedSource>> {
+    let snapshot = postgres::read::read(pipeline, options.as_of, Rows::All).await?;
+    if !snapshot.sources.is_empty() {
+        timings.lap("read Postgres sources");
+    }
+    sources::resolve(pipeline, &snapshot)
+}
+
+/// What the embedded engine computed and wrote as the assignments.
+struct Assigned {
+    customers: u64,
+    exclusions: Vec<Exclusion>,
+    schema: datafusion::arrow::datatypes::SchemaRef,
+    /// The executed physical plan, with its operators' metrics.
+    executed: Arc<dyn ExecutionPlan>,
+}
+
+/// Register the `resolved` sources in `ctx`, check the customers, and compute the features and
+/// segments into `path`. A data error is traced to its source and file.
+async fn assign(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    resolved: &[ResolvedSource],
+    path: &Path,
+    timings: &mut Timings,
+) -> Result<Assigned> {
+    let progress = &options.progress;
+    let in_stage = |stage: &'static str| {
+        progress.stage(stage);
+        move |error: Error| error.in_stage(stage, options.resources.memory_limit)
+    };
+    sources::register(ctx, pipeline, resolved).await?;
+    let compiled = compile::compile(ctx, pipeline, options.as_of).await?;
+    timings.lap("plan");
+
+    // Reading the customers can be the first time a typed column is parsed (a join date or a
+    // validity column), so a data error here is traced to its file as in the features stage.
+    let checked = async {
+        let customers = entity::check_unique(ctx, pipeline, &compiled.customers).await?;
+        let exclusions = entity::count_exclusions(ctx, &compiled.exclusions).await?;
+        Ok((customers, exclusions))
+    }
     .await
+    .map_err(in_stage("check entity"));
+    let (customers, exclusions) = match checked {
+        Ok(checked) => checked,
+        Err(error) => {
+            return Err(name_the_cause(ctx, pipeline, resolved, &compiled.stages, error).await);
+        }
+    };
+    timings.lap("check entity");
+
+    let compile::Compiled {
+        stages,
+        assignments,
+        ..
+    } = compiled;
+    // A reader can panic on a corrupt file while the plan runs; that is bad data, and the search
+    // below names the file.
+    let written = std::panic::AssertUnwindSafe(write_parquet(ctx, assignments, path, progress))
+        .catch_unwind()
+        .await
+        .unwrap_or_else(|_| Err(Error::data("a source file stopped the engine", None)))
+        .map_err(in_stage("features and segments"));
+    let (schema, executed) = match written {
+        Ok(written) => written,
+        Err(error) => return Err(name_the_cause(ctx, pipeline, resolved, &stages, error).await),
+    };
+    timings.lap("features and segments");
+    Ok(Assigned {
+        customers,
+        exclusions,
+        schema,
+        executed,
+    })
+}
+
+/// Compute `pipeline`'s features and segments into the Parquet file `path` with the embedded
+/// engine, as a run does, without measuring them.
+pub async fn compute_features(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    path: &Path,
+) -> Result<()> {
+    let mut timings = Timings::new();
+    let ctx = session::for_pipeline(options.as_of, &options.resources)?;
+    let resolved = resolve(pipeline, options, &mut timings).await?;
+    assign(&ctx, pipeline, options, &resolved, path, &mut timings).await?;
+    Ok(())
 }
 
 /// The refusal of `--engine ballista://` by a build without the `ballista` feature.
@@ -614,32 +667,114 @@ pub fn without_ballista() -> Error {
 /// Table name of the features `reassign` reads.
 const COMPUTED_FEATURES: &str = "__segflow_computed_features";
 
-/// `pipeline`'s segment rules evaluated over the features another run of the same sources and
-/// features computed (`earlier`, whose assignments file is `features`), written as
-/// `assignments.parquet` into `out_dir` and measured: a change of rules only is reviewed without
-/// computing the features again. `None` when the rules do not plan over those columns (they name
-/// something that is not a feature), so the caller runs the pipeline instead.
+/// Table names of the earlier run's features and the recomputed ones, when some changed.
+const EARLIER_FEATURES: &str = "__segflow_earlier_features";
+const RECOMPUTED_FEATURES: &str = "__segflow_recomputed_features";
+
+/// The earlier run's features with the `recomputed` ones in place of its columns of those
+/// names, joined on the key `key` (the same customers: the sources and entity are the same).
+async fn join_recomputed(
+    ctx: &SessionContext,
+    key: &str,
+    recomputed: &[String],
+) -> Result<datafusion::prelude::DataFrame> {
+    let replaced: std::collections::HashSet<&str> = recomputed.iter().map(String::as_str).collect();
+    let earlier = ctx.table(EARLIER_FEATURES).await?;
+    let mut columns: Vec<String> = earlier
+        .schema()
+        .fields()
+        .iter()
+        .map(|f| f.name().as_str())
+        .filter(|name| !replaced.contains(name))
+        .map(|name| format!("e.{}", ident(name)))
+        .collect();
+    columns.extend(recomputed.iter().map(|name| format!("r.{}", ident(name))));
+    let key = ident(key);
+    let sql = format!(
+        "SELECT {} FROM {EARLIER_FEATURES} e JOIN {RECOMPUTED_FEATURES} r ON e.{key} = r.{key}",
+        columns.join(", ")
+    );
+    Ok(ctx.sql(&sql).await?)
+}
+
+/// Register the Parquet file at `path` as table `name`.
+async fn register_file(ctx: &SessionContext, name: &str, path: &Path) -> Result<()> {
+    // As a URL: a run folder's name may hold `[`, which a plain path would make a glob.
+    ctx.register_parquet(
+        name,
+        &self::location::literal(path)?,
+        ParquetReadOptions::default(),
+    )
+    .await?;
+    Ok(())
+}
+
+/// Column of the reassigned view holding the segment the features table's own run gave.
+const EARLIER_SEGMENT: &str = "__segflow_earlier_segment";
+
+/// A version's results over another version's features, and who moved between the two.
+#[derive(Debug)]
+pub struct Reassigned {
+    /// The version's results, as a run would give them.
+    pub results: RunResults,
+    /// Customers by (this version's segment, the earlier run's segment).
+    pub migration: Vec<compare::MigrationCell>,
+    /// Sample keys of each changed cell.
+    pub samples: std::collections::BTreeMap<compare::Cell, Vec<String>>,
+}
+
+/// Features that a version recomputed apart because its definitions of them differ from the
+/// earlier run's: the file (key, then the features) and the names.
+#[derive(Debug, Clone, Copy)]
+pub struct Recomputed<'a> {
+    /// The Parquet file [`compute_features`] wrote.
+    pub path: &'a Path,
+    /// The features it holds, which replace the earlier run's columns of those names.
+    pub features: &'a [String],
+}
+
+/// `pipeline`'s segment rules evaluated over the features another run of the same sources
+/// computed (`earlier`, whose assignments file is `features`), with the features whose
+/// definitions differ taken from `recomputed`; measured in the same pass with the migration
+/// from these segments to the earlier run's (up to `per_cell` sample keys per changed cell). A
+/// change of rules is reviewed without computing the features again, and nothing is written.
+/// `None` when the rules do not plan over those columns (they name something that is not a
+/// feature), so the caller runs the pipeline instead.
 pub async fn reassign(
     pipeline: &Pipeline,
     options: &RunOptions,
     earlier: &RunResults,
     features: &Path,
-    out_dir: &Path,
-) -> Result<Option<RunResults>> {
+    recomputed: Option<Recomputed<'_>>,
+    per_cell: usize,
+) -> Result<Option<Reassigned>> {
     let mut timings = Timings::new();
     let ctx = session::for_pipeline(options.as_of, &options.resources)?;
-    ctx.register_parquet(
-        COMPUTED_FEATURES,
-        &location::literal(features)?,
-        datafusion::prelude::ParquetReadOptions::default(),
-    )
-    .await?;
-    let Ok(frame) = compile::plan_segments(&ctx, pipeline, COMPUTED_FEATURES).await else {
+    match recomputed {
+        None => register_file(&ctx, COMPUTED_FEATURES, features).await?,
+        Some(recomputed) => {
+            register_file(&ctx, EARLIER_FEATURES, features).await?;
+            register_file(&ctx, RECOMPUTED_FEATURES, recomputed.path).await?;
+            let joined = join_recomputed(&ctx, &pipeline.entity.key, recomputed.features).await?;
+            ctx.register_table(COMPUTED_FEATURES, joined.into_view())?;
+        }
+    }
+    let planned =
+        compile::plan_reassignment(&ctx, pipeline, COMPUTED_FEATURES, EARLIER_SEGMENT).await;
+    let Ok(frame) = planned else {
         return Ok(None);
     };
-    let assignments_path = out_dir.join("assignments.parquet");
     options.progress.stage("segments");
-    let (schema, _) = write_parquet(&ctx, frame, &assignments_path, &options.progress).await?;
+    let schema = Arc::new(frame.schema().as_arrow().clone());
+    ctx.register_table(ASSIGNMENTS, frame.into_view())?;
+    let (migration, samples) = compare::moves_between_columns(
+        &ctx,
+        ASSIGNMENTS,
+        &pipeline.entity.key,
+        ["segment", EARLIER_SEGMENT],
+        per_cell,
+    )
+    .await?;
     timings.lap("segments");
     let computed = Computed {
         customers: earlier.customers,
@@ -648,17 +783,18 @@ pub async fn reassign(
         sources: earlier.sources.clone(),
         profile: None,
         engine: earlier.engine.clone(),
+        // Measures of the features alone are the earlier run's when no feature changed.
+        features_measured: recomputed.is_none().then(|| FeaturesMeasured {
+            overall: earlier.overall.clone(),
+            quantiles: earlier.quantiles.clone(),
+        }),
     };
-    finish(
-        &ctx,
-        pipeline,
-        options,
-        &assignments_path,
-        computed,
-        timings,
-    )
-    .await
-    .map(Some)
+    let results = finish(&ctx, pipeline, options, computed, timings).await?;
+    Ok(Some(Reassigned {
+        results,
+        migration,
+        samples,
+    }))
 }
 
 /// What a run computed before its statistics, whatever the engine.
@@ -671,14 +807,43 @@ struct Computed {
     profile: Option<String>,
     /// The engine that computed the assignments, as the manifest names it.
     engine: String,
+    /// The measures of the features alone, when a run over the same features table has them.
+    features_measured: Option<FeaturesMeasured>,
 }
 
-/// Measure the assignments written at `assignments_path` and gather the run's results.
+/// The measures that depend on the features and not on the segments.
+struct FeaturesMeasured {
+    overall: Vec<FeatureStats>,
+    quantiles: Vec<measures::QuantileCuts>,
+}
+
+/// Register the assignments written at `path` as the table the statistics read.
+async fn register_assignments(ctx: &SessionContext, path: &Path) -> Result<()> {
+    register_file(ctx, ASSIGNMENTS, path).await
+}
+
+/// Read back assignments another engine computed and wrote at `path`, count their customers
+/// (keys repeated or null in the customers' table show there as they would in the customers'
+/// stage of an embedded run) and measure them into the run's results.
+async fn finish_fetched(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    path: &Path,
+    computed: impl FnOnce(u64) -> Computed,
+    mut timings: Timings,
+) -> Result<RunResults> {
+    register_assignments(ctx, path).await?;
+    let customers = entity::check_unique(ctx, pipeline, ASSIGNMENTS).await?;
+    timings.lap("check entity");
+    finish(ctx, pipeline, options, computed(customers), timings).await
+}
+
+/// Measure the assignments registered as [`ASSIGNMENTS`] and gather the run's results.
 async fn finish(
     ctx: &SessionContext,
     pipeline: &Pipeline,
     options: &RunOptions,
-    assignments_path: &Path,
     computed: Computed,
     mut timings: Timings,
 ) -> Result<RunResults> {
@@ -689,10 +854,11 @@ async fn finish(
         sources,
         profile,
         engine,
+        features_measured,
     } = computed;
     let progress = &options.progress;
     progress.stage("statistics");
-    let measured = measure(ctx, pipeline, assignments_path, &schema, customers)
+    let measured = measure(ctx, pipeline, &schema, customers, features_measured)
         .await
         .map_err(|error| error.in_stage("statistics", options.resources.memory_limit))?;
     timings.lap("statistics");
@@ -788,28 +954,28 @@ struct Measured {
     rule_overlap: Vec<measures::RuleOverlap>,
 }
 
-/// Per-segment statistics and the method's measures, read from the assignments file.
+/// Per-segment statistics and the method's measures of the assignments registered as
+/// [`ASSIGNMENTS`], taking those of the features alone from `features_measured` when given.
 async fn measure(
     ctx: &SessionContext,
     pipeline: &Pipeline,
-    assignments: &Path,
     schema: &datafusion::arrow::datatypes::Schema,
     customers: u64,
+    features_measured: Option<FeaturesMeasured>,
 ) -> Result<Measured> {
-    // As a URL: the run folder's name may hold `[`, which a plain path would make a glob.
-    ctx.register_parquet(
-        ASSIGNMENTS,
-        &self::location::literal(assignments)?,
-        ParquetReadOptions::default(),
-    )
-    .await?;
     let feature_names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
     let grouped = stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, true).await?;
-    let overall = stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, false)
-        .await?
-        .pop()
-        .map(|g| g.features)
-        .unwrap_or_default();
+    let FeaturesMeasured { overall, quantiles } = match features_measured {
+        Some(measured) => measured,
+        None => FeaturesMeasured {
+            overall: stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, false)
+                .await?
+                .pop()
+                .map(|g| g.features)
+                .unwrap_or_default(),
+            quantiles: measures::quantile_cuts(ctx, ASSIGNMENTS, pipeline).await?,
+        },
+    };
     let reachable = match pipeline
         .spec
         .criteria
@@ -825,7 +991,7 @@ async fn measure(
         grouped,
         overall,
         reachable,
-        quantiles: measures::quantile_cuts(ctx, ASSIGNMENTS, pipeline).await?,
+        quantiles,
         matrix: measures::matrix(ctx, ASSIGNMENTS, pipeline, customers).await?,
         rule_overlap: measures::rule_overlap(ctx, ASSIGNMENTS, pipeline).await?,
     })

@@ -19,9 +19,6 @@ use super::{
 use crate::error::{Error, Result};
 use crate::pipeline::{Pipeline, SourceOrigin};
 
-/// Name under which the fetched assignments are checked for unique keys.
-const FETCHED: &str = "__segflow_fetched";
-
 /// How long a one-row query may wait for an executor before the cluster is called unusable: a
 /// scheduler without executors queues jobs forever.
 const PROBE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(60);
@@ -209,27 +206,17 @@ pub(super) async fn run(
         })
         .collect();
 
-    // Keys repeated or null in the customers' table show in the assignments as they would in
-    // the customers' stage of an embedded run.
     let local = session::for_pipeline(options.as_of, &options.resources)?;
-    local
-        .register_parquet(
-            FETCHED,
-            &super::location::literal(&assignments_path)?,
-            datafusion::prelude::ParquetReadOptions::default(),
-        )
-        .await?;
-    let customers = entity::check_unique(&local, pipeline, FETCHED).await?;
-    timings.lap("check entity");
-    let computed = Computed {
+    let computed = |customers| Computed {
         customers,
         exclusions,
         schema,
         sources,
         profile: None,
         engine: "ballista".into(),
+        features_measured: None,
     };
-    super::finish(
+    super::finish_fetched(
         &local,
         pipeline,
         options,

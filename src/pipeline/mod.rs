@@ -7,7 +7,7 @@ pub mod model;
 pub mod sql;
 pub mod validated;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use chrono::NaiveDate;
@@ -110,6 +110,53 @@ impl Pipeline {
             evaluation_order: checked.evaluation_order,
             segments: checked.segments,
         })
+    }
+
+    /// This plan reduced to the features named in `wanted` and the features they use, every
+    /// customer in one catch-all segment: what recomputing some features needs. The spec keeps
+    /// its sources, entity and declarations but not what names other features or segments
+    /// (criteria, scoring, matrix, personas).
+    pub fn reduced_to(&self, wanted: &BTreeSet<String>) -> Pipeline {
+        let by_name: BTreeMap<&str, &Feature> =
+            self.features.iter().map(|f| (f.name.as_str(), f)).collect();
+        let mut kept: BTreeSet<&str> = BTreeSet::new();
+        let mut pending: Vec<&str> = wanted.iter().map(String::as_str).collect();
+        while let Some(name) = pending.pop() {
+            let Some(feature) = by_name.get(name) else {
+                continue;
+            };
+            if !kept.insert(feature.name.as_str()) {
+                continue;
+            }
+            pending.extend(feature.references.iter().map(String::as_str));
+            if let FeatureDefinition::Quantile(quantile) = &feature.definition {
+                pending.push(quantile.of.as_str());
+            }
+        }
+        let old_positions: Vec<usize> = (0..self.features.len())
+            .filter(|&i| kept.contains(self.features[i].name.as_str()))
+            .collect();
+        let new_position = |old: usize| old_positions.iter().position(|&i| i == old);
+        let mut reduced = self.clone();
+        reduced.features = old_positions
+            .iter()
+            .map(|&i| self.features[i].clone())
+            .collect();
+        reduced.evaluation_order = self
+            .evaluation_order
+            .iter()
+            .filter_map(|&i| new_position(i))
+            .collect();
+        reduced.spec.criteria = None;
+        reduced.spec.scoring = None;
+        reduced.spec.matrix = None;
+        reduced.spec.personas.clear();
+        reduced.segments = vec![Segment {
+            id: "all".into(),
+            rule: None,
+            references: BTreeSet::new(),
+        }];
+        reduced
     }
 
     /// The as-of date: the override, else the file's, else today (see [`today`]).

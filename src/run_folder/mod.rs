@@ -13,7 +13,7 @@ use serde::{Deserialize, Serialize};
 use crate::analysis::ScoringReport;
 use crate::analysis::compare::{Comparison, RunSummary, SegmentSummary};
 use crate::analysis::{CriteriaReport, SegmentProfile};
-use crate::engine::compare::{Assignments, Binning};
+use crate::engine::compare::{Assignments, Binning, RunMeasures};
 use crate::engine::measures::{Matrix, QuantileCuts, RuleOverlap};
 use crate::engine::{
     Exclusion, FeatureInfo, FeatureStats, RunResults, SegmentResult, SourceSummary,
@@ -519,6 +519,11 @@ pub async fn compare_segments(
     resources: &crate::engine::Resources,
 ) -> Result<Comparison> {
     compare_with(old, new, resources, false).await
+}
+
+/// What changed from `old` to `new`, from measures taken already (without drift).
+pub fn compare_measured(old: &Run<'_>, new: &Run<'_>, measures: &RunMeasures) -> Comparison {
+    crate::analysis::compare::compare(&summary(old), &summary(new), measures)
 }
 
 async fn compare_with(

@@ -224,6 +224,12 @@ fn a_feature_change_is_recomputed_and_its_distribution_shown() {
     assert!(output.status.success(), "{}", stderr(&output));
     let impact = impact_json(&repo, "out");
     assert_eq!(impact["features_computed_once"], false);
+    // Only the changed feature is computed again for the base; the others come from the
+    // current run, and the moves still match two separate runs.
+    assert_eq!(
+        impact["recomputed_features"],
+        serde_json::json!(["active_days_90"])
+    );
     let expected = moved(&repo.segments(Some("HEAD")), &repo.segments(None));
     assert_moves_match(&impact, &expected);
     let features = impact["features"].as_array().expect("features");
@@ -235,6 +241,35 @@ fn a_feature_change_is_recomputed_and_its_distribution_shown() {
         old["mean"], new["mean"],
         "a shorter window changes the values"
     );
+}
+
+#[test]
+fn a_changed_feature_recomputes_the_features_using_it_and_the_moves_match_two_runs() {
+    let repo = Repo::new();
+    // Both versions' rules use the feature, so base segments computed from the current values
+    // would not match the base's own run.
+    repo.edit(
+        "when: active_days_90 >= 1\n",
+        "when: active_days_90 >= 1 AND days_since_last_event < 15\n",
+    );
+    git(
+        repo.path(),
+        &["commit", "-q", "-am", "occasional users were active lately"],
+    );
+    repo.edit(
+        "expr: max(CAST(ts AS DATE))",
+        "expr: max(CAST(ts AS DATE)) - INTERVAL '20' DAY",
+    );
+    let output = repo.impact("out", &[]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let impact = impact_json(&repo, "out");
+    assert_eq!(
+        impact["recomputed_features"],
+        serde_json::json!(["last_event_date", "days_since_last_event"])
+    );
+    let expected = moved(&repo.segments(Some("HEAD")), &repo.segments(None));
+    assert!(!expected.is_empty(), "the change moves someone");
+    assert_moves_match(&impact, &expected);
 }
 
 #[test]
