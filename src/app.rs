@@ -338,6 +338,13 @@ pub fn run(cli: Cli) -> Result<()> {
             out!("{}\n", schema_json());
             Ok(())
         }
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Cli::command(), "segflow", &mut script);
+            out!("{}", String::from_utf8_lossy(&script));
+            Ok(())
+        }
     }
 }
 
@@ -460,7 +467,8 @@ fn impact(args: &crate::cli::ImpactArgs) -> Result<()> {
     options.progress = Progress::on_terminal(args.quiet || json_format());
     let templates = Templates::new(None)?;
     let destination = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-impact-{}", current.spec.name, options.as_of))
+        args.runs_dir
+            .join(format!("{}-impact-{}", current.spec.name, options.as_of))
     });
     let mut protected = engine::source_files(&current)?;
     protected.extend(engine::source_files(&base)?);
@@ -755,12 +763,10 @@ fn history(args: &HistoryArgs) -> Result<()> {
         Some(out) => out,
         // The name comes from the run folders, which may come from elsewhere: it must be a
         // pipeline name before it becomes part of a path (`../../x` would write outside runs/).
-        None if crate::pipeline::is_valid_name(&history.pipeline) => {
-            PathBuf::from("runs").join(format!(
-                "{}-history-{}-{}",
-                history.pipeline, first.as_of, last.as_of
-            ))
-        }
+        None if crate::pipeline::is_valid_name(&history.pipeline) => args.runs_dir.join(format!(
+            "{}-history-{}-{}",
+            history.pipeline, first.as_of, last.as_of
+        )),
         None => {
             return Err(Error::RunFolder {
                 folder: folders[0].display().to_string(),
@@ -840,9 +846,9 @@ fn load(path: &Path) -> Result<Pipeline> {
 }
 
 fn segment_tests(input: &SourceArgs) -> Result<()> {
-    let pipeline = load(&input.pipeline)?;
-    refuse_repeated_sources(input)?;
-    let as_of = pipeline.as_of(input.as_of);
+    // The tests read fixtures, not sources; an override is still checked as everywhere else.
+    let (pipeline, options) = prepare(input)?;
+    let as_of = options.as_of;
     let tests = &pipeline.spec.tests;
     if tests.is_empty() {
         out!(
@@ -938,7 +944,8 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     options.engine = args.engine.clone();
     options.progress = Progress::on_terminal(args.quiet || json_format());
     let destination = args.out.clone().unwrap_or_else(|| {
-        PathBuf::from("runs").join(format!("{}-{}", pipeline.spec.name, options.as_of))
+        args.runs_dir
+            .join(format!("{}-{}", pipeline.spec.name, options.as_of))
     });
     let templates = Templates::new(args.templates.clone().or_else(|| {
         pipeline

@@ -147,6 +147,17 @@ pub enum Command {
     ///   segflow schema > schemas/pipeline.schema.json
     #[command(verbatim_doc_comment)]
     Schema,
+    /// Print shell completions for segflow's commands and flags.
+    ///
+    /// Example (bash):
+    ///   segflow completions bash > ~/.local/share/bash-completion/completions/segflow
+    /// zsh: `segflow completions zsh > ~/.zfunc/_segflow` (with ~/.zfunc in $fpath);
+    /// fish: `segflow completions fish > ~/.config/fish/completions/segflow.fish`.
+    #[command(verbatim_doc_comment)]
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
     /// Re-render a finished run's reports and persona documents from its folder alone.
     ///
     /// Reads the run folder's documents (segments.json, criteria.json, scoring.json,
@@ -265,9 +276,17 @@ pub struct RunArgs {
     /// Pipeline and source options.
     #[command(flatten)]
     pub input: SourceArgs,
-    /// Run folder to create. Default: runs/<pipeline name>-<as-of date>.
+    /// Run folder to create. Default: <runs-dir>/<pipeline name>-<as-of date>.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Folder the default output folder is made in.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs",
+        env = "SEGFLOW_RUNS_DIR"
+    )]
+    pub runs_dir: PathBuf,
     /// Replace the run folder if it exists, once the new run has fully succeeded; and export
     /// files an earlier segflow run exported.
     #[arg(long)]
@@ -285,10 +304,15 @@ pub struct RunArgs {
     /// Memory the engine may use, e.g. `2GiB`, `512MiB`, `8GB`. Aggregations, joins and sorts
     /// spill to the temporary folder ($TMPDIR) rather than exceed it. Default: half of the
     /// machine's memory.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, env = "SEGFLOW_MEMORY_LIMIT")]
     pub memory_limit: Option<u64>,
     /// Worker threads (and partitions of each query). Default: one per core.
-    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u16).range(1..=1024))]
+    #[arg(
+        long,
+        value_name = "N",
+        value_parser = clap::value_parser!(u16).range(1..=1024),
+        env = "SEGFLOW_THREADS"
+    )]
     pub threads: Option<u16>,
     /// Where to compute the assignments: `embedded` (DataFusion inside segflow), `postgres`
     /// (inside the PostgreSQL database every source is in, as the SQL `segflow compile
@@ -354,9 +378,17 @@ pub struct ImpactArgs {
     /// The base version as a file; its sources are read from the current version's folder.
     #[arg(long, value_name = "OLD.yaml")]
     pub base_file: Option<PathBuf>,
-    /// Folder to write (default `runs/<name>-impact-<as_of>`).
+    /// Folder to write (default `<runs-dir>/<name>-impact-<as_of>`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Folder the default output folder is made in.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs",
+        env = "SEGFLOW_RUNS_DIR"
+    )]
+    pub runs_dir: PathBuf,
     /// Replace an impact folder segflow wrote earlier.
     #[arg(long)]
     pub replace: bool,
@@ -371,7 +403,7 @@ pub struct ImpactArgs {
     #[arg(long, value_name = "SHARE", value_parser = parse_share)]
     pub fail_if_moved_above: Option<f64>,
     /// Memory the engine may use, as for `run`.
-    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    #[arg(long, value_name = "SIZE", value_parser = parse_size, env = "SEGFLOW_MEMORY_LIMIT")]
     pub memory_limit: Option<u64>,
     /// Show no progress on the terminal.
     #[arg(long, short)]
@@ -562,10 +594,18 @@ pub struct HistoryArgs {
     /// features of the latest run.
     #[arg(long = "feature", value_name = "NAME")]
     pub features: Vec<String>,
-    /// History folder to create. Default: runs/NAME-history-FIRST-LAST, with the latest run's
-    /// pipeline NAME and the first and last as-of dates.
+    /// History folder to create. Default: <runs-dir>/NAME-history-FIRST-LAST, with the latest
+    /// run's pipeline NAME and the first and last as-of dates.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
+    /// Folder the default output folder is made in.
+    #[arg(
+        long,
+        value_name = "DIR",
+        default_value = "runs",
+        env = "SEGFLOW_RUNS_DIR"
+    )]
+    pub runs_dir: PathBuf,
     /// Replace the history folder if it exists (only one segflow wrote), once the new one is
     /// complete.
     #[arg(long)]

@@ -423,3 +423,64 @@ fn control_characters_never_reach_the_terminal_or_reports() {
     }
     assert!(workspace.read("r1/report.md").contains("Busy"));
 }
+
+#[test]
+fn a_source_the_pipeline_does_not_declare_is_refused_by_every_command_that_reads_sources() {
+    let workspace = Workspace::lint_clean();
+    for command in ["run", "validate", "plan", "test", "lint"] {
+        let output = workspace.segflow(&[command, "pipeline.yaml", "--source", "bogus=/x"]);
+        let message = stderr_unwrapped(&output);
+        assert_eq!(output.status.code(), Some(2), "{command}: {message}");
+        assert!(message.contains("bogus"), "{command}: {message}");
+    }
+    assert!(!workspace.entries().iter().any(|e| e.starts_with("runs")));
+}
+
+#[test]
+fn completions_are_printed_for_each_shell() {
+    for (shell, marker) in [
+        ("bash", "_segflow()"),
+        ("zsh", "#compdef segflow"),
+        ("fish", "complete -c segflow"),
+        ("powershell", "Register-ArgumentCompleter"),
+    ] {
+        let output = segflow().args(["completions", shell]).output().unwrap();
+        assert!(output.status.success(), "{shell}: {}", stderr(&output));
+        let script = stdout(&output);
+        assert!(script.contains(marker), "{shell}: {script}");
+        assert!(
+            script.contains("impact") && script.contains("memory-limit"),
+            "{shell}"
+        );
+    }
+    let output = segflow().args(["completions", "tcsh"]).output().unwrap();
+    assert_eq!(output.status.code(), Some(2));
+}
+
+#[test]
+fn settings_made_once_per_machine_come_from_the_environment() {
+    let workspace = Workspace::lint_clean();
+    let output = segflow()
+        .current_dir(workspace.path())
+        .env("SEGFLOW_RUNS_DIR", "quarterly")
+        .env("SEGFLOW_THREADS", "1")
+        .env("SEGFLOW_MEMORY_LIMIT", "512MiB")
+        .args(["run", "pipeline.yaml", "--criteria-as-warnings", "--quiet"])
+        .output()
+        .unwrap();
+    assert!(output.status.success(), "{}", stderr(&output));
+    let runs: Vec<_> = std::fs::read_dir(workspace.path().join("quarterly"))
+        .expect("the run folder is made under SEGFLOW_RUNS_DIR")
+        .collect();
+    assert_eq!(runs.len(), 1);
+    assert!(!workspace.path().join("runs").exists());
+    // A value the flag refuses is refused from the environment too.
+    let output = segflow()
+        .current_dir(workspace.path())
+        .env("SEGFLOW_THREADS", "0")
+        .args(["run", "pipeline.yaml", "--out", "other"])
+        .output()
+        .unwrap();
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(stderr(&output).contains("threads"), "{}", stderr(&output));
+}

@@ -5,16 +5,36 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 use std::process::Output;
 
-use assert_cmd::Command;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use serde_json::Value;
+use std::process::Command;
 use tempfile::TempDir;
 
 /// The `segflow` binary under test.
 pub fn segflow() -> Command {
-    let mut command = Command::cargo_bin("segflow").expect("segflow binary");
+    let mut command = Command::new(env!("CARGO_BIN_EXE_segflow"));
     command.env("NO_COLOR", "1");
     command
+}
+
+/// `command`'s output, or a panic when it runs longer than `limit` (it is killed first).
+pub fn output_within(command: &mut Command, limit: std::time::Duration) -> Output {
+    use std::process::Stdio;
+    let mut child = command
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start segflow");
+    let started = std::time::Instant::now();
+    while child.try_wait().expect("wait for segflow").is_none() {
+        if started.elapsed() > limit {
+            let _ = child.kill();
+            panic!("segflow ran longer than {limit:?}");
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    child.wait_with_output().expect("segflow output")
 }
 
 /// A path inside the repository.

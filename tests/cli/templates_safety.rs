@@ -439,13 +439,13 @@ fn a_hard_link_in_the_folder_is_refused() {
 fn a_render_that_outlives_the_time_limit_is_stopped() {
     let workspace = with_templates(&[("report.md.j2", b"{{ [1, 2] * 10000000000 }}")]);
     let before = workspace.entries();
-    let output = crate::support::segflow()
-        .current_dir(workspace.path())
-        .env("SEGFLOW_TEST_RENDER_SECONDS", "3")
-        .args(["run", "pipeline.yaml", "--out", "out"])
-        .timeout(std::time::Duration::from_secs(120))
-        .output()
-        .unwrap();
+    let output = crate::support::output_within(
+        crate::support::segflow()
+            .current_dir(workspace.path())
+            .env("SEGFLOW_TEST_RENDER_SECONDS", "3")
+            .args(["run", "pipeline.yaml", "--out", "out"]),
+        std::time::Duration::from_secs(120),
+    );
     let message = squashed(&stderr(&output));
     assert_eq!(output.status.code(), Some(3), "{message}");
     assert!(
