@@ -25,10 +25,22 @@ pub struct Cli {
 pub enum Command {
     /// Run a pipeline and write its run folder.
     ///
-    /// Writes assignments.parquet (one row per customer: key, segment, features),
-    /// segments.json and segments.csv (size, share and feature statistics per segment),
-    /// report.html, report.md and manifest.json into the run folder. The folder is written
-    /// completely or not at all, and an existing one is never overwritten unless --replace.
+    /// The run folder is written completely or not at all, and an existing one is never
+    /// overwritten unless --replace. It holds:
+    ///   assignments.parquet      one row per customer: key, segment, features
+    ///   segments.json            size, share and feature statistics per segment
+    ///   segments.csv             the same figures as one flat table
+    ///   criteria.json            each validation criterion's checks and verdicts
+    ///   scoring.json             the prioritisation (when `scoring` is declared)
+    ///   lint.json                the run's lint warnings
+    ///   report.html, report.md   the briefing for stakeholders
+    ///   charts/*.svg             the report's charts
+    ///   suppression.json         what small-cell suppression masked
+    ///   personas/<segment>.md    one document per declared persona
+    ///   manifest.json            version, pipeline, sources and their hashes, timings, exports
+    ///   comparison.json          with --compare-to
+    ///   report-context.json      with --context
+    ///   profile.txt              with --profile
     ///
     /// Example:
     ///   segflow run pipelines/saas_quarterly.yaml
@@ -654,6 +666,72 @@ mod tests {
     #[test]
     fn cli_definition_is_consistent() {
         Cli::command().debug_assert();
+    }
+
+    /// `segflow help run` names every file of the README's run-folder table.
+    #[test]
+    fn help_run_lists_every_file_a_run_writes() {
+        let readme = include_str!("../README.md");
+        let table = readme
+            .split("### The run folder\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").nth(1))
+            .expect("the README's run-folder table");
+        let help = Cli::command()
+            .find_subcommand_mut("run")
+            .expect("run")
+            .render_long_help()
+            .to_string();
+        let files: Vec<&str> = table
+            .lines()
+            .skip(2)
+            .filter_map(|row| row.split('`').nth(1))
+            .collect();
+        assert!(files.len() > 10, "{files:?}");
+        for file in files {
+            assert!(help.contains(file), "`segflow help run` lacks {file}");
+        }
+    }
+
+    /// Every command `--help` shows has a row in the README's command table, and the row names
+    /// every flag that `--help` lists for it.
+    #[test]
+    fn the_readme_command_table_lists_every_command_and_flag() {
+        let readme = include_str!("../README.md");
+        let table: Vec<&str> = readme
+            .split("## Commands\n")
+            .nth(1)
+            .and_then(|rest| rest.split("\n\n").next())
+            .expect("the README's command table")
+            .lines()
+            .collect();
+        fn visit(command: &clap::Command, path: &str, table: &[&str], missing: &mut Vec<String>) {
+            if command.has_subcommands() {
+                for sub in command.get_subcommands().filter(|s| s.get_name() != "help") {
+                    visit(sub, &format!("{path} {}", sub.get_name()), table, missing);
+                }
+                return;
+            }
+            let Some(row) = table
+                .iter()
+                .find(|row| row.contains(&format!("`segflow{path}")))
+            else {
+                missing.push(format!("segflow{path}: no row"));
+                return;
+            };
+            for arg in command.get_arguments() {
+                let Some(long) = arg.get_long() else { continue };
+                if long != "help" && !row.contains(&format!("--{long}")) {
+                    missing.push(format!("segflow{path}: --{long}"));
+                }
+            }
+        }
+        let mut missing = Vec::new();
+        visit(&Cli::command(), "", &table, &mut missing);
+        assert!(
+            missing.is_empty(),
+            "missing from the README's table: {missing:?}"
+        );
     }
 
     #[test]

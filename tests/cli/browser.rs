@@ -19,7 +19,7 @@ fn chromium() -> Option<PathBuf> {
             std::env::var_os("CI").is_none(),
             "Chromium is missing: install Debian's `chromium` package (as .ci/run does) or set SEGFLOW_CHROMIUM"
         );
-        eprintln!("note: Chromium not installed; skipping the browser check (CI runs it)");
+        crate::support::skipping("Chromium is not installed");
     }
     found
 }
@@ -192,7 +192,7 @@ fn pdftotext() -> Option<PathBuf> {
             std::env::var_os("CI").is_none(),
             "pdftotext is missing: install Debian's `poppler-utils` package (as .ci/run does)"
         );
-        eprintln!("note: pdftotext not installed; skipping the PDF check (CI runs it)");
+        crate::support::skipping("pdftotext is not installed");
     }
     found
 }

@@ -126,9 +126,7 @@ fn duckdb_python() -> Option<String> {
             std::env::var_os("CI").is_none(),
             "SEGFLOW_TEST_DUCKDB_PYTHON is not set: .ci/run makes a venv with duckdb"
         );
-        eprintln!(
-            "note: no Python with duckdb (set SEGFLOW_TEST_DUCKDB_PYTHON); skipping (CI runs it)"
-        );
+        crate::support::skipping("no Python with duckdb (set SEGFLOW_TEST_DUCKDB_PYTHON)");
     }
     python
 }

@@ -263,7 +263,9 @@ impl TinyDisk {
                 std::env::var_os("CI").is_none(),
                 "CI runs as root and must be able to mount a tmpfs"
             );
-            eprintln!("note: cannot mount a tmpfs here (not root); skipping the full-disk check");
+            crate::support::skipping(
+                "cannot mount a tmpfs here (not root) for the full-disk check",
+            );
             return None;
         }
         Some(TinyDisk { dir })

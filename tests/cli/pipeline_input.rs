@@ -271,7 +271,7 @@ fn output_to_a_full_device_is_an_error_not_a_silent_success() {
             std::env::var_os("CI").is_none(),
             "/dev/full is missing on CI"
         );
-        eprintln!("skipped: no /dev/full here");
+        crate::support::skipping("no /dev/full here");
         return;
     }
     let warned = Workspace::from_fixture("windows"); // unowned segments: lint warnings

@@ -218,6 +218,35 @@ fn two_quarters_migration_matches_an_independent_count() {
         ],
     );
     assert!(output.status.success(), "{}", stderr(&output));
+    // As the README's walkthrough runs it (no --criteria-as-warnings), and says what happens:
+    // exit 6 after writing everything, for a failed `substantial` check and a stale review.
+    let as_written = dir.path().join("q4-as-written");
+    let output = run_in(
+        &root,
+        &[
+            "run",
+            "pipelines/saas_quarterly.yaml",
+            "--as-of",
+            "2027-01-01",
+            "--source",
+            &source("customers", "customers.csv"),
+            "--source",
+            &source("events", "events.parquet"),
+            "--source",
+            &source("invoices", "invoices.csv"),
+            "--source",
+            &source("tickets", "tickets.ndjson"),
+            "--out",
+            as_written.to_str().unwrap(),
+            "--compare-to",
+            q3.to_str().unwrap(),
+        ],
+    );
+    let message = stderr(&output);
+    assert_eq!(output.status.code(), Some(6), "{message}");
+    assert!(message.contains("stale-review"), "{message}");
+    assert!(message.contains("substantial · struggling"), "{message}");
+    assert!(as_written.join("report.html").is_file());
     let comparison = read_json(&q4.join("comparison.json"));
     let by_hand = migration_by_hand(&q3, &q4);
     assert_eq!(migration_reported(&comparison), by_hand);

@@ -37,6 +37,16 @@ pub fn output_within(command: &mut Command, limit: std::time::Duration) -> Outpu
     child.wait_with_output().expect("segflow output")
 }
 
+/// Say that a test skips a check for a part missing here, where `cargo test` shows it: libtest
+/// hides what a passing test prints with `eprintln!`, not what it writes to the stderr handle.
+pub fn skipping(reason: &str) {
+    use std::io::Write;
+    let _ = writeln!(
+        std::io::stderr().lock(),
+        "note: {reason}; skipping that check (CI runs it)"
+    );
+}
+
 /// A path inside the repository.
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)
@@ -265,9 +275,7 @@ pub fn postgres_url() -> Option<String> {
             std::env::var_os("CI").is_none(),
             "SEGFLOW_TEST_POSTGRES_URL is not set: .ci/run starts PostgreSQL with scripts/postgres-start"
         );
-        eprintln!(
-            "note: no test PostgreSQL (run `eval \"$(scripts/postgres-start)\"`); skipping (CI runs it)"
-        );
+        skipping("no test PostgreSQL (run `eval \"$(scripts/postgres-start)\"`)");
     }
     url
 }
