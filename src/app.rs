@@ -290,6 +290,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Run(args) => run_pipeline(args),
+        Command::Init(args) => init(&args),
         Command::Validate(args) => validate(&args.input),
         Command::Diff(args) => diff(&args),
         Command::History(args) => history(&args),
@@ -339,6 +340,49 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Write a starter pipeline from data files (`segflow init`).
+fn init(args: &crate::cli::InitArgs) -> Result<()> {
+    let destination = args.dir.join(crate::init::FILE_NAME);
+    let refuse = || Error::Output {
+        message: format!("{} already exists; init never overwrites it", destination.display()),
+        help: Some("choose another folder, or move the file away first".into()),
+    };
+    if !args.dry_run && std::fs::symlink_metadata(&destination).is_ok() {
+        return Err(refuse());
+    }
+    let generated = runtime()?.block_on(crate::init::generate(&args.dir, &args.from))?;
+    for note in &generated.notes {
+        use std::io::Write;
+        let _ = writeln!(std::io::stderr(), "note: {}", redact(note));
+    }
+    if args.dry_run {
+        out!("{}", generated.text);
+        return Ok(());
+    }
+    std::fs::create_dir_all(&args.dir).map_err(|e| Error::output(&args.dir, e))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&destination)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => refuse(),
+            _ => Error::output(&destination, e),
+        })?;
+    file.write_all(generated.text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| Error::output(&destination, e))?;
+    out!(
+        "wrote {}{}\n",
+        destination.display(),
+        if generated.skeleton {
+            " (a skeleton: fill in what is marked TODO)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 /// The JSON Schema of the pipeline file, as `segflow schema` prints it.

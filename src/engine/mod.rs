@@ -47,7 +47,7 @@ use crate::postgres::read::Rows;
 pub use stats::FeatureStats;
 
 use crate::error::{Error, Result};
-use crate::pipeline::model::FeatureKind;
+use crate::pipeline::model::{FeatureKind, SourceFormat};
 use crate::pipeline::sql::ident;
 use crate::pipeline::{Pipeline, hex};
 use crate::progress::Progress;
@@ -278,6 +278,26 @@ pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> R
             .await
             .unwrap_or_else(|| Error::data(format!("source `{name}` could not be read"), None))),
     }
+}
+
+/// A session holding each of `files` (a table name, the file and its format) as a table with the
+/// column types DataFusion infers, read and checked as a run reads a source: for `segflow init`
+/// to inspect data no pipeline describes yet.
+pub async fn inspection_session(
+    files: &[(String, PathBuf, SourceFormat)],
+) -> Result<SessionContext> {
+    let ctx = session::embedded(&Resources::default())?;
+    for (name, file, format) in files {
+        let source = ResolvedSource {
+            name: name.clone(),
+            location: file.display().to_string(),
+            files: vec![file.clone()],
+            format: *format,
+            database: None,
+        };
+        sources::register_one(&ctx, &source, &BTreeMap::new()).await?;
+    }
+    Ok(ctx)
 }
 
 /// Every file the pipeline's file sources read (globs expanded).
