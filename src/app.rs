@@ -346,7 +346,10 @@ pub fn run(cli: Cli) -> Result<()> {
 fn init(args: &crate::cli::InitArgs) -> Result<()> {
     let destination = args.dir.join(crate::init::FILE_NAME);
     let refuse = || Error::Output {
-        message: format!("{} already exists; init never overwrites it", destination.display()),
+        message: format!(
+            "{} already exists; init never overwrites it",
+            destination.display()
+        ),
         help: Some("choose another folder, or move the file away first".into()),
     };
     if !args.dry_run && std::fs::symlink_metadata(&destination).is_ok() {

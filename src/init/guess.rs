@@ -146,7 +146,13 @@ pub struct Plan {
 }
 
 const CUSTOMER_WORDS: [&str; 7] = [
-    "customer", "user", "account", "client", "member", "compan", "subscriber",
+    "customer",
+    "user",
+    "account",
+    "client",
+    "member",
+    "compan",
+    "subscriber",
 ];
 const AMOUNT_WORDS: [&str; 14] = [
     "amount", "revenue", "price", "total", "spend", "sales", "value", "mrr", "paid", "payment",
@@ -377,11 +383,7 @@ fn time_column(table: &Table) -> Option<String> {
         .collect();
     let preferred = TIME_NAMES
         .iter()
-        .find_map(|want| {
-            temporal
-                .iter()
-                .find(|name| name.eq_ignore_ascii_case(want))
-        })
+        .find_map(|want| temporal.iter().find(|name| name.eq_ignore_ascii_case(want)))
         .or_else(|| {
             temporal.iter().find(|name| {
                 let lower = name.to_ascii_lowercase();
@@ -619,12 +621,15 @@ fn features(plan: &mut Plan) {
         .iter()
         .find(|s| s.role == Role::Entity)
         .map(|s| &s.table);
-    if let (Some(table), Some(EntityPlan {
-        customers: Customers::Table {
-            since: Some(since), ..
-        },
-        ..
-    })) = (entity, &plan.entity)
+    if let (
+        Some(table),
+        Some(EntityPlan {
+            customers: Customers::Table {
+                since: Some(since), ..
+            },
+            ..
+        }),
+    ) = (entity, &plan.entity)
     {
         let since_type = table.column(since).and_then(|c| c.declared);
         features.push(Feature {

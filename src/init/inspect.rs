@@ -55,7 +55,10 @@ pub struct Column {
 impl Column {
     /// Whether the column holds dates or timestamps.
     pub fn is_temporal(&self) -> bool {
-        matches!(self.declared, Some(ColumnType::Date | ColumnType::Timestamp))
+        matches!(
+            self.declared,
+            Some(ColumnType::Date | ColumnType::Timestamp)
+        )
     }
 
     /// Whether the column holds numbers.
@@ -157,7 +160,9 @@ pub async fn inspect(inputs: &[PathBuf]) -> Result<Inspection> {
         .collect();
     let ctx = engine::inspection_session(&registered).await?;
     for (name, path, format, shown) in named {
-        found.tables.push(measure(&ctx, name, path, format, shown).await?);
+        found
+            .tables
+            .push(measure(&ctx, name, path, format, shown).await?);
     }
     Ok(found)
 }
@@ -309,9 +314,7 @@ async fn measure(
             }
             Some(ColumnType::String) => {
                 let parsed = format!("try_cast({quoted} AS TIMESTAMP)");
-                select.push(format!(
-                    "sum(CASE WHEN {parsed} IS NULL THEN 0 ELSE 1 END)"
-                ));
+                select.push(format!("sum(CASE WHEN {parsed} IS NULL THEN 0 ELSE 1 END)"));
                 select.push(format!("max(character_length({quoted}))"));
                 select.push(format!("CAST(max(CAST({parsed} AS DATE)) AS VARCHAR)"));
             }
@@ -401,8 +404,14 @@ mod tests {
 
     #[test]
     fn source_names_come_from_file_names() {
-        assert_eq!(source_name(Path::new("a/Invoices 2026.csv")), "invoices_2026");
-        assert_eq!(source_name(Path::new("2026-events.parquet")), "t_2026_events");
+        assert_eq!(
+            source_name(Path::new("a/Invoices 2026.csv")),
+            "invoices_2026"
+        );
+        assert_eq!(
+            source_name(Path::new("2026-events.parquet")),
+            "t_2026_events"
+        );
         assert_eq!(source_name(Path::new("tickets.ndjson")), "tickets");
         let mut taken = BTreeSet::new();
         assert_eq!(unique_name("events", &mut taken), "events");

@@ -74,7 +74,9 @@ pub async fn generate(dir: &Path, inputs: &[PathBuf]) -> Result<Generated> {
         let measured = measure(&plan, draft, &tiering.feature).await?;
         segments = segments::tiers(tiering, &measured.values);
         if let Some(reachable) = &measured.reachable {
-            notes.extend(reachability_warnings(&segments, tiering, &measured, reachable));
+            notes.extend(reachability_warnings(
+                &segments, tiering, &measured, reachable,
+            ));
         }
     }
     for need in &plan.needs {
@@ -116,10 +118,9 @@ async fn measure(plan: &guess::Plan, draft: String, feature: &str) -> Result<Mea
     let path = work.path().join("features.parquet");
     engine::compute_features(&pipeline, &RunOptions::new(as_of), &path).await?;
     let file = std::fs::File::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
-    let reader =
-        parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .and_then(|b| b.build())
-            .map_err(|e| Error::Internal(format!("cannot read the draft's features: {e}")))?;
+    let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .and_then(|b| b.build())
+        .map_err(|e| Error::Internal(format!("cannot read the draft's features: {e}")))?;
     let mut values = Vec::new();
     let mut reachable = plan.reachable.as_ref().map(|_| Vec::new());
     for batch in reader {

@@ -160,17 +160,14 @@ fn render_source(out: &mut String, source: &SourcePlan, paths: &Paths<'_>) {
         out,
         "    description: {}",
         scalar(&format!(
-            "{} ({} rows, {}).",
+            "{} ({} row{}, {}).",
             table.shown,
             super::guess::count(table.rows),
+            if table.rows == 1 { "" } else { "s" },
             table.format.name()
         ))
     );
-    comment(
-        out,
-        "    ",
-        &format!("role: {}", source.role_evidence),
-    );
+    comment(out, "    ", &format!("role: {}", source.role_evidence));
     if let Some(time) = &source.time_column {
         let _ = writeln!(out, "    time_column: {}", scalar(time));
         comment(
@@ -329,7 +326,7 @@ fn render_segments(out: &mut String, plan: &Plan, segments: &[Segment]) {
     out.push_str("segments:\n");
     if segments.is_empty() {
         out.push_str(
-            "  - id: everyone\n    name: Everyone\n    description: Every customer, until segments are defined.\n    owner: analytics\n",
+            "  - id: everyone\n    name: Everyone\n    description: Every customer, until segments are defined.\n    owner: analytics\n    actions: [Define the segments]\n",
         );
         comment(
             out,
@@ -450,6 +447,9 @@ mod tests {
             relative(Path::new("/w/data/a.csv"), Path::new("/w/seg")),
             "../data/a.csv"
         );
-        assert_eq!(relative(Path::new("/w/seg/a.csv"), Path::new("/w/seg")), "a.csv");
+        assert_eq!(
+            relative(Path::new("/w/seg/a.csv"), Path::new("/w/seg")),
+            "a.csv"
+        );
     }
 }
