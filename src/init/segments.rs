@@ -251,7 +251,7 @@ mod tests {
 
     #[test]
     fn four_substantial_tiers_from_spread_values() {
-        let values: Vec<Option<f64>> = (0..100).map(|v| Some(f64::from(v % 50))).collect();
+        let values: Vec<Option<f64>> = (0..100).map(|v| Some(f64::from(v % 10))).collect();
         let segments = tiers(&tiering(), &values);
         let ids: Vec<&str> = segments.iter().map(|s| s.id).collect();
         assert_eq!(
