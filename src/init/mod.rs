@@ -64,7 +64,7 @@ pub async fn generate(dir: &Path, inputs: &[PathBuf]) -> Result<Generated> {
         let draft = render::render(
             &plan,
             &render::Rendering {
-                schema: String::new(),
+                schema: None,
                 inputs: &shown,
                 segments: &[],
                 criteria: false,
@@ -230,16 +230,12 @@ fn pipeline_name(dir: &Path) -> String {
 }
 
 /// Where editors find the pipeline's JSON Schema: `schemas/pipeline.schema.json` of the nearest
-/// folder above `dir` that has one (a segflow checkout), relative to `dir`; else a file beside
-/// the pipeline, which `segflow schema > pipeline.schema.json` writes.
-fn schema_reference(dir: &Path) -> String {
+/// folder above `dir` that has one (a segflow checkout), relative to `dir`.
+fn schema_reference(dir: &Path) -> Option<String> {
     dir.ancestors()
         .map(|folder| folder.join("schemas").join("pipeline.schema.json"))
         .find(|candidate| candidate.is_file())
-        .map_or_else(
-            || "pipeline.schema.json".to_string(),
-            |found| render::relative(&found, dir),
-        )
+        .map(|found| render::relative(&found, dir))
 }
 
 #[cfg(test)]

@@ -18,8 +18,9 @@ pub enum Paths<'a> {
 
 /// What to render beyond the plan.
 pub struct Rendering<'a> {
-    /// The `$schema` reference for editors, relative to the pipeline file.
-    pub schema: String,
+    /// The `$schema` reference for editors, relative to the pipeline file; `None` when no
+    /// schema file was found (a file beside the pipeline is referenced, to be written).
+    pub schema: Option<String>,
     /// How the files were named on the command line.
     pub inputs: &'a [String],
     /// The segments (empty: a single catch-all).
@@ -84,7 +85,15 @@ fn source_path(source: &SourcePlan, paths: &Paths<'_>) -> String {
 /// The pipeline text.
 pub fn render(plan: &Plan, how: &Rendering<'_>) -> String {
     let mut out = String::new();
-    let _ = writeln!(out, "# yaml-language-server: $schema={}", how.schema);
+    match &how.schema {
+        Some(schema) => {
+            let _ = writeln!(out, "# yaml-language-server: $schema={schema}");
+        }
+        None => out.push_str(
+            "# yaml-language-server: $schema=pipeline.schema.json\n\
+             # (`segflow schema > pipeline.schema.json` in this folder writes it for your editor)\n",
+        ),
+    }
     out.push_str("#\n");
     comment(
         &mut out,
