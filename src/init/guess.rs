@@ -36,6 +36,8 @@ pub struct SourcePlan {
     pub role_evidence: String,
     /// The time column of an events or transactions table.
     pub time_column: Option<String>,
+    /// The column joining it to the entity key, when its name differs.
+    pub key: Option<String>,
 }
 
 /// Where the customers come from.
@@ -210,7 +212,7 @@ pub fn guess(inspection: &Inspection, name: String) -> Plan {
         matrix: None,
         needs: Vec::new(),
     };
-    let Some((key, with_key)) = shared_key(&inspection.tables) else {
+    let Some(link) = shared_key(&inspection.tables).or_else(|| id_link(&inspection.tables)) else {
         plan.needs.push(
             "a column naming the customer (`customer_id`, `user_id`, `id`, ...) in at least two \
              files, to link them"
@@ -224,12 +226,15 @@ pub fn guess(inspection: &Inspection, name: String) -> Plan {
                 role: Role::Attributes,
                 role_evidence: "unknown: no key shared with another file".into(),
                 time_column: time_column(table),
+                key: None,
             })
             .collect();
         return plan;
     };
+    let key = link.key.clone();
+    let column_of = |table: &Table| link.columns.get(&table.name).cloned();
     for table in &inspection.tables {
-        if !with_key.contains(&table.name) {
+        if column_of(table).is_none() {
             let columns: Vec<&str> = table.columns.iter().map(|c| c.name.as_str()).collect();
             plan.left_out.push(Skipped {
                 file: table.shown.clone(),
@@ -243,13 +248,14 @@ pub fn guess(inspection: &Inspection, name: String) -> Plan {
     let tables: Vec<&Table> = inspection
         .tables
         .iter()
-        .filter(|t| with_key.contains(&t.name))
+        .filter(|t| column_of(t).is_some())
         .collect();
     let unique: Vec<&Table> = tables
         .iter()
         .copied()
         .filter(|t| {
-            t.column(&key)
+            column_of(t)
+                .and_then(|name| t.column(&name))
                 .is_some_and(|c| c.non_null == t.rows && c.distinct == Some(t.rows) && t.rows > 0)
         })
         .collect();
@@ -263,17 +269,9 @@ pub fn guess(inspection: &Inspection, name: String) -> Plan {
             )
         })
         .map(|t| t.name.clone());
-    let mut evidence = vec![format!(
-        "`{key}` is in {} files: {}",
-        tables.len(),
-        tables
-            .iter()
-            .map(|t| t.shown.as_str())
-            .collect::<Vec<_>>()
-            .join(", ")
-    )];
+    let mut evidence = vec![link.evidence.clone()];
     for table in &tables {
-        let Some(column) = table.column(&key) else {
+        let Some(column) = column_of(table).and_then(|name| table.column(&name)) else {
             continue;
         };
         let distinct = column.distinct.unwrap_or(0);
@@ -295,7 +293,9 @@ pub fn guess(inspection: &Inspection, name: String) -> Plan {
         });
     }
     for table in tables {
-        plan.sources.push(role_of(table, entity_table.as_deref()));
+        let mut source = role_of(table, entity_table.as_deref());
+        source.key = column_of(table).filter(|column| *column != key);
+        plan.sources.push(source);
     }
     let activity: Vec<&SourcePlan> = plan
         .sources
@@ -341,9 +341,17 @@ pub fn guess(inspection: &Inspection, name: String) -> Plan {
     plan
 }
 
+/// The key linking the files: its name, the column holding it in each table that has it, and why.
+#[derive(Debug, Clone)]
+struct Link {
+    key: String,
+    columns: BTreeMap<String, String>,
+    evidence: String,
+}
+
 /// The key-like column name in most files (at least two); ties go to one unique in some file,
-/// then to a customer-like name, then alphabetical. Also the names of the tables that have it.
-fn shared_key(tables: &[Table]) -> Option<(String, Vec<String>)> {
+/// then to a customer-like name, then alphabetical.
+fn shared_key(tables: &[Table]) -> Option<Link> {
     let mut holders: BTreeMap<&str, Vec<&Table>> = BTreeMap::new();
     for table in tables {
         for column in table.columns.iter().filter(|c| is_key_like(&c.name)) {
@@ -365,12 +373,59 @@ fn shared_key(tables: &[Table]) -> Option<(String, Vec<String>)> {
                 std::cmp::Reverse(name.to_string()),
             )
         })
-        .map(|(name, tables)| {
-            (
-                name.to_string(),
-                tables.iter().map(|t| t.name.clone()).collect(),
-            )
+        .map(|(name, tables)| Link {
+            key: name.to_string(),
+            columns: tables
+                .iter()
+                .map(|t| (t.name.clone(), name.to_string()))
+                .collect(),
+            evidence: format!(
+                "`{name}` is in {} files: {}",
+                tables.len(),
+                tables
+                    .iter()
+                    .map(|t| t.shown.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
         })
+}
+
+/// No column name in two files: a table's unique `id` that other files name after the table
+/// (`id` of customers.csv, `customer_id` of orders.csv).
+fn id_link(tables: &[Table]) -> Option<Link> {
+    tables.iter().find_map(|table| {
+        let id = table.columns.iter().find(|c| {
+            c.name.eq_ignore_ascii_case("id")
+                && c.non_null == table.rows
+                && c.distinct == Some(table.rows)
+                && table.rows > 0
+        })?;
+        let singular = table.name.strip_suffix('s').unwrap_or(&table.name);
+        let wanted = [format!("{}_id", table.name), format!("{singular}_id")];
+        let mut columns = BTreeMap::from([(table.name.clone(), id.name.clone())]);
+        let mut linked = Vec::new();
+        for other in tables.iter().filter(|t| t.name != table.name) {
+            if let Some(column) = other
+                .columns
+                .iter()
+                .find(|c| wanted.iter().any(|w| c.name.eq_ignore_ascii_case(w)))
+            {
+                columns.insert(other.name.clone(), column.name.clone());
+                linked.push(format!("`{}` of {}", column.name, other.shown));
+            }
+        }
+        (!linked.is_empty()).then(|| Link {
+            key: id.name.clone(),
+            evidence: format!(
+                "`{}` of {} is named after it by {}",
+                id.name,
+                table.shown,
+                linked.join(", ")
+            ),
+            columns,
+        })
+    })
 }
 
 /// The time column of `table`: a date or timestamp column, by a time-like name first.
@@ -409,6 +464,7 @@ fn role_of(table: &Table, entity: Option<&str>) -> SourcePlan {
         role,
         role_evidence,
         time_column,
+        key: None,
     };
     if Some(table.name.as_str()) == entity {
         return plan(Role::Entity, "customers: one row per customer".into(), None);

@@ -177,6 +177,14 @@ fn render_source(out: &mut String, source: &SourcePlan, paths: &Paths<'_>) {
         ))
     );
     comment(out, "    ", &format!("role: {}", source.role_evidence));
+    if let Some(key) = &source.key {
+        let _ = writeln!(out, "    key: {}", scalar(key));
+        comment(
+            out,
+            "    ",
+            "key: the column joining this file to the entity key (named after the customers' file)",
+        );
+    }
     if let Some(time) = &source.time_column {
         let _ = writeln!(out, "    time_column: {}", scalar(time));
         comment(

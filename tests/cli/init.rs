@@ -361,7 +361,10 @@ fn inside_a_checkout_the_schema_is_referenced_relative_to_the_pipeline() {
         text.starts_with("# yaml-language-server: $schema=../../schemas/pipeline.schema.json\n"),
         "{text}"
     );
-    assert!(text.contains("path: ../data/retail/transactions.csv"), "{text}");
+    assert!(
+        text.contains("path: ../data/retail/transactions.csv"),
+        "{text}"
+    );
     assert!(!repo_path("pipelines/mine").exists());
 }
 
@@ -379,5 +382,45 @@ fn the_retail_pipeline_matches_its_golden_copy() {
         std::fs::write(&golden, &text).expect("write golden");
     }
     let expected = std::fs::read_to_string(&golden).expect("golden file");
-    assert_eq!(text, expected, "rerun with SEGFLOW_BLESS=1 and review the diff");
+    assert_eq!(
+        text, expected,
+        "rerun with SEGFLOW_BLESS=1 and review the diff"
+    );
+}
+
+#[test]
+fn a_customers_id_named_after_its_file_links_the_orders() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("folder");
+    let mut customers = String::from("id,created_at\n");
+    let mut orders = String::from("order_id,customer_id,ordered_at,total\n");
+    for id in 1..=60u32 {
+        customers.push_str(&format!("{id},2025-01-{:02}\n", 1 + id % 28));
+        for n in 0..(id % 7) {
+            orders.push_str(&format!(
+                "{},{id},2026-03-{:02}T10:00:00,{}.50\n",
+                id * 10 + n,
+                1 + (id + n) % 28,
+                5 + id * n
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("data/customers.csv"), customers).expect("write");
+    std::fs::write(dir.path().join("data/orders.csv"), orders).expect("write");
+    ok(dir.path(), &["init", "seg", "--from", "data"]);
+    let (text, yaml) = written(dir.path());
+    assert_eq!(yaml["entity"]["key"].as_str(), Some("id"));
+    assert_eq!(
+        yaml["sources"]["orders"]["key"].as_str(),
+        Some("customer_id")
+    );
+    assert!(
+        text.contains(
+            "# `id` of data/customers.csv is named after it by `customer_id` of data/orders.csv"
+        ),
+        "{text}"
+    );
+    let segments = validate_and_run(dir.path());
+    assert!(segments.len() >= 3, "{segments:?}");
+    assert!(segments.iter().all(|(_, n)| *n > 0), "{segments:?}");
 }
