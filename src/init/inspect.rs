@@ -154,11 +154,7 @@ pub async fn inspect(inputs: &[PathBuf]) -> Result<Inspection> {
         let name = unique_name(&source_name(&file), &mut names);
         named.push((name, absolute, format, file.display().to_string()));
     }
-    let registered: Vec<(String, PathBuf, SourceFormat)> = named
-        .iter()
-        .map(|(name, path, format, _)| (name.clone(), path.clone(), *format))
-        .collect();
-    let ctx = engine::inspection_session(&registered).await?;
+    let ctx = engine::inspection_session(&named).await?;
     for (name, path, format, shown) in named {
         found
             .tables

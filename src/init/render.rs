@@ -7,6 +7,7 @@ use chrono::NaiveDate;
 
 use super::guess::{Computation, Customers, Plan, SourcePlan};
 use super::segments::Segment;
+use crate::pipeline::model::SourceFormat;
 
 /// How source paths are written.
 pub enum Paths<'a> {
@@ -199,6 +200,17 @@ fn render_source(out: &mut String, source: &SourcePlan, paths: &Paths<'_>) {
         .filter(|c| c.declared.is_some())
         .collect();
     if !declared.is_empty() {
+        let how = match table.format {
+            SourceFormat::Parquet => "the Parquet file's types",
+            SourceFormat::Csv | SourceFormat::Ndjson => {
+                "the types inferred from the first 1,000 rows"
+            }
+        };
+        comment(
+            out,
+            "    ",
+            &format!("columns: {how}, declared so that every export is read the same way"),
+        );
         out.push_str("    columns:\n");
     }
     for column in &table.columns {

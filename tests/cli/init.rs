@@ -424,3 +424,21 @@ fn a_customers_id_named_after_its_file_links_the_orders() {
     assert!(segments.len() >= 3, "{segments:?}");
     assert!(segments.iter().all(|(_, n)| *n > 0), "{segments:?}");
 }
+
+#[test]
+fn an_unreadable_file_is_an_error_naming_it() {
+    let dir = with_data(&["retail"]);
+    std::fs::write(
+        dir.path().join("data/retail/events.parquet"),
+        b"PAR1 this is not really parquet",
+    )
+    .expect("write");
+    let output = run_in(dir.path(), &["init", "seg", "--from", "data/retail"]);
+    assert_eq!(output.status.code(), Some(4), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("data/retail/events.parquet: not a readable Parquet file"),
+        "{}",
+        stderr(&output)
+    );
+    assert!(!dir.path().join("seg").exists());
+}
