@@ -280,18 +280,18 @@ pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> R
     }
 }
 
-/// A session holding each of `files` (a table name, the file, its format, and the file as
-/// messages show it) as a table with the column types DataFusion infers, read and checked as a
-/// run reads a source: for `segflow init` to inspect data no pipeline describes yet.
+/// A session holding each of `tables` (a table name, its files, their format, and the location
+/// as messages show it) as a table with the column types DataFusion infers, read and checked as
+/// a run reads a source: for `segflow init` to inspect data no pipeline describes yet.
 pub async fn inspection_session(
-    files: &[(String, PathBuf, SourceFormat, String)],
+    tables: &[(String, Vec<PathBuf>, SourceFormat, String)],
 ) -> Result<SessionContext> {
     let ctx = session::embedded(&Resources::default())?;
-    for (name, file, format, shown) in files {
+    for (name, files, format, shown) in tables {
         let source = ResolvedSource {
             name: name.clone(),
             location: shown.clone(),
-            files: vec![file.clone()],
+            files: files.clone(),
             format: *format,
             database: None,
         };

@@ -21,7 +21,7 @@ use crate::pipeline::sql::ident;
 pub struct Table {
     /// The source name the pipeline will give it (from the file name).
     pub name: String,
-    /// The file, absolute.
+    /// The file, absolute; for a subfolder of files, the `*.ext` pattern in it.
     pub path: PathBuf,
     /// The file as the user named it (or as found in a named folder), for messages.
     pub shown: String,
@@ -101,28 +101,40 @@ pub fn is_key_like(name: &str) -> bool {
     lower == "id" || lower.ends_with("_id")
 }
 
-/// Read every file of `inputs` (files, or folders whose data files are read).
+/// One table to read: its files (one, or a subfolder's), its format, the path the pipeline
+/// names it by (the file, or a `*.ext` pattern in the subfolder), as the user would write it.
+struct Found {
+    files: Vec<PathBuf>,
+    format: SourceFormat,
+    location: PathBuf,
+}
+
+/// Read every file of `inputs`: files, or folders whose data files are read, each file a table
+/// and each subfolder of files of one format one table (a partitioned export).
 pub async fn inspect(inputs: &[PathBuf]) -> Result<Inspection> {
     let mut found = Inspection::default();
-    let mut files = Vec::new();
+    let mut tables = Vec::new();
     for input in inputs {
         let meta = std::fs::metadata(input).map_err(|e| unreadable(input, &e.to_string()))?;
         if meta.is_dir() {
-            let mut entries: Vec<PathBuf> = std::fs::read_dir(input)
-                .map_err(|e| unreadable(input, &e.to_string()))?
-                .filter_map(|entry| entry.ok().map(|e| e.path()))
-                .collect();
-            entries.sort();
-            for entry in entries {
-                let hidden = entry
-                    .file_name()
-                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
-                if hidden {
+            for entry in entries(input)? {
+                if entry.is_dir() {
+                    match partitioned(&entry)? {
+                        Ok(table) => tables.push(table),
+                        Err(reason) => found.skipped.push(Skipped {
+                            file: entry.display().to_string(),
+                            reason,
+                        }),
+                    }
                     continue;
                 }
                 match data_format(&entry) {
-                    Some(format) if entry.is_file() => files.push((entry, format)),
-                    _ => found.skipped.push(Skipped {
+                    Some(format) => tables.push(Found {
+                        files: vec![entry.clone()],
+                        format,
+                        location: entry,
+                    }),
+                    None => found.skipped.push(Skipped {
                         file: entry.display().to_string(),
                         reason: "not a CSV, Parquet or NDJSON file".into(),
                     }),
@@ -141,26 +153,101 @@ pub async fn inspect(inputs: &[PathBuf]) -> Result<Inspection> {
                     ),
                 )
             })?;
-            files.push((input.clone(), format));
+            tables.push(Found {
+                files: vec![input.clone()],
+                format,
+                location: input.clone(),
+            });
         }
     }
     let mut names = BTreeSet::new();
     let mut named = Vec::new();
-    for (file, format) in files {
-        if format == SourceFormat::Csv {
-            check_header(&file)?;
+    for table in tables {
+        let mut files = Vec::new();
+        for file in &table.files {
+            if table.format == SourceFormat::Csv {
+                check_header(file)?;
+            }
+            files.push(std::path::absolute(file).map_err(|e| unreadable(file, &e.to_string()))?);
         }
-        let absolute = std::path::absolute(&file).map_err(|e| unreadable(&file, &e.to_string()))?;
-        let name = unique_name(&source_name(&file), &mut names);
-        named.push((name, absolute, format, file.display().to_string()));
+        let location = &table.location;
+        let name = unique_name(&source_name(location), &mut names);
+        let absolute =
+            std::path::absolute(location).map_err(|e| unreadable(location, &e.to_string()))?;
+        named.push((
+            name,
+            files,
+            table.format,
+            location.display().to_string(),
+            absolute,
+        ));
     }
-    let ctx = engine::inspection_session(&named).await?;
-    for (name, path, format, shown) in named {
+    let sessions: Vec<(String, Vec<PathBuf>, SourceFormat, String)> = named
+        .iter()
+        .map(|(name, files, format, shown, _)| {
+            (name.clone(), files.clone(), *format, shown.clone())
+        })
+        .collect();
+    let ctx = engine::inspection_session(&sessions).await?;
+    for (name, _, format, shown, path) in named {
         found
             .tables
             .push(measure(&ctx, name, path, format, shown).await?);
     }
     Ok(found)
+}
+
+/// The visible entries of `folder`, sorted.
+fn entries(folder: &Path) -> Result<Vec<PathBuf>> {
+    let mut entries: Vec<PathBuf> = std::fs::read_dir(folder)
+        .map_err(|e| unreadable(folder, &e.to_string()))?
+        .filter_map(|entry| entry.ok().map(|e| e.path()))
+        .filter(|path| {
+            !path
+                .file_name()
+                .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        })
+        .collect();
+    entries.sort();
+    Ok(entries)
+}
+
+/// A subfolder as one table: its files, all of one format and extension, named by the pattern
+/// `folder/*.ext`; or why it is left out.
+fn partitioned(folder: &Path) -> Result<std::result::Result<Found, String>> {
+    if folder.to_string_lossy().contains(['*', '?', '[', ']']) {
+        return Ok(Err(
+            "a folder whose path holds glob characters (`*?[]`); pass its files instead".into(),
+        ));
+    }
+    let files: Vec<PathBuf> = entries(folder)?
+        .into_iter()
+        .filter(|p| p.is_file())
+        .collect();
+    let extension = |p: &Path| {
+        p.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .and_then(|n| n.find('.').map(|i| n[i..].to_string()))
+    };
+    let first = files
+        .first()
+        .and_then(|f| Some((data_format(f)?, extension(f)?)));
+    let Some((format, ext)) = first else {
+        return Ok(Err("a folder without data files".into()));
+    };
+    if files
+        .iter()
+        .any(|f| data_format(f) != Some(format) || extension(f).as_ref() != Some(&ext))
+    {
+        return Ok(Err(
+            "a folder whose files are not all of one format; pass them one by one".into(),
+        ));
+    }
+    Ok(Ok(Found {
+        files,
+        format,
+        location: folder.join(format!("*{ext}")),
+    }))
 }
 
 fn unreadable(path: &Path, reason: &str) -> Error {
@@ -174,8 +261,17 @@ fn data_format(path: &Path) -> Option<SourceFormat> {
     format_from_path(&path.file_name()?.to_string_lossy())
 }
 
-/// A source name from a file name: `Invoices 2026.csv` → `invoices_2026`.
+/// A source name from a file name: `Invoices 2026.csv` → `invoices_2026`; for a subfolder's
+/// pattern `events/*.parquet`, from the folder: `events`.
 fn source_name(path: &Path) -> String {
+    let pattern = path
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with('*'));
+    let path = if pattern {
+        path.parent().unwrap_or(path)
+    } else {
+        path
+    };
     let stem = path
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -409,6 +505,7 @@ mod tests {
             "t_2026_events"
         );
         assert_eq!(source_name(Path::new("tickets.ndjson")), "tickets");
+        assert_eq!(source_name(Path::new("x/events/*.parquet")), "events");
         let mut taken = BTreeSet::new();
         assert_eq!(unique_name("events", &mut taken), "events");
         assert_eq!(unique_name("events", &mut taken), "events_2");

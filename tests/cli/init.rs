@@ -442,3 +442,30 @@ fn an_unreadable_file_is_an_error_naming_it() {
     );
     assert!(!dir.path().join("seg").exists());
 }
+
+#[test]
+fn a_subfolder_of_one_format_is_one_source_read_by_pattern() {
+    let dir = with_data(&["retail"]);
+    let retail = dir.path().join("data/retail");
+    let text = std::fs::read_to_string(retail.join("transactions.csv")).expect("read");
+    let mut lines = text.lines();
+    let header = lines.next().expect("header");
+    let (mut even, mut odd) = (format!("{header}\n"), format!("{header}\n"));
+    for (i, line) in lines.enumerate() {
+        let part = if i % 2 == 0 { &mut even } else { &mut odd };
+        part.push_str(line);
+        part.push('\n');
+    }
+    std::fs::remove_file(retail.join("transactions.csv")).expect("remove");
+    std::fs::create_dir(retail.join("transactions")).expect("folder");
+    std::fs::write(retail.join("transactions/part-0.csv"), even).expect("write");
+    std::fs::write(retail.join("transactions/part-1.csv"), odd).expect("write");
+    ok(dir.path(), &["init", "seg", "--from", "data/retail"]);
+    let (_, yaml) = written(dir.path());
+    assert_eq!(
+        yaml["sources"]["transactions"]["path"].as_str(),
+        Some("../data/retail/transactions/*.csv")
+    );
+    let segments = validate_and_run(dir.path());
+    assert_eq!(segments.len(), 4, "{segments:?}");
+}
