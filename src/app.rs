@@ -357,8 +357,10 @@ fn init(args: &crate::cli::InitArgs) -> Result<()> {
     }
     let generated = runtime()?.block_on(crate::init::generate(&args.dir, &args.from))?;
     for note in &generated.notes {
-        use std::io::Write;
-        let _ = writeln!(std::io::stderr(), "note: {}", redact(note));
+        writeln!(std::io::stderr(), "note: {}", redact(note)).map_err(|e| Error::Output {
+            message: format!("cannot write to standard error: {e}"),
+            help: Some("check where standard error is redirected".into()),
+        })?;
     }
     if args.dry_run {
         out!("{}", generated.text);

@@ -123,7 +123,7 @@ pub fn render(plan: &Plan, how: &Rendering<'_>) -> String {
         );
     }
     out.push_str("version: 1\n");
-    let _ = writeln!(out, "name: {}", plan.name);
+    let _ = writeln!(out, "name: {}   # from the folder's name", plan.name);
     let _ = writeln!(
         out,
         "title: {}",
