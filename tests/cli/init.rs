@@ -469,3 +469,27 @@ fn a_subfolder_of_one_format_is_one_source_read_by_pattern() {
     let segments = validate_and_run(dir.path());
     assert_eq!(segments.len(), 4, "{segments:?}");
 }
+
+#[test]
+fn without_a_customers_file_the_customers_are_the_keys_of_the_activity() {
+    let dir = with_data(&["saas"]);
+    let saas = dir.path().join("data/saas");
+    for name in ["customers.csv", "tickets.ndjson"] {
+        std::fs::remove_file(saas.join(name)).expect("remove");
+    }
+    ok(dir.path(), &["init", "seg", "--from", "data/saas"]);
+    let (text, yaml) = written(dir.path());
+    assert!(
+        text.contains("# no file has one row per key: the customers are the keys"),
+        "{text}"
+    );
+    let from: Vec<&str> = yaml["entity"]["from"]
+        .as_sequence()
+        .expect("from")
+        .iter()
+        .filter_map(|v| v.as_str())
+        .collect();
+    assert_eq!(from, ["events", "invoices"]);
+    let segments = validate_and_run(dir.path());
+    assert!(segments.iter().all(|(_, n)| *n > 0), "{segments:?}");
+}
