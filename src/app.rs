@@ -355,7 +355,11 @@ fn init(args: &crate::cli::InitArgs) -> Result<()> {
     if !args.dry_run && std::fs::symlink_metadata(&destination).is_ok() {
         return Err(refuse());
     }
-    let generated = runtime()?.block_on(crate::init::generate(&args.dir, &args.from))?;
+    let generated = runtime()?.block_on(crate::init::generate(
+        &args.dir,
+        &args.from,
+        &default_resources(),
+    ))?;
     for note in &generated.notes {
         writeln!(std::io::stderr(), "note: {}", redact(note)).map_err(|e| Error::Output {
             message: format!("cannot write to standard error: {e}"),

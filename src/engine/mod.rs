@@ -282,11 +282,13 @@ pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> R
 
 /// A session holding each of `tables` (a table name, its files, their format, and the location
 /// as messages show it) as a table with the column types DataFusion infers, read and checked as
-/// a run reads a source: for `segflow init` to inspect data no pipeline describes yet.
+/// a run reads a source: for `segflow init` to inspect data no pipeline describes yet, within
+/// `resources`.
 pub async fn inspection_session(
     tables: &[(String, Vec<PathBuf>, SourceFormat, String)],
+    resources: &Resources,
 ) -> Result<SessionContext> {
-    let ctx = session::embedded(&Resources::default())?;
+    let ctx = session::embedded(resources)?;
     for (name, files, format, shown) in tables {
         let source = ResolvedSource {
             name: name.clone(),

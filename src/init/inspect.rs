@@ -111,7 +111,7 @@ struct Found {
 
 /// Read every file of `inputs`: files, or folders whose data files are read, each file a table
 /// and each subfolder of files of one format one table (a partitioned export).
-pub async fn inspect(inputs: &[PathBuf]) -> Result<Inspection> {
+pub async fn inspect(inputs: &[PathBuf], resources: &engine::Resources) -> Result<Inspection> {
     let mut found = Inspection::default();
     let mut tables = Vec::new();
     for input in inputs {
@@ -188,7 +188,7 @@ pub async fn inspect(inputs: &[PathBuf]) -> Result<Inspection> {
             (name.clone(), files.clone(), *format, shown.clone())
         })
         .collect();
-    let ctx = engine::inspection_session(&sessions).await?;
+    let ctx = engine::inspection_session(&sessions, resources).await?;
     for (name, _, format, shown, path) in named {
         found
             .tables

@@ -33,10 +33,15 @@ pub struct Generated {
     pub skeleton: bool,
 }
 
-/// Inspect `inputs` and write the text of `dir`'s pipeline (nothing is written to disk).
-pub async fn generate(dir: &Path, inputs: &[PathBuf]) -> Result<Generated> {
+/// Inspect `inputs` and write the text of `dir`'s pipeline (nothing is written to disk); the
+/// engine stays within `resources`.
+pub async fn generate(
+    dir: &Path,
+    inputs: &[PathBuf],
+    resources: &engine::Resources,
+) -> Result<Generated> {
     let dir = normalised(dir)?;
-    let inspection = inspect::inspect(inputs).await?;
+    let inspection = inspect::inspect(inputs, resources).await?;
     if inspection.tables.is_empty() {
         return Err(Error::data(
             format!(
@@ -71,7 +76,7 @@ pub async fn generate(dir: &Path, inputs: &[PathBuf]) -> Result<Generated> {
                 paths: render::Paths::Absolute,
             },
         );
-        let measured = measure(&plan, draft, &tiering.feature).await?;
+        let measured = measure(&plan, draft, &tiering.feature, resources).await?;
         segments = segments::tiers(tiering, &measured.values);
         if let Some(reachable) = &measured.reachable {
             notes.extend(reachability_warnings(
@@ -111,12 +116,21 @@ struct Measured {
     reachable: Option<Vec<bool>>,
 }
 
-async fn measure(plan: &guess::Plan, draft: String, feature: &str) -> Result<Measured> {
+async fn measure(
+    plan: &guess::Plan,
+    draft: String,
+    feature: &str,
+    resources: &engine::Resources,
+) -> Result<Measured> {
     let pipeline = Pipeline::from_text("segments.yaml (draft)", draft, PathBuf::from("/"))?;
     let as_of = pipeline.as_of(None);
     let work = tempfile::TempDir::new().map_err(|e| Error::output(&std::env::temp_dir(), e))?;
     let path = work.path().join("features.parquet");
-    engine::compute_features(&pipeline, &RunOptions::new(as_of), &path).await?;
+    let options = RunOptions {
+        resources: *resources,
+        ..RunOptions::new(as_of)
+    };
+    engine::compute_features(&pipeline, &options, &path).await?;
     let file = std::fs::File::open(&path).map_err(|e| Error::Internal(e.to_string()))?;
     let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
         .and_then(|b| b.build())
