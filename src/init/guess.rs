@@ -180,9 +180,20 @@ const TIME_NAMES: [&str; 8] = [
     "datetime",
 ];
 
+/// Whether `name`, in lower case with other characters than letters and digits as `_`
+/// (`Email Opt-In` → `email_opt_in`), contains one of `words`.
 fn contains_any(name: &str, words: &[&str]) -> bool {
-    let lower = name.to_ascii_lowercase();
-    words.iter().any(|w| lower.contains(w))
+    let normal: String = name
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_lowercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    words.iter().any(|w| normal.contains(w))
 }
 
 /// `n` with thousands separators: `3,000`.
@@ -749,7 +760,7 @@ fn reachability(table: &Table, features: &mut Vec<Feature>) -> Option<String> {
         .columns
         .iter()
         .find(|c| {
-            c.declared == Some(ColumnType::String) && c.name.to_ascii_lowercase().contains("email")
+            c.declared == Some(ColumnType::String) && contains_any(&c.name, &["email", "e_mail"])
         })
         .map(|c| c.name.clone());
     let (expr, evidence) = match (&opt_in, &email) {
@@ -790,6 +801,13 @@ mod tests {
         assert_eq!(count(3), "3");
         assert_eq!(count(3000), "3,000");
         assert_eq!(count(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn names_match_words_whatever_their_spelling() {
+        assert!(contains_any("Email Opt-In", &["opt_in"]));
+        assert!(contains_any("E-mail", &["e_mail"]));
+        assert!(!contains_any("ts", &["amount"]));
     }
 
     #[test]

@@ -493,3 +493,42 @@ fn without_a_customers_file_the_customers_are_the_keys_of_the_activity() {
     let segments = validate_and_run(dir.path());
     assert!(segments.iter().all(|(_, n)| *n > 0), "{segments:?}");
 }
+
+#[test]
+fn names_with_spaces_and_capitals_are_quoted_where_sql_and_yaml_need_it() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("folder");
+    let mut customers = String::from("Customer_ID,Signup Date,Email Opt-In,E-mail\n");
+    let mut orders = String::from("Customer_ID,Order Date,Total Amount\n");
+    for id in 1..=80u32 {
+        customers.push_str(&format!(
+            "{id},2025-02-{:02},{},u{id}@example.com\n",
+            1 + id % 28,
+            id % 3 != 0
+        ));
+        for n in 0..(id % 5) {
+            orders.push_str(&format!(
+                "{id},2026-04-{:02},{}.25\n",
+                1 + (id + n) % 28,
+                3 + id * (n + 1)
+            ));
+        }
+    }
+    std::fs::write(dir.path().join("data/Customers.csv"), customers).expect("write");
+    std::fs::write(dir.path().join("data/order lines.csv"), orders).expect("write");
+    ok(dir.path(), &["init", "seg", "--from", "data"]);
+    let (text, yaml) = written(dir.path());
+    assert_eq!(yaml["entity"]["key"].as_str(), Some("Customer_ID"));
+    assert_eq!(yaml["entity"]["since"].as_str(), Some("Signup Date"));
+    assert_eq!(
+        yaml["sources"]["order_lines"]["path"].as_str(),
+        Some("../data/order lines.csv")
+    );
+    assert!(text.contains("expr: sum(\"Total Amount\")"), "{text}");
+    assert_eq!(
+        yaml["criteria"]["accessible"]["reachable"].as_str(),
+        Some("email_reachable")
+    );
+    let segments = validate_and_run(dir.path());
+    assert!(segments.len() >= 3, "{segments:?}");
+}
