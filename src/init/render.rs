@@ -55,10 +55,29 @@ pub fn scalar(text: &str) -> String {
     }
 }
 
-/// A `# ...` comment, one line per line of `text`, indented by `indent`.
+/// Lines of the file are kept to this width where words allow.
+const WIDTH: usize = 100;
+
+/// A `# ...` comment, one line per line of `text`, indented by `indent`, long lines wrapped at
+/// spaces (a continuation is indented two more).
 fn comment(out: &mut String, indent: &str, text: &str) {
+    let limit = WIDTH.saturating_sub(indent.len() + 2);
     for line in text.lines() {
-        let _ = writeln!(out, "{indent}# {line}");
+        let body = line.trim_start();
+        let lead = &line[..line.len() - body.len()];
+        let mut current = lead.to_string();
+        for word in body.split(' ') {
+            if current.len() > lead.len() && current.len() + 1 + word.len() > limit {
+                let _ = writeln!(out, "{indent}# {current}");
+                current = format!("{lead}  {word}");
+            } else {
+                if current.len() > lead.len() {
+                    current.push(' ');
+                }
+                current.push_str(word);
+            }
+        }
+        let _ = writeln!(out, "{indent}# {}", current.trim_end());
     }
 }
 
@@ -202,14 +221,12 @@ fn render_source(out: &mut String, source: &SourcePlan, paths: &Paths<'_>) {
     if !declared.is_empty() {
         let how = match table.format {
             SourceFormat::Parquet => "the Parquet file's types",
-            SourceFormat::Csv | SourceFormat::Ndjson => {
-                "the types inferred from the first 1,000 rows"
-            }
+            SourceFormat::Csv | SourceFormat::Ndjson => "inferred from the first 1,000 rows",
         };
         comment(
             out,
             "    ",
-            &format!("columns: {how}, declared so that every export is read the same way"),
+            &format!("columns: {how}; declared, so every export reads alike"),
         );
         out.push_str("    columns:\n");
     }
@@ -467,6 +484,22 @@ mod tests {
         assert_eq!(scalar("a: b"), "\"a: b\"");
         assert_eq!(scalar("\"Amount\""), "\"\\\"Amount\\\"\"");
         assert_eq!(scalar("- x"), "\"- x\"");
+    }
+
+    #[test]
+    fn long_comments_wrap_at_spaces() {
+        let mut out = String::new();
+        comment(&mut out, "  ", &"word ".repeat(40));
+        assert!(out.lines().all(|l| l.len() <= WIDTH), "{out}");
+        assert!(
+            out.lines()
+                .nth(1)
+                .is_some_and(|l| l.starts_with("  #   word")),
+            "{out}"
+        );
+        let mut out = String::new();
+        comment(&mut out, "", "  - indented stays indented");
+        assert_eq!(out, "#   - indented stays indented\n");
     }
 
     #[test]

@@ -139,8 +139,8 @@ pub fn tiers(tiering: &Tiering, values: &[Option<f64>]) -> Vec<Segment> {
             "of the {} customers with {feature} > 0",
             count(active.len() as u64)
         );
-        rules.push((high, Some(p75), format!("75th percentile {base}")));
-        rules.push((middle, Some(p35), format!("35th percentile {base}")));
+        rules.push((high, Some(p75), format!("p75 {base}")));
+        rules.push((middle, Some(p35), format!("p35 {base}")));
         rules.push((low, None, "any activity".into()));
     }
     let minimum = ((total as f64 * MIN_SHARE).ceil() as usize).max(1);
@@ -172,16 +172,12 @@ pub fn tiers(tiering: &Tiering, values: &[Option<f64>]) -> Vec<Segment> {
             when: Some(rule_of(threshold)),
             evidence: match threshold {
                 Some(t) => format!(
-                    "{} is the {why}; {} customers ({:.1}%) now",
+                    "{}: {why}; {} in it now ({:.1}%)",
                     shown(*t),
                     count(*n as u64),
                     share(*n)
                 ),
-                None => format!(
-                    "{why}; {} customers ({:.1}%) now",
-                    count(*n as u64),
-                    share(*n)
-                ),
+                None => format!("{why}; {} in it now ({:.1}%)", count(*n as u64), share(*n)),
             },
             customers: *n,
         })
@@ -194,7 +190,7 @@ pub fn tiers(tiering: &Tiering, values: &[Option<f64>]) -> Vec<Segment> {
         action: rest.action,
         when: None,
         evidence: format!(
-            "the catch-all: everyone else; {} customers ({:.1}%) now",
+            "the catch-all: everyone else; {} in it now ({:.1}%)",
             count(rest_count as u64),
             share(rest_count)
         ),
@@ -212,7 +208,7 @@ pub fn tiers(tiering: &Tiering, values: &[Option<f64>]) -> Vec<Segment> {
             last.description
         );
         last.evidence = format!(
-            "the catch-all: everyone else; {} customers ({:.1}%) now",
+            "the catch-all: everyone else; {} in it now ({:.1}%)",
             count(last.customers as u64),
             share(last.customers)
         );

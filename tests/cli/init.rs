@@ -188,7 +188,7 @@ fn init_on_retail_transactions_writes_rfm_and_value_tiers() {
     assert!(text.contains("# accessible: left out"), "{text}");
     // Thresholds come from the data, with their evidence.
     assert!(text.contains("    when: monetary >= "), "{text}");
-    assert!(text.contains("75th percentile"), "{text}");
+    assert!(text.contains(": p75 of the "), "{text}");
     let segments = validate_and_run(dir.path());
     let ids: Vec<&str> = segments.iter().map(|(id, _)| id.as_str()).collect();
     assert_eq!(
