@@ -290,6 +290,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Run(args) => run_pipeline(args),
+        Command::Init(args) => init(&args),
         Command::Validate(args) => validate(&args.input),
         Command::Diff(args) => diff(&args),
         Command::History(args) => history(&args),
@@ -346,6 +347,58 @@ pub fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
     }
+}
+
+/// Write a starter pipeline from data files (`segflow init`).
+fn init(args: &crate::cli::InitArgs) -> Result<()> {
+    let destination = args.dir.join(crate::init::FILE_NAME);
+    let refuse = || Error::Output {
+        message: format!(
+            "{} already exists; init never overwrites it",
+            destination.display()
+        ),
+        help: Some("choose another folder, or move the file away first".into()),
+    };
+    if !args.dry_run && std::fs::symlink_metadata(&destination).is_ok() {
+        return Err(refuse());
+    }
+    let generated = runtime()?.block_on(crate::init::generate(
+        &args.dir,
+        &args.from,
+        &default_resources(),
+    ))?;
+    for note in &generated.notes {
+        writeln!(std::io::stderr(), "note: {}", redact(note)).map_err(|e| Error::Output {
+            message: format!("cannot write to standard error: {e}"),
+            help: Some("check where standard error is redirected".into()),
+        })?;
+    }
+    if args.dry_run {
+        out!("{}", generated.text);
+        return Ok(());
+    }
+    std::fs::create_dir_all(&args.dir).map_err(|e| Error::output(&args.dir, e))?;
+    let mut file = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .open(&destination)
+        .map_err(|e| match e.kind() {
+            std::io::ErrorKind::AlreadyExists => refuse(),
+            _ => Error::output(&destination, e),
+        })?;
+    file.write_all(generated.text.as_bytes())
+        .and_then(|()| file.flush())
+        .map_err(|e| Error::output(&destination, e))?;
+    out!(
+        "wrote {}{}\n",
+        destination.display(),
+        if generated.skeleton {
+            " (a skeleton: fill in what is marked TODO)"
+        } else {
+            ""
+        }
+    );
+    Ok(())
 }
 
 /// The JSON Schema of the pipeline file, as `segflow schema` prints it.

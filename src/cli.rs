@@ -48,6 +48,23 @@ pub enum Command {
     ///       --source events=exports/2026q4/events.parquet --out runs/2026q4
     #[command(verbatim_doc_comment)]
     Run(RunArgs),
+    /// Write a starter pipeline, DIR/segments.yaml, from data files.
+    ///
+    /// Reads the files (CSV, Parquet, NDJSON, or folders of them): their columns and types,
+    /// the key column that links them (`customer_id`, `id`, ...), the file listing each
+    /// customer once, each other file's time column and role (transactions when it has an
+    /// amount, events when not). Writes sources with declared types, the entity, starter
+    /// features (recency, frequency and monetary value; activity counts and active days;
+    /// tenure), three or four segments with thresholds from the data, and the five criteria.
+    /// Every guess is a comment beside what it produced. When the files allow no guess, init
+    /// says on stderr what it needs and writes a skeleton to fill in. An existing
+    /// segments.yaml is never overwritten (exit code 5).
+    ///
+    /// Example:
+    ///   segflow init my-segments --from exports/
+    ///   segflow init my-segments --from customers.csv --from orders.parquet --dry-run
+    #[command(verbatim_doc_comment)]
+    Init(InitArgs),
     /// Check a pipeline file without running it.
     ///
     /// Checks YAML syntax, keys and types, names and references (unknown sources, features or
@@ -348,6 +365,20 @@ pub struct RunArgs {
     /// Also write report-context.json: every field the report templates see.
     #[arg(long)]
     pub context: bool,
+}
+
+/// Options of `segflow init`.
+#[derive(Debug, Args)]
+pub struct InitArgs {
+    /// Folder to write segments.yaml into (created if missing).
+    pub dir: PathBuf,
+    /// Data files (CSV, Parquet, NDJSON) or folders of them. Repeatable; several values may
+    /// follow one `--from`.
+    #[arg(long, value_name = "FILE_OR_FOLDER", required = true, num_args = 1..)]
+    pub from: Vec<PathBuf>,
+    /// Print the pipeline on standard output instead of writing it.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 /// Options of `segflow report`.

@@ -7,7 +7,7 @@
 //! [`postgres`] is the one database layer (connections, type mapping) sources, exports and
 //! engines share. [`diagnostic`] is the problem type, code registry and rendering every stage reports through;
 //! [`error`] the error type and exit codes; [`secrets`] masks interpolated values in every text
-//! written; [`app`] wires the commands together.
+//! written; [`init`] writes a starter pipeline from data files; [`app`] wires the commands together.
 
 pub mod analysis;
 pub mod app;
@@ -18,6 +18,7 @@ pub mod diagnostic;
 pub mod engine;
 pub mod error;
 pub mod impact;
+pub mod init;
 pub mod lint;
 pub mod pipeline;
 pub mod postgres;

@@ -47,7 +47,7 @@ use crate::postgres::read::Rows;
 pub use stats::FeatureStats;
 
 use crate::error::{Error, Result};
-use crate::pipeline::model::FeatureKind;
+use crate::pipeline::model::{FeatureKind, SourceFormat};
 use crate::pipeline::sql::ident;
 use crate::pipeline::{Pipeline, hex};
 use crate::progress::Progress;
@@ -278,6 +278,28 @@ pub async fn read_source(pipeline: &Pipeline, name: &str, as_of: NaiveDate) -> R
             .await
             .unwrap_or_else(|| Error::data(format!("source `{name}` could not be read"), None))),
     }
+}
+
+/// A session holding each of `tables` (a table name, its files, their format, and the location
+/// as messages show it) as a table with the column types DataFusion infers, read and checked as
+/// a run reads a source: for `segflow init` to inspect data no pipeline describes yet, within
+/// `resources`.
+pub async fn inspection_session(
+    tables: &[(String, Vec<PathBuf>, SourceFormat, String)],
+    resources: &Resources,
+) -> Result<SessionContext> {
+    let ctx = session::embedded(resources)?;
+    for (name, files, format, shown) in tables {
+        let source = ResolvedSource {
+            name: name.clone(),
+            location: shown.clone(),
+            files: files.clone(),
+            format: *format,
+            database: None,
+        };
+        sources::register_one(&ctx, &source, &BTreeMap::new()).await?;
+    }
+    Ok(ctx)
 }
 
 /// Every file the pipeline's file sources read (globs expanded).

@@ -138,24 +138,34 @@ pub async fn register(
     pipeline: &Pipeline,
     sources: &[ResolvedSource],
 ) -> Result<()> {
-    use futures::FutureExt;
     for source in sources {
-        let declared = &pipeline.sources[&source.name].columns;
-        // The Parquet reader can panic on a corrupt footer; that is a bad file, not a bug.
-        let frame = std::panic::AssertUnwindSafe(read(ctx, source, declared))
-            .catch_unwind()
-            .await
-            .map_err(|panic| {
-                let file = source
-                    .files
-                    .first()
-                    .map(PathBuf::as_path)
-                    .unwrap_or(Path::new(""));
-                bad_file(source, file, &corrupt(panic.as_ref()), &[])
-            })??;
-        ctx.register_table(source.name.as_str(), frame.into_view())
-            .map_err(|e| source_error(&source.name, &e))?;
+        register_one(ctx, source, &pipeline.sources[&source.name].columns).await?;
     }
+    Ok(())
+}
+
+/// Register `source` in `ctx` under its name, with the `declared` column types (none: the types
+/// DataFusion infers).
+pub async fn register_one(
+    ctx: &SessionContext,
+    source: &ResolvedSource,
+    declared: &BTreeMap<String, ColumnType>,
+) -> Result<()> {
+    use futures::FutureExt;
+    // The Parquet reader can panic on a corrupt footer; that is a bad file, not a bug.
+    let frame = std::panic::AssertUnwindSafe(read(ctx, source, declared))
+        .catch_unwind()
+        .await
+        .map_err(|panic| {
+            let file = source
+                .files
+                .first()
+                .map(PathBuf::as_path)
+                .unwrap_or(Path::new(""));
+            bad_file(source, file, &corrupt(panic.as_ref()), &[])
+        })??;
+    ctx.register_table(source.name.as_str(), frame.into_view())
+        .map_err(|e| source_error(&source.name, &e))?;
     Ok(())
 }
 

@@ -16,6 +16,7 @@ mod hand_worked;
 mod hardening;
 mod history;
 mod impact;
+mod init;
 mod lints;
 mod markdown;
 mod method;
