@@ -29,11 +29,12 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use chrono::NaiveDate;
+use datafusion::logical_expr::Expr;
 use datafusion::parquet::arrow::ArrowWriter;
 use datafusion::parquet::basic::{Compression, ZstdLevel};
 use datafusion::parquet::file::properties::WriterProperties;
 use datafusion::physical_plan::{ExecutionPlan, displayable};
-use datafusion::prelude::{ParquetReadOptions, SessionContext};
+use datafusion::prelude::{ParquetReadOptions, SessionContext, lit};
 use futures::{FutureExt, StreamExt};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -731,6 +732,9 @@ async fn register_file(ctx: &SessionContext, name: &str, path: &Path) -> Result<
     Ok(())
 }
 
+/// The assignments of the segments whose statistics are not known already.
+const UNKNOWN_SEGMENTS: &str = "__segflow_unknown_segments";
+
 /// Column of the reassigned view holding the segment the features table's own run gave.
 const EARLIER_SEGMENT: &str = "__segflow_earlier_segment";
 
@@ -805,10 +809,20 @@ pub async fn reassign(
         sources: earlier.sources.clone(),
         profile: None,
         engine: earlier.engine.clone(),
-        // Measures of the features alone are the earlier run's when no feature changed.
+        // Measures of the features alone are the earlier run's when no feature changed, and so
+        // are the statistics of a segment whose members did not change either.
         features_measured: recomputed.is_none().then(|| FeaturesMeasured {
             overall: earlier.overall.clone(),
             quantiles: earlier.quantiles.clone(),
+            segments: same_members(&migration)
+                .into_iter()
+                .filter_map(|id| earlier.segment(&id))
+                .map(|segment| stats::GroupStats {
+                    segment: Some(segment.id.clone()),
+                    customers: segment.customers,
+                    features: segment.features.clone(),
+                })
+                .collect(),
         }),
     };
     let results = finish(&ctx, pipeline, options, computed, timings).await?;
@@ -833,10 +847,32 @@ struct Computed {
     features_measured: Option<FeaturesMeasured>,
 }
 
-/// The measures that depend on the features and not on the segments.
+/// What an earlier run over the same features table measured that holds here too.
 struct FeaturesMeasured {
+    /// The features over all customers.
     overall: Vec<FeatureStats>,
     quantiles: Vec<measures::QuantileCuts>,
+    /// The statistics of segments with the same members in both.
+    segments: Vec<stats::GroupStats>,
+}
+
+/// The segments whose members are the same on both sides of `migration`: nobody left or
+/// joined them.
+fn same_members(migration: &[compare::MigrationCell]) -> Vec<String> {
+    let changed: std::collections::HashSet<&str> = migration
+        .iter()
+        .filter(|cell| cell.old != cell.new)
+        .flat_map(|cell| [cell.old.as_deref(), cell.new.as_deref()])
+        .flatten()
+        .collect();
+    let mut same: Vec<String> = migration
+        .iter()
+        .filter(|cell| cell.old == cell.new)
+        .filter_map(|cell| cell.old.clone())
+        .filter(|id| !changed.contains(id.as_str()))
+        .collect();
+    same.dedup();
+    same
 }
 
 /// Register the assignments written at `path` as the table the statistics read.
@@ -986,8 +1022,29 @@ async fn measure(
     features_measured: Option<FeaturesMeasured>,
 ) -> Result<Measured> {
     let feature_names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
-    let grouped = stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, true).await?;
-    let FeaturesMeasured { overall, quantiles } = match features_measured {
+    let known = features_measured
+        .as_ref()
+        .map_or(&[][..], |measured| &measured.segments[..]);
+    let mut grouped = if known.is_empty() {
+        stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, true).await?
+    } else {
+        let ids: Vec<Expr> = known
+            .iter()
+            .filter_map(|g| g.segment.as_deref())
+            .map(lit)
+            .collect();
+        let segment = datafusion::prelude::col("segment");
+        let rest = ctx
+            .table(ASSIGNMENTS)
+            .await?
+            .filter(segment.clone().is_null().or(segment.in_list(ids, true)))?;
+        ctx.register_table(UNKNOWN_SEGMENTS, rest.into_view())?;
+        stats::compute(ctx, UNKNOWN_SEGMENTS, schema, &feature_names, true).await?
+    };
+    grouped.extend_from_slice(known);
+    let FeaturesMeasured {
+        overall, quantiles, ..
+    } = match features_measured {
         Some(measured) => measured,
         None => FeaturesMeasured {
             overall: stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, false)
@@ -996,6 +1053,7 @@ async fn measure(
                 .map(|g| g.features)
                 .unwrap_or_default(),
             quantiles: measures::quantile_cuts(ctx, ASSIGNMENTS, pipeline).await?,
+            segments: Vec::new(),
         },
     };
     let reachable = match pipeline
@@ -1123,6 +1181,33 @@ impl Timings {
 
 #[cfg(test)]
 mod tests {
+    use super::compare::MigrationCell;
+
+    fn cell(old: Option<&str>, new: Option<&str>, customers: u64) -> MigrationCell {
+        MigrationCell {
+            old: old.map(str::to_string),
+            new: new.map(str::to_string),
+            in_old: true,
+            in_new: true,
+            customers,
+        }
+    }
+
+    #[test]
+    fn same_members_are_the_segments_nobody_left_or_joined() {
+        let migration = [
+            cell(Some("a"), Some("a"), 10),
+            cell(Some("b"), Some("b"), 5),
+            cell(Some("b"), Some("c"), 2),
+            cell(Some("c"), Some("c"), 7),
+            cell(Some("d"), Some("d"), 3),
+            cell(None, Some("d"), 1),
+            cell(Some("e"), Some("e"), 4),
+            cell(None, None, 6),
+        ];
+        assert_eq!(super::same_members(&migration), ["a", "e"]);
+    }
+
     use super::FeatureInfo;
 
     #[test]

@@ -81,6 +81,12 @@ impl Repo {
     /// Each customer's segment in a plain run of the pipeline as the working copy has it, or as
     /// `revision` had it.
     fn segments(&self, revision: Option<&str>) -> BTreeMap<i64, Value> {
+        self.version(revision).0
+    }
+
+    /// A separate run of the version at `revision` (the working copy when `None`): each
+    /// customer's segment, and each segment's priority score.
+    fn version(&self, revision: Option<&str>) -> (BTreeMap<i64, Value>, BTreeMap<String, f64>) {
         let file = match revision {
             Some(revision) => {
                 let output = Command::new("git")
@@ -105,11 +111,22 @@ impl Repo {
             .output()
             .expect("run segflow");
         assert!(output.status.success(), "{}", stderr(&output));
-        read_assignments(&out.path().join("run/assignments.parquet"), "customer_id")
+        let segments = read_assignments(&out.path().join("run/assignments.parquet"), "customer_id")
             .0
             .into_iter()
             .map(|(id, row)| (id, row["segment"].clone()))
-            .collect()
+            .collect();
+        let scoring = read_json(&out.path().join("run/scoring.json"));
+        let scores = scoring["ranking"]
+            .as_array()
+            .expect("ranking")
+            .iter()
+            .map(|r| {
+                let segment = r["segment"].as_str().expect("segment").to_string();
+                (segment, r["total"].as_f64().expect("total"))
+            })
+            .collect();
+        (segments, scores)
     }
 }
 
@@ -171,9 +188,26 @@ fn a_rule_change_moves_the_customers_two_separate_runs_move_computing_features_o
     assert!(output.status.success(), "{}", stderr(&output));
     let impact = impact_json(&repo, "out");
     assert_eq!(impact["features_computed_once"], true);
-    let expected = moved(&repo.segments(Some("HEAD")), &repo.segments(None));
+    let (base, base_scores) = repo.version(Some("HEAD"));
+    let (current, current_scores) = repo.version(None);
+    let expected = moved(&base, &current);
     assert!(!expected.is_empty(), "the change moves someone");
     assert_moves_match(&impact, &expected);
+    // The base's statistics (measured over the current features, reusing those of segments
+    // nobody left or joined) give the priority scores of the base's own run.
+    let priorities = impact["priorities"].as_array().expect("priorities");
+    assert!(!priorities.is_empty());
+    for p in priorities {
+        let segment = p["segment"].as_str().expect("segment");
+        for (key, scores) in [("old_score", &base_scores), ("new_score", &current_scores)] {
+            let reported = p[key].as_f64().expect("score");
+            assert!(
+                (reported - scores[segment]).abs() < 1e-9,
+                "{segment} {key}: {reported} vs {}",
+                scores[segment]
+            );
+        }
+    }
     assert_eq!(impact["rules"][0]["segment"], "task_completers");
     assert_eq!(impact["rules"][0]["change"], "edited");
     assert!(
