@@ -225,8 +225,8 @@ pub fn guess(inspection: &Inspection, name: String) -> Plan {
     };
     let Some(link) = shared_key(&inspection.tables).or_else(|| id_link(&inspection.tables)) else {
         plan.needs.push(
-            "a column naming the customer (`customer_id`, `user_id`, `id`, ...) in at least two \
-             files, to link them"
+            "a column naming the customer (`customer_id`, `user_id`, ...) in at least two \
+             files, or a unique `id` that other files name after its file, to link them"
                 .into(),
         );
         plan.sources = inspection
@@ -361,11 +361,14 @@ struct Link {
 }
 
 /// The key-like column name in most files (at least two); ties go to one unique in some file,
-/// then to a customer-like name, then alphabetical.
+/// then to a customer-like name, then alphabetical. A bare `id` is not one: each file's own
+/// `id` numbers its own rows (orders 1..1000, customers 1..200), so sharing the name links
+/// nothing; [`id_link`] finds the files that name such an `id` after its table.
 fn shared_key(tables: &[Table]) -> Option<Link> {
     let mut holders: BTreeMap<&str, Vec<&Table>> = BTreeMap::new();
     for table in tables {
-        for column in table.columns.iter().filter(|c| is_key_like(&c.name)) {
+        let linking = |name: &str| is_key_like(name) && !name.eq_ignore_ascii_case("id");
+        for column in table.columns.iter().filter(|c| linking(&c.name)) {
             holders.entry(column.name.as_str()).or_default().push(table);
         }
     }

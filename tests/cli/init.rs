@@ -532,3 +532,68 @@ fn names_with_spaces_and_capitals_are_quoted_where_sql_and_yaml_need_it() {
     let segments = validate_and_run(dir.path());
     assert!(segments.len() >= 3, "{segments:?}");
 }
+
+/// The rows of the run's `segments.csv` with their `customers` and `column` values.
+fn segment_figures(dir: &Path, column: &str) -> Vec<(f64, f64)> {
+    let text = std::fs::read_to_string(dir.join("run/segments.csv")).expect("segments.csv");
+    let mut lines = text.lines();
+    let header: Vec<&str> = lines.next().expect("header").split(',').collect();
+    let at = |name: &str| header.iter().position(|h| *h == name).expect(name);
+    let (customers, wanted) = (at("customers"), at(column));
+    lines
+        .map(|line| {
+            let cells: Vec<&str> = line.split(',').collect();
+            let number = |i: usize| cells[i].parse::<f64>().expect("number");
+            (number(customers), number(wanted))
+        })
+        .collect()
+}
+
+#[test]
+fn a_bare_id_in_every_file_is_not_the_link_the_table_named_id_is() {
+    let dir = TempDir::new().expect("temp dir");
+    std::fs::create_dir(dir.path().join("data")).expect("folder");
+    let mut customers = String::from("id,signup_date,email\n");
+    for id in 1..=200u32 {
+        customers.push_str(&format!(
+            "{id},2025-01-{:02},u{id}@example.com\n",
+            1 + id % 28
+        ));
+    }
+    let mut orders = String::from("id,customer_id,order_date,amount\n");
+    let mut per_customer = std::collections::BTreeMap::<u32, u32>::new();
+    for id in 1..=1000u32 {
+        // Some customers buy more often than others, so the tiers differ.
+        let customer = if id % 3 == 0 {
+            1 + id % 50
+        } else {
+            1 + (id * 7) % 200
+        };
+        *per_customer.entry(customer).or_default() += 1;
+        orders.push_str(&format!(
+            "{id},{customer},2026-03-{:02},{}.5\n",
+            1 + id % 28,
+            10 + id % 37
+        ));
+    }
+    std::fs::write(dir.path().join("data/customers.csv"), customers).expect("write");
+    std::fs::write(dir.path().join("data/orders.csv"), orders).expect("write");
+    ok(dir.path(), &["init", "seg", "--from", "data"]);
+    let (text, yaml) = written(dir.path());
+    assert_eq!(yaml["entity"]["key"].as_str(), Some("id"), "{text}");
+    assert_eq!(
+        yaml["sources"]["orders"]["key"].as_str(),
+        Some("customer_id"),
+        "{text}"
+    );
+    validate_and_run(dir.path());
+    // Joined by `customer_id`, the busiest customer's orders are all counted, and every order
+    // belongs to somebody (joined by `id`, each customer would have had at most one).
+    let busiest = f64::from(*per_customer.values().max().expect("orders"));
+    let frequency = segment_figures(dir.path(), "frequency__max");
+    let top = frequency.iter().map(|(_, max)| *max).fold(0.0, f64::max);
+    assert_eq!(top, busiest, "{frequency:?}");
+    let means = segment_figures(dir.path(), "frequency__mean");
+    let orders: f64 = means.iter().map(|(n, mean)| n * mean).sum();
+    assert!((orders - 1000.0).abs() < 1e-6, "{means:?}");
+}
