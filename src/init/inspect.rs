@@ -3,7 +3,7 @@
 //! guesses need (rows, nulls, distinct values of key-like columns, the latest date of
 //! date-like columns, including dates written as text).
 
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::io::{BufRead, BufReader, Read};
 use std::path::{Path, PathBuf};
 
@@ -162,7 +162,7 @@ pub async fn inspect(inputs: &[PathBuf], resources: &engine::Resources) -> Resul
     }
     let mut names = BTreeSet::new();
     let mut named = Vec::new();
-    for table in tables {
+    for table in without_repeats(tables, &mut found.skipped)? {
         let mut files = Vec::new();
         for file in &table.files {
             if table.format == SourceFormat::Csv {
@@ -195,6 +195,40 @@ pub async fn inspect(inputs: &[PathBuf], resources: &engine::Resources) -> Resul
             .push(measure(&ctx, name, path, format, shown).await?);
     }
     Ok(found)
+}
+
+/// `tables` without those whose files were all found before (`--from retail retail/`, or one
+/// file by two spellings): read twice, a file would be two sources of the same rows. The first
+/// stays; each repeat is named in the notes.
+fn without_repeats(tables: Vec<Found>, skipped: &mut Vec<Skipped>) -> Result<Vec<Found>> {
+    let mut seen: BTreeMap<PathBuf, String> = BTreeMap::new();
+    let mut kept = Vec::new();
+    for table in tables {
+        let mut canonical = Vec::new();
+        for file in &table.files {
+            canonical
+                .push(std::fs::canonicalize(file).map_err(|e| unreadable(file, &e.to_string()))?);
+        }
+        let shown = table.location.display().to_string();
+        let earlier: Option<Vec<&String>> = canonical.iter().map(|c| seen.get(c)).collect();
+        if let Some(first) = earlier.and_then(|names| names.first().copied().cloned()) {
+            let reason = if first == shown {
+                "given twice: read once".to_string()
+            } else {
+                format!("the same file as {first}: read once")
+            };
+            skipped.push(Skipped {
+                file: shown,
+                reason,
+            });
+            continue;
+        }
+        for file in canonical {
+            seen.entry(file).or_insert_with(|| shown.clone());
+        }
+        kept.push(table);
+    }
+    Ok(kept)
 }
 
 /// The visible entries of `folder`, sorted.

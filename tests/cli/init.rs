@@ -597,3 +597,31 @@ fn a_bare_id_in_every_file_is_not_the_link_the_table_named_id_is() {
     let orders: f64 = means.iter().map(|(n, mean)| n * mean).sum();
     assert!((orders - 1000.0).abs() < 1e-6, "{means:?}");
 }
+
+#[test]
+fn a_file_given_twice_is_read_once() {
+    let dir = with_data(&["retail"]);
+    let output = ok(
+        dir.path(),
+        &[
+            "init",
+            "seg",
+            "--from",
+            "data/retail",
+            "data/retail/",
+            "./data/retail/customers.csv",
+        ],
+    );
+    let (text, yaml) = written(dir.path());
+    let sources = yaml["sources"].as_mapping().expect("sources");
+    let names: Vec<&str> = sources.keys().filter_map(|k| k.as_str()).collect();
+    assert_eq!(names, ["customers", "transactions"], "{text}");
+    let messages = stderr(&output);
+    assert!(
+        messages.contains(
+            "left out ./data/retail/customers.csv: the same file as data/retail/customers.csv: read once"
+        ),
+        "{messages}"
+    );
+    validate_and_run(dir.path());
+}
