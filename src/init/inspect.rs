@@ -118,6 +118,13 @@ pub async fn inspect(inputs: &[PathBuf], resources: &engine::Resources) -> Resul
         let meta = std::fs::metadata(input).map_err(|e| unreadable(input, &e.to_string()))?;
         if meta.is_dir() {
             for entry in entries(input)? {
+                if is_link_to_folder(&entry) {
+                    found.skipped.push(Skipped {
+                        file: entry.display().to_string(),
+                        reason: "a link to a folder: not followed (pass the folder itself)".into(),
+                    });
+                    continue;
+                }
                 if entry.is_dir() {
                     match partitioned(&entry)? {
                         Ok(table) => tables.push(table),
@@ -229,6 +236,12 @@ fn without_repeats(tables: Vec<Found>, skipped: &mut Vec<Skipped>) -> Result<Vec
         kept.push(table);
     }
     Ok(kept)
+}
+
+/// Whether `path` is a symbolic link to a folder: walking into it could loop (`l1/loop ->
+/// ../l1`) or read a folder twice, so folders are walked without following such links.
+fn is_link_to_folder(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink()) && path.is_dir()
 }
 
 /// The visible entries of `folder`, sorted.

@@ -625,3 +625,26 @@ fn a_file_given_twice_is_read_once() {
     );
     validate_and_run(dir.path());
 }
+
+#[test]
+fn links_to_folders_are_not_followed() {
+    let dir = with_data(&["retail", "saas"]);
+    let retail = dir.path().join("data/retail");
+    std::os::unix::fs::symlink("../retail", retail.join("loop")).expect("link");
+    std::os::unix::fs::symlink("../saas", retail.join("saas")).expect("link");
+    let output = ok(dir.path(), &["init", "seg", "--from", "data/retail"]);
+    let (text, yaml) = written(dir.path());
+    let sources = yaml["sources"].as_mapping().expect("sources");
+    let names: Vec<&str> = sources.keys().filter_map(|k| k.as_str()).collect();
+    assert_eq!(names, ["customers", "transactions"], "{text}");
+    let messages = stderr(&output);
+    for link in ["loop", "saas"] {
+        assert!(
+            messages.contains(&format!(
+                "left out data/retail/{link}: a link to a folder: not followed"
+            )),
+            "{messages}"
+        );
+    }
+    validate_and_run(dir.path());
+}
