@@ -127,7 +127,7 @@ pub async fn inspect(inputs: &[PathBuf], resources: &engine::Resources) -> Resul
                 }
                 if entry.is_dir() {
                     match partitioned(&entry)? {
-                        Ok(table) => tables.push(table),
+                        Ok(found) => tables.extend(found),
                         Err(reason) => found.skipped.push(Skipped {
                             file: entry.display().to_string(),
                             reason,
@@ -259,28 +259,27 @@ fn entries(folder: &Path) -> Result<Vec<PathBuf>> {
     Ok(entries)
 }
 
-/// A subfolder as one table: its files, all of one format and extension, named by the pattern
-/// `folder/*.ext`; or why it is left out.
-fn partitioned(folder: &Path) -> Result<std::result::Result<Found, String>> {
+/// A subfolder as one table: its files, all of one format, extension and columns, named by the
+/// pattern `folder/*.ext`; or each file its own table when their columns differ (a pattern
+/// would read customers and transactions as one table); or why it is left out.
+fn partitioned(folder: &Path) -> Result<std::result::Result<Vec<Found>, String>> {
     if folder.to_string_lossy().contains(['*', '?', '[', ']']) {
         return Ok(Err(
             "a folder whose path holds glob characters (`*?[]`); pass its files instead".into(),
         ));
     }
-    let files: Vec<PathBuf> = entries(folder)?
-        .into_iter()
-        .filter(|p| p.is_file())
-        .collect();
+    let inside = entries(folder)?;
+    let files: Vec<PathBuf> = inside.iter().filter(|p| p.is_file()).cloned().collect();
     let extension = |p: &Path| {
         p.file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .and_then(|n| n.find('.').map(|i| n[i..].to_string()))
     };
-    let first = files
-        .first()
-        .and_then(|f| Some((data_format(f)?, extension(f)?)));
-    let Some((format, ext)) = first else {
-        return Ok(Err("a folder without data files".into()));
+    let Some((format, ext)) = files
+        .iter()
+        .find_map(|f| Some((data_format(f)?, extension(f)?)))
+    else {
+        return Ok(Err(without_data_files(&inside)));
     };
     if files
         .iter()
@@ -290,11 +289,84 @@ fn partitioned(folder: &Path) -> Result<std::result::Result<Found, String>> {
             "a folder whose files are not all of one format; pass them one by one".into(),
         ));
     }
-    Ok(Ok(Found {
+    if !same_columns(&files, format)? {
+        return Ok(Ok(files
+            .into_iter()
+            .map(|file| Found {
+                files: vec![file.clone()],
+                format,
+                location: file,
+            })
+            .collect()));
+    }
+    Ok(Ok(vec![Found {
         files,
         format,
         location: folder.join(format!("*{ext}")),
-    }))
+    }]))
+}
+
+/// Why a subfolder without a data file of its own is left out: its folders are not walked.
+fn without_data_files(inside: &[PathBuf]) -> String {
+    if inside.iter().any(|p| p.is_dir()) {
+        "it holds folders, nested more than one level: not read (pass them)".into()
+    } else {
+        "a folder without data files".into()
+    }
+}
+
+/// Whether every file of `files` has the columns of the first, by name and in order.
+fn same_columns(files: &[PathBuf], format: SourceFormat) -> Result<bool> {
+    let mut first: Option<Vec<String>> = None;
+    for file in files {
+        let columns = column_names(file, format)?;
+        match &first {
+            Some(expected) if *expected != columns => return Ok(false),
+            Some(_) => {}
+            None => first = Some(columns),
+        }
+    }
+    Ok(true)
+}
+
+/// The column names of a data file, read cheaply: a CSV file's header row, a Parquet file's
+/// schema, an NDJSON file's first object's keys.
+fn column_names(file: &Path, format: SourceFormat) -> Result<Vec<String>> {
+    let handle = std::fs::File::open(file).map_err(|e| unreadable(file, &e.to_string()))?;
+    let fail = |e: &dyn std::fmt::Display| unreadable(file, &e.to_string());
+    match format {
+        SourceFormat::Csv => {
+            let mut reader = csv::Reader::from_reader(handle);
+            let header = reader.headers().map_err(|e| fail(&e))?;
+            Ok(header
+                .iter()
+                .map(|name| name.trim_start_matches('\u{feff}').to_string())
+                .collect())
+        }
+        SourceFormat::Parquet => {
+            let builder =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(handle)
+                    .map_err(|e| fail(&e))?;
+            Ok(builder
+                .schema()
+                .fields()
+                .iter()
+                .map(|f| f.name().clone())
+                .collect())
+        }
+        SourceFormat::Ndjson => {
+            let mut line = String::new();
+            for read in BufReader::new(handle).lines() {
+                line = read.map_err(|e| fail(&e))?;
+                if !line.trim().is_empty() {
+                    break;
+                }
+            }
+            let object: serde_json::Map<String, serde_json::Value> =
+                serde_json::from_str(&line).unwrap_or_default();
+            Ok(object.keys().cloned().collect())
+        }
+    }
 }
 
 fn unreadable(path: &Path, reason: &str) -> Error {

@@ -648,3 +648,33 @@ fn links_to_folders_are_not_followed() {
     }
     validate_and_run(dir.path());
 }
+
+#[test]
+fn a_subfolder_of_files_with_different_columns_is_one_source_per_file() {
+    let dir = with_data(&[]);
+    let export = dir.path().join("data/export");
+    let nested = dir.path().join("data/deep/inner");
+    std::fs::create_dir_all(&export).expect("folder");
+    std::fs::create_dir_all(&nested).expect("folder");
+    for file in ["customers.csv", "transactions.csv"] {
+        let from = repo_path(&format!("pipelines/data/retail/{file}"));
+        std::fs::copy(&from, export.join(file)).expect("copy");
+        std::fs::copy(&from, nested.join(file)).expect("copy");
+    }
+    let output = ok(dir.path(), &["init", "seg", "--from", "data"]);
+    let (text, yaml) = written(dir.path());
+    let sources = yaml["sources"].as_mapping().expect("sources");
+    let names: Vec<&str> = sources.keys().filter_map(|k| k.as_str()).collect();
+    assert_eq!(names, ["customers", "transactions"], "{text}");
+    assert_eq!(
+        yaml["sources"]["transactions"]["path"].as_str(),
+        Some("../data/export/transactions.csv")
+    );
+    let messages = stderr(&output);
+    assert!(
+        messages.contains("left out data/deep: it holds folders, nested more than one level"),
+        "{messages}"
+    );
+    assert!(!messages.contains("without data files"), "{messages}");
+    validate_and_run(dir.path());
+}
