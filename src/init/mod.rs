@@ -205,6 +205,43 @@ fn matches(rule: &str, v: f64) -> bool {
     v > 0.0
 }
 
+/// Write `text` to `dir`'s [`FILE_NAME`], creating `dir`: written whole to a temporary file
+/// beside it, then given its name only if no file has it. A failed write (a full disk, a file
+/// size limit) thus leaves no cut-off pipeline that would still validate and block a rerun, and
+/// an existing pipeline is never replaced (an output error, exit 5). The path written.
+pub fn write_new(dir: &Path, text: &str) -> Result<PathBuf> {
+    use std::io::Write;
+    let destination = dir.join(FILE_NAME);
+    std::fs::create_dir_all(dir).map_err(|e| Error::output(dir, e))?;
+    let mut staged = tempfile::Builder::new()
+        .prefix(".segments.yaml.")
+        .tempfile_in(dir)
+        .map_err(|e| Error::output(dir, e))?;
+    staged
+        .write_all(text.as_bytes())
+        .and_then(|()| staged.as_file().sync_all())
+        .map_err(|e| Error::output(&destination, e))?;
+    // On an error the temporary file is removed when `staged` (or the error's file) drops.
+    staged
+        .persist_noclobber(&destination)
+        .map_err(|e| match e.error.kind() {
+            std::io::ErrorKind::AlreadyExists => already_exists(&destination),
+            _ => Error::output(&destination, e.error),
+        })?;
+    Ok(destination)
+}
+
+/// The error for a pipeline that exists already: init never overwrites it.
+pub fn already_exists(destination: &Path) -> Error {
+    Error::Output {
+        message: format!(
+            "{} already exists; init never overwrites it",
+            destination.display()
+        ),
+        help: Some("choose another folder, or move the file away first".into()),
+    }
+}
+
 /// `path` absolute, with `.` and `..` resolved by name (the folder may not exist yet).
 fn normalised(path: &Path) -> Result<PathBuf> {
     let absolute = std::path::absolute(path).map_err(|e| Error::output(path, e))?;
@@ -267,6 +304,36 @@ mod tests {
     fn folders_normalised_by_name() {
         let path = normalised(Path::new("/a/b/../c/./d")).expect("absolute");
         assert_eq!(path, PathBuf::from("/a/c/d"));
+    }
+
+    #[test]
+    fn a_new_pipeline_is_written_whole_and_nothing_else_stays() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let folder = dir.path().join("seg");
+        let path = write_new(&folder, "version: 1\n").expect("written");
+        assert_eq!(
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some("version: 1\n")
+        );
+        let names: Vec<_> = std::fs::read_dir(&folder)
+            .expect("folder")
+            .filter_map(|e| e.ok().map(|e| e.file_name()))
+            .collect();
+        assert_eq!(names, [FILE_NAME]);
+    }
+
+    #[test]
+    fn an_existing_pipeline_is_kept_and_no_temporary_file_stays() {
+        let dir = tempfile::TempDir::new().expect("temp dir");
+        let path = dir.path().join(FILE_NAME);
+        std::fs::write(&path, "mine\n").expect("write");
+        let error = write_new(dir.path(), "version: 1\n").expect_err("refused");
+        assert!(error.to_string().contains("already exists"), "{error}");
+        assert_eq!(
+            std::fs::read_to_string(&path).ok().as_deref(),
+            Some("mine\n")
+        );
+        assert_eq!(std::fs::read_dir(dir.path()).expect("folder").count(), 1);
     }
 
     #[test]
