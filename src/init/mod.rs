@@ -63,6 +63,7 @@ pub async fn generate(
         .map(|left| format!("left out {}: {}", left.file, left.reason))
         .collect();
     let mut segments = Vec::new();
+    let mut fewer_tiers = None;
     if plan.needs.is_empty()
         && let Some(tiering) = &plan.tiering
     {
@@ -72,12 +73,15 @@ pub async fn generate(
                 schema: None,
                 inputs: &shown,
                 segments: &[],
+                fewer_tiers: None,
                 criteria: false,
                 paths: render::Paths::Absolute,
             },
         );
         let measured = measure(&plan, draft, &tiering.feature, resources).await?;
         segments = segments::tiers(tiering, &measured.values);
+        fewer_tiers = segments::fewer_tiers(tiering, &measured.values, &segments);
+        notes.extend(fewer_tiers.clone());
         if let Some(reachable) = &measured.reachable {
             notes.extend(reachability_warnings(
                 &segments, tiering, &measured, reachable,
@@ -98,6 +102,7 @@ pub async fn generate(
             schema: schema_reference(&dir),
             inputs: &shown,
             segments: &segments,
+            fewer_tiers: fewer_tiers.as_deref(),
             criteria: true,
             paths: render::Paths::RelativeTo(&dir),
         },

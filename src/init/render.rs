@@ -26,6 +26,8 @@ pub struct Rendering<'a> {
     pub inputs: &'a [String],
     /// The segments (empty: a single catch-all).
     pub segments: &'a [Segment],
+    /// Why there are fewer than three segments, when there are.
+    pub fewer_tiers: Option<&'a str>,
     /// Whether to write the criteria, scoring-free review sections (not in the draft).
     pub criteria: bool,
     /// How source paths are written.
@@ -173,7 +175,7 @@ pub fn render(plan: &Plan, how: &Rendering<'_>) -> String {
     out.push('\n');
     render_features(&mut out, plan);
     out.push('\n');
-    render_segments(&mut out, plan, how.segments);
+    render_segments(&mut out, plan, how.segments, how.fewer_tiers);
     if how.criteria && !skeleton {
         out.push('\n');
         render_criteria(&mut out, plan, how.segments);
@@ -368,7 +370,7 @@ fn render_features(out: &mut String, plan: &Plan) {
     }
 }
 
-fn render_segments(out: &mut String, plan: &Plan, segments: &[Segment]) {
+fn render_segments(out: &mut String, plan: &Plan, segments: &[Segment], fewer: Option<&str>) {
     out.push_str("segments:\n");
     if segments.is_empty() {
         out.push_str(
@@ -390,6 +392,9 @@ fn render_segments(out: &mut String, plan: &Plan, segments: &[Segment]) {
                 tiering.evidence
             ),
         );
+    }
+    if let Some(why) = fewer {
+        comment(out, "  ", why);
     }
     for segment in segments {
         let _ = writeln!(out, "  - id: {}", segment.id);

@@ -216,6 +216,46 @@ pub fn tiers(tiering: &Tiering, values: &[Option<f64>]) -> Vec<Segment> {
     segments
 }
 
+/// Why `segments` are fewer than three, the tiers init means to make, when they are: tiers
+/// under 5% of the customers were merged, and the data says why so many were small.
+pub fn fewer_tiers(
+    tiering: &Tiering,
+    values: &[Option<f64>],
+    segments: &[Segment],
+) -> Option<String> {
+    if segments.len() >= 3 {
+        return None;
+    }
+    let feature = &tiering.feature;
+    let mut active: Vec<f64> = values
+        .iter()
+        .filter_map(|v| *v)
+        .filter(|v| *v > 0.0)
+        .collect();
+    active.sort_by(f64::total_cmp);
+    active.dedup();
+    let with_value = values.iter().filter(|v| v.is_some_and(|v| v > 0.0)).count();
+    let reason = match active.as_slice() {
+        [] => format!("no customer has {feature} above 0"),
+        [only] => format!(
+            "all {} customers with {feature} above 0 have the same value, {}",
+            count(with_value as u64),
+            shown(*only)
+        ),
+        _ if (with_value as f64) < 3.0 * MIN_SHARE * values.len() as f64 => format!(
+            "only {} of {} customers have {feature} above 0",
+            count(with_value as u64),
+            count(values.len() as u64)
+        ),
+        _ => format!("most customers share a few values of {feature}"),
+    };
+    Some(format!(
+        "init made {} segment(s), not three or four: {reason}, and a tier with fewer than 5% of \
+         the customers is merged into the next",
+        segments.len()
+    ))
+}
+
 /// Customers per rule, first match wins; the last count is those no rule takes.
 fn count_members(rules: &[(Tier, Option<f64>, String)], values: &[Option<f64>]) -> Vec<usize> {
     let mut counts = vec![0; rules.len() + 1];
@@ -270,6 +310,26 @@ mod tests {
         let segments = tiers(&tiering(), &values);
         assert_eq!(segments.len(), 3);
         assert_eq!(segments.last().map(|s| s.when.clone()), Some(None));
+    }
+
+    #[test]
+    fn fewer_tiers_say_why() {
+        let equal: Vec<Option<f64>> = (0..100).map(|v| Some(f64::from(v % 2) * 7.0)).collect();
+        let segments = tiers(&tiering(), &equal);
+        let why = fewer_tiers(&tiering(), &equal, &segments).expect("fewer");
+        assert!(why.contains("have the same value, 7"), "{why}");
+        let nobody: Vec<Option<f64>> = vec![Some(0.0); 50];
+        let segments = tiers(&tiering(), &nobody);
+        let why = fewer_tiers(&tiering(), &nobody, &segments).expect("fewer");
+        assert!(
+            why.contains("no customer has active_days_90 above 0"),
+            "{why}"
+        );
+        let spread: Vec<Option<f64>> = (0..100).map(|v| Some(f64::from(v % 10))).collect();
+        assert_eq!(
+            fewer_tiers(&tiering(), &spread, &tiers(&tiering(), &spread)),
+            None
+        );
     }
 
     #[test]

@@ -678,3 +678,33 @@ fn a_subfolder_of_files_with_different_columns_is_one_source_per_file() {
     assert!(!messages.contains("without data files"), "{messages}");
     validate_and_run(dir.path());
 }
+
+#[test]
+fn fewer_than_three_tiers_are_explained() {
+    let dir = with_data(&[]);
+    std::fs::create_dir_all(dir.path().join("data")).expect("folder");
+    let mut customers = String::from("customer_id,signup_date\n");
+    let mut orders = String::from("customer_id,date,amount\n");
+    for id in 1..=100u32 {
+        customers.push_str(&format!("{id},2025-01-{:02}\n", 1 + id % 28));
+        // Every customer spends the same: nothing tells the tiers apart.
+        orders.push_str(&format!("{id},2026-03-{:02},10\n", 1 + id % 28));
+    }
+    std::fs::write(dir.path().join("data/customers.csv"), customers).expect("write");
+    std::fs::write(dir.path().join("data/orders.csv"), orders).expect("write");
+    let output = ok(dir.path(), &["init", "seg", "--from", "data"]);
+    let (text, yaml) = written(dir.path());
+    let segments = yaml["segments"].as_sequence().expect("segments");
+    assert!(segments.len() < 3, "{text}");
+    let messages = stderr(&output);
+    let why = "have the same value, 10";
+    assert!(
+        messages.contains("note: init made 1 segment(s), not three or four"),
+        "{messages}"
+    );
+    assert!(messages.contains(why), "{messages}");
+    assert!(
+        text.contains("  # init made 1 segment(s), not three or four"),
+        "{text}"
+    );
+}
