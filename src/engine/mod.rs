@@ -508,7 +508,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     }
     let mut timings = Timings::new();
     let ctx = session::for_pipeline(options.as_of, &options.resources)?;
-    let resolved = resolve(pipeline, options, &mut timings).await?;
+    let (_snapshot, resolved) = resolve(pipeline, options, &mut timings).await?;
     let hashing = tokio::task::spawn_blocking({
         let resolved = resolved.clone();
         move || {
@@ -582,17 +582,19 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
     finish(&ctx, pipeline, options, computed, timings).await
 }
 
-/// Read the pipeline's database sources and resolve every source to what the engine reads.
+/// Read the pipeline's database sources and resolve every source to what the engine reads. The
+/// snapshot holds the files the database sources were read into: keep it while they are read.
 async fn resolve(
     pipeline: &Pipeline,
     options: &RunOptions,
     timings: &mut Timings,
-) -> Result<Vec<ResolvedSource>> {
+) -> Result<(postgres::read::Snapshot, Vec<ResolvedSource>)> {
     let snapshot = postgres::read::read(pipeline, options.as_of, Rows::All).await?;
     if !snapshot.sources.is_empty() {
         timings.lap("read Postgres sources");
     }
-    sources::resolve(pipeline, &snapshot)
+    let resolved = sources::resolve(pipeline, &snapshot)?;
+    Ok((snapshot, resolved))
 }
 
 /// What the embedded engine computed and wrote as the assignments.
@@ -674,7 +676,7 @@ pub async fn compute_features(
 ) -> Result<()> {
     let mut timings = Timings::new();
     let ctx = session::for_pipeline(options.as_of, &options.resources)?;
-    let resolved = resolve(pipeline, options, &mut timings).await?;
+    let (_snapshot, resolved) = resolve(pipeline, options, &mut timings).await?;
     assign(&ctx, pipeline, options, &resolved, path, &mut timings).await?;
     Ok(())
 }
