@@ -352,15 +352,8 @@ pub fn run(cli: Cli) -> Result<()> {
 /// Write a starter pipeline from data files (`segflow init`).
 fn init(args: &crate::cli::InitArgs) -> Result<()> {
     let destination = args.dir.join(crate::init::FILE_NAME);
-    let refuse = || Error::Output {
-        message: format!(
-            "{} already exists; init never overwrites it",
-            destination.display()
-        ),
-        help: Some("choose another folder, or move the file away first".into()),
-    };
     if !args.dry_run && std::fs::symlink_metadata(&destination).is_ok() {
-        return Err(refuse());
+        return Err(crate::init::already_exists(&destination));
     }
     let generated = runtime()?.block_on(crate::init::generate(
         &args.dir,
@@ -377,18 +370,9 @@ fn init(args: &crate::cli::InitArgs) -> Result<()> {
         out!("{}", generated.text);
         return Ok(());
     }
-    std::fs::create_dir_all(&args.dir).map_err(|e| Error::output(&args.dir, e))?;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(&destination)
-        .map_err(|e| match e.kind() {
-            std::io::ErrorKind::AlreadyExists => refuse(),
-            _ => Error::output(&destination, e),
-        })?;
-    file.write_all(generated.text.as_bytes())
-        .and_then(|()| file.flush())
-        .map_err(|e| Error::output(&destination, e))?;
+    // Staged beside it and moved into place: a failed write leaves nothing, and a file that
+    // appeared meanwhile is not replaced.
+    crate::init::write_new(&args.dir, &generated.text)?;
     out!(
         "wrote {}{}\n",
         destination.display(),

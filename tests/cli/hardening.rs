@@ -245,13 +245,13 @@ fn an_interrupted_run_leaves_the_previous_run_intact_and_nothing_half_written() 
 }
 
 /// A small tmpfs mounted for one test, unmounted when dropped.
-struct TinyDisk {
+pub(crate) struct TinyDisk {
     dir: tempfile::TempDir,
 }
 
 impl TinyDisk {
     /// Mount a tmpfs of `size` (e.g. `300k`); needs root, as CI has.
-    fn mount(size: &str) -> Option<Self> {
+    pub(crate) fn mount(size: &str) -> Option<Self> {
         let dir = tempfile::TempDir::new().unwrap();
         let mounted = std::process::Command::new("mount")
             .args(["-t", "tmpfs", "-o", &format!("size={size}"), "tmpfs"])
@@ -269,6 +269,13 @@ impl TinyDisk {
             return None;
         }
         Some(TinyDisk { dir })
+    }
+}
+
+impl TinyDisk {
+    /// Where it is mounted.
+    pub(crate) fn path(&self) -> &std::path::Path {
+        self.dir.path()
     }
 }
 

@@ -708,3 +708,27 @@ fn fewer_than_three_tiers_are_explained() {
         "{text}"
     );
 }
+/// A disk too small for the pipeline: the write fails (exit 5) and leaves neither a cut-off
+/// segments.yaml (which would still validate and block a rerun) nor its staged copy.
+#[test]
+fn a_failed_write_leaves_no_pipeline_and_no_temporary_file() {
+    let dir = with_data(&["retail"]);
+    // One page: the retail pipeline is about 5 KB.
+    let Some(disk) = crate::hardening::TinyDisk::mount("4k") else {
+        return;
+    };
+    let output = segflow()
+        .current_dir(dir.path())
+        .args(["init"])
+        .arg(disk.path())
+        .args(["--from", "data/retail"])
+        .output()
+        .expect("run segflow");
+    assert_eq!(output.status.code(), Some(5), "{}", stderr(&output));
+    let left: Vec<_> = std::fs::read_dir(disk.path())
+        .expect("the disk")
+        .map(|e| e.expect("entry").file_name())
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
+    ok(dir.path(), &["init", "seg", "--from", "data/retail"]);
+}
