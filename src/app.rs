@@ -505,6 +505,7 @@ fn impact(args: &crate::cli::ImpactArgs) -> Result<()> {
     let templates = Templates::new(None)?;
     let destination = args.out.clone().unwrap_or_else(|| {
         args.runs_dir
+            .dir
             .join(format!("{}-impact-{}", current.spec.name, options.as_of))
     });
     let mut protected = engine::source_files(&current)?;
@@ -800,10 +801,12 @@ fn history(args: &HistoryArgs) -> Result<()> {
         Some(out) => out,
         // The name comes from the run folders, which may come from elsewhere: it must be a
         // pipeline name before it becomes part of a path (`../../x` would write outside runs/).
-        None if crate::pipeline::is_valid_name(&history.pipeline) => args.runs_dir.join(format!(
-            "{}-history-{}-{}",
-            history.pipeline, first.as_of, last.as_of
-        )),
+        None if crate::pipeline::is_valid_name(&history.pipeline) => {
+            args.runs_dir.dir.join(format!(
+                "{}-history-{}-{}",
+                history.pipeline, first.as_of, last.as_of
+            ))
+        }
         None => {
             return Err(Error::RunFolder {
                 folder: folders[0].display().to_string(),
@@ -982,6 +985,7 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
     options.progress = Progress::on_terminal(args.quiet || json_format());
     let destination = args.out.clone().unwrap_or_else(|| {
         args.runs_dir
+            .dir
             .join(format!("{}-{}", pipeline.spec.name, options.as_of))
     });
     let templates = Templates::new(args.templates.clone().or_else(|| {

@@ -282,6 +282,19 @@ pub enum BallistaCommand {
     },
 }
 
+/// The folder default output folders are made in, set once per machine.
+#[derive(Debug, Args)]
+pub struct RunsDir {
+    /// Folder the default output folder is made in.
+    #[arg(
+        long = "runs-dir",
+        value_name = "DIR",
+        default_value = "runs",
+        env = "SEGFLOW_RUNS_DIR"
+    )]
+    pub dir: PathBuf,
+}
+
 /// Options shared by commands that read a pipeline's sources.
 #[derive(Debug, Args)]
 pub struct SourceArgs {
@@ -308,14 +321,9 @@ pub struct RunArgs {
     /// Run folder to create. Default: <runs-dir>/<pipeline name>-<as-of date>.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Folder the default output folder is made in.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "runs",
-        env = "SEGFLOW_RUNS_DIR"
-    )]
-    pub runs_dir: PathBuf,
+    /// Where the default output folder is made.
+    #[command(flatten)]
+    pub runs_dir: RunsDir,
     /// Replace the run folder if it exists, once the new run has fully succeeded; and export
     /// files an earlier segflow run exported.
     #[arg(long)]
@@ -424,14 +432,9 @@ pub struct ImpactArgs {
     /// Folder to write (default `<runs-dir>/<name>-impact-<as_of>`).
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Folder the default output folder is made in.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "runs",
-        env = "SEGFLOW_RUNS_DIR"
-    )]
-    pub runs_dir: PathBuf,
+    /// Where the default output folder is made.
+    #[command(flatten)]
+    pub runs_dir: RunsDir,
     /// Replace an impact folder segflow wrote earlier.
     #[arg(long)]
     pub replace: bool,
@@ -641,14 +644,9 @@ pub struct HistoryArgs {
     /// run's pipeline NAME and the first and last as-of dates.
     #[arg(long, value_name = "DIR")]
     pub out: Option<PathBuf>,
-    /// Folder the default output folder is made in.
-    #[arg(
-        long,
-        value_name = "DIR",
-        default_value = "runs",
-        env = "SEGFLOW_RUNS_DIR"
-    )]
-    pub runs_dir: PathBuf,
+    /// Where the default output folder is made.
+    #[command(flatten)]
+    pub runs_dir: RunsDir,
     /// Replace the history folder if it exists (only one segflow wrote), once the new one is
     /// complete.
     #[arg(long)]

@@ -116,6 +116,18 @@ fn shown(value: f64) -> String {
     }
 }
 
+/// The values above 0, in ascending order: the customers that tiers split.
+fn above_zero(values: &[Option<f64>]) -> Vec<f64> {
+    let mut active: Vec<f64> = values
+        .iter()
+        .flatten()
+        .copied()
+        .filter(|v| *v > 0.0)
+        .collect();
+    active.sort_by(f64::total_cmp);
+    active
+}
+
 /// The tiers of `tiering.feature`, whose value per customer is `values` (`None`: no value).
 /// Customers with a value above 0 are split at the 75th and 35th percentile of those values;
 /// the rest are the catch-all. A tier with fewer than 5% of the customers is merged into the
@@ -123,12 +135,7 @@ fn shown(value: f64) -> String {
 pub fn tiers(tiering: &Tiering, values: &[Option<f64>]) -> Vec<Segment> {
     let feature = &tiering.feature;
     let total = values.len();
-    let mut active: Vec<f64> = values
-        .iter()
-        .filter_map(|v| *v)
-        .filter(|v| *v > 0.0)
-        .collect();
-    active.sort_by(f64::total_cmp);
+    let active = above_zero(values);
     let [high, middle, low, rest] = names(tiering.basis);
     let mut rules: Vec<(Tier, Option<f64>, String)> = Vec::new();
     if !active.is_empty() {
@@ -227,14 +234,9 @@ pub fn fewer_tiers(
         return None;
     }
     let feature = &tiering.feature;
-    let mut active: Vec<f64> = values
-        .iter()
-        .filter_map(|v| *v)
-        .filter(|v| *v > 0.0)
-        .collect();
-    active.sort_by(f64::total_cmp);
+    let mut active = above_zero(values);
+    let with_value = active.len();
     active.dedup();
-    let with_value = values.iter().filter(|v| v.is_some_and(|v| v > 0.0)).count();
     let reason = match active.as_slice() {
         [] => format!("no customer has {feature} above 0"),
         [only] => format!(

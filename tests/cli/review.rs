@@ -195,53 +195,38 @@ fn two_quarters_migration_matches_an_independent_count() {
     assert!(generated.status.success());
     let q4 = dir.path().join("q4");
     let source = |name: &str, file: &str| format!("{name}={}", data.join(file).display());
-    let output = run_in(
-        &root,
-        &[
+    let sources = [
+        source("customers", "customers.csv"),
+        source("events", "events.parquet"),
+        source("invoices", "invoices.csv"),
+        source("tickets", "tickets.ndjson"),
+    ];
+    // The second quarter's run into `out`, compared with the first, with `extra` arguments.
+    let second_quarter = |out: &Path, extra: &[&str]| {
+        let mut args = vec![
             "run",
             "pipelines/saas_quarterly.yaml",
             "--as-of",
             "2027-01-01",
-            "--source",
-            &source("customers", "customers.csv"),
-            "--source",
-            &source("events", "events.parquet"),
-            "--source",
-            &source("invoices", "invoices.csv"),
-            "--source",
-            &source("tickets", "tickets.ndjson"),
+        ];
+        for source in &sources {
+            args.extend(["--source", source.as_str()]);
+        }
+        args.extend([
             "--out",
-            q4.to_str().unwrap(),
+            out.to_str().unwrap(),
             "--compare-to",
             q3.to_str().unwrap(),
-            "--criteria-as-warnings",
-        ],
-    );
+        ]);
+        args.extend(extra);
+        run_in(&root, &args)
+    };
+    let output = second_quarter(&q4, &["--criteria-as-warnings"]);
     assert!(output.status.success(), "{}", stderr(&output));
     // As the README's walkthrough runs it (no --criteria-as-warnings), and says what happens:
     // exit 6 after writing everything, for a failed `substantial` check and a stale review.
     let as_written = dir.path().join("q4-as-written");
-    let output = run_in(
-        &root,
-        &[
-            "run",
-            "pipelines/saas_quarterly.yaml",
-            "--as-of",
-            "2027-01-01",
-            "--source",
-            &source("customers", "customers.csv"),
-            "--source",
-            &source("events", "events.parquet"),
-            "--source",
-            &source("invoices", "invoices.csv"),
-            "--source",
-            &source("tickets", "tickets.ndjson"),
-            "--out",
-            as_written.to_str().unwrap(),
-            "--compare-to",
-            q3.to_str().unwrap(),
-        ],
-    );
+    let output = second_quarter(&as_written, &[]);
     let message = stderr(&output);
     assert_eq!(output.status.code(), Some(6), "{message}");
     assert!(message.contains("stale-review"), "{message}");
