@@ -5,7 +5,9 @@ use std::borrow::Cow;
 
 use serde::{Deserialize, Serialize};
 
+use super::association::{Association, associate};
 use super::effect::{Moments, cohens_d};
+use crate::engine::profiles::CategoryMix;
 use crate::engine::{RunResults, SegmentResult};
 use crate::pipeline::model::{
     AccessibleSpec, ActionableSpec, CriteriaSpec, DifferentiableSpec, IdentifiableSpec,
@@ -94,6 +96,22 @@ pub struct PairDifference {
     pub by_feature: Vec<(String, Option<f64>)>,
 }
 
+/// Chi-square tests and Cramér's V between two segments.
+#[derive(Debug, Clone, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct PairAssociation {
+    /// First segment id.
+    pub a: String,
+    /// Second segment id.
+    pub b: String,
+    /// Largest Cramér's V over the declared category features, when defined.
+    pub largest: Option<f64>,
+    /// The feature with the largest V.
+    pub feature: Option<String>,
+    /// The test per declared category feature, null when undefined (a value held by nobody in
+    /// either segment is left out; one value left leaves nothing to test).
+    pub by_feature: Vec<(String, Option<Association>)>,
+}
+
 /// All criteria of a run.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct CriteriaReport {
@@ -103,6 +121,9 @@ pub struct CriteriaReport {
     pub criteria: Vec<CriterionResult>,
     /// The pairwise effect sizes behind the differentiable criterion.
     pub differentiation: Vec<PairDifference>,
+    /// The pairwise chi-square tests behind the differentiable criterion's category features.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub category_differentiation: Vec<PairAssociation>,
 }
 
 impl CriteriaReport {
@@ -221,6 +242,7 @@ pub fn evaluate_all(
             status: Status::Pass,
             criteria: Vec::new(),
             differentiation: Vec::new(),
+            category_differentiation: Vec::new(),
         };
     };
     let mut criteria = Vec::new();
@@ -234,10 +256,12 @@ pub fn evaluate_all(
         criteria.push(accessible_checks(accessible, results));
     }
     let mut differentiation = Vec::new();
+    let mut category_differentiation = Vec::new();
     if let Some(differentiable) = &spec.differentiable {
-        let (checks, pairs) = differentiable_checks(differentiable, results);
+        let (checks, pairs, associations) = differentiable_checks(differentiable, results);
         criteria.push(checks);
         differentiation = pairs;
+        category_differentiation = associations;
     }
     if let Some(actionable) = &spec.actionable {
         criteria.push(actionable_checks(actionable, segments));
@@ -250,6 +274,7 @@ pub fn evaluate_all(
             .unwrap_or(Status::Pass),
         criteria,
         differentiation,
+        category_differentiation,
     }
 }
 
@@ -381,12 +406,15 @@ fn accessible_checks(accessible: &AccessibleSpec, results: &RunResults) -> Crite
     criterion("accessible", "Can you reach them?", checks)
 }
 
-/// Differentiable: the largest effect size (Cohen's d) between every pair of populated segments.
+/// Differentiable: between every pair of populated segments, the largest Cohen's d over the
+/// numeric features and the largest Cramér's V over the category features, each judged by its
+/// own levels.
 fn differentiable_checks(
     differentiable: &DifferentiableSpec,
     results: &RunResults,
-) -> (CriterionResult, Vec<PairDifference>) {
+) -> (CriterionResult, Vec<PairDifference>, Vec<PairAssociation>) {
     let mut differentiation = Vec::new();
+    let mut associations = Vec::new();
     let populated: Vec<&SegmentResult> = results
         .segments
         .iter()
@@ -395,55 +423,121 @@ fn differentiable_checks(
     let mut checks = Vec::new();
     for (i, a) in populated.iter().enumerate() {
         for b in &populated[i + 1..] {
-            let by_feature: Vec<(String, Option<f64>)> = differentiable
-                .features
-                .iter()
-                .map(|f| {
-                    let d = feature_moments(&a.features, f)
-                        .zip(feature_moments(&b.features, f))
-                        .and_then(|(x, y)| cohens_d(x, y));
-                    (f.clone(), d)
-                })
-                .collect();
-            let best = by_feature
-                .iter()
-                .filter_map(|(f, d)| d.map(|d| (f, d.abs())))
-                .max_by(|x, y| x.1.total_cmp(&y.1));
             let subject = format!("{} ~ {}", a.id, b.id);
-            checks.push(match best {
-                Some((feature, d)) => {
-                    let mut c = threshold_check(
-                        &subject,
-                        "largest |Cohen's d|",
-                        d,
-                        &differentiable.effect_size,
-                    );
-                    c.detail = Some(format!("on `{feature}`"));
-                    c
-                }
-                None => Check {
-                    levels: Vec::new(),
-                    subject: subject.clone(),
-                    measure: "largest |Cohen's d|".into(),
-                    value: None,
-                    threshold: describe(&differentiable.effect_size),
-                    status: Status::Fail,
-                    detail: Some("no declared feature varies in these segments".into()),
-                },
-            });
-            differentiation.push(PairDifference {
-                a: a.id.clone(),
-                b: b.id.clone(),
-                largest: best.map(|(_, d)| d),
-                feature: best.map(|(f, _)| f.clone()),
-                by_feature,
-            });
+            if let Some(effect_size) = &differentiable.effect_size {
+                let pair = pair_difference(&differentiable.features, a, b);
+                let best = pair.largest.zip(pair.feature.as_deref());
+                checks.push(largest_check(
+                    &subject,
+                    "largest |Cohen's d|",
+                    best,
+                    effect_size,
+                ));
+                differentiation.push(pair);
+            }
+            if let Some(cramers_v) = &differentiable.cramers_v {
+                let pair = pair_association(&differentiable.categories, &results.categories, a, b);
+                let best = pair.largest.zip(pair.feature.as_deref());
+                checks.push(largest_check(
+                    &subject,
+                    "largest Cramér's V",
+                    best,
+                    cramers_v,
+                ));
+                associations.push(pair);
+            }
         }
     }
     (
         criterion("differentiable", "Distinct from the others?", checks),
         differentiation,
+        associations,
     )
+}
+
+/// Cohen's d of segments `a` and `b` on each of `features`.
+fn pair_difference(features: &[String], a: &SegmentResult, b: &SegmentResult) -> PairDifference {
+    let by_feature: Vec<(String, Option<f64>)> = features
+        .iter()
+        .map(|f| {
+            let d = feature_moments(&a.features, f)
+                .zip(feature_moments(&b.features, f))
+                .and_then(|(x, y)| cohens_d(x, y));
+            (f.clone(), d)
+        })
+        .collect();
+    let best = by_feature
+        .iter()
+        .filter_map(|(f, d)| d.map(|d| (f, d.abs())))
+        .max_by(|x, y| x.1.total_cmp(&y.1));
+    PairDifference {
+        a: a.id.clone(),
+        b: b.id.clone(),
+        largest: best.map(|(_, d)| d),
+        feature: best.map(|(f, _)| f.clone()),
+        by_feature,
+    }
+}
+
+/// The chi-square test and Cramér's V of segments `a` and `b` on each of `categories`.
+fn pair_association(
+    categories: &[String],
+    mixes: &[CategoryMix],
+    a: &SegmentResult,
+    b: &SegmentResult,
+) -> PairAssociation {
+    let by_feature: Vec<(String, Option<Association>)> = categories
+        .iter()
+        .map(|feature| {
+            let counts = |id: &str| {
+                mixes
+                    .iter()
+                    .find(|m| &m.feature == feature)
+                    .and_then(|m| m.segments.iter().find(|g| g.segment.as_deref() == Some(id)))
+                    .map(|g| g.cells())
+            };
+            let association = counts(&a.id)
+                .zip(counts(&b.id))
+                .and_then(|(x, y)| associate(&[x, y]));
+            (feature.clone(), association)
+        })
+        .collect();
+    let best = by_feature
+        .iter()
+        .filter_map(|(f, v)| v.map(|v| (f, v.cramers_v)))
+        .max_by(|x, y| x.1.total_cmp(&y.1));
+    PairAssociation {
+        a: a.id.clone(),
+        b: b.id.clone(),
+        largest: best.map(|(_, v)| v),
+        feature: best.map(|(f, _)| f.clone()),
+        by_feature,
+    }
+}
+
+/// The check of a pair's largest effect (and the feature it is on) against `threshold`.
+fn largest_check(
+    subject: &str,
+    measure: &str,
+    best: Option<(f64, &str)>,
+    threshold: &Threshold,
+) -> Check {
+    match best {
+        Some((value, feature)) => {
+            let mut check = threshold_check(subject, measure, value, threshold);
+            check.detail = Some(format!("on `{feature}`"));
+            check
+        }
+        None => Check {
+            levels: Vec::new(),
+            subject: subject.to_string(),
+            measure: measure.into(),
+            value: None,
+            threshold: describe(threshold),
+            status: Status::Fail,
+            detail: Some("no declared feature varies in these segments".into()),
+        },
+    }
 }
 
 /// Actionable: every segment has an owner and actions, or a reason for being negative.

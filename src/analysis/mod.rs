@@ -1,6 +1,7 @@
 //! Pure functions over a run's measured results: validation criteria, prioritisation scoring,
 //! and segment profiles for personas. Nothing here touches DataFusion.
 
+pub mod association;
 pub mod compare;
 pub mod criteria;
 pub mod effect;
@@ -13,7 +14,9 @@ pub mod stable;
 use serde::{Deserialize, Serialize};
 
 use crate::engine::RunResults;
+use crate::engine::profiles::{CategoryMix, GroupCounts};
 use crate::pipeline::Pipeline;
+use association::{Association, associate};
 use effect::{Moments, cohens_d};
 
 pub use criteria::{CriteriaReport, Status};
@@ -39,6 +42,38 @@ pub struct SegmentProfile {
     pub segment: String,
     /// Numeric features by decreasing absolute effect size (at most five).
     pub distinguishing: Vec<Distinction>,
+    /// Category features, in declaration order: the segment's most common values against
+    /// everyone's, and Cramér's V of the segment against the rest.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<CategoryProfile>,
+}
+
+/// A segment's mix of one category feature.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct CategoryProfile {
+    /// The feature.
+    pub feature: String,
+    /// The segment's most common values (at most five), most customers first.
+    pub top: Vec<ValueShare>,
+    /// Customers of the segment with any other value.
+    pub other: u64,
+    /// Their share of the segment.
+    pub other_share: f64,
+    /// The segment against everyone else (null when undefined).
+    pub against_rest: Option<Association>,
+}
+
+/// One value's customers in a segment, beside its share over all customers.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ValueShare {
+    /// The value as text; null for customers without one.
+    pub value: Option<String>,
+    /// Customers of the segment with it.
+    pub customers: u64,
+    /// Their share of the segment.
+    pub share: f64,
+    /// The value's share of all customers.
+    pub overall_share: f64,
 }
 
 /// Everything analysed about a run.
@@ -54,6 +89,48 @@ pub struct Analysis {
 
 /// How many distinguishing features a profile lists.
 const DISTINGUISHING: usize = 5;
+
+/// How many values of a category feature a profile lists.
+const TOP_VALUES: usize = 5;
+
+/// The mix of one category feature in `group`, against everyone in `mix`; `None` for an empty
+/// group.
+pub fn category_profile(mix: &CategoryMix, group: &GroupCounts) -> Option<CategoryProfile> {
+    let customers = group.total();
+    if customers == 0 {
+        return None;
+    }
+    let everyone: u64 = mix.overall.iter().sum::<u64>() + mix.overall_other;
+    let share = |n: u64, of: u64| if of == 0 { 0.0 } else { n as f64 / of as f64 };
+    let mut held: Vec<ValueShare> = mix
+        .values
+        .iter()
+        .zip(&group.counts)
+        .zip(&mix.overall)
+        .filter(|((_, n), _)| **n > 0)
+        .map(|((value, n), all)| ValueShare {
+            value: value.clone(),
+            customers: *n,
+            share: share(*n, customers),
+            overall_share: share(*all, everyone),
+        })
+        .collect();
+    // Most customers first; a stable sort keeps the mix's own order (numeric categories in
+    // ascending order) among equals.
+    held.sort_by_key(|v| std::cmp::Reverse(v.customers));
+    let top: Vec<ValueShare> = held.into_iter().take(TOP_VALUES).collect();
+    let other = customers - top.iter().map(|v| v.customers).sum::<u64>();
+    let mut all = mix.overall.clone();
+    all.push(mix.overall_other);
+    let cells = group.cells();
+    Some(CategoryProfile {
+        feature: mix.feature.clone(),
+        other,
+        other_share: share(other, customers),
+        against_rest: associate(&[cells.clone(), association::rest(&all, &cells)]),
+        top,
+    })
+}
 
 /// Analyse a run.
 pub fn analyse(pipeline: &Pipeline, results: &RunResults) -> Analysis {
@@ -85,6 +162,17 @@ pub fn analyse(pipeline: &Pipeline, results: &RunResults) -> Analysis {
             SegmentProfile {
                 segment: segment.id.clone(),
                 distinguishing,
+                categories: results
+                    .categories
+                    .iter()
+                    .filter_map(|mix| {
+                        let group = mix
+                            .segments
+                            .iter()
+                            .find(|g| g.segment.as_deref() == Some(segment.id.as_str()))?;
+                        category_profile(mix, group)
+                    })
+                    .collect(),
             }
         })
         .collect();

@@ -71,6 +71,10 @@ codes! {
     INVALID_WINDOW = "invalid-window", Error, "An aggregate's `window_days` is 0, so the window holds no rows; or the window (or the as-of date itself) reaches outside 1677-09-22 to 2262-04-10, the dates a timestamp can hold. Use a positive number of days, at most a few centuries.";
     /// A matrix axis on a feature that is not a number.
     MATRIX_TYPE = "matrix-type", Error, "An axis of the 2x2 value x engagement matrix names a feature that is neither a number nor true/false (a date or text), so it cannot be split at a value. Choose a numeric feature, or declare one, e.g. days since a date.";
+    /// A concentration feature that is not a number.
+    CONCENTRATION_TYPE = "concentration-type", Error, "A feature listed under `concentration` is neither a number nor true/false (a date or text), so its values cannot be summed into shares of a total. List value or cost features such as revenue or tickets.";
+    /// An ideal customer profile without exactly one target.
+    ICP_TARGET = "icp-target", Error, "The `icp` section names its customers in one of two ways: `segment` (the id of the target segment) or `when` (an SQL condition over the features). Give exactly one.";
     /// A feature `unit` that is empty, too long or not one line.
     INVALID_UNIT = "invalid-unit", Error, "A feature's `unit` is empty, longer than 16 characters, or holds a line break or another control character. A unit is a short word reports write beside the value: an ISO 4217 currency code in capitals (`EUR`, `USD`, `GBP`) makes the feature money (`EUR 1.23M`); anything else (`days`, `tickets`) is written after the number (`12 days`).";
     /// A quantile feature without valid buckets or cuts.

@@ -1201,27 +1201,43 @@ impl<'a> Compiler<'a> {
         }
     }
 
-    /// The 2x2 matrix splits its axes by number: both features must be numeric or true/false.
-    async fn check_matrix_types(&mut self, from: &str) {
-        let Some(matrix) = &self.pipeline.spec.matrix else {
-            return;
-        };
+    /// The 2x2 matrix splits its axes by number, and concentration sums values: those features
+    /// must be numeric or true/false.
+    async fn check_numeric_types(&mut self, from: &str) {
         let Ok(columns) = table_schema(self.ctx, from).await else {
             return;
         };
-        for (axis, spec) in [("value", &matrix.value), ("engagement", &matrix.engagement)] {
-            let Ok(field) = columns.field_with_name(&spec.feature) else {
+        let spec = &self.pipeline.spec;
+        let mut numeric: Vec<(&'static Code, String, &str, String)> = Vec::new();
+        if let Some(matrix) = &spec.matrix {
+            for (axis, axis_spec) in [("value", &matrix.value), ("engagement", &matrix.engagement)]
+            {
+                numeric.push((
+                    codes::MATRIX_TYPE,
+                    format!("matrix.{axis}.feature"),
+                    &axis_spec.feature,
+                    format!("the matrix's {axis} axis needs a number"),
+                ));
+            }
+        }
+        for (i, feature) in spec.concentration.iter().enumerate() {
+            numeric.push((
+                codes::CONCENTRATION_TYPE,
+                format!("concentration[{i}]"),
+                feature,
+                "concentration sums values and needs a number".into(),
+            ));
+        }
+        for (code, path, feature, need) in numeric {
+            let Ok(field) = columns.field_with_name(feature) else {
                 continue;
             };
             let data_type = field.data_type();
             if !(data_type.is_numeric() || matches!(data_type, DataType::Boolean)) {
                 self.problem(
-                    codes::MATRIX_TYPE,
-                    &format!("matrix.{axis}.feature"),
-                    format!(
-                        "the matrix's {axis} axis needs a number, and feature `{}` holds {data_type}",
-                        spec.feature
-                    ),
+                    code,
+                    &path,
+                    format!("{need}, and feature `{feature}` holds {data_type}"),
                     Some("choose a numeric feature, or make one, e.g. `expr: as_of() - last_event_date` for days".into()),
                 );
             }
@@ -1257,7 +1273,16 @@ impl<'a> Compiler<'a> {
             )
             .await;
         }
-        self.check_matrix_types(from).await;
+        if let Some(when) = pipeline.spec.icp.as_ref().and_then(|icp| icp.when.as_ref()) {
+            self.check_condition(
+                from,
+                "icp.when",
+                when,
+                "the ideal customer profile's condition",
+            )
+            .await;
+        }
+        self.check_numeric_types(from).await;
         if !self.problems.is_empty() {
             return Ok(None);
         }

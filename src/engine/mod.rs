@@ -14,6 +14,7 @@ pub mod measures;
 mod on_cluster;
 pub mod portable;
 pub mod preview;
+pub mod profiles;
 mod scheduler;
 mod session;
 mod source_files;
@@ -145,6 +146,12 @@ pub struct RunResults {
     pub matrix: Option<measures::Matrix>,
     /// Per segment, how many of its customers each later rule would also have matched.
     pub rule_overlap: Vec<measures::RuleOverlap>,
+    /// Per category feature, customers per value over all and per segment.
+    pub categories: Vec<profiles::CategoryMix>,
+    /// Per declared value or cost feature, its concentration over customers.
+    pub concentration: Vec<profiles::Concentration>,
+    /// The ideal customer profile's customers beside everyone else, when declared.
+    pub icp: Option<IcpMeasured>,
     /// Seconds spent per stage, in order. Run metadata: kept out of the reproducible outputs and
     /// written to the manifest only.
     #[serde(skip)]
@@ -155,6 +162,19 @@ pub struct RunResults {
     pub profile: Option<String>,
     /// The engine that computed the assignments: `embedded` or `postgres`.
     pub engine: String,
+}
+
+/// The ideal customer profile measured against everyone else.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+pub struct IcpMeasured {
+    /// Customers in the profile.
+    pub customers: u64,
+    /// Feature statistics of the profile's customers.
+    pub features: Vec<FeatureStats>,
+    /// Feature statistics of everyone else.
+    pub rest: Vec<FeatureStats>,
+    /// Category mixes of the two groups: `icp`, then everyone else (null).
+    pub categories: Vec<profiles::CategoryMix>,
 }
 
 /// One segment's measured size and profile. Declarations (name, owner, rule, actions) stay in
@@ -929,6 +949,7 @@ async fn finish(
         quantiles,
         matrix,
         rule_overlap,
+        profiled,
     } = measured;
     let feature_names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
     let reachable_in = |segment: Option<&str>| {
@@ -999,6 +1020,9 @@ async fn finish(
         quantiles,
         matrix,
         rule_overlap,
+        categories: profiled.categories,
+        concentration: profiled.concentration,
+        icp: profiled.icp,
         timings: timings.into_inner(),
         profile,
     })
@@ -1012,6 +1036,67 @@ struct Measured {
     quantiles: Vec<measures::QuantileCuts>,
     matrix: Option<measures::Matrix>,
     rule_overlap: Vec<measures::RuleOverlap>,
+    profiled: Profiled,
+}
+
+/// Category mixes, concentration and the ideal customer profile of the written assignments.
+struct Profiled {
+    categories: Vec<profiles::CategoryMix>,
+    concentration: Vec<profiles::Concentration>,
+    icp: Option<IcpMeasured>,
+}
+
+/// The view of the assignments whose `segment` says whether a customer is in the ICP.
+const ICP_VIEW: &str = "segflow_icp";
+
+/// Measure the profiles of the assignments registered as [`ASSIGNMENTS`].
+async fn profile(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    schema: &datafusion::arrow::datatypes::Schema,
+) -> Result<Profiled> {
+    let categorical = profiles::category_features(pipeline, schema);
+    let groups: Vec<Option<String>> = pipeline
+        .segments
+        .iter()
+        .map(|s| Some(s.id.clone()))
+        .chain([None])
+        .collect();
+    let categories =
+        profiles::category_mixes(ctx, ASSIGNMENTS, schema, &categorical, &groups).await?;
+    let concentration =
+        profiles::concentrations(ctx, ASSIGNMENTS, &pipeline.spec.concentration).await?;
+    let icp = if profiles::register_icp_view(ctx, ASSIGNMENTS, ICP_VIEW, pipeline).await? {
+        let names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
+        let grouped = stats::compute(ctx, ICP_VIEW, schema, &names, true).await?;
+        let group = |icp: bool| {
+            grouped
+                .iter()
+                .find(|g| g.segment.is_some() == icp)
+                .map_or_else(
+                    || (0, empty_stats(&names)),
+                    |g| (g.customers, g.features.clone()),
+                )
+        };
+        let (customers, features) = group(true);
+        let (_, rest) = group(false);
+        let two = [Some(profiles::ICP.to_string()), None];
+        let categories =
+            profiles::category_mixes(ctx, ICP_VIEW, schema, &categorical, &two).await?;
+        Some(IcpMeasured {
+            customers,
+            features,
+            rest,
+            categories,
+        })
+    } else {
+        None
+    };
+    Ok(Profiled {
+        categories,
+        concentration,
+        icp,
+    })
 }
 
 /// Per-segment statistics and the method's measures of the assignments registered as
@@ -1076,6 +1161,7 @@ async fn measure(
         quantiles,
         matrix: measures::matrix(ctx, ASSIGNMENTS, pipeline, customers).await?,
         rule_overlap: measures::rule_overlap(ctx, ASSIGNMENTS, pipeline).await?,
+        profiled: profile(ctx, pipeline, schema).await?,
     })
 }
 

@@ -150,6 +150,8 @@ impl Pipeline {
         reduced.spec.criteria = None;
         reduced.spec.scoring = None;
         reduced.spec.matrix = None;
+        reduced.spec.concentration.clear();
+        reduced.spec.icp = None;
         reduced.spec.personas.clear();
         reduced.segments = vec![Segment {
             id: "all".into(),

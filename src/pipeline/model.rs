@@ -76,6 +76,35 @@ pub struct PipelineSpec {
     /// and writes no run folder.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub exports: Vec<ExportSpec>,
+    /// Value or cost features whose concentration the report shows (the seeds' "80% of revenue
+    /// from one segment"): each segment's share of the total beside its share of customers, the
+    /// Gini coefficient and the Lorenz curve over customers, e.g. `[revenue_12m, tickets_90]`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub concentration: Vec<String>,
+    /// The ideal customer profile: who the best customers are, compared with everyone else.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icp: Option<IcpSpec>,
+}
+
+/// The ideal customer profile: a target segment or a condition. The report compares these
+/// customers with everyone else on the features that set them apart most, their share of value
+/// and their retention.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IcpSpec {
+    /// What the profile is called in reports, e.g. "Scaling product teams".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// Why these are the best customers, in words.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+    /// The id of the segment whose customers are the ICP. Give this or `when`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub segment: Option<String>,
+    /// A SQL condition over the features that ICP customers meet, e.g.
+    /// `plan = 'business' AND seats >= 20`. Give this or `segment`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub when: Option<String>,
 }
 
 /// One export of the assignments: exactly one of `postgres` and `file`.
@@ -481,6 +510,11 @@ pub struct FeatureSpec {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schemars(length(min = 1, max = 16))]
     pub unit: Option<String>,
+    /// Profile this feature as categories even though it is numeric, e.g. a 1-5 Likert scale or
+    /// a plan tier number: reports show its category mix and Cramér's V can compare segments on
+    /// it. Text and boolean features are always profiled as categories.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub category: bool,
 }
 
 /// Longest `unit` of a feature, in characters.
@@ -735,11 +769,21 @@ pub struct AccessibleSpec {
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DifferentiableSpec {
-    /// Numeric features to compare segments on.
+    /// Numeric features to compare segments on with Cohen's d.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub features: Vec<String>,
     /// Levels for the largest absolute Cohen's d (pooled standard deviation) of each pair of
-    /// segments over these features; 0.2 is small, 0.5 medium, 0.8 large.
-    pub effect_size: Threshold,
+    /// segments over `features`; 0.2 is small, 0.5 medium, 0.8 large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub effect_size: Option<Threshold>,
+    /// Category features (text, boolean, or declared `category: true`) to compare segments on
+    /// with Cramér's V.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub categories: Vec<String>,
+    /// Levels for the largest Cramér's V of each pair of segments over `categories`; 0.1 is
+    /// small, 0.3 medium, 0.5 large.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cramers_v: Option<Threshold>,
 }
 
 /// The actionable criterion.

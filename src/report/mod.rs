@@ -125,6 +125,7 @@ fn write_charts(dir: &Path, data: &ReportContext, templates: &Templates) -> Resu
         ),
         ("matrix", data.matrix.is_some()),
         ("migration", data.comparison.is_some()),
+        ("concentration", !data.concentration.is_empty()),
     ];
     let mut written = Vec::new();
     for (chart, drawn) in charts {
@@ -200,6 +201,12 @@ fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
             header.push(format!("{}__{stat}", feature.name));
         }
     }
+    // Category features: each segment's most common value and its share of the segment (the
+    // whole mix is in segments.json).
+    for mix in results.categories.iter() {
+        header.push(format!("{}__top", mix.feature));
+        header.push(format!("{}__top_share", mix.feature));
+    }
     writer.write_record(&header).map_err(fail)?;
     let cell = |v: &Option<serde_json::Value>| match v {
         Some(serde_json::Value::String(s)) => escape::csv_text(s),
@@ -230,6 +237,27 @@ fn write_segments_csv(path: &Path, results: &RunView<'_>) -> Result<()> {
                     String::new(),
                     String::new(),
                 ]),
+            }
+        }
+        for mix in results.categories.iter() {
+            let group = mix
+                .segments
+                .iter()
+                .find(|g| g.segment.as_deref() == Some(&*segment.id));
+            let top = group.and_then(|g| {
+                let (i, n) = g
+                    .counts
+                    .iter()
+                    .enumerate()
+                    .max_by_key(|(i, n)| (**n, std::cmp::Reverse(*i)))?;
+                (*n > 0).then(|| (mix.values[i].clone(), *n as f64 / g.total() as f64))
+            });
+            match top {
+                Some((value, share)) => row.extend([
+                    escape::csv_text(value.as_deref().unwrap_or("")),
+                    share.to_string(),
+                ]),
+                None => row.extend([String::new(), String::new()]),
             }
         }
         writer.write_record(&row).map_err(fail)?;

@@ -50,6 +50,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         "chart-migration.svg.j2",
         include_str!("../../templates/chart-migration.svg.j2"),
     ),
+    (
+        "chart-concentration.svg.j2",
+        include_str!("../../templates/chart-concentration.svg.j2"),
+    ),
 ];
 
 /// The most steps (about one per template instruction) one render may take. The example

@@ -15,12 +15,13 @@ use crate::analysis::compare::{Comparison, RunSummary, SegmentSummary};
 use crate::analysis::{CriteriaReport, SegmentProfile};
 use crate::engine::compare::{Assignments, Binning, RunMeasures};
 use crate::engine::measures::{Matrix, QuantileCuts, RuleOverlap};
+use crate::engine::profiles::{CategoryMix, Concentration};
 use crate::engine::{
-    Exclusion, FeatureInfo, FeatureStats, RunResults, SegmentResult, SourceSummary,
+    Exclusion, FeatureInfo, FeatureStats, IcpMeasured, RunResults, SegmentResult, SourceSummary,
 };
 use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
-use crate::pipeline::model::{PersonaSpec, SegmentSpec};
+use crate::pipeline::model::{IcpSpec, PersonaSpec, SegmentSpec};
 
 mod documents;
 pub mod history;
@@ -77,6 +78,9 @@ pub struct PipelineInfo<'a> {
     /// Stakeholder documents mask figures about fewer customers than this (0 or 1: none).
     #[serde(default = "default_min_cell")]
     pub min_cell: u64,
+    /// The ideal customer profile as declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icp: Option<Cow<'a, IcpSpec>>,
 }
 
 /// The smallest group stakeholder documents show figures for, unless a pipeline says otherwise.
@@ -97,6 +101,7 @@ impl<'a> PipelineInfo<'a> {
             key: Cow::Borrowed(&pipeline.spec.entity.key),
             personas: Cow::Borrowed(&pipeline.spec.personas),
             min_cell: pipeline.spec.reports.min_cell,
+            icp: pipeline.spec.icp.as_ref().map(Cow::Borrowed),
         }
     }
 }
@@ -180,6 +185,16 @@ pub struct RunView<'a> {
     pub matrix: Option<Cow<'a, Matrix>>,
     /// Overlap between segment rules.
     pub rule_overlap: Cow<'a, [RuleOverlap]>,
+    /// Per category feature, customers per value over all and per segment (runs of segflow
+    /// before category mixes have none).
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub categories: Cow<'a, [CategoryMix]>,
+    /// Per declared value or cost feature, its concentration over customers.
+    #[serde(default, skip_serializing_if = "is_empty")]
+    pub concentration: Cow<'a, [Concentration]>,
+    /// The ideal customer profile beside everyone else, when declared.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub icp: Option<Cow<'a, IcpMeasured>>,
 }
 
 impl<'a> RunView<'a> {
@@ -206,6 +221,9 @@ impl<'a> RunView<'a> {
             quantiles: Cow::Borrowed(&results.quantiles),
             matrix: results.matrix.as_ref().map(Cow::Borrowed),
             rule_overlap: Cow::Borrowed(&results.rule_overlap),
+            categories: Cow::Borrowed(&results.categories),
+            concentration: Cow::Borrowed(&results.concentration),
+            icp: results.icp.as_ref().map(Cow::Borrowed),
         }
     }
 }

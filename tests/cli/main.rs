@@ -23,6 +23,7 @@ mod method;
 mod pipeline_input;
 mod postgres;
 mod preview;
+mod profiles;
 mod replace;
 mod reports;
 mod resources;

@@ -14,13 +14,13 @@ FROM "__segflow_step_0" AS e
   LEFT JOIN (SELECT "customer_id" AS "__segflow_key", (sum(amount)) AS "revenue_12m" FROM "invoices" WHERE "invoice_date" < DATE '2026-10-01' AND "invoice_date" >= DATE '2025-10-01' GROUP BY "customer_id") AS a2_0 ON e."customer_id" = a2_0."__segflow_key"
   LEFT JOIN (SELECT "customer_id" AS "__segflow_key", (count(*)) AS "tickets_90" FROM "tickets" WHERE "created_at" < TIMESTAMP '2026-10-01 00:00:00' AND "created_at" >= TIMESTAMP '2026-07-03 00:00:00' GROUP BY "customer_id") AS a3_0 ON e."customer_id" = a3_0."__segflow_key";
 
--- stage 3: features `days_since_last_event`, `tenure_days`, `email_reachable`
+-- stage 3: features `days_since_last_event`, `tenure_days`, `email_reachable`, `plan`, `industry`
 CREATE VIEW "__segflow_step_2" AS
-SELECT "customer_id", "company_size", "industry", "country", "plan", "signup_date", "email_opt_in", "email", "last_event_date", "active_days_90", "events_90", "features_used_90", "revenue_12m", "tickets_90", (as_of() - last_event_date) AS "days_since_last_event", (as_of() - signup_date) AS "tenure_days", (email_opt_in AND email IS NOT NULL) AS "email_reachable" FROM "__segflow_step_1";
+SELECT "customer_id", "company_size", "country", "signup_date", "email_opt_in", "email", "last_event_date", "active_days_90", "events_90", "features_used_90", "revenue_12m", "tickets_90", (as_of() - last_event_date) AS "days_since_last_event", (as_of() - signup_date) AS "tenure_days", (email_opt_in AND email IS NOT NULL) AS "email_reachable", (plan) AS "plan", (industry) AS "industry" FROM "__segflow_step_1";
 
 -- stage 4: NaN is no value: null in every floating-point column
 CREATE VIEW "__segflow_step_3" AS
-SELECT "customer_id", "company_size", "industry", "country", "plan", "signup_date", "email_opt_in", "email", "last_event_date", "active_days_90", "events_90", "features_used_90", CASE WHEN isnan("revenue_12m") THEN NULL ELSE "revenue_12m" END AS "revenue_12m", "tickets_90", "days_since_last_event", "tenure_days", "email_reachable" FROM "__segflow_step_2";
+SELECT "customer_id", "company_size", "country", "signup_date", "email_opt_in", "email", "last_event_date", "active_days_90", "events_90", "features_used_90", CASE WHEN isnan("revenue_12m") THEN NULL ELSE "revenue_12m" END AS "revenue_12m", "tickets_90", "days_since_last_event", "tenure_days", "email_reachable", "plan", "industry" FROM "__segflow_step_2";
 
 -- stage 5: segments: the first rule that matches, in order
 SELECT "customer_id", CAST(CASE
@@ -29,6 +29,6 @@ SELECT "customer_id", CAST(CASE
     WHEN (active_days_90 >= 10) THEN 'task_completers'
     WHEN (active_days_90 >= 1) THEN 'occasional'
     ELSE 'dormant'
-  END AS VARCHAR) AS "segment", "active_days_90", "events_90", "features_used_90", "last_event_date", "days_since_last_event", "tenure_days", "revenue_12m", "tickets_90", "email_reachable"
+  END AS VARCHAR) AS "segment", "active_days_90", "events_90", "features_used_90", "last_event_date", "days_since_last_event", "tenure_days", "revenue_12m", "tickets_90", "email_reachable", "plan", "industry"
 FROM "__segflow_step_3"
 ORDER BY "customer_id";

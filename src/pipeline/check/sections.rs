@@ -7,8 +7,8 @@ use std::collections::HashSet;
 use super::references::feature_condition;
 use crate::diagnostic::{PipelineFile, Problem, available_help, codes};
 use crate::pipeline::model::{
-    CriteriaSpec, MatrixSpec, PipelineSpec, ScaleMethod, Split, Threshold, UNASSIGNED,
-    is_valid_name,
+    CriteriaSpec, DifferentiableSpec, MatrixSpec, PipelineSpec, ScaleMethod, Split, Threshold,
+    UNASSIGNED, is_valid_name,
 };
 
 /// Most random weight draws of the stability analysis (documented in the README).
@@ -32,6 +32,7 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
     if let Some(matrix) = &spec.matrix {
         check_matrix(matrix, file, &features, problems);
     }
+    check_economics(spec, file, &features, problems);
 }
 
 /// A problem when `name`, at node `path`, is not one of `features`.
@@ -51,6 +52,110 @@ fn feature_ref(
             )
             .help(available_help(name, "feature", features.iter().copied())),
         );
+    }
+}
+
+/// The differentiable criterion: Cohen's d over numeric features, Cramér's V over categories, or
+/// both; each list comes with its levels.
+fn check_differentiable(
+    differentiable: &DifferentiableSpec,
+    file: &PipelineFile,
+    features: &[&str],
+    problems: &mut Vec<Problem>,
+) {
+    let path = "criteria.differentiable";
+    if differentiable.features.is_empty() && differentiable.categories.is_empty() {
+        problems.push(
+            file.at(codes::EMPTY_LIST, path, "no features to compare segments on")
+                .help("list numeric `features` (compared with Cohen's d) or `categories` (compared with Cramér's V) that should tell segments apart"),
+        );
+    }
+    let measures = [
+        (
+            "features",
+            &differentiable.features,
+            "effect_size",
+            &differentiable.effect_size,
+            "effect_size: { warn_if_below: 0.5 }",
+        ),
+        (
+            "categories",
+            &differentiable.categories,
+            "cramers_v",
+            &differentiable.cramers_v,
+            "cramers_v: { warn_if_below: 0.3 }",
+        ),
+    ];
+    for (list, names, levels, threshold_spec, example) in measures {
+        for (i, name) in names.iter().enumerate() {
+            feature_ref(
+                file,
+                features,
+                problems,
+                &format!("{path}.{list}[{i}]"),
+                name,
+            );
+        }
+        match threshold_spec {
+            Some(spec) => threshold(file, &format!("{path}.{levels}"), spec, false, problems),
+            None if !names.is_empty() => problems.push(
+                file.at(
+                    codes::THRESHOLD_EMPTY,
+                    &format!("{path}.{list}"),
+                    format!("`{list}` are listed without the `{levels}` levels to judge them by"),
+                )
+                .help(format!("add `{example}`")),
+            ),
+            None => {}
+        }
+    }
+}
+
+/// Value or cost features for concentration, and the ideal customer profile.
+fn check_economics(
+    spec: &PipelineSpec,
+    file: &PipelineFile,
+    features: &[&str],
+    problems: &mut Vec<Problem>,
+) {
+    let mut seen = HashSet::new();
+    for (i, name) in spec.concentration.iter().enumerate() {
+        let path = format!("concentration[{i}]");
+        feature_ref(file, features, problems, &path, name);
+        if !seen.insert(name) {
+            problems.push(file.at(
+                codes::DUPLICATE_NAME,
+                &path,
+                format!("feature `{name}` is listed twice"),
+            ));
+        }
+    }
+    let Some(icp) = &spec.icp else { return };
+    match (&icp.segment, &icp.when) {
+        (Some(segment), None) => {
+            let ids: Vec<&str> = spec.segments.iter().map(|s| s.id.as_str()).collect();
+            if !ids.contains(&segment.as_str()) {
+                problems.push(
+                    file.at(
+                        codes::UNKNOWN_SEGMENT,
+                        "icp.segment",
+                        format!("unknown segment `{segment}`"),
+                    )
+                    .help(available_help(segment, "segment", ids.iter().copied())),
+                );
+            }
+        }
+        (None, Some(when)) => {
+            feature_condition(file, "icp.when", when, "`icp.when`", features, problems);
+        }
+        _ => problems.push(
+            file.at(
+                codes::ICP_TARGET,
+                "icp",
+                "the ideal customer profile needs exactly one of `segment` and `when`",
+            )
+            .help("name the target segment (`segment: power_users`) or give a condition (`when: \"seats >= 20\"`)"),
+        ),
     }
 }
 
@@ -118,32 +223,7 @@ fn check_criteria(
         );
     }
     if let Some(differentiable) = &criteria.differentiable {
-        if differentiable.features.is_empty() {
-            problems.push(
-                file.at(
-                    codes::EMPTY_LIST,
-                    "criteria.differentiable.features",
-                    "no features to compare segments on",
-                )
-                .help("list the numeric features that should tell segments apart"),
-            );
-        }
-        for (i, name) in differentiable.features.iter().enumerate() {
-            feature_ref(
-                file,
-                features,
-                problems,
-                &format!("criteria.differentiable.features[{i}]"),
-                name,
-            );
-        }
-        threshold(
-            file,
-            "criteria.differentiable.effect_size",
-            &differentiable.effect_size,
-            false,
-            problems,
-        );
+        check_differentiable(differentiable, file, features, problems);
     }
     if let Some(stable) = &criteria.stable {
         if stable.psi.is_none() && stable.migration.is_none() {

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::*;
 
+mod profiles;
+
 /// The heatmap's z-scores are clamped to this, so one outlier does not wash out the rest.
 const Z_LIMIT: f64 = 3.0;
 
@@ -157,6 +159,8 @@ impl<'a> Builder<'a> {
                 .unwrap_or_default(),
         };
         let heatmap = self.heatmap(&segments);
+        let concentration = self.concentration();
+        let icp = self.icp();
         ReportContext {
             segflow_version: docs.segments.segflow_version.to_string(),
             pipeline: PipelineCard {
@@ -214,6 +218,8 @@ impl<'a> Builder<'a> {
             lints: docs.lints.clone(),
             summary,
             heatmap,
+            concentration,
+            icp,
             suppression: Suppression {
                 min_cell: self.suppressor.min_cell,
                 masked: self.masked,
@@ -396,7 +402,11 @@ impl<'a> Builder<'a> {
         }
     }
 
-    fn segments(&self, value: Option<&FeatureCard>, criteria: &CriteriaCard) -> Vec<SegmentCard> {
+    fn segments(
+        &mut self,
+        value: Option<&FeatureCard>,
+        criteria: &CriteriaCard,
+    ) -> Vec<SegmentCard> {
         let docs = self.docs;
         let results = &docs.segments.results;
         let total_value = value.and_then(|f| {
@@ -460,6 +470,11 @@ impl<'a> Builder<'a> {
                         Vec::new()
                     } else {
                         self.distinguishing(&s.id)
+                    },
+                    categories: if masked {
+                        Vec::new()
+                    } else {
+                        self.segment_categories(&s.id)
                     },
                     status,
                     priority: ranking.map(|r| r.rank),

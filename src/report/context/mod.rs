@@ -70,6 +70,10 @@ pub struct ReportContext {
     pub summary: Summary,
     /// Segments by numeric features on one scale (z-score of the segment mean).
     pub heatmap: Heatmap,
+    /// Concentration of each declared value or cost feature.
+    pub concentration: Vec<ConcentrationCard>,
+    /// The ideal customer profile, when declared.
+    pub icp: Option<IcpCard>,
     /// What small-cell suppression masked.
     pub suppression: Suppression,
 }
@@ -188,12 +192,130 @@ pub struct SegmentCard {
     pub features: Vec<FeatureStats>,
     /// The features that most distinguish it from everyone else (empty when masked).
     pub distinguishing: Vec<Distinguishing>,
+    /// Its mix of each category feature against everyone's (empty when masked).
+    pub categories: Vec<CategoryCard>,
     /// The worst status of the criteria checks about it.
     pub status: Status,
     /// Its priority rank, when scoring is declared.
     pub priority: Option<usize>,
     /// Whether it is the recommended beachhead.
     pub beachhead: bool,
+}
+
+/// A group's mix of one category feature: its most common values against everyone's.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct CategoryCard {
+    /// The feature.
+    pub feature: FeatureCard,
+    /// The group's most common values (at most five), most customers first.
+    pub top: Vec<ValueCard>,
+    /// Customers with any other value (`null` when masked or none).
+    pub other: Option<ValueCard>,
+    /// Cramér's V of the group against everyone else (0 same mix, 1 nothing shared).
+    pub cramers_v: Option<f64>,
+    /// The chi-square test's p-value for the same comparison.
+    pub p_value: Option<f64>,
+}
+
+/// One value's customers in a group. Counts and shares of fewer than `min_cell` customers, and
+/// those that would reveal them, are `null` with `masked: true`.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ValueCard {
+    /// The value as text (`(none)` for customers without one, `other` for the rest).
+    pub value: String,
+    /// Whether its figures are masked.
+    pub masked: bool,
+    /// Customers of the group with it.
+    pub customers: Option<u64>,
+    /// Their share of the group.
+    pub share: Option<f64>,
+    /// The value's share of all customers.
+    pub overall_share: Option<f64>,
+}
+
+/// How a value or cost feature is concentrated over customers and segments.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ConcentrationCard {
+    /// The feature.
+    pub feature: FeatureCard,
+    /// The total over all customers.
+    pub total: f64,
+    /// Gini coefficient over customers (0 even, towards 1 concentrated); `null` when undefined.
+    pub gini: Option<f64>,
+    /// Share of the total held by the top fifth of customers.
+    pub top_fifth: Option<f64>,
+    /// Customers with negative values (the Gini is not given then).
+    pub negative: u64,
+    /// The Lorenz curve: (share of customers, share of the total), ascending.
+    pub lorenz: Vec<(f64, f64)>,
+    /// Per segment (and the unassigned, when any): share of customers beside share of the total.
+    pub rows: Vec<ShareRow>,
+    /// The segment holding the largest share of the total, when shown.
+    pub largest: Option<ShareRow>,
+}
+
+/// A group's share of customers beside its share of a total.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct ShareRow {
+    /// Segment id (`(unassigned)` for the unassigned customers).
+    pub id: String,
+    /// Name for people.
+    pub name: String,
+    /// Whether its figures are masked.
+    pub masked: bool,
+    /// Its share of all customers.
+    pub customers_share: Option<f64>,
+    /// Its share of the total.
+    pub value_share: Option<f64>,
+    /// Value share over customers share: 2 means twice its weight in customers.
+    pub ratio: Option<f64>,
+}
+
+/// The ideal customer profile against everyone else.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct IcpCard {
+    /// Its name.
+    pub name: String,
+    /// Why these are the best customers.
+    pub description: Option<String>,
+    /// The target segment's name, when the profile is a segment.
+    pub segment: Option<String>,
+    /// The condition, when the profile is a condition.
+    pub when: Option<String>,
+    /// Whether its figures are masked (the profile, or everyone else, is a small group).
+    pub masked: bool,
+    /// Customers in the profile.
+    pub customers: Option<u64>,
+    /// Their share of all customers.
+    pub share: Option<f64>,
+    /// Numeric features that set them apart most (largest |Cohen's d| first, at most five).
+    pub distinguishing: Vec<IcpDifference>,
+    /// Category features by decreasing Cramér's V against everyone else.
+    pub categories: Vec<CategoryCard>,
+    /// Their share of each concentration feature's total beside their share of customers.
+    pub value_shares: Vec<IcpValueShare>,
+}
+
+/// A numeric feature on which ICP customers differ from everyone else.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct IcpDifference {
+    /// The feature.
+    pub feature: FeatureCard,
+    /// Mean of the ICP customers.
+    pub icp_mean: f64,
+    /// Mean of everyone else.
+    pub rest_mean: f64,
+    /// Cohen's d of the ICP against everyone else.
+    pub effect: f64,
+}
+
+/// The ICP's share of a value or cost total.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct IcpValueShare {
+    /// The feature.
+    pub feature: FeatureCard,
+    /// The ICP's share of its total.
+    pub share: f64,
 }
 
 /// A feature on which a segment differs from everyone else.
