@@ -30,4 +30,5 @@ mod review;
 mod schema;
 mod support;
 mod templates_safety;
+mod tiers;
 mod time;
