@@ -20,6 +20,7 @@ mod init;
 mod lints;
 mod markdown;
 mod method;
+mod needs_survey;
 mod pipeline_input;
 mod postgres;
 mod preview;
