@@ -606,7 +606,8 @@ pub struct QuantileSpec {
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub descending: bool,
     /// Names of the buckets, lowest bucket first, e.g. `[low, middle, high]`: the feature then
-    /// holds the bucket's name as text instead of its number. As many names as buckets.
+    /// holds the bucket's name as text instead of its number (a declared `type` must be
+    /// `string`). As many names as buckets.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub labels: Option<Vec<String>>,
 }

@@ -199,3 +199,21 @@ fn one_tier_is_not_a_tiering() {
     // Only the labels are blamed, not the buckets the shorthand stands for.
     assert!(!message.contains("needs either `buckets`"), "{message}");
 }
+
+#[test]
+fn named_buckets_are_text_and_may_not_declare_another_type() {
+    let workspace = Workspace::from_fixture("tiers");
+    workspace.edit_pipeline(
+        "    tiers: { of: visits_90 }",
+        "    type: int64\n    tiers: { of: visits_90 }",
+    );
+    let output = workspace.segflow(&["validate", "pipeline.yaml"]);
+    assert_eq!(output.status.code(), Some(3));
+    let message = stderr_unwrapped(&output);
+    assert!(
+        message.contains("feature `engagement_tier` names its buckets, so it holds text, but declares another `type` ╭─[pipeline.yaml:17:11]"),
+        "{message}"
+    );
+    workspace.edit_pipeline("type: int64", "type: string");
+    workspace.segflow_ok(&["validate", "pipeline.yaml"]);
+}

@@ -202,6 +202,7 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
         if let Some((quantile, key)) = tiers::declared_quantile(feature) {
             let at = format!("{path}.{key}");
             tiers::check_labels(&feature.name, &quantile, &at, file, &mut problems);
+            tiers::check_label_type(feature, &quantile, &path, file, &mut problems);
             if !feature_names.contains(&quantile.of.as_str()) || quantile.of == feature.name {
                 problems.push(
                     file.at(

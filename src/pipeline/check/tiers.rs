@@ -2,7 +2,7 @@
 //! the quantile it stands for so that later stages know only quantiles.
 
 use crate::diagnostic::{PipelineFile, Problem, codes};
-use crate::pipeline::model::{DEFAULT_TIER_LABELS, FeatureSpec, QuantileSpec, Ties};
+use crate::pipeline::model::{ColumnType, DEFAULT_TIER_LABELS, FeatureSpec, QuantileSpec, Ties};
 
 /// The quantile a feature declares, under `quantile` or as `tiers`, with the YAML key it is
 /// written under (for locating problems).
@@ -108,4 +108,31 @@ pub(super) fn check_labels(
             );
         }
     }
+}
+
+/// A feature with labelled buckets is text: a declared `type` (at `path.type`) must say so.
+pub(super) fn check_label_type(
+    feature: &FeatureSpec,
+    quantile: &QuantileSpec,
+    path: &str,
+    file: &PipelineFile,
+    problems: &mut Vec<Problem>,
+) {
+    let Some(declared) = feature.column_type else {
+        return;
+    };
+    if quantile.labels.is_none() || declared == ColumnType::String {
+        return;
+    }
+    problems.push(
+        file.at(
+            codes::INVALID_QUANTILE,
+            &format!("{path}.type"),
+            format!(
+                "feature `{}` names its buckets, so it holds text, but declares another `type`",
+                feature.name
+            ),
+        )
+        .help("remove `type`, or write `type: string`; without labels the buckets are numbers"),
+    );
 }
