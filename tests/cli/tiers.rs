@@ -26,7 +26,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{Workspace, read_assignments, read_json, stderr_unwrapped};
+use crate::support::{Workspace, read_assignments, read_json, segflow, stderr_unwrapped};
 
 fn column(rows: &std::collections::BTreeMap<i64, crate::support::Row>, name: &str) -> Vec<Value> {
     rows.values().map(|r| r[name].clone()).collect()
@@ -216,4 +216,50 @@ fn named_buckets_are_text_and_may_not_declare_another_type() {
     );
     workspace.edit_pipeline("type: int64", "type: string");
     workspace.segflow_ok(&["validate", "pipeline.yaml"]);
+}
+
+#[test]
+fn tiers_run_inside_postgres_as_in_the_embedded_engine() {
+    let Some(url) = crate::support::postgres_url() else {
+        return;
+    };
+    let schema = "sf_tiers";
+    crate::postgres::fresh_schema(&url, schema);
+    let workspace = Workspace::from_fixture("tiers");
+    crate::postgres::load(
+        &url,
+        &format!("{schema}.customers"),
+        &workspace.path().join("customers.csv"),
+        &[("spend", "double precision")],
+    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "embedded"]);
+    workspace.edit_pipeline(
+        "path: customers.csv",
+        &format!("postgres: {{ url: \"${{SEGFLOW_TEST_TIERS_URL}}\", table: {schema}.customers }}"),
+    );
+    let output = segflow()
+        .current_dir(workspace.path())
+        .env("SEGFLOW_TEST_TIERS_URL", &url)
+        .args([
+            "run",
+            "pipeline.yaml",
+            "--engine",
+            "postgres",
+            "--out",
+            "inside",
+        ])
+        .output()
+        .expect("run segflow");
+    assert!(output.status.success(), "{}", stderr_unwrapped(&output));
+    let (expected, expected_types) = read_assignments(
+        &workspace.path().join("embedded/assignments.parquet"),
+        "customer_id",
+    );
+    let (found, found_types) = read_assignments(
+        &workspace.path().join("inside/assignments.parquet"),
+        "customer_id",
+    );
+    assert_eq!(found, expected);
+    assert_eq!(found_types["engagement_tier"], "Utf8");
+    assert_eq!(found_types, expected_types);
 }
