@@ -232,7 +232,7 @@ fn needs_segments_and_their_nps_match_the_survey_files() {
 }
 
 #[test]
-fn the_needs_example_is_lint_clean() {
+fn the_needs_example_is_lint_clean_and_its_segment_tests_pass() {
     let output = segflow()
         .current_dir(repo_path(""))
         .args(["lint", PIPELINE])
@@ -241,6 +241,18 @@ fn the_needs_example_is_lint_clean() {
     assert!(output.status.success(), "{}", stdout(&output));
     assert!(
         stdout(&output).contains("0 lint warning(s)"),
+        "{}",
+        stdout(&output)
+    );
+    // Late answers and a skipped NPS question, checked on fixture customers.
+    let output = segflow()
+        .current_dir(repo_path(""))
+        .args(["test", PIPELINE])
+        .output()
+        .expect("run segflow");
+    assert!(output.status.success(), "{}", stdout(&output));
+    assert!(
+        stdout(&output).contains("segment tests: 1 ok, 0 failed"),
         "{}",
         stdout(&output)
     );
