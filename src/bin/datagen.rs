@@ -25,6 +25,10 @@ use datafusion::parquet::file::properties::WriterProperties;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+// The crate root is this file, so its module folder is named explicitly.
+#[path = "datagen/survey.rs"]
+mod survey;
+
 /// Generate example tables: `saas` (customers, events, invoices, tickets) or `retail`
 /// (customers, transactions).
 #[derive(Debug, Parser)]
@@ -70,6 +74,11 @@ struct Args {
     /// segflow reads); `parquet`: every table as Parquet, for benchmarks.
     #[arg(long, value_enum, default_value = "example")]
     format: Layout,
+    /// Also write needs-survey answers of a share of the customers (survey.csv, and
+    /// survey_jobs.csv with one row per job chosen) to this folder (`saas` only). The other files
+    /// are the same with or without it.
+    #[arg(long, value_name = "DIR")]
+    survey_out: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
@@ -141,6 +150,9 @@ fn main() -> Result<(), BoxError> {
     std::fs::create_dir_all(&args.out)?;
     let mut rng = ChaCha8Rng::seed_from_u64(args.seed);
     if args.dataset == Dataset::Retail {
+        if args.survey_out.is_some() {
+            return Err("--survey-out makes survey answers for the saas dataset only".into());
+        }
         let extension = if args.format == Layout::Parquet {
             "parquet"
         } else {
@@ -188,12 +200,34 @@ fn main() -> Result<(), BoxError> {
     let mut events = Sink::create(&args.out.join(events), events_schema())?;
     let mut invoices = Sink::create(&args.out.join(invoices), invoices_schema())?;
     let mut tickets = Sink::create(&args.out.join(tickets), tickets_schema())?;
+    let mut survey = match &args.survey_out {
+        Some(folder) => {
+            std::fs::create_dir_all(folder)?;
+            let (answers, jobs) = survey::schemas();
+            Some((
+                Sink::create(&folder.join("survey.csv"), answers)?,
+                Sink::create(&folder.join("survey_jobs.csv"), jobs)?,
+            ))
+        }
+        None => None,
+    };
     for ids in chunks(args.customers) {
         let tables = generate(&args, &mut rng, ids);
         customers.write(&tables.customers)?;
         events.write(&tables.events)?;
         invoices.write(&tables.invoices)?;
         tickets.write(&tables.tickets)?;
+        if let (Some((answers, jobs)), Some((a, j))) = (&mut survey, &tables.survey) {
+            answers.write(a)?;
+            jobs.write(j)?;
+        }
+    }
+    if let Some((answers, jobs)) = survey {
+        println!(
+            "wrote {} survey answers, {} jobs chosen",
+            answers.finish()?,
+            jobs.finish()?
+        );
     }
     println!(
         "wrote {} customers, {} events, {} invoices, {} tickets to {}",
@@ -228,6 +262,8 @@ struct Tables {
     events: RecordBatch,
     invoices: RecordBatch,
     tickets: RecordBatch,
+    /// Survey answers and the jobs chosen, with `--survey-out`.
+    survey: Option<(RecordBatch, RecordBatch)>,
 }
 
 fn days_since_epoch(date: NaiveDate) -> i32 {
@@ -292,6 +328,7 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
     let mut t_id = Int64Builder::new();
     let mut t_created = TimestampMicrosecondBuilder::new();
     let mut t_severity = StringBuilder::new();
+    let mut survey = args.survey_out.as_ref().map(|_| survey::Survey::new());
 
     for id in ids {
         // Who the customer is comes from a generator of its own, so that the same customer keeps
@@ -323,6 +360,18 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
             (_, _, r) if r < 92 => "pro",
             _ => "enterprise",
         };
+        if let Some(survey) = &mut survey {
+            survey.answer(
+                args.seed,
+                as_of,
+                &survey::Respondent {
+                    id,
+                    archetype,
+                    plan,
+                    signup,
+                },
+            );
+        }
         let industry = pick(&mut who, INDUSTRIES);
         let country = pick(&mut who, COUNTRIES);
         let opt_in = who.random_bool(0.6);
@@ -502,6 +551,7 @@ fn generate(args: &Args, rng: &mut ChaCha8Rng, ids: RangeInclusive<i64>) -> Tabl
                 Arc::new(t_severity.finish()),
             ],
         ),
+        survey: survey.map(survey::Survey::finish),
     }
 }
 

@@ -78,7 +78,7 @@ codes! {
     /// A feature `unit` that is empty, too long or not one line.
     INVALID_UNIT = "invalid-unit", Error, "A feature's `unit` is empty, longer than 16 characters, or holds a line break or another control character. A unit is a short word reports write beside the value: an ISO 4217 currency code in capitals (`EUR`, `USD`, `GBP`) makes the feature money (`EUR 1.23M`); anything else (`days`, `tickets`) is written after the number (`12 days`).";
     /// A quantile feature without valid buckets or cuts.
-    INVALID_QUANTILE = "invalid-quantile", Error, "A quantile feature needs either `buckets` (at least 2, equal-sized groups; at most 100 with `ties: together`) or `cuts` (strictly ascending cut points), not both and not neither; `ties` applies to `buckets` only.";
+    INVALID_QUANTILE = "invalid-quantile", Error, "A quantile feature needs either `buckets` (at least 2, equal-sized groups; at most 100 with `ties: together`) or `cuts` (strictly ascending cut points), not both and not neither; `ties` applies to `buckets` only. `labels` (and the `tiers` shorthand's labels) name every bucket, lowest first: one distinct, non-empty label per bucket.";
     /// Features that use each other in a cycle.
     FEATURE_CYCLE = "feature-cycle", Error, "Features use each other in a cycle, so none of them can be computed first. A feature may use other features only if they do not, directly or indirectly, use it.";
     /// No segments declared.

@@ -1526,7 +1526,18 @@ fn quantile_sql(quantile: &Quantile, of: &str, key: &str) -> String {
             format!("CASE {} ELSE {last} END", branches.join(" "))
         }
     };
-    format!("CAST(CASE WHEN {of} IS NULL THEN NULL ELSE {bucket} END AS BIGINT)")
+    let number = format!("CAST(CASE WHEN {of} IS NULL THEN NULL ELSE {bucket} END AS BIGINT)");
+    match &quantile.labels {
+        None => number,
+        Some(labels) => {
+            let named: Vec<String> = labels
+                .iter()
+                .enumerate()
+                .map(|(i, label)| format!("WHEN {} THEN {}", i + 1, string_literal(label)))
+                .collect();
+            format!("CASE {number} {} END", named.join(" "))
+        }
+    }
 }
 
 /// Comparisons in `condition` of a text column with a number, or of a numeric column with a text

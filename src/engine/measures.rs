@@ -17,6 +17,9 @@ use crate::pipeline::{FeatureDefinition, Pipeline};
 pub struct BucketRange {
     /// Bucket number (1 = lowest).
     pub bucket: i64,
+    /// The bucket's name, for a quantile with `labels` (or `tiers`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub label: Option<String>,
     /// Customers in the bucket.
     pub customers: u64,
     /// Smallest value of the bucketed feature in the bucket.
@@ -192,16 +195,13 @@ pub async fn quantile_cuts(
              WHERE {bucket} IS NOT NULL GROUP BY {bucket} ORDER BY {bucket}",
             ident(table)
         );
-        let buckets: Vec<BucketRange> = query_rows(ctx, &sql)
+        let mut buckets: Vec<BucketRange> = query_rows(ctx, &sql)
             .await?
             .into_iter()
-            .map(|row| BucketRange {
-                bucket: row[0].as_i64().unwrap_or(0),
-                customers: as_u64(&row[1]),
-                min: row[2].clone(),
-                max: row[3].clone(),
-            })
+            .map(|row| bucket_range(&row, quantile.labels.as_deref()))
             .collect();
+        // Labelled buckets come back in the labels' alphabetical order.
+        buckets.sort_by_key(|b| b.bucket);
         let note = match quantile.bucketing {
             Bucketing::TiesTogether(requested) => Some(ties_note(requested, &buckets)),
             _ => None,
@@ -214,6 +214,26 @@ pub async fn quantile_cuts(
         });
     }
     Ok(all)
+}
+
+/// One row of (bucket, customers, min, max) as a range; a labelled bucket's number is its
+/// label's position (1 = the first label).
+fn bucket_range(row: &[serde_json::Value], labels: Option<&[String]>) -> BucketRange {
+    let label = labels.and(row[0].as_str()).map(str::to_string);
+    let bucket = match (&label, labels) {
+        (Some(label), Some(labels)) => labels
+            .iter()
+            .position(|l| l == label)
+            .map_or(0, |i| i as i64 + 1),
+        _ => row[0].as_i64().unwrap_or(0),
+    };
+    BucketRange {
+        bucket,
+        label,
+        customers: as_u64(&row[1]),
+        min: row[2].clone(),
+        max: row[3].clone(),
+    }
 }
 
 async fn split_value(ctx: &SessionContext, table: &str, axis: &AxisSpec) -> Result<(f64, String)> {

@@ -477,7 +477,7 @@ impl PipelineSpec {
     }
 }
 
-/// One per-customer value. Give exactly one of `expr`, `aggregate` or `quantile`.
+/// One per-customer value. Give exactly one of `expr`, `aggregate`, `quantile` or `tiers`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct FeatureSpec {
@@ -501,6 +501,12 @@ pub struct FeatureSpec {
     /// actually used are shown in the report.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quantile: Option<QuantileSpec>,
+    /// Engagement tiers of another feature: three equal-count buckets with equal values kept
+    /// together, named `low`, `middle` and `high` (the seeds' high / middle / low tiers), e.g.
+    /// `tiers: { of: active_days_90 }`. Shorthand for a `quantile` with `buckets: 3`,
+    /// `ties: together` and `labels`; the feature holds the tier's name as text.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tiers: Option<TiersSpec>,
     /// Cast the result to this type. Without it the type follows from the SQL.
     #[serde(default, rename = "type", skip_serializing_if = "Option::is_none")]
     pub column_type: Option<ColumnType>,
@@ -633,7 +639,36 @@ pub struct QuantileSpec {
     /// purchase scores higher).
     #[serde(default, skip_serializing_if = "std::ops::Not::not")]
     pub descending: bool,
+    /// Names of the buckets, lowest bucket first, e.g. `[low, middle, high]`: the feature then
+    /// holds the bucket's name as text instead of its number (a declared `type` must be
+    /// `string`). As many names as buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
 }
+
+/// Named tiers of a feature across all customers: a quantile with labels, equal values kept
+/// together.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct TiersSpec {
+    /// The feature to tier.
+    pub of: String,
+    /// Names of the tiers, lowest first. Without it: `[low, middle, high]`. With `cuts`, one
+    /// more name than cut points; otherwise that many equal-count buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub labels: Option<Vec<String>>,
+    /// Ascending cut points instead of equal counts, as for `quantile`: a value below the first
+    /// cut is in the lowest tier, at or above the last in the highest.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cuts: Option<Vec<f64>>,
+    /// Put the lowest values in the highest tier (e.g. days since the last visit: fewer days is
+    /// more engaged).
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub descending: bool,
+}
+
+/// The tier names of `tiers` without `labels`, lowest first.
+pub const DEFAULT_TIER_LABELS: [&str; 3] = ["low", "middle", "high"];
 
 /// How equal-count buckets treat customers with equal values.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]

@@ -168,6 +168,8 @@ pub struct Quantile {
     pub bucketing: Bucketing,
     /// Bucket 1 holds the highest values.
     pub descending: bool,
+    /// Names of the buckets, lowest first: the feature is then text (checked: one per bucket).
+    pub labels: Option<Vec<String>>,
 }
 
 /// How a quantile feature draws its buckets.

@@ -228,6 +228,7 @@ fn the_example_pipelines_on_a_two_executor_cluster_assign_every_customer_as_embe
         "pipelines/saas_quarterly.yaml",
         "pipelines/rfm_retail.yaml",
         "pipelines/prioritization_example.yaml",
+        "pipelines/needs_survey.yaml",
     ] {
         let customers = assert_same_as_embedded(&cluster, &repo_path(pipeline), "customer_id");
         assert!(customers > 0, "{pipeline}: customers");

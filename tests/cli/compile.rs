@@ -249,6 +249,9 @@ fn pipelines() -> (crate::support::Workspace, Vec<PathBuf>) {
         "pipelines/saas_quarterly.yaml",
         "pipelines/rfm_retail.yaml",
         "pipelines/prioritization_example.yaml",
+        "pipelines/needs_survey.yaml",
+        // Labelled quantiles and tiers: text buckets.
+        "tests/fixtures/tiers/pipeline.yaml",
     ]
     .into_iter()
     .map(repo_path)

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 mod exports;
 mod references;
 mod sections;
+mod tiers;
 
 use references::{feature_condition, sql_names};
 
@@ -136,12 +137,13 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
             feature.expr.is_some(),
             feature.aggregate.is_some(),
             feature.quantile.is_some(),
+            feature.tiers.is_some(),
         ];
         if definitions.iter().filter(|d| **d).count() != 1 {
             problems.push(
                 file
-                    .at(codes::FEATURE_DEFINITION, &format!("{path}.name"), format!("feature `{}` needs exactly one of `expr`, `aggregate` or `quantile`", feature.name))
-                    .help("a feature is an expression over the entity and other features (`expr`), an aggregate over another source (`aggregate`), or buckets of another feature (`quantile`)"),
+                    .at(codes::FEATURE_DEFINITION, &format!("{path}.name"), format!("feature `{}` needs exactly one of `expr`, `aggregate`, `quantile` or `tiers`", feature.name))
+                    .help("a feature is an expression over the entity and other features (`expr`), an aggregate over another source (`aggregate`), buckets of another feature (`quantile`), or named tiers of one (`tiers`)"),
             );
         }
         let mut references = BTreeSet::new();
@@ -197,12 +199,15 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
                 ));
             }
         }
-        if let Some(quantile) = &feature.quantile {
+        if let Some((quantile, key)) = tiers::declared_quantile(feature) {
+            let at = format!("{path}.{key}");
+            tiers::check_labels(&feature.name, &quantile, &at, file, &mut problems);
+            tiers::check_label_type(feature, &quantile, &path, file, &mut problems);
             if !feature_names.contains(&quantile.of.as_str()) || quantile.of == feature.name {
                 problems.push(
                     file.at(
                         codes::UNKNOWN_FEATURE,
-                        &format!("{path}.quantile.of"),
+                        &format!("{at}.of"),
                         format!(
                             "feature `{}` buckets `{}`, which is not another feature",
                             feature.name, quantile.of
@@ -221,21 +226,23 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
                         && (quantile.ties == Ties::ByKey || *buckets <= MAX_TIED_BUCKETS) => {}
                 (Some(buckets), None) if *buckets > MAX_TIED_BUCKETS => problems.push(
                     file
-                        .at(codes::INVALID_QUANTILE, &format!("{path}.quantile.buckets"), format!("feature `{}` keeps ties together in {buckets} buckets, more than the {MAX_TIED_BUCKETS} segflow computes edges for", feature.name))
+                        .at(codes::INVALID_QUANTILE, &format!("{at}.buckets"), format!("feature `{}` keeps ties together in {buckets} buckets, more than the {MAX_TIED_BUCKETS} segflow computes edges for", feature.name))
                         .help(format!("use at most {MAX_TIED_BUCKETS} buckets (percentiles), or `ties: by_key`")),
                 ),
                 (None, Some(_)) if quantile.ties == Ties::Together => problems.push(
                     file
-                        .at(codes::INVALID_QUANTILE, &format!("{path}.quantile.ties"), format!("feature `{}` sets `ties` with declared `cuts`", feature.name))
+                        .at(codes::INVALID_QUANTILE, &format!("{at}.ties"), format!("feature `{}` sets `ties` with declared `cuts`", feature.name))
                         .help("`ties` decides how equal-count `buckets` treat equal values; with `cuts` equal values always share a bucket"),
                 ),
+                // One tier label: reported with the labels.
+                (Some(buckets), None) if key == "tiers" && *buckets < 2 => {}
                 (None, Some(cuts))
                     if !cuts.is_empty()
                         && cuts.iter().all(|c| c.is_finite())
                         && cuts.windows(2).all(|w| w[0] < w[1]) => {}
                 _ => problems.push(
                     file
-                        .at(codes::INVALID_QUANTILE, &format!("{path}.quantile"), format!("feature `{}` needs either `buckets` (at least 2) or strictly ascending `cuts`", feature.name))
+                        .at(codes::INVALID_QUANTILE, &at, format!("feature `{}` needs either `buckets` (at least 2) or strictly ascending `cuts`", feature.name))
                         .help("e.g. `quantile: { of: revenue_12m, buckets: 5 }` or `quantile: { of: revenue_12m, cuts: [100, 1000] }`"),
                 ),
             }
@@ -357,7 +364,7 @@ fn definition(feature: &FeatureSpec) -> Option<FeatureDefinition> {
             default: aggregate.default.clone(),
         }));
     }
-    let quantile = feature.quantile.as_ref()?;
+    let (quantile, _) = tiers::declared_quantile(feature)?;
     let bucketing = match (&quantile.buckets, &quantile.cuts) {
         (Some(buckets), _) if quantile.ties == Ties::Together => Bucketing::TiesTogether(*buckets),
         (Some(buckets), _) => Bucketing::Equal(*buckets),
@@ -368,6 +375,7 @@ fn definition(feature: &FeatureSpec) -> Option<FeatureDefinition> {
         of: quantile.of.clone(),
         bucketing,
         descending: quantile.descending,
+        labels: quantile.labels,
     }))
 }
 
