@@ -303,3 +303,26 @@ fn the_example_profiles_match_an_independent_duckdb_computation() {
         "ICP revenue",
     );
 }
+
+#[test]
+fn an_icp_named_by_segment_is_that_segments_customers_against_everyone_else() {
+    let workspace = Workspace::from_fixture("profiles");
+    workspace.edit_pipeline("  when: revenue >= 100 AND plan = 'pro'", "  segment: big");
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    let segments = read_json(&workspace.path().join("out/segments.json"));
+    let icp = &segments["icp"];
+    assert_eq!(icp["customers"], 4);
+    assert_eq!(icp["features"], segments["segments"][0]["features"]);
+    assert_eq!(icp["rest"], segments["segments"][1]["features"]);
+    let report = workspace.read("out/report.md");
+    assert!(
+        report.contains(
+            "Who: the customers of the segment **Big spenders**. **4** customers, 40.0% of all."
+        ),
+        "{report}"
+    );
+    assert!(
+        report.contains("They hold **91.7%** of the total `revenue`."),
+        "{report}"
+    );
+}
