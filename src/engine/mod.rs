@@ -169,9 +169,9 @@ pub struct RunResults {
 pub struct IcpMeasured {
     /// Customers in the profile.
     pub customers: u64,
-    /// Feature statistics of the profile's customers.
+    /// Feature statistics of the profile's customers (no medians: the comparison uses means).
     pub features: Vec<FeatureStats>,
-    /// Feature statistics of everyone else.
+    /// Feature statistics of everyone else (no medians).
     pub rest: Vec<FeatureStats>,
     /// Category mixes of the two groups: `icp`, then everyone else (null).
     pub categories: Vec<profiles::CategoryMix>,
@@ -1068,7 +1068,7 @@ async fn profile(
         profiles::concentrations(ctx, ASSIGNMENTS, &pipeline.spec.concentration).await?;
     let icp = if profiles::register_icp_view(ctx, ASSIGNMENTS, ICP_VIEW, pipeline).await? {
         let names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
-        let grouped = stats::compute(ctx, ICP_VIEW, schema, &names, true).await?;
+        let grouped = stats::compute(ctx, ICP_VIEW, schema, &names, true, false).await?;
         let group = |icp: bool| {
             grouped
                 .iter()
@@ -1113,7 +1113,7 @@ async fn measure(
         .as_ref()
         .map_or(&[][..], |measured| &measured.segments[..]);
     let mut grouped = if known.is_empty() {
-        stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, true).await?
+        stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, true, true).await?
     } else {
         let ids: Vec<Expr> = known
             .iter()
@@ -1126,7 +1126,7 @@ async fn measure(
             .await?
             .filter(segment.clone().is_null().or(segment.in_list(ids, true)))?;
         ctx.register_table(UNKNOWN_SEGMENTS, rest.into_view())?;
-        stats::compute(ctx, UNKNOWN_SEGMENTS, schema, &feature_names, true).await?
+        stats::compute(ctx, UNKNOWN_SEGMENTS, schema, &feature_names, true, true).await?
     };
     grouped.extend_from_slice(known);
     let FeaturesMeasured {
@@ -1134,7 +1134,7 @@ async fn measure(
     } = match features_measured {
         Some(measured) => measured,
         None => FeaturesMeasured {
-            overall: stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, false)
+            overall: stats::compute(ctx, ASSIGNMENTS, schema, &feature_names, false, true)
                 .await?
                 .pop()
                 .map(|g| g.features)

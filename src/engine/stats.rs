@@ -61,13 +61,15 @@ fn is_numeric(data_type: &DataType) -> bool {
 }
 
 /// Statistics per segment (`grouped`) or over all rows, of `table` whose columns include
-/// `segment` and the features in `features`.
+/// `segment` and the features in `features`. Without `medians` the median is left out: it is the
+/// one aggregate that holds every value, and comparisons of means do not need it.
 pub async fn compute(
     ctx: &SessionContext,
     table: &str,
     schema: &Schema,
     features: &[String],
     grouped: bool,
+    medians: bool,
 ) -> Result<Vec<GroupStats>> {
     // Built as expressions, not SQL text: DataFusion's SQL planner takes time quadratic in the
     // length of a select list, and this one has seven aggregates per feature.
@@ -82,7 +84,11 @@ pub async fn compute(
         if is_numeric(&data_type) {
             let double = || cast(column.clone(), DataType::Float64);
             aggregates.push(avg(double()));
-            aggregates.push(median(double()));
+            aggregates.push(if medians {
+                median(double())
+            } else {
+                cast(lit(ScalarValue::Null), DataType::Float64)
+            });
             aggregates.push(stddev(double()));
             aggregates.push(sum(double()));
         } else {

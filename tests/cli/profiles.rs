@@ -312,8 +312,28 @@ fn an_icp_named_by_segment_is_that_segments_customers_against_everyone_else() {
     let segments = read_json(&workspace.path().join("out/segments.json"));
     let icp = &segments["icp"];
     assert_eq!(icp["customers"], 4);
-    assert_eq!(icp["features"], segments["segments"][0]["features"]);
-    assert_eq!(icp["rest"], segments["segments"][1]["features"]);
+    for (icp_side, segment) in [("features", 0), ("rest", 1)] {
+        let measured = segments["segments"][segment]["features"]
+            .as_array()
+            .expect("stats");
+        for (got, want) in icp[icp_side]
+            .as_array()
+            .expect("stats")
+            .iter()
+            .zip(measured)
+        {
+            for figure in [
+                "feature", "non_null", "mean", "std_dev", "sum", "min", "max",
+            ] {
+                assert_eq!(got[figure], want[figure], "{icp_side} {figure}");
+            }
+            assert_eq!(
+                got["median"],
+                Value::Null,
+                "the ICP's medians are not computed"
+            );
+        }
+    }
     let report = workspace.read("out/report.md");
     assert!(
         report.contains(
