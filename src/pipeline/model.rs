@@ -211,9 +211,19 @@ pub struct ReviewSpec {
     /// Days between reviews; one quarter by default.
     #[serde(default = "default_interval")]
     pub interval_days: u32,
-    /// Lint `too-many-segments` warns above this many segments (the seeds recommend 3 to 4).
+    /// Lint `too-many-segments` warns above this many segments. Default 4: the seeds recommend
+    /// starting with 3 to 4; a pipeline that needs more says so here, with a comment saying why.
     #[serde(default = "default_max_segments")]
     pub max_segments: usize,
+    /// What changed since the last review and why, e.g. why segments were added. Lint
+    /// `segment-proliferation` is quiet while it is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Lints that do not apply to this pipeline, each with the reason why, e.g.
+    /// `demographic-only: "reproduces the seed's firmographic example"`. Their warnings are not
+    /// reported. Keys are lint codes (`segflow explain CODE`); reasons must not be empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allow: BTreeMap<String, String>,
 }
 
 impl Default for ReviewSpec {
@@ -222,6 +232,8 @@ impl Default for ReviewSpec {
             last_reviewed: None,
             interval_days: default_interval(),
             max_segments: default_max_segments(),
+            note: None,
+            allow: BTreeMap::new(),
         }
     }
 }
@@ -231,7 +243,7 @@ fn default_interval() -> u32 {
 }
 
 fn default_max_segments() -> usize {
-    6
+    4
 }
 
 /// A table read from files or from a PostgreSQL database: exactly one of `path` and `postgres`.
@@ -572,6 +584,11 @@ pub struct HandScore {
     /// Why this score: the evidence a reviewer can check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Lints that do not apply to this pipeline, each with the reason why, e.g.
+    /// `demographic-only: "reproduces the seed's firmographic example"`. Their warnings are not
+    /// reported. Keys are lint codes (`segflow explain CODE`); reasons must not be empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allow: BTreeMap<String, String>,
 }
 
 /// Buckets of a feature across all customers.

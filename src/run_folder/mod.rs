@@ -23,6 +23,7 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::model::{PersonaSpec, SegmentSpec};
 
 mod documents;
+pub mod earlier;
 pub mod history;
 pub mod impact;
 
