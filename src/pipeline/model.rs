@@ -899,6 +899,41 @@ pub struct PersonaSpec {
     /// Something they would say, in their words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<String>,
+    /// The one job they hire the product for, e.g. "Ship features while maintaining quality".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_job: Option<String>,
+    /// The pain that hurts most, e.g. "Technical debt piling up as the team grows".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pain: Option<String>,
+    /// How they judge success, e.g. "Deploy frequency without incidents".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_metric: Option<String>,
+    /// Questions to ask this segment's customers in research, by the segment's stage.
+    #[serde(default, skip_serializing_if = "ResearchQuestions::is_empty")]
+    pub research_questions: ResearchQuestions,
+}
+
+/// A persona's research questions by segment stage, as in the seed: a new segment is explored, an
+/// existing one deepened, an at-risk one retained.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResearchQuestions {
+    /// Exploring a new segment, e.g. "What jobs are they hiring products for?"
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new: Vec<String>,
+    /// Deepening an existing segment, e.g. "Where do they get stuck?"
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub existing: Vec<String>,
+    /// Retaining an at-risk segment, e.g. "What would it take to re-engage?"
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_risk: Vec<String>,
+}
+
+impl ResearchQuestions {
+    /// Whether no stage has a question.
+    pub fn is_empty(&self) -> bool {
+        self.new.is_empty() && self.existing.is_empty() && self.at_risk.is_empty()
+    }
 }
 
 /// The 2x2 value x engagement matrix.
