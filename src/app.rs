@@ -296,7 +296,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::History(args) => history(&args),
         Command::Lint(args) => {
             let (pipeline, options) = prepare(&args.input)?;
-            let lints = lint::static_lints(&pipeline, options.as_of);
+            let mut lints = lint::static_lints(&pipeline, options.as_of);
+            lints.extend(history_lints(&pipeline, &args.runs_dir, options.as_of));
             report_lints(&lints, args.input.deny_warnings)?;
             summary(format_args!(
                 "{}: {} lint warning(s)",
@@ -935,6 +936,12 @@ fn segment_tests(input: &SourceArgs) -> Result<()> {
     Ok(())
 }
 
+/// Lints that need the pipeline's earlier runs, found in the runs folder.
+fn history_lints(pipeline: &Pipeline, runs_dir: &Path, as_of: chrono::NaiveDate) -> Vec<Problem> {
+    let earlier = run_folder::earlier::earlier_runs(runs_dir, &pipeline.spec.name, as_of);
+    lint::history_lints(pipeline, &earlier)
+}
+
 fn validate(input: &SourceArgs) -> Result<()> {
     let (pipeline, options) = prepare(input)?;
     let validated = runtime()?.block_on(engine::validate(&pipeline, &options))?;
@@ -995,7 +1002,8 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
             .as_ref()
             .map(|dir| pipeline.base_dir.join(dir))
     }))?;
-    let static_lints = lint::static_lints(&pipeline, options.as_of);
+    let mut static_lints = lint::static_lints(&pipeline, options.as_of);
+    static_lints.extend(history_lints(&pipeline, &args.runs_dir.dir, options.as_of));
     report_lints(&static_lints, args.input.deny_warnings)?;
     // Read the run to compare with first, so a broken one stops before any work is done.
     let earlier = args

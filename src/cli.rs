@@ -108,14 +108,15 @@ pub enum Command {
     /// Lint the segmentation: warnings about anti-patterns and rules that can never match.
     ///
     /// Codes: too-many-segments, demographic-only, unreachable-rule, stale-review,
-    /// missing-owner, missing-action (and, during `run`, empty-segment and
-    /// persona-without-data). `segflow explain CODE` tells what each means. `validate` and
-    /// `run` lint too; --deny-warnings makes warnings fail (exit code 7).
+    /// missing-owner, missing-action, no-negative-segment, one-size-fits-all,
+    /// segment-proliferation (against the earlier runs in --runs-dir) and, during `run`,
+    /// empty-segment and persona-without-data. `segflow explain CODE` tells what each means.
+    /// `validate` and `run` lint too; --deny-warnings makes warnings fail (exit code 7).
     ///
     /// Example:
     ///   segflow lint pipelines/saas_quarterly.yaml --deny-warnings
     #[command(verbatim_doc_comment)]
-    Lint(ValidateArgs),
+    Lint(LintArgs),
     /// Run the pipeline's own segment tests (its `tests:` section) on their fixture rows.
     ///
     /// Each test lists small hand-written customers (inline rows or fixture files per source)
@@ -596,7 +597,8 @@ impl Command {
     pub fn message_format(&self) -> MessageFormat {
         match self {
             Command::Run(args) => args.format,
-            Command::Validate(args) | Command::Lint(args) | Command::Test(args) => args.format,
+            Command::Validate(args) | Command::Test(args) => args.format,
+            Command::Lint(args) => args.format,
             _ => MessageFormat::Human,
         }
     }
@@ -666,6 +668,26 @@ pub struct ValidateArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub format: MessageFormat,
+}
+
+/// Options of `segflow lint`.
+#[derive(Debug, Args)]
+pub struct LintArgs {
+    /// Pipeline and source options.
+    #[command(flatten)]
+    pub input: SourceArgs,
+    /// How to print diagnostics.
+    #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
+    pub format: MessageFormat,
+    /// Folder of the pipeline's earlier runs (where `run` makes its default run folders), for
+    /// the segment-proliferation lint.
+    #[arg(
+        long = "runs-dir",
+        value_name = "DIR",
+        default_value = "runs",
+        env = "SEGFLOW_RUNS_DIR"
+    )]
+    pub runs_dir: PathBuf,
 }
 
 fn parse_table(text: &str) -> Result<(String, crate::engine::portable::TableName), String> {

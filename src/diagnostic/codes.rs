@@ -115,6 +115,8 @@ codes! {
     SCORE_RANGE = "score-range", Error, "A hand score is outside 1 to 10. Hand scores in the prioritisation matrix run from 1 (poor) to 10 (excellent), with a note saying why.";
     /// Stability settings that cannot work.
     INVALID_STABILITY = "invalid-stability", Error, "The rank-stability analysis needs at least one draw and a non-negative `max_shift` (points each weight may move).";
+    /// A `review.allow` entry that names no lint or gives no reason.
+    UNKNOWN_LINT = "unknown-lint", Error, "`review.allow` names a code that is not a lint (a warning `segflow explain` documents), or gives it an empty reason. Allowing a lint turns off a check the team agreed on, so each entry says which lint and why it does not apply to this pipeline, e.g. `demographic-only: \"reproduces the seed's firmographic worked example\"`. The help line lists the lint codes.";
     /// A persona for a segment that does not exist.
     PERSONA_WITHOUT_SEGMENT = "persona-without-segment", Error, "A persona names a segment that the pipeline does not declare. A persona must stand for a segment in the data, not for a wish (persona theater).";
     /// A segment id that does not exist.
@@ -129,11 +131,12 @@ codes! {
     /// An export that does not say where it goes, or names a table that cannot be one.
     EXPORT_DEFINITION = "export-definition", Error, "An export under `exports:` needs exactly one of `postgres` (a table) and `file` (a `.parquet` or `.csv` path). A table is `table` or `schema.table` in lowercase letters, digits and `_` (segflow writes only names that need no quoting), and the history table must differ from the table. A file export's name must end in `.parquet` or `.csv`. Each table (per connection URL) and each file is written by one export only.";
 
-    /// More segments than `review.max_segments`.
+    /// A Postgres server `validate` could not reach.
     DATABASE_UNREACHABLE = "database-unreachable", Warning, "`segflow validate` could not reach the database server of a Postgres source (nothing listening, no route, an unknown host), so that source's columns and the pipeline's SQL were not checked against the data. The warning names the server (user@host:port/database, never the password). A server that answers and refuses (a wrong password, a missing database) is an error (exit 4). `run` always needs the server. `--deny-warnings` makes the warning fail validation.";
-    TOO_MANY_SEGMENTS = "too-many-segments", Warning, "More segments than `review.max_segments` (default 6). Too many segments is an anti-pattern: nobody can act on twelve groups. The seeds recommend starting with 3 to 4. Merge segments that are served the same way, or raise `review.max_segments` on purpose.";
-    /// Rules that use only demographic or geographic features.
-    DEMOGRAPHIC_ONLY = "demographic-only", Warning, "Every segment rule uses only demographic or geographic features. Segmenting by who customers are rather than what they do or need rarely predicts behaviour. Add behavioral, value or needs features to the rules.";
+    /// More segments than `review.max_segments`.
+    TOO_MANY_SEGMENTS = "too-many-segments", Warning, "More segments than `review.max_segments` (default 4). Too many segments is an anti-pattern: nobody can act on twelve groups, and the seeds recommend starting with 3 to 4. Merge segments that are served the same way, or raise `review.max_segments` on purpose, with a comment saying why.";
+    /// Rules that use only demographic, firmographic or geographic features.
+    DEMOGRAPHIC_ONLY = "demographic-only", Warning, "Every segment rule uses only demographic, firmographic or geographic features: who customers are (age, company size, industry, country), not what they do, need or are worth. The seed's example is \"small businesses\": too broad, what do they have in common? Segments by who customers are rarely predict behaviour. Add behavioral, value or needs features to the rules, e.g. \"growing e-commerce businesses with 10-50 employees struggling with inventory management\".";
     /// A rule an earlier rule always pre-empts.
     UNREACHABLE_RULE = "unreachable-rule", Warning, "A rule can never match because an earlier rule matches every customer it would (first match wins). Found statically when both rules are ANDs of comparisons of features with numbers, e.g. `active_days >= 40` after `active_days >= 10`. Reorder the rules (more specific first) or remove the later one.";
     /// A segment without customers in this run.
@@ -146,6 +149,12 @@ codes! {
     MISSING_OWNER = "missing-owner", Warning, "A segment has no `owner`. A segment nobody owns is not acted on. Name the team or person accountable.";
     /// A segment without actions.
     MISSING_ACTION = "missing-action", Warning, "A segment (not marked negative) declares no `actions`. Segments exist to be served differently; say what the team will do.";
+    /// No segment is marked negative.
+    NO_NEGATIVE_SEGMENT = "no-negative-segment", Warning, "No segment is marked `negative: true`. Ignoring negative segments is an anti-pattern of the seeds: a segmentation should say explicitly which customers are a bad fit and get no team time, so that nobody spends effort on them by default. Mark the bad-fit segment `negative: true` with a `negative_reason` (it may keep a cheap action); add one if no segment is a bad fit yet.";
+    /// Two segments declare the same actions.
+    ONE_SIZE_FITS_ALL = "one-size-fits-all", Warning, "Two segments declare the same set of `actions` (compared trimmed and case-insensitively, in any order). One-size-fits-all is an anti-pattern of the seeds: segments exist to be served differently, and two segments served the same way are one segment. Give each its own actions, or merge them. Segments without actions are left to `missing-action`.";
+    /// More segments than the last reviewed run, without a note.
+    SEGMENT_PROLIFERATION = "segment-proliferation", Warning, "The pipeline declares more segments than the last reviewed run of it had, and `review.note` does not say why. Segment proliferation (creating new segments instead of validating existing ones) is an anti-pattern of the seeds. The last reviewed run is the newest earlier run of this pipeline in the runs folder (`--runs-dir`, `SEGFLOW_RUNS_DIR`, default `runs`) whose as-of date is on or before `review.last_reviewed`, or else the newest earlier run. The lint needs that run history, so `segflow run` and `segflow lint` check it (they know the runs folder); `validate` and `impact` do not. Validate the existing segments first; if the new ones are needed, write in `review.note` what changed since the last review and why.";
 
     /// A file segflow was told to read cannot be read.
     READ = "read", Error, "A file named on the command line (the pipeline, a run folder's file) cannot be read: it does not exist or is not readable. Exit code 3 for a pipeline file.";

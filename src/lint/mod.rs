@@ -1,6 +1,7 @@
 //! Lints of a segmentation, static and run-time: warnings, with a code, a location and a help
 //! line, about choices the seeds call anti-patterns (too many segments, demographic-only rules,
-//! static segments), rules that can never match, and segments or personas a run found empty.
+//! static segments, no negative segment, one-size-fits-all actions, segment proliferation), rules
+//! that can never match, and segments or personas a run found empty.
 //! The codes and their documentation live in [`crate::diagnostic::codes`].
 
 use std::collections::BTreeMap;
@@ -16,6 +17,20 @@ use crate::engine::RunResults;
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::FeatureKind;
 use crate::pipeline::sql::resolved_name;
+
+mod anti_patterns;
+mod proliferation;
+
+/// `segment-proliferation` against the pipeline's earlier runs, unless `review.allow` turns it off.
+pub fn history_lints(
+    pipeline: &Pipeline,
+    earlier: &[crate::run_folder::earlier::EarlierRun],
+) -> Vec<Problem> {
+    let lints = proliferation::segment_proliferation(pipeline, earlier)
+        .into_iter()
+        .collect();
+    without_allowed(pipeline, lints)
+}
 
 /// Lints that need no data.
 pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
@@ -41,15 +56,18 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
         .flat_map(|s| &s.references)
         .filter_map(|name| kinds.get(name.as_str()).copied())
         .collect();
-    if !used.is_empty()
-        && used
-            .iter()
-            .all(|k| matches!(k, FeatureKind::Demographic | FeatureKind::Geographic))
-    {
+    // "Who customers are" (a person, a company, a place), not what they do, need or are worth.
+    let describes_who = |kind: &FeatureKind| {
+        matches!(
+            kind,
+            FeatureKind::Demographic | FeatureKind::Firmographic | FeatureKind::Geographic
+        )
+    };
+    if !used.is_empty() && used.iter().all(describes_who) {
         lints.push(
             file
-                .at_key(codes::DEMOGRAPHIC_ONLY, "segments", "every segment rule uses only demographic or geographic features")
-                .help("segment by what customers do, need or are worth as well: add behavioral, value or needs features to the rules"),
+                .at_key(codes::DEMOGRAPHIC_ONLY, "segments", "every segment rule uses only demographic, firmographic or geographic features")
+                .help("these say who customers are, not what they do or need (\"small businesses\" is too broad): add behavioral, value or needs features to the rules"),
         );
     }
     let conditions: Vec<Option<Conjunction>> = spec
@@ -100,6 +118,15 @@ pub fn static_lints(pipeline: &Pipeline, as_of: NaiveDate) -> Vec<Problem> {
             );
         }
     }
+    lints.extend(anti_patterns::no_negative_segment(pipeline));
+    lints.extend(anti_patterns::same_actions(pipeline));
+    without_allowed(pipeline, lints)
+}
+
+/// `lints` without those the pipeline's `review.allow` turns off.
+fn without_allowed(pipeline: &Pipeline, mut lints: Vec<Problem>) -> Vec<Problem> {
+    let allow = &pipeline.spec.review.allow;
+    lints.retain(|lint| !allow.contains_key(lint.code_name()));
     lints
 }
 
@@ -135,7 +162,7 @@ pub fn runtime_lints(pipeline: &Pipeline, results: &RunResults) -> Vec<Problem> 
             );
         }
     }
-    lints
+    without_allowed(pipeline, lints)
 }
 
 /// A rule that is an AND of `feature <op> number` comparisons: per feature, the interval of

@@ -240,9 +240,19 @@ pub struct ReviewSpec {
     /// Days between reviews; one quarter by default.
     #[serde(default = "default_interval")]
     pub interval_days: u32,
-    /// Lint `too-many-segments` warns above this many segments (the seeds recommend 3 to 4).
+    /// Lint `too-many-segments` warns above this many segments. Default 4: the seeds recommend
+    /// starting with 3 to 4; a pipeline that needs more says so here, with a comment saying why.
     #[serde(default = "default_max_segments")]
     pub max_segments: usize,
+    /// What changed since the last review and why, e.g. why segments were added. Lint
+    /// `segment-proliferation` is quiet while it is present.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+    /// Lints that do not apply to this pipeline, each with the reason why, e.g.
+    /// `demographic-only: "reproduces the seed's firmographic example"`. Their warnings are not
+    /// reported. Keys are lint codes (`segflow explain CODE`); reasons must not be empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allow: BTreeMap<String, String>,
 }
 
 impl Default for ReviewSpec {
@@ -251,6 +261,8 @@ impl Default for ReviewSpec {
             last_reviewed: None,
             interval_days: default_interval(),
             max_segments: default_max_segments(),
+            note: None,
+            allow: BTreeMap::new(),
         }
     }
 }
@@ -260,7 +272,7 @@ fn default_interval() -> u32 {
 }
 
 fn default_max_segments() -> usize {
-    6
+    4
 }
 
 /// A table read from files or from a PostgreSQL database: exactly one of `path` and `postgres`.
@@ -612,6 +624,11 @@ pub struct HandScore {
     /// Why this score: the evidence a reviewer can check.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Lints that do not apply to this pipeline, each with the reason why, e.g.
+    /// `demographic-only: "reproduces the seed's firmographic example"`. Their warnings are not
+    /// reported. Keys are lint codes (`segflow explain CODE`); reasons must not be empty.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub allow: BTreeMap<String, String>,
 }
 
 /// Buckets of a feature across all customers.
@@ -961,6 +978,41 @@ pub struct PersonaSpec {
     /// Something they would say, in their words.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub quote: Option<String>,
+    /// The one job they hire the product for, e.g. "Ship features while maintaining quality".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub primary_job: Option<String>,
+    /// The pain that hurts most, e.g. "Technical debt piling up as the team grows".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub key_pain: Option<String>,
+    /// How they judge success, e.g. "Deploy frequency without incidents".
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub success_metric: Option<String>,
+    /// Questions to ask this segment's customers in research, by the segment's stage.
+    #[serde(default, skip_serializing_if = "ResearchQuestions::is_empty")]
+    pub research_questions: ResearchQuestions,
+}
+
+/// A persona's research questions by segment stage, as in the seed: a new segment is explored, an
+/// existing one deepened, an at-risk one retained.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ResearchQuestions {
+    /// Exploring a new segment, e.g. "What jobs are they hiring products for?"
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub new: Vec<String>,
+    /// Deepening an existing segment, e.g. "Where do they get stuck?"
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub existing: Vec<String>,
+    /// Retaining an at-risk segment, e.g. "What would it take to re-engage?"
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub at_risk: Vec<String>,
+}
+
+impl ResearchQuestions {
+    /// Whether no stage has a question.
+    pub fn is_empty(&self) -> bool {
+        self.new.is_empty() && self.existing.is_empty() && self.at_risk.is_empty()
+    }
 }
 
 /// The 2x2 value x engagement matrix.

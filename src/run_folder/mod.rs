@@ -24,6 +24,7 @@ use crate::pipeline::Pipeline;
 use crate::pipeline::model::{IcpSpec, PersonaSpec, SegmentSpec};
 
 mod documents;
+pub mod earlier;
 pub mod history;
 pub mod impact;
 

@@ -70,16 +70,21 @@ impl Workspace {
         Workspace { dir }
     }
 
-    /// The `windows` fixture with every segment owned and given an action, so that it lints
-    /// clean and only the problem under test is reported.
+    /// The `windows` fixture with every segment owned and given an action of its own, and
+    /// `lapsed` marked negative, so that it lints clean and only the problem under test is
+    /// reported.
     pub fn lint_clean() -> Self {
         let workspace = Workspace::from_fixture("windows");
         for segment in ["busy", "active", "new_quiet", "lapsed"] {
             workspace.edit_pipeline(
                 &format!("  - id: {segment}\n"),
-                &format!("  - id: {segment}\n    owner: team\n    actions: [Act]\n"),
+                &format!("  - id: {segment}\n    owner: team\n    actions: [Act on {segment}]\n"),
             );
         }
+        workspace.edit_pipeline(
+            "    actions: [Act on lapsed]\n",
+            "    actions: [Act on lapsed]\n    negative: true\n    negative_reason: Gone quiet.\n",
+        );
         workspace
     }
 

@@ -247,18 +247,29 @@ fn injected() -> Workspace {
         "    description: Events in [as_of - 30 days, as_of).\n",
         &format!("    description: {}\n", p("Feature")),
     );
-    let persona = ["name", "role", "context", "quote"]
-        .map(|field| format!("{field}: {}", p(field)))
-        .join(", ");
+    let persona = [
+        "name",
+        "role",
+        "context",
+        "quote",
+        "primary_job",
+        "key_pain",
+        "success_metric",
+    ]
+    .map(|field| format!("{field}: {}", p(field)))
+    .join(", ");
     let text = workspace.read("pipeline.yaml");
     workspace.write(
         "pipeline.yaml",
         &format!(
             "{text}personas:\n  - {{ segment: busy, {persona}, goals: [{}], frustrations: [{}], \
-             behaviours: [{}] }}\n",
+             behaviours: [{}], research_questions: {{ new: [{}], existing: [{}], at_risk: [{}] }} }}\n",
             p("goal"),
             p("frustration"),
-            p("behaviour")
+            p("behaviour"),
+            p("new_question"),
+            p("existing_question"),
+            p("at_risk_question")
         ),
     );
     let customers = workspace.read("customers.csv").replacen(
@@ -480,4 +491,58 @@ fn type_names_are_escaped_in_report_md() {
         }
     }
     assert!(report.contains("img src=x"), "the type name is shown");
+}
+
+#[test]
+fn persona_fields_from_the_seed_are_shown_escaped_in_every_report() {
+    let workspace = injected();
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    let escaped = |tag: &str| format!("{tag} &lt;img src=x onerror=alert(1)&gt;");
+    let persona = workspace.read("out/personas/busy.md");
+    for line in [
+        format!("- Primary job: {}", escaped("primary_job")),
+        format!("- Key pain: {}", escaped("key_pain")),
+        format!("- Success metric: {}", escaped("success_metric")),
+        "## Research questions".to_string(),
+        format!("New segment (exploring):\n\n- {}", escaped("new_question")),
+        format!(
+            "Existing segment (deepening):\n\n- {}",
+            escaped("existing_question")
+        ),
+        format!(
+            "At-risk segment (retaining):\n\n- {}",
+            escaped("at_risk_question")
+        ),
+    ] {
+        assert!(persona.contains(&line), "`{line}` missing:\n{persona}");
+    }
+    // Beside the measured profile, which follows them.
+    assert!(
+        persona.find("## Research questions") < persona.find("## The data behind this persona")
+    );
+    let report = workspace.read("out/report.md");
+    assert!(
+        report.contains(&format!("  - Primary job: {}", escaped("primary_job"))),
+        "{report}"
+    );
+    let html = workspace.read("out/report.html");
+    for text in [
+        format!(
+            "<li><strong>Primary job:</strong> {}",
+            escaped("primary_job")
+        ),
+        format!(
+            "<li><strong>Success metric:</strong> {}",
+            escaped("success_metric")
+        ),
+        format!(
+            "<li>At-risk segment (retaining): {}",
+            escaped("at_risk_question")
+        ),
+    ] {
+        assert!(html.contains(&text), "`{text}` missing");
+    }
+    assert!(!html.contains("<img"), "raw HTML in report.html");
+    assert_inert("personas/busy.md", &persona);
+    assert_inert("report.md", &report);
 }

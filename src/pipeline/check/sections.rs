@@ -28,6 +28,7 @@ pub fn check_sections(spec: &PipelineSpec, file: &PipelineFile, problems: &mut V
     }
     check_scoring(spec, file, &features, problems);
     check_personas(spec, file, problems);
+    check_allowed_lints(spec, file, problems);
     check_tests(spec, file, &features, problems);
     if let Some(matrix) = &spec.matrix {
         check_matrix(matrix, file, &features, problems);
@@ -451,6 +452,41 @@ fn check_personas(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<P
                 &path,
                 format!("segment `{}` has more than one persona", persona.segment),
             ));
+        }
+    }
+}
+
+/// `review.allow`: each key is a lint code and each reason says something.
+fn check_allowed_lints(spec: &PipelineSpec, file: &PipelineFile, problems: &mut Vec<Problem>) {
+    // `database-unreachable` warns about the machine `validate` runs on, not the pipeline.
+    let lints = || {
+        codes::ALL
+            .iter()
+            .filter(|c| {
+                c.severity == codes::Severity::Warning && c.name != codes::DATABASE_UNREACHABLE.name
+            })
+            .map(|c| c.name)
+    };
+    for (code, reason) in &spec.review.allow {
+        let path = format!("review.allow.{code}");
+        if !lints().any(|name| name == code) {
+            problems.push(
+                file.at_key(
+                    codes::UNKNOWN_LINT,
+                    &path,
+                    format!("`{code}` is not a lint code"),
+                )
+                .help(available_help(code, "lint", lints())),
+            );
+        } else if reason.trim().is_empty() {
+            problems.push(
+                file.at(
+                    codes::UNKNOWN_LINT,
+                    &path,
+                    format!("`{code}` is allowed without a reason"),
+                )
+                .help("say why this lint does not apply to this pipeline"),
+            );
         }
     }
 }
