@@ -208,6 +208,7 @@ pub(super) async fn run(
         profile: None,
         engine: "postgres".into(),
         features_measured: None,
+        sources_registered: false,
     };
     super::finish_fetched(
         &ctx,

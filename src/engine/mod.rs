@@ -2,6 +2,7 @@
 //! the numbers later stages render. Nothing here formats output for people.
 
 mod aggregate;
+pub mod cohorts;
 pub mod compare;
 pub mod compile;
 mod entity;
@@ -145,6 +146,9 @@ pub struct RunResults {
     pub matrix: Option<measures::Matrix>,
     /// Per segment, how many of its customers each later rule would also have matched.
     pub rule_overlap: Vec<measures::RuleOverlap>,
+    /// Cohorts and retention (and the value figures of lifetime value), when declared and the
+    /// event sources were read: `None` for a reassignment over an earlier run's features.
+    pub cohorts: Option<cohorts::Cohorts>,
     /// Seconds spent per stage, in order. Run metadata: kept out of the reproducible outputs and
     /// written to the manifest only.
     #[serde(skip)]
@@ -496,6 +500,9 @@ async fn name_the_cause(
 
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
+    if options.engine != Engine::Embedded && pipeline.spec.cohorts.is_some() {
+        return Err(cohorts_refused());
+    }
     match &options.engine {
         Engine::Embedded => {}
         Engine::Postgres => return in_database::run(pipeline, options, out_dir).await,
@@ -577,6 +584,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         profile,
         engine: "embedded".into(),
         features_measured: None,
+        sources_registered: true,
     };
     register_assignments(&ctx, &assignments_path).await?;
     finish(&ctx, pipeline, options, computed, timings).await
@@ -679,6 +687,16 @@ pub async fn compute_features(
     let (_snapshot, resolved) = resolve(pipeline, options, &mut timings).await?;
     assign(&ctx, pipeline, options, &resolved, path, &mut timings).await?;
     Ok(())
+}
+
+/// The refusal of `cohorts:` by another engine than the embedded one: cohorts recompute the
+/// `active` feature as of every period end from the event source, which only the embedded
+/// engine has registered.
+fn cohorts_refused() -> Error {
+    Error::Usage {
+        message: "the pipeline declares `cohorts`, which only the embedded engine computes".into(),
+        help: Some("run it without `--engine` (the embedded engine), or remove `cohorts` and `lifetime_value` to run on another engine".into()),
+    }
 }
 
 /// The refusal of `--engine ballista://` by a build without the `ballista` feature.
@@ -826,6 +844,7 @@ pub async fn reassign(
                 })
                 .collect(),
         }),
+        sources_registered: false,
     };
     let results = finish(&ctx, pipeline, options, computed, timings).await?;
     Ok(Some(Reassigned {
@@ -847,6 +866,9 @@ struct Computed {
     engine: String,
     /// The measures of the features alone, when a run over the same features table has them.
     features_measured: Option<FeaturesMeasured>,
+    /// Whether the pipeline's sources are registered in the session, so that cohorts can be
+    /// measured against the event source.
+    sources_registered: bool,
 }
 
 /// What an earlier run over the same features table measured that holds here too.
@@ -915,6 +937,7 @@ async fn finish(
         profile,
         engine,
         features_measured,
+        sources_registered,
     } = computed;
     let progress = &options.progress;
     progress.stage("statistics");
@@ -922,6 +945,17 @@ async fn finish(
         .await
         .map_err(|error| error.in_stage("statistics", options.resources.memory_limit))?;
     timings.lap("statistics");
+    let cohorts = if sources_registered {
+        let measured = cohorts::measure(ctx, pipeline, ASSIGNMENTS, options.as_of)
+            .await
+            .map_err(|error| error.in_stage("cohorts", options.resources.memory_limit))?;
+        if measured.is_some() {
+            timings.lap("cohorts");
+        }
+        measured
+    } else {
+        None
+    };
     let Measured {
         grouped,
         overall,
@@ -999,6 +1033,7 @@ async fn finish(
         quantiles,
         matrix,
         rule_overlap,
+        cohorts,
         timings: timings.into_inner(),
         profile,
     })

@@ -215,6 +215,7 @@ pub(super) async fn run(
         profile: None,
         engine: "ballista".into(),
         features_measured: None,
+        sources_registered: false,
     };
     super::finish_fetched(
         &local,
