@@ -132,6 +132,7 @@ fn write_charts(dir: &Path, data: &ReportContext, templates: &Templates) -> Resu
         ),
         ("matrix", data.matrix.is_some()),
         ("migration", data.comparison.is_some()),
+        ("cohorts", data.cohorts.is_some()),
     ];
     let mut written = Vec::new();
     for (chart, drawn) in charts {

@@ -5,6 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::*;
 
+mod cohorts;
+
 /// The heatmap's z-scores are clamped to this, so one outlier does not wash out the rest.
 const Z_LIMIT: f64 = 3.0;
 
@@ -157,6 +159,7 @@ impl<'a> Builder<'a> {
                 .unwrap_or_default(),
         };
         let heatmap = self.heatmap(&segments);
+        let cohorts = docs.cohorts.as_ref().map(|doc| self.cohorts(doc));
         ReportContext {
             segflow_version: docs.segments.segflow_version.to_string(),
             pipeline: PipelineCard {
@@ -214,6 +217,7 @@ impl<'a> Builder<'a> {
             lints: docs.lints.clone(),
             summary,
             heatmap,
+            cohorts,
             suppression: Suppression {
                 min_cell: self.suppressor.min_cell,
                 masked: self.masked,

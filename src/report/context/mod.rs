@@ -5,6 +5,9 @@
 //! types.
 
 mod build;
+mod cohorts;
+
+use cohorts::CohortsCard;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -70,6 +73,8 @@ pub struct ReportContext {
     pub summary: Summary,
     /// Segments by numeric features on one scale (z-score of the segment mean).
     pub heatmap: Heatmap,
+    /// Cohorts and retention per segment, and lifetime value, when `cohorts` is declared.
+    pub cohorts: Option<CohortsCard>,
     /// What small-cell suppression masked.
     pub suppression: Suppression,
 }
