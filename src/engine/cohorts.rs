@@ -531,8 +531,8 @@ mod tests {
     fn monthly_cohorts_end_with_the_month_before_the_as_of_date() {
         let calendar = Calendar::new(CohortPeriod::Month, 3, date("2026-10-01")).expect("calendar");
         assert_eq!(label_of(CohortPeriod::Month, calendar.first), "2026-07");
-        // July's first end is September's first day... no: the end of August, 2026-09-01; the
-        // end of September, 2026-10-01, is the as-of date itself and observed.
+        // July's first step ends with August (as of 1 September); the end of September is the
+        // as-of date itself, so it is observed.
         let ends: Vec<String> = calendar
             .observed_ends
             .iter()

@@ -500,9 +500,6 @@ async fn name_the_cause(
 
 /// Run the pipeline, writing `assignments.parquet` into `out_dir`, and measure the segments.
 pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> Result<RunResults> {
-    if options.engine != Engine::Embedded && pipeline.spec.cohorts.is_some() {
-        return Err(cohorts_refused());
-    }
     match &options.engine {
         Engine::Embedded => {}
         Engine::Postgres => return in_database::run(pipeline, options, out_dir).await,
@@ -689,14 +686,22 @@ pub async fn compute_features(
     Ok(())
 }
 
-/// The refusal of `cohorts:` by another engine than the embedded one: cohorts recompute the
-/// `active` feature as of every period end from the event source, which only the embedded
-/// engine has registered.
-fn cohorts_refused() -> Error {
-    Error::Usage {
-        message: "the pipeline declares `cohorts`, which only the embedded engine computes".into(),
-        help: Some("run it without `--engine` (the embedded engine), or remove `cohorts` and `lifetime_value` to run on another engine".into()),
+/// For another engine's run of a pipeline with `cohorts:`: a local session with the sources
+/// read and registered as an embedded run reads them (a Postgres source's rows copied out), so
+/// the cohorts are measured embedded from the same sources. The snapshot holds the files the
+/// database sources were read into: keep it while they are read. `None` without cohorts.
+async fn session_for_cohorts(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    timings: &mut Timings,
+) -> Result<Option<(SessionContext, postgres::read::Snapshot)>> {
+    if pipeline.spec.cohorts.is_none() {
+        return Ok(None);
     }
+    let local = session::for_pipeline(options.as_of, &options.resources)?;
+    let (snapshot, resolved) = resolve(pipeline, options, timings).await?;
+    sources::register(&local, pipeline, &resolved).await?;
+    Ok(Some((local, snapshot)))
 }
 
 /// The refusal of `--engine ballista://` by a build without the `ballista` feature.
