@@ -100,7 +100,7 @@ fn hand_worked_cohort_tables_are_a_triangle_with_a_returning_customer() {
     );
     let markdown = workspace.read("run/report.md");
     assert!(
-        markdown.contains("| 2026-02 | 5 | 60% | 20% | 40% |  |"),
+        markdown.contains("| 2026-02 | 5 | 60% | 20% | 40% | – |"),
         "{markdown}"
     );
     assert!(markdown.contains("![Retention heatmaps by cohort and segment](charts/cohorts.svg)"));
@@ -275,7 +275,7 @@ fn report_re_renders_the_cohorts_from_cohorts_json() {
     workspace.segflow_ok(&["report", "run", "--out", "again"]);
     let markdown = workspace.read("again/report.md");
     assert!(
-        markdown.contains("| 2026-02 | 5 | 55% | 20% | 40% |  |"),
+        markdown.contains("| 2026-02 | 5 | 55% | 20% | 40% | – |"),
         "{markdown}"
     );
 
