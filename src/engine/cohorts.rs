@@ -465,31 +465,22 @@ async fn value_figures(
         "greatest({last} - {} + 1, 1)",
         index_sql(calendar.period, &ident(&spec.by))
     );
-    let per_period = format!("{value} / CAST({periods} AS DOUBLE)");
+    // `greatest` skips nulls, so a customer without `by` is left out explicitly.
+    let per_period = format!(
+        "CASE WHEN {} IS NULL THEN NULL ELSE {value} / CAST({periods} AS DOUBLE) END",
+        ident(&spec.by)
+    );
     let figures =
         |column: &str| format!("count({column}), avg({column}), median({column}), sum({column})");
-    let rows_for = |filter: &str| {
-        format!(
-            "SELECT {}, {} FROM {} {filter}",
-            figures(&value),
-            figures(&format!(
-                "CASE WHEN {} IS NULL THEN NULL ELSE {per_period} END",
-                ident(&spec.by)
-            )),
-            ident(assignments)
-        )
-    };
-    let mut figures_of = Vec::new();
-    let overall = query_rows(ctx, &rows_for("")).await?;
-    figures_of.push((None, overall.into_iter().next().unwrap_or_default()));
+    let columns = format!("{}, {}", figures(&value), figures(&per_period));
+    let from = ident(assignments);
+    let overall = query_rows(ctx, &format!("SELECT {columns} FROM {from}")).await?;
     let grouped = query_rows(
         ctx,
-        &format!(
-            "{} GROUP BY \"segment\"",
-            rows_for("").replacen("SELECT ", "SELECT \"segment\", ", 1)
-        ),
+        &format!("SELECT \"segment\", {columns} FROM {from} GROUP BY \"segment\""),
     )
     .await?;
+    let mut figures_of = vec![(None, overall.into_iter().next().unwrap_or_default())];
     for segment in &pipeline.segments {
         let row = grouped
             .iter()
