@@ -236,10 +236,7 @@ pub async fn measure(
         .map(|segment| counts.table(&calendar, *segment))
         .collect();
     let value = match &pipeline.spec.lifetime_value {
-        Some(ltv) => value_figures(ctx, pipeline, assignments, &ltv.value, &calendar)
-            .await?
-            .into_iter()
-            .collect(),
+        Some(ltv) => value_figures(ctx, pipeline, assignments, &ltv.value, &calendar).await?,
         None => Vec::new(),
     };
     Ok(Some(Cohorts {
