@@ -257,6 +257,12 @@ fn cohorts_and_lifetime_value_are_checked_with_their_locations() {
             text.contains("[pipeline.yaml:"),
             "{to}: no location in {text}"
         );
+        let code = if message.starts_with("unknown feature") {
+            "segflow::unknown-feature"
+        } else {
+            "segflow::cohorts"
+        };
+        assert!(text.contains(code), "{to}: not {code} in {text}");
     }
 }
 
