@@ -1057,7 +1057,12 @@ fn run_pipeline(args: RunArgs) -> Result<()> {
         .chain(&runtime_lints)
         .map(LintRecord::of)
         .collect();
+    let cohorts = results
+        .cohorts
+        .as_ref()
+        .map(|cohorts| run_folder::CohortsDocument::new(&pipeline, options.as_of, cohorts));
     let documents = NewDocuments {
+        cohorts: cohorts.as_ref(),
         segments: SegmentsDocument::new(&pipeline, &results, &analysis.profiles),
         criteria: &analysis.criteria,
         scoring: analysis.scoring.as_ref(),

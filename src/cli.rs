@@ -32,6 +32,7 @@ pub enum Command {
     ///   segments.csv             the same figures as one flat table
     ///   criteria.json            each validation criterion's checks and verdicts
     ///   scoring.json             the prioritisation (when `scoring` is declared)
+    ///   cohorts.json             cohorts, retention and lifetime value (when `cohorts` is declared)
     ///   lint.json                the run's lint warnings
     ///   report.html, report.md   the briefing for stakeholders
     ///   charts/*.svg             the report's charts

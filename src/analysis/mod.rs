@@ -7,6 +7,7 @@ pub mod criteria;
 pub mod effect;
 pub mod history;
 pub mod impact;
+pub mod lifetime_value;
 pub mod scoring;
 pub mod segment_tests;
 pub mod stable;

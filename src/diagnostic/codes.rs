@@ -127,6 +127,8 @@ codes! {
     THRESHOLD_RANGE = "threshold-range", Error, "A threshold level (or a quantile split) is outside the range its measure can take, e.g. a share above 1.";
     /// Warning and error levels in the wrong order.
     THRESHOLD_ORDER = "threshold-order", Error, "A threshold's error level is less strict than its warning level. error_if_below must be at most warn_if_below, error_if_above at least warn_if_above.";
+    /// A `cohorts` or `lifetime_value` section that cannot be computed.
+    COHORTS = "cohorts", Error, "The `cohorts` section needs `by`, a date or timestamp feature (the cohort is its calendar month or quarter), `active`, an aggregate feature over a source with a `time_column` (a customer is active at a period's end when that aggregate, computed as of that date, is above 0 or true), and `periods` between 1 and 60. `lifetime_value` needs `cohorts` (its periods are the cohorts' periods), a numeric `value` feature, a `margin` between 0 and 1 and `max_periods` of at least 1. A feature's type is known once it is planned, so `by` and `value` are checked by `validate` and `run` against the planned features.";
 
     /// An export that does not say where it goes, or names a table that cannot be one.
     EXPORT_DEFINITION = "export-definition", Error, "An export under `exports:` needs exactly one of `postgres` (a table) and `file` (a `.parquet` or `.csv` path). A table is `table` or `schema.table` in lowercase letters, digits and `_` (segflow writes only names that need no quoting), and the history table must differ from the table. A file export's name must end in `.parquet` or `.csv`. Each table (per connection URL) and each file is written by one export only.";

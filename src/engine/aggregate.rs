@@ -117,6 +117,21 @@ enum Shape {
     Plain,
 }
 
+/// For a count (`count(*)`, `count(v)`, `count(DISTINCT v)`), what a row must have to be
+/// counted: `Some(None)` any row, `Some(Some(v))` a non-null `v`. Such an aggregate is above 0
+/// exactly when one counted row exists, so "is it above 0" needs no per-customer set.
+pub(super) fn counted_value(sql: &str) -> Option<Option<String>> {
+    match shape_of(sql) {
+        Shape::DistinctCount { value } => Some(Some(value)),
+        Shape::Combinable { partial, .. } if partial == "count(*)" => Some(None),
+        Shape::Combinable { partial, .. } => partial
+            .strip_prefix("count(")
+            .and_then(|rest| rest.strip_suffix(')'))
+            .map(|value| Some(value.to_string())),
+        Shape::Plain => None,
+    }
+}
+
 fn shape_of(sql: &str) -> Shape {
     let Ok(expr) = Parser::new(&GenericDialect {})
         .try_with_sql(sql)

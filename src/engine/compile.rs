@@ -1244,6 +1244,48 @@ impl<'a> Compiler<'a> {
         }
     }
 
+    /// Cohorts group customers by the calendar period of a date, and lifetime value averages a
+    /// number: `by` must be a date or timestamp, `value` numeric.
+    async fn check_cohort_types(&mut self, from: &str) {
+        let Ok(columns) = table_schema(self.ctx, from).await else {
+            return;
+        };
+        let spec = &self.pipeline.spec;
+        if let Some(cohorts) = &spec.cohorts
+            && let Ok(field) = columns.field_with_name(&cohorts.by)
+            && !super::temporal::is_temporal(field.data_type())
+        {
+            let data_type = field.data_type().clone();
+            self.problem(
+                codes::COHORTS,
+                "cohorts.by",
+                format!(
+                    "cohorts group customers by the period of a date, and feature `{}` holds {data_type}",
+                    cohorts.by
+                ),
+                Some("name a date or timestamp feature, e.g. `expr: signup_date`, or cast one with `type: date`".into()),
+            );
+        }
+        if let Some(ltv) = &spec.lifetime_value
+            && let Ok(field) = columns.field_with_name(&ltv.value)
+            && !field.data_type().is_numeric()
+        {
+            let data_type = field.data_type().clone();
+            self.problem(
+                codes::COHORTS,
+                "lifetime_value.value",
+                format!(
+                    "lifetime value needs a number, and feature `{}` holds {data_type}",
+                    ltv.value
+                ),
+                Some(
+                    "name a numeric feature of value to date, e.g. `sum(amount)` over all invoices"
+                        .into(),
+                ),
+            );
+        }
+    }
+
     /// The final query: key, first matching segment, features; sorted by key.
     async fn segments(&mut self, from: &str) -> Result<Option<DataFrame>> {
         let pipeline = self.pipeline;
@@ -1283,6 +1325,7 @@ impl<'a> Compiler<'a> {
             .await;
         }
         self.check_numeric_types(from).await;
+        self.check_cohort_types(from).await;
         if !self.problems.is_empty() {
             return Ok(None);
         }

@@ -200,6 +200,13 @@ pub(super) async fn run(
     warehouse.close().await?;
     timings.lap("features and segments (in Postgres)");
 
+    // Cohorts recompute a feature as of every period end: embedded, over the sources' rows.
+    let for_cohorts = super::session_for_cohorts(pipeline, options, &mut timings).await?;
+    let sources_registered = for_cohorts.is_some();
+    let (ctx, _snapshot) = match for_cohorts {
+        Some((local, snapshot)) => (local, Some(snapshot)),
+        None => (ctx, None),
+    };
     let computed = |customers| Computed {
         customers,
         exclusions,
@@ -208,6 +215,7 @@ pub(super) async fn run(
         profile: None,
         engine: "postgres".into(),
         features_measured: None,
+        sources_registered,
     };
     super::finish_fetched(
         &ctx,

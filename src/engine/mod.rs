@@ -2,6 +2,7 @@
 //! the numbers later stages render. Nothing here formats output for people.
 
 mod aggregate;
+pub mod cohorts;
 pub mod compare;
 pub mod compile;
 mod entity;
@@ -152,6 +153,9 @@ pub struct RunResults {
     pub concentration: Vec<profiles::Concentration>,
     /// The ideal customer profile's customers beside everyone else, when declared.
     pub icp: Option<IcpMeasured>,
+    /// Cohorts and retention (and the value figures of lifetime value), when declared and the
+    /// event sources were read: `None` for a reassignment over an earlier run's features.
+    pub cohorts: Option<cohorts::Cohorts>,
     /// Seconds spent per stage, in order. Run metadata: kept out of the reproducible outputs and
     /// written to the manifest only.
     #[serde(skip)]
@@ -597,6 +601,7 @@ pub async fn run(pipeline: &Pipeline, options: &RunOptions, out_dir: &Path) -> R
         profile,
         engine: "embedded".into(),
         features_measured: None,
+        sources_registered: true,
     };
     register_assignments(&ctx, &assignments_path).await?;
     finish(&ctx, pipeline, options, computed, timings).await
@@ -699,6 +704,24 @@ pub async fn compute_features(
     let (_snapshot, resolved) = resolve(pipeline, options, &mut timings).await?;
     assign(&ctx, pipeline, options, &resolved, path, &mut timings).await?;
     Ok(())
+}
+
+/// For another engine's run of a pipeline with `cohorts:`: a local session with the sources
+/// read and registered as an embedded run reads them (a Postgres source's rows copied out), so
+/// the cohorts are measured embedded from the same sources. The snapshot holds the files the
+/// database sources were read into: keep it while they are read. `None` without cohorts.
+async fn session_for_cohorts(
+    pipeline: &Pipeline,
+    options: &RunOptions,
+    timings: &mut Timings,
+) -> Result<Option<(SessionContext, postgres::read::Snapshot)>> {
+    if pipeline.spec.cohorts.is_none() {
+        return Ok(None);
+    }
+    let local = session::for_pipeline(options.as_of, &options.resources)?;
+    let (snapshot, resolved) = resolve(pipeline, options, timings).await?;
+    sources::register(&local, pipeline, &resolved).await?;
+    Ok(Some((local, snapshot)))
 }
 
 /// The refusal of `--engine ballista://` by a build without the `ballista` feature.
@@ -846,6 +869,7 @@ pub async fn reassign(
                 })
                 .collect(),
         }),
+        sources_registered: false,
     };
     let results = finish(&ctx, pipeline, options, computed, timings).await?;
     Ok(Some(Reassigned {
@@ -867,6 +891,9 @@ struct Computed {
     engine: String,
     /// The measures of the features alone, when a run over the same features table has them.
     features_measured: Option<FeaturesMeasured>,
+    /// Whether the pipeline's sources are registered in the session, so that cohorts can be
+    /// measured against the event source.
+    sources_registered: bool,
 }
 
 /// What an earlier run over the same features table measured that holds here too.
@@ -935,6 +962,7 @@ async fn finish(
         profile,
         engine,
         features_measured,
+        sources_registered,
     } = computed;
     let progress = &options.progress;
     progress.stage("statistics");
@@ -942,6 +970,17 @@ async fn finish(
         .await
         .map_err(|error| error.in_stage("statistics", options.resources.memory_limit))?;
     timings.lap("statistics");
+    let cohorts = if sources_registered {
+        let measured = cohorts::measure(ctx, pipeline, ASSIGNMENTS, options.as_of)
+            .await
+            .map_err(|error| error.in_stage("cohorts", options.resources.memory_limit))?;
+        if measured.is_some() {
+            timings.lap("cohorts");
+        }
+        measured
+    } else {
+        None
+    };
     let Measured {
         grouped,
         overall,
@@ -1023,6 +1062,7 @@ async fn finish(
         categories: profiled.categories,
         concentration: profiled.concentration,
         icp: profiled.icp,
+        cohorts,
         timings: timings.into_inner(),
         profile,
     })

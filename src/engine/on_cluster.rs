@@ -207,6 +207,11 @@ pub(super) async fn run(
         .collect();
 
     let local = session::for_pipeline(options.as_of, &options.resources)?;
+    // Cohorts recompute a feature as of every period end: embedded, over the same files.
+    let sources_registered = pipeline.spec.cohorts.is_some();
+    if sources_registered {
+        sources::register(&local, pipeline, &resolved).await?;
+    }
     let computed = |customers| Computed {
         customers,
         exclusions,
@@ -215,6 +220,7 @@ pub(super) async fn run(
         profile: None,
         engine: "ballista".into(),
         features_measured: None,
+        sources_registered,
     };
     super::finish_fetched(
         &local,

@@ -152,6 +152,8 @@ impl Pipeline {
         reduced.spec.matrix = None;
         reduced.spec.concentration.clear();
         reduced.spec.icp = None;
+        reduced.spec.cohorts = None;
+        reduced.spec.lifetime_value = None;
         reduced.spec.personas.clear();
         reduced.segments = vec![Segment {
             id: "all".into(),

@@ -61,6 +61,16 @@ pub struct PipelineSpec {
     /// The 2x2 value x engagement matrix: two features and where each is split into low and high.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub matrix: Option<MatrixSpec>,
+    /// Cohorts and retention: customers grouped by the calendar period of a date feature (e.g.
+    /// `signup_date`), and the share of each cohort still active after 1, 2, ... periods, per
+    /// segment. Written as `cohorts.json` and shown as heatmaps in the reports.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cohorts: Option<CohortsSpec>,
+    /// Lifetime value by segment: value to date, and a simple predictive lifetime value from the
+    /// segment's observed retention (see the README for the formula and its limits). Needs
+    /// `cohorts`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lifetime_value: Option<LifetimeValueSpec>,
     /// The quarterly review: when the segmentation was last reviewed and the limits lints check.
     #[serde(default)]
     pub review: ReviewSpec,
@@ -1047,6 +1057,68 @@ pub enum Split {
     Quantile(f64),
     /// A fixed value.
     Value(f64),
+}
+
+/// Cohorts of customers by the calendar period of a date, and their retention.
+#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CohortsSpec {
+    /// The date or timestamp feature whose calendar period is a customer's cohort, e.g.
+    /// `signup_date` (an `expr` feature naming the entity's column).
+    pub by: String,
+    /// The calendar period of cohorts and of retention steps.
+    #[serde(default)]
+    pub period: CohortPeriod,
+    /// An aggregate feature over an event source (e.g. `active_days_90`): a customer is active
+    /// at a period's end when that aggregate, computed as of that date (its source, `where` and
+    /// `window_days`, rows before the date), is above 0 or true.
+    pub active: String,
+    /// How many cohorts (the last periods up to the as-of date) and retention steps: 1 to 60.
+    #[serde(default = "default_cohort_periods")]
+    #[schemars(range(min = 1, max = 60))]
+    pub periods: u32,
+}
+
+/// Most cohorts (and retention steps) of `cohorts.periods`.
+pub const MAX_COHORT_PERIODS: u32 = 60;
+
+fn default_cohort_periods() -> u32 {
+    12
+}
+
+/// A calendar period of cohorts.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[serde(rename_all = "lowercase")]
+pub enum CohortPeriod {
+    /// Calendar months.
+    #[default]
+    Month,
+    /// Calendar quarters (January, April, July, October).
+    Quarter,
+}
+
+/// The assumptions of the simple predictive lifetime value.
+#[derive(Debug, Clone, PartialEq, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct LifetimeValueSpec {
+    /// The numeric feature holding each customer's value to date (e.g. all invoiced revenue).
+    pub value: String,
+    /// Share of value kept as margin, between 0 and 1.
+    #[serde(default = "default_margin")]
+    #[schemars(range(min = 0.0, max = 1.0))]
+    pub margin: f64,
+    /// Cap on the expected lifetime, in periods of `cohorts.period` (at least 1).
+    #[serde(default = "default_max_periods")]
+    #[schemars(range(min = 1))]
+    pub max_periods: u32,
+}
+
+fn default_margin() -> f64 {
+    1.0
+}
+
+fn default_max_periods() -> u32 {
+    60
 }
 
 /// How segment tests, reports and the summary name customers that no rule matched.

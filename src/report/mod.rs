@@ -31,9 +31,9 @@ use crate::analysis::compare::Comparison;
 use crate::analysis::{CriteriaReport, ScoringReport};
 use crate::error::{Error, Result};
 use crate::run_folder::{
-    CHARTS, COMPARISON, CRITERIA, LINT, LintRecord, MANIFEST, Manifest, PERSONAS, PROFILE,
-    REPORT_CONTEXT, ReportManifest, RunDocuments, RunView, SCORING, SEGMENTS, SEGMENTS_CSV,
-    SUPPRESSION, SegmentsDocument,
+    CHARTS, COHORTS, COMPARISON, CRITERIA, CohortsDocument, LINT, LintRecord, MANIFEST, Manifest,
+    PERSONAS, PROFILE, REPORT_CONTEXT, ReportManifest, RunDocuments, RunView, SCORING, SEGMENTS,
+    SEGMENTS_CSV, SUPPRESSION, SegmentsDocument,
 };
 
 /// The documents a finished run writes before its reports, borrowed from memory.
@@ -49,10 +49,13 @@ pub struct NewDocuments<'a> {
     pub lints: &'a [LintRecord],
     /// `comparison.json`.
     pub comparison: Option<&'a Comparison>,
+    /// `cohorts.json`.
+    pub cohorts: Option<&'a CohortsDocument>,
 }
 
 /// Write the machine-readable files into `dir`: segments.json, criteria.json, scoring.json (when
-/// scoring is declared), segments.csv, lint.json and comparison.json (when compared). Returns
+/// scoring is declared), segments.csv, lint.json, comparison.json (when compared) and
+/// cohorts.json (when cohorts are declared). Returns
 /// the files written.
 pub fn write_data(dir: &Path, docs: &NewDocuments<'_>) -> Result<Vec<String>> {
     let mut written = vec![SEGMENTS.to_string(), CRITERIA.to_string()];
@@ -69,6 +72,10 @@ pub fn write_data(dir: &Path, docs: &NewDocuments<'_>) -> Result<Vec<String>> {
     if let Some(comparison) = docs.comparison {
         write_json(&dir.join(COMPARISON), comparison)?;
         written.push(COMPARISON.into());
+    }
+    if let Some(cohorts) = docs.cohorts {
+        write_json(&dir.join(COHORTS), cohorts)?;
+        written.push(COHORTS.into());
     }
     Ok(written)
 }
@@ -126,6 +133,7 @@ fn write_charts(dir: &Path, data: &ReportContext, templates: &Templates) -> Resu
         ("matrix", data.matrix.is_some()),
         ("migration", data.comparison.is_some()),
         ("concentration", !data.concentration.is_empty()),
+        ("cohorts", data.cohorts.is_some()),
     ];
     let mut written = Vec::new();
     for (chart, drawn) in charts {

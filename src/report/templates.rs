@@ -35,6 +35,10 @@ pub const DEFAULT_TEMPLATES: &[(&str, &str)] = &[
         include_str!("../../templates/history.html.j2"),
     ),
     (
+        "chart-cohorts.svg.j2",
+        include_str!("../../templates/chart-cohorts.svg.j2"),
+    ),
+    (
         "chart-sizes.svg.j2",
         include_str!("../../templates/chart-sizes.svg.j2"),
     ),

@@ -23,11 +23,13 @@ use crate::error::{Error, Result};
 use crate::pipeline::Pipeline;
 use crate::pipeline::model::{IcpSpec, PersonaSpec, SegmentSpec};
 
+mod cohorts;
 mod documents;
 pub mod earlier;
 pub mod history;
 pub mod impact;
 
+pub use cohorts::{COHORTS, CohortsDocument};
 pub use documents::{
     ExportRecord, GitState, LintRecord, Manifest, REPORT_KIND, ReportManifest, RunInfo, StageTiming,
 };
@@ -305,6 +307,8 @@ pub struct RunDocuments {
     pub lints: Vec<LintRecord>,
     /// `comparison.json`, when compared with an earlier run.
     pub comparison: Option<Comparison>,
+    /// `cohorts.json`, when cohorts are declared.
+    pub cohorts: Option<CohortsDocument>,
 }
 
 /// Read the documents of the finished run folder at `path` (or of a staging folder whose
@@ -341,7 +345,7 @@ pub fn read_documents(path: &Path, run: Option<RunInfo>) -> Result<RunDocuments>
             let manifest = parse::<Manifest>(&text, MANIFEST, &broken)?;
             // What the run wrote must still be there: a report without its prioritisation or
             // comparison would read as if there had been none.
-            for name in [SCORING, COMPARISON, LINT] {
+            for name in [SCORING, COMPARISON, LINT, COHORTS] {
                 if manifest.outputs.iter().any(|o| o == name) && !path.join(name).exists() {
                     return Err(broken(format!(
                         "{name} is missing, and its {MANIFEST} lists it"
@@ -361,8 +365,12 @@ pub fn read_documents(path: &Path, run: Option<RunInfo>) -> Result<RunDocuments>
     let comparison = optional(COMPARISON)?
         .map(|text| parse(&text, COMPARISON, &broken))
         .transpose()?;
+    let cohorts = optional(COHORTS)?
+        .map(|text| parse(&text, COHORTS, &broken))
+        .transpose()?;
     Ok(RunDocuments {
         run,
+        cohorts,
         segments: checked.segments,
         criteria: checked.criteria.into_owned(),
         scoring,

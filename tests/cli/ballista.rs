@@ -216,6 +216,15 @@ fn assert_same_as_embedded(cluster: &Cluster, pipeline: &Path, key: &str) -> usi
             pipeline.display()
         );
     }
+    // Cohorts are measured embedded from the same files: the same tables.
+    if embedded.join("cohorts.json").exists() {
+        assert_eq!(
+            read_json(&distributed.join("cohorts.json"))["tables"],
+            read_json(&embedded.join("cohorts.json"))["tables"],
+            "{}: cohorts.json",
+            pipeline.display()
+        );
+    }
     let manifest = read_json(&distributed.join("manifest.json"));
     assert_eq!(manifest["engine"], "ballista");
     expected.len()

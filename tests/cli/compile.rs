@@ -116,21 +116,6 @@ fn assert_same_rows(engine: &str, expected: &BTreeMap<i64, Row>, found: &[Value]
     );
 }
 
-/// The Python with the `duckdb` package (.ci/run makes one), or `None` outside CI.
-fn duckdb_python() -> Option<String> {
-    let python = std::env::var("SEGFLOW_TEST_DUCKDB_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty());
-    if python.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "SEGFLOW_TEST_DUCKDB_PYTHON is not set: .ci/run makes a venv with duckdb"
-        );
-        crate::support::skipping("no Python with duckdb (set SEGFLOW_TEST_DUCKDB_PYTHON)");
-    }
-    python
-}
-
 /// Run `sql` in DuckDB over `pipeline`'s files, each a view named after its source with the
 /// declared types, returning the rows.
 fn run_in_duckdb(python: &str, pipeline: &Path, sql: &str) -> Vec<Value> {
@@ -265,7 +250,7 @@ const KEY: &str = "customer_id";
 
 #[test]
 fn compiled_duckdb_sql_assigns_every_customer_as_the_embedded_run() {
-    let Some(python) = duckdb_python() else {
+    let Some(python) = crate::support::duckdb_python() else {
         return;
     };
     let (_workspace, pipelines) = pipelines();
@@ -402,7 +387,7 @@ fn a_timestamp_difference_is_refused_naming_the_feature_and_dialect() {
 
 #[test]
 fn compiled_sql_on_100k_generated_customers_matches_in_duckdb_and_postgres() {
-    let python = duckdb_python();
+    let python = crate::support::duckdb_python();
     let url = postgres_url();
     if python.is_none() && url.is_none() {
         return;

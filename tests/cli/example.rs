@@ -154,6 +154,7 @@ fn saas_example_matches_an_independent_computation() {
         [
             "assignments.parquet",
             "charts",
+            "cohorts.json",
             "criteria.json",
             "lint.json",
             "manifest.json",

@@ -3,6 +3,7 @@
 #[cfg(feature = "ballista")]
 mod ballista;
 mod browser;
+mod cohorts;
 mod compile;
 mod corpus;
 mod data_reading;

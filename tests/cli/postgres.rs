@@ -708,6 +708,9 @@ fn the_example_run_inside_postgres_gives_the_embedded_runs_assignments_and_stati
             .collect::<Vec<_>>()
     };
     assert_eq!(verdicts(&run), verdicts(&files.dir()));
+    // Cohorts are measured embedded from the rows copied out of Postgres: the same tables.
+    let cohorts = |folder: &Path| read_json(&folder.join("cohorts.json"))["tables"].clone();
+    assert_eq!(cohorts(&run), cohorts(&files.dir()));
     let manifest = read_json(&run.join("manifest.json"));
     assert_eq!(manifest["engine"], "postgres");
     assert_eq!(

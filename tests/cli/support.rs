@@ -47,6 +47,21 @@ pub fn skipping(reason: &str) {
     );
 }
 
+/// The Python with the `duckdb` package (.ci/run makes one), or `None` outside CI.
+pub fn duckdb_python() -> Option<String> {
+    let python = std::env::var("SEGFLOW_TEST_DUCKDB_PYTHON")
+        .ok()
+        .filter(|p| !p.is_empty());
+    if python.is_none() {
+        assert!(
+            std::env::var_os("CI").is_none(),
+            "SEGFLOW_TEST_DUCKDB_PYTHON is not set: .ci/run makes a venv with duckdb"
+        );
+        skipping("no Python with duckdb (set SEGFLOW_TEST_DUCKDB_PYTHON)");
+    }
+    python
+}
+
 /// A path inside the repository.
 pub fn repo_path(relative: &str) -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join(relative)

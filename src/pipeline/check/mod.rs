@@ -3,6 +3,7 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+mod cohorts;
 mod exports;
 mod references;
 mod sections;
@@ -272,6 +273,7 @@ pub fn plan(spec: &PipelineSpec, file: &PipelineFile) -> Result<Checked, Vec<Pro
     let segment_references = check_segments(spec, file, &feature_names, &mut problems);
     sections::check_sections(spec, file, &mut problems);
     exports::check_exports(spec, file, &mut problems);
+    cohorts::check_cohorts(spec, file, &mut problems);
     if !problems.is_empty() {
         return Err(problems);
     }

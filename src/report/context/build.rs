@@ -5,6 +5,7 @@ use std::collections::{BTreeMap, HashMap};
 
 use super::*;
 
+mod cohorts;
 mod profiles;
 
 /// The heatmap's z-scores are clamped to this, so one outlier does not wash out the rest.
@@ -161,6 +162,7 @@ impl<'a> Builder<'a> {
         let heatmap = self.heatmap(&segments);
         let concentration = self.concentration();
         let icp = self.icp();
+        let cohorts = docs.cohorts.as_ref().map(|doc| self.cohorts(doc));
         ReportContext {
             segflow_version: docs.segments.segflow_version.to_string(),
             pipeline: PipelineCard {
@@ -220,6 +222,7 @@ impl<'a> Builder<'a> {
             heatmap,
             concentration,
             icp,
+            cohorts,
             suppression: Suppression {
                 min_cell: self.suppressor.min_cell,
                 masked: self.masked,

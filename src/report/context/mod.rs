@@ -5,6 +5,9 @@
 //! types.
 
 mod build;
+mod cohorts;
+
+use cohorts::CohortsCard;
 
 use schemars::JsonSchema;
 use serde::Serialize;
@@ -74,6 +77,8 @@ pub struct ReportContext {
     pub concentration: Vec<ConcentrationCard>,
     /// The ideal customer profile, when declared.
     pub icp: Option<IcpCard>,
+    /// Cohorts and retention per segment, and lifetime value, when `cohorts` is declared.
+    pub cohorts: Option<CohortsCard>,
     /// What small-cell suppression masked.
     pub suppression: Suppression,
 }
