@@ -195,6 +195,59 @@ pub async fn measure(
     let Some(spec) = &pipeline.spec.cohorts else {
         return Ok(None);
     };
+    let Some((calendar, counts)) = count(ctx, pipeline, assignments, as_of).await? else {
+        return Ok(None);
+    };
+    let groups: Vec<Option<&str>> = std::iter::once(None)
+        .chain(pipeline.segments.iter().map(|s| Some(s.id.as_str())))
+        .collect();
+    let tables = groups
+        .iter()
+        .map(|segment| counts.table(&calendar, *segment))
+        .collect();
+    let value = match &pipeline.spec.lifetime_value {
+        Some(ltv) => value_figures(ctx, pipeline, assignments, &ltv.value, &calendar).await?,
+        None => Vec::new(),
+    };
+    Ok(Some(Cohorts {
+        by: spec.by.clone(),
+        period: spec.period,
+        active: spec.active.clone(),
+        periods: spec.periods,
+        tables,
+        value,
+    }))
+}
+
+/// The cohort tables of the groups named `groups` in the `segment` column of `table` (which
+/// also holds the key and the `by` feature), e.g. the ideal customer profile and everyone else.
+/// Empty without `cohorts:`.
+pub async fn tables_of(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    table: &str,
+    as_of: NaiveDate,
+    groups: &[&str],
+) -> Result<Vec<CohortTable>> {
+    let Some((calendar, counts)) = count(ctx, pipeline, table, as_of).await? else {
+        return Ok(Vec::new());
+    };
+    Ok(groups
+        .iter()
+        .map(|group| counts.table(&calendar, Some(group)))
+        .collect())
+}
+
+/// Customers per (segment, cohort) and active customers per (segment, cohort, period end).
+async fn count(
+    ctx: &SessionContext,
+    pipeline: &Pipeline,
+    assignments: &str,
+    as_of: NaiveDate,
+) -> Result<Option<(Calendar, Counts)>> {
+    let Some(spec) = &pipeline.spec.cohorts else {
+        return Ok(None);
+    };
     let calendar = Calendar::new(spec.period, spec.periods, as_of)
         .ok_or_else(|| Error::Internal(format!("no calendar before {as_of}")))?;
     let assigned = table_schema(ctx, assignments).await?;
@@ -227,26 +280,7 @@ pub async fn measure(
         }
         None => Vec::new(),
     };
-    let counts = Counts::from_rows(&sizes, &active);
-    let groups: Vec<Option<&str>> = std::iter::once(None)
-        .chain(pipeline.segments.iter().map(|s| Some(s.id.as_str())))
-        .collect();
-    let tables = groups
-        .iter()
-        .map(|segment| counts.table(&calendar, *segment))
-        .collect();
-    let value = match &pipeline.spec.lifetime_value {
-        Some(ltv) => value_figures(ctx, pipeline, assignments, &ltv.value, &calendar).await?,
-        None => Vec::new(),
-    };
-    Ok(Some(Cohorts {
-        by: spec.by.clone(),
-        period: spec.period,
-        active: spec.active.clone(),
-        periods: spec.periods,
-        tables,
-        value,
-    }))
+    Ok(Some((calendar, Counts::from_rows(&sizes, &active))))
 }
 
 /// The SQL of the (customer, end index) pairs where the customer of a cohort is active at that

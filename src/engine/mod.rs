@@ -169,7 +169,7 @@ pub struct RunResults {
 }
 
 /// The ideal customer profile measured against everyone else.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct IcpMeasured {
     /// Customers in the profile.
     pub customers: u64,
@@ -177,8 +177,11 @@ pub struct IcpMeasured {
     pub features: Vec<FeatureStats>,
     /// Feature statistics of everyone else (no medians).
     pub rest: Vec<FeatureStats>,
-    /// Category mixes of the two groups: `icp`, then everyone else (null).
+    /// Category mixes of the two groups: `icp`, then everyone else (`rest`).
     pub categories: Vec<profiles::CategoryMix>,
+    /// With `cohorts:`, the cohort tables of the two groups: `icp`, then `rest`.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub retention: Vec<cohorts::CohortTable>,
 }
 
 /// One segment's measured size and profile. Declarations (name, owner, rule, actions) stay in
@@ -970,16 +973,31 @@ async fn finish(
         .await
         .map_err(|error| error.in_stage("statistics", options.resources.memory_limit))?;
     timings.lap("statistics");
-    let cohorts = if sources_registered {
+    let (cohorts, icp_retention) = if sources_registered {
+        let in_stage = |error: Error| error.in_stage("cohorts", options.resources.memory_limit);
         let measured = cohorts::measure(ctx, pipeline, ASSIGNMENTS, options.as_of)
             .await
-            .map_err(|error| error.in_stage("cohorts", options.resources.memory_limit))?;
+            .map_err(in_stage)?;
+        // The ICP's retention beside everyone else's, from the view that labels its customers.
+        let icp_retention = if measured.is_some() && pipeline.spec.icp.is_some() {
+            cohorts::tables_of(
+                ctx,
+                pipeline,
+                ICP_VIEW,
+                options.as_of,
+                &[profiles::ICP, profiles::REST],
+            )
+            .await
+            .map_err(in_stage)?
+        } else {
+            Vec::new()
+        };
         if measured.is_some() {
             timings.lap("cohorts");
         }
-        measured
+        (measured, icp_retention)
     } else {
-        None
+        (None, Vec::new())
     };
     let Measured {
         grouped,
@@ -1061,7 +1079,10 @@ async fn finish(
         rule_overlap,
         categories: profiled.categories,
         concentration: profiled.concentration,
-        icp: profiled.icp,
+        icp: profiled.icp.map(|icp| IcpMeasured {
+            retention: icp_retention,
+            ..icp
+        }),
         cohorts,
         timings: timings.into_inner(),
         profile,
@@ -1112,7 +1133,9 @@ async fn profile(
         let group = |icp: bool| {
             grouped
                 .iter()
-                .find(|g| g.segment.is_some() == icp)
+                .find(|g| {
+                    g.segment.as_deref() == Some(if icp { profiles::ICP } else { profiles::REST })
+                })
                 .map_or_else(
                     || (0, empty_stats(&names)),
                     |g| (g.customers, g.features.clone()),
@@ -1120,7 +1143,10 @@ async fn profile(
         };
         let (customers, features) = group(true);
         let (_, rest) = group(false);
-        let two = [Some(profiles::ICP.to_string()), None];
+        let two = [
+            Some(profiles::ICP.to_string()),
+            Some(profiles::REST.to_string()),
+        ];
         let categories =
             profiles::category_mixes(ctx, ICP_VIEW, schema, &categorical, &two).await?;
         Some(IcpMeasured {
@@ -1128,6 +1154,7 @@ async fn profile(
             features,
             rest,
             categories,
+            retention: Vec::new(),
         })
     } else {
         None

@@ -39,7 +39,7 @@ pub struct CategoryMix {
 /// Customers per category value in one group.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, schemars::JsonSchema)]
 pub struct GroupCounts {
-    /// The segment id; null for unassigned customers (or for the rest, beside an ICP).
+    /// The segment id; null for unassigned customers (`icp` and `rest` beside an ICP).
     pub segment: Option<String>,
     /// Customers per value, in the order of the mix's `values`.
     pub counts: Vec<u64>,
@@ -292,8 +292,8 @@ async fn concentration(ctx: &SessionContext, table: &str, feature: &str) -> Resu
     Ok(concentration)
 }
 
-/// A view of `table` whose `segment` column says whether a customer is in the ideal customer
-/// profile (`icp`) or not (null), for measuring the two groups like segments.
+/// A view of `table` (key and features) whose `segment` column says whether a customer is in the
+/// ideal customer profile (`icp`) or not (`rest`), for measuring the two groups like segments.
 pub async fn register_icp_view(
     ctx: &SessionContext,
     table: &str,
@@ -308,9 +308,12 @@ pub async fn register_icp_view(
         (None, Some(when)) => format!("COALESCE(({when}), false)"),
         (None, None) => return Ok(false),
     };
-    let columns: Vec<String> = pipeline.features.iter().map(|f| ident(&f.name)).collect();
+    let columns: Vec<String> = std::iter::once(&pipeline.entity.key)
+        .chain(pipeline.features.iter().map(|f| &f.name))
+        .map(|name| ident(name))
+        .collect();
     let sql = format!(
-        "SELECT CASE WHEN {condition} THEN '{ICP}' END AS \"segment\", {} FROM {}",
+        "SELECT CASE WHEN {condition} THEN '{ICP}' ELSE '{REST}' END AS \"segment\", {} FROM {}",
         columns.join(", "),
         ident(table)
     );
@@ -321,6 +324,9 @@ pub async fn register_icp_view(
 
 /// The segment id the ICP view gives ICP customers.
 pub const ICP: &str = "icp";
+
+/// The segment id the ICP view gives everyone else.
+pub const REST: &str = "rest";
 
 #[cfg(test)]
 mod tests {

@@ -333,3 +333,35 @@ fn the_example_cohorts_match_an_independent_duckdb_computation() {
     }
     assert!(cells >= 12 * 12 * 3, "{cells} cells compared");
 }
+
+/// The ideal customer profile's retention is its customers' cohort tables: named by segment
+/// (`small`), they are that segment's tables, and everyone else's are `big`'s (every customer
+/// is in one of the two). Pooled over the observed cohorts, three periods after joining only
+/// February is observed: small 1 of 2 (customer 3 came back), big 1 of 3.
+#[test]
+fn the_icp_retention_is_its_customers_cohort_tables_beside_everyone_elses() {
+    let workspace = Workspace::from_fixture("cohorts");
+    let pipeline = workspace.read("pipeline.yaml");
+    workspace.write(
+        "pipeline.yaml",
+        &format!("{pipeline}icp: {{ name: Small accounts, segment: small }}\n"),
+    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "run"]);
+    let cohorts = read_json(&workspace.path().join("run/cohorts.json"));
+    let segments = read_json(&workspace.path().join("run/segments.json"));
+    let table = |id: &str| {
+        cohorts["tables"]
+            .as_array()
+            .and_then(|t| t.iter().find(|t| t["segment"] == id))
+            .map(|t| t["cohorts"].clone())
+            .expect("segment table")
+    };
+    let retention = &segments["icp"]["retention"];
+    assert_eq!(retention[0]["segment"], "icp");
+    assert_eq!(retention[0]["cohorts"], table("small"));
+    assert_eq!(retention[1]["segment"], "rest");
+    assert_eq!(retention[1]["cohorts"], table("big"));
+    let report = workspace.read("run/report.md");
+    assert!(report.contains("| 1 month | 75.0% | 75.0% |"), "{report}");
+    assert!(report.contains("| 3 months | 50.0% | 33.3% |"), "{report}");
+}

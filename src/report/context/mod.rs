@@ -299,6 +299,22 @@ pub struct IcpCard {
     pub categories: Vec<CategoryCard>,
     /// Their share of each concentration feature's total beside their share of customers.
     pub value_shares: Vec<IcpValueShare>,
+    /// With `cohorts:`, the share still active after 1, 3, 6 and 12 periods (those observed):
+    /// the profile's customers beside everyone else's, pooled over the cohorts.
+    pub retention: Vec<IcpRetention>,
+    /// The cohorts' period (`month` or `quarter`), with `cohorts:`.
+    pub period: Option<String>,
+}
+
+/// The share of a group's cohort customers still active some periods after joining.
+#[derive(Debug, Clone, Serialize, JsonSchema)]
+pub struct IcpRetention {
+    /// Periods after the cohort's own.
+    pub after: usize,
+    /// The ICP's share (`null` when not observed or masked).
+    pub icp: Option<f64>,
+    /// Everyone else's share.
+    pub rest: Option<f64>,
 }
 
 /// A numeric feature on which ICP customers differ from everyone else.

@@ -4,6 +4,7 @@
 use super::*;
 use crate::analysis::effect::{Moments, cohens_d};
 use crate::analysis::{CategoryProfile, category_profile};
+use crate::engine::cohorts::CohortTable;
 use crate::engine::profiles::{CategoryMix, Concentration, ICP};
 
 /// How many numeric features the ICP comparison lists.
@@ -244,7 +245,17 @@ impl Builder<'_> {
                 })
             })
             .collect();
+        let retention = if masked {
+            Vec::new()
+        } else {
+            self.icp_retention(&measured.retention)
+        };
         Some(IcpCard {
+            retention,
+            period: docs
+                .cohorts
+                .as_ref()
+                .map(|c| format!("{:?}", c.cohorts.period).to_lowercase()),
             name: spec
                 .name
                 .clone()
@@ -260,6 +271,38 @@ impl Builder<'_> {
             categories,
             value_shares,
         })
+    }
+}
+
+impl Builder<'_> {
+    /// Pooled retention of the ICP (`tables[0]`) and everyone else (`tables[1]`) at the steps
+    /// reviews ask about; a share over fewer cohort customers than `min_cell` is masked.
+    fn icp_retention(&self, tables: &[CohortTable]) -> Vec<IcpRetention> {
+        let [icp, rest] = tables else {
+            return Vec::new();
+        };
+        let steps = icp.cohorts.first().map_or(0, |c| c.active.len());
+        let pooled = |table: &CohortTable, k: usize| {
+            let (mut active, mut customers) = (0u64, 0u64);
+            for cohort in &table.cohorts {
+                if let Some(Some(n)) = cohort.active.get(k - 1) {
+                    active += n;
+                    customers += cohort.customers;
+                }
+            }
+            (customers > 0 && !self.suppressor.is_small(customers))
+                .then(|| active as f64 / customers as f64)
+        };
+        [1, 3, 6, 12]
+            .into_iter()
+            .filter(|&k| k <= steps)
+            .map(|k| IcpRetention {
+                after: k,
+                icp: pooled(icp, k),
+                rest: pooled(rest, k),
+            })
+            .filter(|r| r.icp.is_some() || r.rest.is_some())
+            .collect()
     }
 }
 
