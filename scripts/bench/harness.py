@@ -628,7 +628,7 @@ def parse_args(argv: list[str]):
                    help="extra flags for `segflow run` at one size ('*' for every size), e.g. "
                         "'5m:--memory-limit 2GiB'; passed only if `segflow run --help` lists them; "
                         f"replaces the default for that size (defaults: {DEFAULT_SEGFLOW_ARGS})")
-    p.add_argument("--pipeline", type=Path, help="pipeline file (default: pipelines/saas_quarterly.yaml)")
+    p.add_argument("--pipeline", type=Path, help="pipeline file (default: scripts/bench/saas_core.yaml, the segmentation the references compute)")
     p.add_argument("--data-dir", type=Path, default=Path.home() / ".cache/segflow/bench-data",
                    help="where generated tables are kept and reused, one folder per size (default: ~/.cache/segflow/bench-data)")
     p.add_argument("--seed", type=int, default=42, help="generator seed (default: 42)")
@@ -674,7 +674,7 @@ def parse_args(argv: list[str]):
         overrides[size.strip().lower()] = flags
     args.segflow_args = overrides
     args.repo = args.repo.resolve()
-    args.pipeline = (args.pipeline or args.repo / "pipelines/saas_quarterly.yaml").resolve()
+    args.pipeline = (args.pipeline or args.repo / "scripts/bench/saas_core.yaml").resolve()
     target = Path(os.environ.get("CARGO_TARGET_DIR", args.repo / "target"))
     if not target.is_absolute():
         target = args.repo / target

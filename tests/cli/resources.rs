@@ -1,4 +1,4 @@
-//! Bounded memory: under a tiny `--memory-limit` (4 MiB) the example still gives the same outputs by
+//! Bounded memory: under a tiny `--memory-limit` (6 MiB) the example still gives the same outputs by
 //! spilling, the spill files are gone afterwards, and a limit too small even for spilling stops
 //! with exit 9, naming the stage and the limit.
 
@@ -24,11 +24,13 @@ fn a_tiny_memory_limit_spills_and_gives_the_same_outputs() {
     std::fs::create_dir(&tmp).unwrap();
     let free = run(&dir.path().join("free"), &tmp, &[]);
     assert!(free.status.success(), "{}", stderr(&free));
-    // One thread makes the memory accounting, and so the spilling, deterministic.
+    // One thread makes the memory accounting, and so the spilling, deterministic. 6 MiB: the
+    // final sort must hold one batch of the example's rows, which its text features (plan,
+    // industry) made too wide for 4 MiB; it still spills three times.
     let tight = run(
         &dir.path().join("tight"),
         &tmp,
-        &["--memory-limit", "4MiB", "--threads", "1", "--profile"],
+        &["--memory-limit", "6MiB", "--threads", "1", "--profile"],
     );
     assert!(tight.status.success(), "{}", stderr(&tight));
 
@@ -39,7 +41,7 @@ fn a_tiny_memory_limit_spills_and_gives_the_same_outputs() {
         .filter_map(|rest| rest.split(|c: char| !c.is_ascii_digit()).next())
         .filter_map(|n| n.parse::<u64>().ok())
         .sum();
-    assert!(spills > 0, "nothing spilled under 4 MiB:\n{profile}");
+    assert!(spills > 0, "nothing spilled under 6 MiB:\n{profile}");
 
     let (mut free, mut tight) = (
         files(&dir.path().join("free")),
