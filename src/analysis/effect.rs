@@ -56,12 +56,34 @@ pub fn cohens_d(a: Moments, b: Moments) -> Option<f64> {
         return None;
     }
     let pooled = (((a.n - 1.0) * a.sd.powi(2) + (b.n - 1.0) * b.sd.powi(2)) / dof).sqrt();
-    (pooled > 0.0).then(|| (a.mean - b.mean) / pooled)
+    // A standard deviation that is rounding noise (a constant feature's variance computed in
+    // floating point) is no variation: dividing by it would give d in the millions.
+    let noise = 1e-9 * a.mean.abs().max(b.mean.abs()).max(1.0);
+    (pooled > noise).then(|| (a.mean - b.mean) / pooled)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn rounding_noise_is_no_variation() {
+        // A constant feature's standard deviation computed in floating point.
+        let a = Moments {
+            n: 20.0,
+            mean: 1.0,
+            sd: 1e-17,
+        };
+        let b = Moments {
+            n: 30.0,
+            mean: 0.0,
+            sd: 0.0,
+        };
+        assert_eq!(cohens_d(a, b), None);
+        let c = Moments { sd: 1.0, ..b };
+        let pooled = (29.0f64 / 48.0).sqrt();
+        assert!((cohens_d(a, c).unwrap_or_default() - 1.0 / pooled).abs() < 1e-12);
+    }
 
     fn moments(values: &[f64]) -> Moments {
         let n = values.len() as f64;

@@ -94,9 +94,24 @@ const DISTINGUISHING: usize = 5;
 /// How many values of a category feature a profile lists.
 const TOP_VALUES: usize = 5;
 
+/// The mixes of every category feature in the group `group` (a segment id, or `icp`), against
+/// everyone; empty for a group nobody is in.
+pub fn category_profiles(mixes: &[CategoryMix], group: &str) -> Vec<CategoryProfile> {
+    mixes
+        .iter()
+        .filter_map(|mix| {
+            let counts = mix
+                .segments
+                .iter()
+                .find(|g| g.segment.as_deref() == Some(group))?;
+            category_profile(mix, counts)
+        })
+        .collect()
+}
+
 /// The mix of one category feature in `group`, against everyone in `mix`; `None` for an empty
 /// group.
-pub fn category_profile(mix: &CategoryMix, group: &GroupCounts) -> Option<CategoryProfile> {
+fn category_profile(mix: &CategoryMix, group: &GroupCounts) -> Option<CategoryProfile> {
     let customers = group.total();
     if customers == 0 {
         return None;
@@ -163,17 +178,7 @@ pub fn analyse(pipeline: &Pipeline, results: &RunResults) -> Analysis {
             SegmentProfile {
                 segment: segment.id.clone(),
                 distinguishing,
-                categories: results
-                    .categories
-                    .iter()
-                    .filter_map(|mix| {
-                        let group = mix
-                            .segments
-                            .iter()
-                            .find(|g| g.segment.as_deref() == Some(segment.id.as_str()))?;
-                        category_profile(mix, group)
-                    })
-                    .collect(),
+                categories: category_profiles(&results.categories, &segment.id),
             }
         })
         .collect();

@@ -1316,6 +1316,8 @@ impl<'a> Compiler<'a> {
             .await;
         }
         if let Some(when) = pipeline.spec.icp.as_ref().and_then(|icp| icp.when.as_ref()) {
+            // The line break ends a `--` comment the condition may close with.
+            let when = &format!("{when}\n");
             self.check_condition(
                 from,
                 "icp.when",

@@ -73,6 +73,10 @@ pub struct Concentration {
     pub total: f64,
     /// Customers with a negative value (a refund, a credit): the Gini is not given then.
     pub negative: u64,
+    /// Whether a value is infinite or not a number, or the total overflows: nothing else is
+    /// given then.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub infinite: bool,
     /// Gini coefficient over customers: 0 when everyone holds the same, towards 1 when a few
     /// hold it all. Null when undefined (no positive total, or negative values).
     pub gini: Option<f64>,
@@ -85,11 +89,19 @@ impl Concentration {
     /// Share of the total held by the top `customers_share` of customers (e.g. 0.2 for the top
     /// fifth), read off the curve at a twentieth.
     pub fn top_share(&self, customers_share: f64) -> Option<f64> {
+        if self.total <= 0.0 || self.negative > 0 {
+            return None;
+        }
         let cut = 1.0 - customers_share;
-        self.lorenz
-            .iter()
-            .find(|(x, _)| (x - cut).abs() < 1e-9)
-            .map(|(_, y)| 1.0 - y)
+        // Between the two points around the cut, linearly: with a number of customers that is
+        // not a multiple of twenty the points fall a fraction of a customer off the twentieths.
+        let after = self.lorenz.iter().position(|(x, _)| *x >= cut - 1e-12)?;
+        let (x1, y1) = self.lorenz[after];
+        let held = match after.checked_sub(1).map(|i| self.lorenz[i]) {
+            Some((x0, y0)) if x1 > x0 => y0 + (y1 - y0) * (cut - x0) / (x1 - x0),
+            _ => y1,
+        };
+        Some(1.0 - held)
     }
 }
 
@@ -153,9 +165,11 @@ async fn category_mix(
     numeric: bool,
     groups: &[Option<String>],
 ) -> Result<CategoryMix> {
+    // Grouped by the value as it is (a boolean or a number hashes faster than its text), cast to
+    // text only once per distinct value.
     let sql = format!(
-        "WITH counted AS (SELECT \"segment\" AS s, CAST({column} AS VARCHAR) AS v, count(*) AS n \
-           FROM {table} GROUP BY 1, 2), \
+        "WITH counted AS (SELECT \"segment\" AS s, CAST(raw AS VARCHAR) AS v, n FROM \
+           (SELECT \"segment\", {column} AS raw, count(*) AS n FROM {table} GROUP BY 1, 2)), \
          totals AS (SELECT s, v, n, sum(n) OVER (PARTITION BY v) AS total FROM counted), \
          ranked AS (SELECT s, v, n, dense_rank() OVER (ORDER BY total DESC, v ASC NULLS FIRST) AS r \
            FROM totals) \
@@ -259,6 +273,7 @@ async fn concentration(ctx: &SessionContext, table: &str, feature: &str) -> Resu
         customers,
         total: 0.0,
         negative,
+        infinite: false,
         gini: None,
         lorenz: Vec::new(),
     };
@@ -278,6 +293,16 @@ async fn concentration(ctx: &SessionContext, table: &str, feature: &str) -> Resu
     let float = |row: &Vec<serde_json::Value>, i: usize| row[i].as_f64().unwrap_or(0.0);
     let total: f64 = parts.iter().map(|row| float(row, 2)).sum();
     let weighted: f64 = parts.iter().map(|row| float(row, 3)).sum();
+    // A part's sum comes back null only when it is not a finite number (JSON has none).
+    let unrepresentable = parts
+        .iter()
+        .any(|row| !row[2].is_number() || !row[3].is_number());
+    if unrepresentable || !total.is_finite() || !weighted.is_finite() {
+        // An infinite or not-a-number value (or a sum that overflows) has no share of a total;
+        // JSON could not hold the figures either.
+        concentration.infinite = true;
+        return Ok(concentration);
+    }
     concentration.total = total;
     concentration.gini = (negative == 0 && total > 0.0).then(|| weighted / (n * total));
     let mut lorenz = vec![(0.0, 0.0)];
@@ -305,7 +330,8 @@ pub async fn register_icp_view(
     };
     let condition = match (&icp.segment, &icp.when) {
         (Some(segment), _) => format!("\"segment\" = {}", string_literal(segment)),
-        (None, Some(when)) => format!("COALESCE(({when}), false)"),
+        // The line break ends a `--` comment the condition may close with.
+        (None, Some(when)) => format!("COALESCE(({when}\n), false)"),
         (None, None) => return Ok(false),
     };
     let columns: Vec<String> = std::iter::once(&pipeline.entity.key)
@@ -339,6 +365,7 @@ mod tests {
             customers: 5,
             total: 100.0,
             negative: 0,
+            infinite: false,
             gini: Some(0.5),
             lorenz: (0..=20)
                 .map(|i| (i as f64 / 20.0, (i as f64 / 20.0).powi(2)))
@@ -346,5 +373,17 @@ mod tests {
         };
         let top = concentration.top_share(0.2).unwrap_or_default();
         assert!((top - (1.0 - 0.64)).abs() < 1e-12, "{top}");
+        // Points off the twentieths: the share at 0.8 lies on the line between its neighbours.
+        let off = Concentration {
+            lorenz: vec![(0.0, 0.0), (0.7, 0.2), (0.9, 0.6), (1.0, 1.0)],
+            ..concentration.clone()
+        };
+        let top = off.top_share(0.2).unwrap_or_default();
+        assert!((top - 0.6).abs() < 1e-12, "{top}");
+        let none = Concentration {
+            total: 0.0,
+            ..concentration
+        };
+        assert_eq!(none.top_share(0.2), None, "no total, no share of it");
     }
 }

@@ -31,7 +31,7 @@
 
 use serde_json::{Value, json};
 
-use crate::support::{ExampleRun, Workspace, read_json, repo_path, stderr};
+use crate::support::{ExampleRun, Workspace, duckdb_python, read_json, repo_path, stderr};
 
 fn close(actual: &Value, expected: f64, what: &str) {
     let actual = actual
@@ -196,21 +196,6 @@ fn concentration_of_text_and_an_icp_with_two_targets_are_refused_with_their_loca
     assert!(text.contains("pipeline.yaml:"), "{text}");
 }
 
-/// The Python with the `duckdb` package (.ci/run makes one), or `None` outside CI.
-fn duckdb_python() -> Option<String> {
-    let python = std::env::var("SEGFLOW_TEST_DUCKDB_PYTHON")
-        .ok()
-        .filter(|p| !p.is_empty());
-    if python.is_none() {
-        assert!(
-            std::env::var_os("CI").is_none(),
-            "SEGFLOW_TEST_DUCKDB_PYTHON is not set: .ci/run makes a venv with duckdb"
-        );
-        crate::support::skipping("no Python with duckdb (set SEGFLOW_TEST_DUCKDB_PYTHON)");
-    }
-    python
-}
-
 #[test]
 fn the_example_profiles_match_an_independent_duckdb_computation() {
     let Some(python) = duckdb_python() else {
@@ -345,4 +330,34 @@ fn an_icp_named_by_segment_is_that_segments_customers_against_everyone_else() {
         report.contains("They hold **91.7%** of the total `revenue`."),
         "{report}"
     );
+}
+
+/// Found by an adversarial round: an infinite value in a concentration feature made segments.json
+/// unreadable (exit 10); a `--` comment ending an ICP condition swallowed the closing brackets.
+#[test]
+fn an_infinite_value_and_a_commented_icp_condition_run_and_say_so() {
+    let workspace = Workspace::from_fixture("profiles");
+    let customers = workspace.read("customers.csv");
+    workspace.write(
+        "customers.csv",
+        &customers.replace("1,pro,500,5", "1,pro,inf,5"),
+    );
+    workspace.edit_pipeline(
+        "  when: revenue >= 100 AND plan = 'pro'",
+        "  when: \"revenue >= 100 AND plan = 'pro' -- paying pro accounts\"",
+    );
+    workspace.segflow_ok(&["run", "pipeline.yaml", "--out", "out"]);
+    let segments = read_json(&workspace.path().join("out/segments.json"));
+    assert_eq!(segments["concentration"][0]["infinite"], true);
+    assert_eq!(segments["concentration"][0]["gini"], Value::Null);
+    assert_eq!(segments["icp"]["customers"], 3);
+    let report = workspace.read("out/report.md");
+    assert!(
+        report.contains(
+            "A value is infinite or not a number (or the total overflows), so no shares are given."
+        ),
+        "{report}"
+    );
+    // `segflow report` reads the run folder back.
+    workspace.segflow_ok(&["report", "out", "--out", "again"]);
 }

@@ -243,6 +243,10 @@ pub struct ValueCard {
 pub struct ConcentrationCard {
     /// The feature.
     pub feature: FeatureCard,
+    /// Customers with a value.
+    pub customers: u64,
+    /// Whether a value is infinite or the total overflows (then only this is known).
+    pub infinite: bool,
     /// The total over all customers.
     pub total: f64,
     /// Gini coefficient over customers (0 even, towards 1 concentrated); `null` when undefined.
@@ -313,8 +317,12 @@ pub struct IcpRetention {
     pub after: usize,
     /// The ICP's share (`null` when not observed or masked).
     pub icp: Option<f64>,
+    /// Whether the ICP's share is masked (fewer cohort customers than `min_cell`).
+    pub icp_masked: bool,
     /// Everyone else's share.
     pub rest: Option<f64>,
+    /// Whether everyone else's share is masked.
+    pub rest_masked: bool,
 }
 
 /// A numeric feature on which ICP customers differ from everyone else.

@@ -6,6 +6,7 @@ use super::super::cohorts::{
 };
 use super::Builder;
 use crate::pipeline::model::CohortPeriod;
+use crate::report::suppression::MaskReason;
 use crate::run_folder::CohortsDocument;
 
 fn period_name(period: CohortPeriod) -> String {
@@ -20,6 +21,22 @@ impl Builder<'_> {
     /// The cohorts card of `doc`.
     pub(super) fn cohorts(&mut self, doc: &CohortsDocument) -> CohortsCard {
         let cohorts = &doc.cohorts;
+        // All customers' cohort sizes minus the segments' shown ones would give a masked cell
+        // (or a hidden segment's, or the unassigned customers') away: such cohorts of the
+        // all-customers table are masked too.
+        let any_hidden = !self.hidden.is_empty()
+            || self
+                .suppressor
+                .is_small(self.docs.segments.results.unassigned);
+        let mut masked_cohorts = std::collections::HashSet::new();
+        for table in cohorts.tables.iter().filter(|t| t.segment.is_some()) {
+            let sizes: Vec<u64> = table.cohorts.iter().map(|c| c.customers).collect();
+            for (i, mask) in self.suppressor.mask_group(&sizes).iter().enumerate() {
+                if mask.is_some() {
+                    masked_cohorts.insert(i);
+                }
+            }
+        }
         let tables = cohorts
             .tables
             .iter()
@@ -36,7 +53,14 @@ impl Builder<'_> {
                     };
                 }
                 let sizes: Vec<u64> = table.cohorts.iter().map(|c| c.customers).collect();
-                let masks = self.suppressor.mask_group(&sizes);
+                let mut masks = self.suppressor.mask_group(&sizes);
+                if id.is_none() {
+                    for (i, mask) in masks.iter_mut().enumerate() {
+                        if mask.is_none() && (any_hidden || masked_cohorts.contains(&i)) {
+                            *mask = Some(MaskReason::Complementary);
+                        }
+                    }
+                }
                 let rows = table
                     .cohorts
                     .iter()

@@ -3,7 +3,7 @@
 
 use super::*;
 use crate::analysis::effect::{Moments, cohens_d};
-use crate::analysis::{CategoryProfile, category_profile};
+use crate::analysis::{CategoryProfile, category_profiles};
 use crate::engine::cohorts::CohortTable;
 use crate::engine::profiles::{CategoryMix, Concentration, ICP};
 
@@ -41,14 +41,13 @@ impl Builder<'_> {
                     *reason,
                 );
             }
-            let overall = mix.and_then(|m| overall_count(m, value.value.as_deref()));
+            let overall_shown =
+                mix.is_some_and(|m| self.overall_share_is_safe(m, value.value.as_deref()));
             top.push(ValueCard {
                 masked: mask.is_some(),
                 customers: mask.is_none().then_some(value.customers),
                 share: mask.is_none().then_some(value.share),
-                overall_share: overall
-                    .filter(|n| !self.suppressor.is_small(*n))
-                    .map(|_| value.overall_share),
+                overall_share: overall_shown.then_some(value.overall_share),
                 value: label,
             });
         }
@@ -165,6 +164,8 @@ impl Builder<'_> {
             .cloned();
         Some(ConcentrationCard {
             feature,
+            customers: measured.customers,
+            infinite: measured.infinite,
             total: measured.total,
             gini: measured.gini,
             top_fifth: measured.top_share(0.2),
@@ -204,17 +205,7 @@ impl Builder<'_> {
             .collect();
         distinguishing.sort_by(|a, b| b.effect.abs().total_cmp(&a.effect.abs()));
         distinguishing.truncate(ICP_FEATURES);
-        let profiles: Vec<CategoryProfile> = measured
-            .categories
-            .iter()
-            .filter_map(|mix| {
-                let group = mix
-                    .segments
-                    .iter()
-                    .find(|g| g.segment.as_deref() == Some(ICP))?;
-                category_profile(mix, group)
-            })
-            .collect();
+        let profiles = category_profiles(&measured.categories, ICP);
         let mut categories: Vec<CategoryCard> = if masked {
             Vec::new()
         } else {
@@ -290,24 +281,42 @@ impl Builder<'_> {
                     customers += cohort.customers;
                 }
             }
-            (customers > 0 && !self.suppressor.is_small(customers))
-                .then(|| active as f64 / customers as f64)
+            let masked = self.suppressor.is_small(customers);
+            let share = (customers > 0 && !masked).then(|| active as f64 / customers as f64);
+            (share, masked)
         };
         [1, 3, 6, 12]
             .into_iter()
             .filter(|&k| k <= steps)
-            .map(|k| IcpRetention {
-                after: k,
-                icp: pooled(icp, k),
-                rest: pooled(rest, k),
+            .map(|k| {
+                let ((icp, icp_masked), (rest, rest_masked)) = (pooled(icp, k), pooled(rest, k));
+                IcpRetention {
+                    after: k,
+                    icp,
+                    icp_masked,
+                    rest,
+                    rest_masked,
+                }
             })
             .filter(|r| r.icp.is_some() || r.rest.is_some())
             .collect()
     }
 }
 
-/// Customers over all with `value` in `mix`.
-fn overall_count(mix: &CategoryMix, value: Option<&str>) -> Option<u64> {
-    let i = mix.values.iter().position(|v| v.as_deref() == value)?;
-    mix.overall.get(i).copied()
+impl Builder<'_> {
+    /// Whether a value's share of all customers may be shown beside a group's: the total minus
+    /// the shown cells must not give a small cell away, so no group (the unassigned included)
+    /// may hold a small number of customers with it, and no segment may be hidden.
+    fn overall_share_is_safe(&self, mix: &CategoryMix, value: Option<&str>) -> bool {
+        let Some(i) = mix.values.iter().position(|v| v.as_deref() == value) else {
+            return false;
+        };
+        self.hidden.is_empty()
+            && !self.suppressor.is_small(mix.overall[i])
+            && mix.segments.iter().all(|g| {
+                !self
+                    .suppressor
+                    .is_small(g.counts.get(i).copied().unwrap_or(0))
+            })
+    }
 }
