@@ -297,7 +297,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Lint(args) => {
             let (pipeline, options) = prepare(&args.input)?;
             let mut lints = lint::static_lints(&pipeline, options.as_of);
-            lints.extend(history_lints(&pipeline, &args.runs_dir, options.as_of));
+            lints.extend(history_lints(&pipeline, &args.runs_dir.dir, options.as_of));
             report_lints(&lints, args.input.deny_warnings)?;
             summary(format_args!(
                 "{}: {} lint warning(s)",

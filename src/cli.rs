@@ -287,7 +287,8 @@ pub enum BallistaCommand {
 /// The folder default output folders are made in, set once per machine.
 #[derive(Debug, Args)]
 pub struct RunsDir {
-    /// Folder the default output folder is made in.
+    /// Folder of the pipeline's runs: `run` makes its default output folder there, `history`
+    /// and the segment-proliferation lint read the earlier runs in it.
     #[arg(
         long = "runs-dir",
         value_name = "DIR",
@@ -680,15 +681,9 @@ pub struct LintArgs {
     /// How to print diagnostics.
     #[arg(long, value_enum, default_value_t = MessageFormat::Human)]
     pub format: MessageFormat,
-    /// Folder of the pipeline's earlier runs (where `run` makes its default run folders), for
-    /// the segment-proliferation lint.
-    #[arg(
-        long = "runs-dir",
-        value_name = "DIR",
-        default_value = "runs",
-        env = "SEGFLOW_RUNS_DIR"
-    )]
-    pub runs_dir: PathBuf,
+    /// The pipeline's earlier runs, for the segment-proliferation lint.
+    #[command(flatten)]
+    pub runs_dir: RunsDir,
 }
 
 fn parse_table(text: &str) -> Result<(String, crate::engine::portable::TableName), String> {
