@@ -9,7 +9,7 @@ use crate::pipeline::model::CohortPeriod;
 use crate::report::suppression::MaskReason;
 use crate::run_folder::CohortsDocument;
 
-fn period_name(period: CohortPeriod) -> String {
+pub(super) fn period_name(period: CohortPeriod) -> String {
     match period {
         CohortPeriod::Month => "month",
         CohortPeriod::Quarter => "quarter",

@@ -90,7 +90,7 @@ impl Builder<'_> {
     }
 
     /// Each declared concentration feature: its curve and every segment's two shares.
-    pub(super) fn concentration(&mut self) -> Vec<ConcentrationCard> {
+    pub(super) fn concentration(&self) -> Vec<ConcentrationCard> {
         let results = &self.docs.segments.results;
         results
             .concentration
@@ -246,7 +246,7 @@ impl Builder<'_> {
             period: docs
                 .cohorts
                 .as_ref()
-                .map(|c| format!("{:?}", c.cohorts.period).to_lowercase()),
+                .map(|c| super::cohorts::period_name(c.cohorts.period)),
             name: spec
                 .name
                 .clone()
