@@ -1130,19 +1130,17 @@ async fn profile(
     let icp = if profiles::register_icp_view(ctx, ASSIGNMENTS, ICP_VIEW, pipeline).await? {
         let names: Vec<String> = pipeline.features.iter().map(|f| f.name.clone()).collect();
         let grouped = stats::compute(ctx, ICP_VIEW, schema, &names, true, false).await?;
-        let group = |icp: bool| {
+        let group = |id: &str| {
             grouped
                 .iter()
-                .find(|g| {
-                    g.segment.as_deref() == Some(if icp { profiles::ICP } else { profiles::REST })
-                })
+                .find(|g| g.segment.as_deref() == Some(id))
                 .map_or_else(
                     || (0, empty_stats(&names)),
                     |g| (g.customers, g.features.clone()),
                 )
         };
-        let (customers, features) = group(true);
-        let (_, rest) = group(false);
+        let (customers, features) = group(profiles::ICP);
+        let (_, rest) = group(profiles::REST);
         let two = [
             Some(profiles::ICP.to_string()),
             Some(profiles::REST.to_string()),
